@@ -1,0 +1,105 @@
+package chat
+
+import "time"
+
+// RoomStatus is a room's place in its lifecycle WAITING -> IN_PROGRESS -> ENDED.
+type RoomStatus string
+
+const (
+	StatusWaiting    RoomStatus = "WAITING"
+	StatusInProgress RoomStatus = "IN_PROGRESS"
+	StatusEnded      RoomStatus = "ENDED"
+)
+
+// Company is a tenant. Nothing of one company is visible to another.
+type Company struct {
+	ID   int64
+	Name string
+	// LegacyKeyPrefix, when set, makes the customer's secretKey CONNECT header
+	// mandatory: it must equal the prefix followed by today's YYYYMMDD.
+	LegacyKeyPrefix string
+	// SigningSecret is the HMAC key of the signed customer mode; RequireSigned
+	// refuses customers that do not use it.
+	SigningSecret string
+	RequireSigned bool
+	// UseConfigJSON is sent as profile.companyUseConfigJson (nil -> null).
+	UseConfigJSON *string
+	// WaitingText and ReplyText are WELCOME_MESSAGE's autoMessage1/2.
+	WaitingText *string
+	ReplyText   *string
+	// Working hours in the server's zone, "HH:MM"; empty means always open.
+	WorkStart, WorkEnd   string
+	LunchStart, LunchEnd string
+	// START_MESSAGE texts for each case.
+	WorkingText, AfterHoursText, LunchText string
+	// AllowCustomerVideo lets customers start a video call (video issue).
+	AllowCustomerVideo bool
+}
+
+// Member is a counselor of a company; IsAdmin makes it the administrator.
+type Member struct {
+	ID           int64
+	CompanyID    int64
+	LoginName    string
+	Name         string
+	PasswordHash string
+	IsAdmin      bool
+	CreatedAt    time.Time
+}
+
+// Customer is a user of the company's consumer app.
+type Customer struct {
+	ID                 int64
+	CompanyID          int64
+	GasappMemberNumber string // digits only
+	Name               string
+	CreatedAt          time.Time
+}
+
+// Speaker is whoever writes in rooms: exactly one of MemberID, CustomerID is
+// set, or neither for the system.
+type Speaker struct {
+	ID         int64
+	CompanyID  int64
+	MemberID   *int64
+	CustomerID *int64
+	Name       string
+}
+
+// Room is one counseling conversation of one customer.
+type Room struct {
+	ID            int64
+	CompanyID     int64
+	CustomerID    int64
+	MemberID      *int64 // assignee, nil while WAITING
+	Status        RoomStatus
+	Name          string // the customer's name at creation
+	ReviewScore   *int
+	LastMessageID int64
+	CreateDate    time.Time
+	UpdateDate    time.Time
+	EndDate       *time.Time
+}
+
+// Message is one stored chat message.
+type Message struct {
+	ID              int64
+	RoomID          int64
+	CompanyID       int64
+	SpeakerID       int64
+	SpeakerName     string
+	Type            int // 0 text, 1 image
+	Body            string
+	Detail          string // image path for Type 1
+	Thumbnail       string
+	AdminType       int // 0 conversation, 1 internal note (members only)
+	IsSystem        bool
+	IsEmployee      bool
+	IsCustomer      bool
+	IsOnline        bool
+	JoinMessageID   int64
+	ClientMessageID string
+	Deleted         bool
+	CreateDate      time.Time
+	UpdateDate      time.Time
+}

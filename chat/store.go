@@ -1,0 +1,80 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Store is the persistence chat needs. It is declared here, by its consumer;
+// package store implements it on GORM (SQLite and MySQL).
+//
+// Every method takes a context and returns errors wrapped with what it was
+// doing. A missing row is reported as an error wrapping ErrNotFound.
+type Store interface {
+	Ping(ctx context.Context) error
+
+	Company(ctx context.Context, id int64) (*Company, error)
+	SaveCompany(ctx context.Context, c *Company) error // insert or update by ID
+
+	Member(ctx context.Context, id int64) (*Member, error)
+	MemberByLogin(ctx context.Context, loginName string) (*Member, error)
+	Members(ctx context.Context, companyID int64) ([]Member, error)
+	// CreateMember inserts m and sets m.ID; a taken LoginName wraps ErrConflict.
+	CreateMember(ctx context.Context, m *Member) error
+
+	// EnsureCustomer returns the customer (companyID, number), creating it, and
+	// updates its Name when name is not empty and differs.
+	EnsureCustomer(ctx context.Context, companyID int64, number, name string) (*Customer, error)
+	Customer(ctx context.Context, id int64) (*Customer, error)
+
+	// MemberSpeaker and CustomerSpeaker return the speaker row of a member or
+	// customer in its company, creating it on first use.
+	MemberSpeaker(ctx context.Context, m *Member) (*Speaker, error)
+	CustomerSpeaker(ctx context.Context, c *Customer) (*Speaker, error)
+	Speaker(ctx context.Context, id int64) (*Speaker, error)
+
+	// OpenRoom returns the customer's room that is not ENDED, creating a WAITING
+	// room named after the customer when there is none (created reports which).
+	// Two concurrent calls for one customer must yield the same room.
+	OpenRoom(ctx context.Context, c *Customer, now time.Time) (room *Room, created bool, err error)
+	Room(ctx context.Context, id int64) (*Room, error)
+	// Rooms lists a company's rooms with the given status ("" for all), newest
+	// activity (UpdateDate, then ID) first, at most limit.
+	Rooms(ctx context.Context, companyID int64, status RoomStatus, limit int) ([]Room, error)
+	// AssignRoom moves a WAITING room to IN_PROGRESS with member m as assignee.
+	// changed is false (and no error) when the room was already assigned to m.
+	// A room assigned to someone else, or ENDED, wraps ErrConflict.
+	AssignRoom(ctx context.Context, roomID, memberID int64, now time.Time) (room *Room, changed bool, err error)
+	// EndRoom sets ENDED; changed is false if it already was.
+	EndRoom(ctx context.Context, roomID int64, now time.Time) (room *Room, changed bool, err error)
+	SetReview(ctx context.Context, roomID int64, score int, now time.Time) error
+
+	// AppendMessage stores m (setting ID, dates) and bumps the room's
+	// UpdateDate and LastMessageID. When m.ClientMessageID is not empty and the
+	// same speaker already stored a message with it in that room, it stores
+	// nothing and returns the earlier message with duplicate = true.
+	AppendMessage(ctx context.Context, m *Message) (stored *Message, duplicate bool, err error)
+	Message(ctx context.Context, id int64) (*Message, error)
+	// Messages returns up to limit messages of a room with ID < beforeID
+	// (beforeID <= 0: the newest), ascending by ID. Internal notes
+	// (AdminType 1) only when withInternal. Deleted messages are included
+	// with Deleted set, so clients can show "deleted".
+	Messages(ctx context.Context, roomID, beforeID int64, limit int, withInternal bool) ([]Message, error)
+	// DeleteMessage soft-deletes; changed is false if it already was deleted.
+	DeleteMessage(ctx context.Context, id int64, now time.Time) (changed bool, err error)
+
+	// MarkRead moves a speaker's read position in a room forward to lastID
+	// (never backward); moved reports whether it changed.
+	MarkRead(ctx context.Context, roomID, speakerID, lastID int64) (moved bool, err error)
+	// ReadPositions maps speaker ID to the last message ID it has read.
+	ReadPositions(ctx context.Context, roomID int64) (map[int64]int64, error)
+	// UnreadCount counts a room's conversation messages (AdminType 0, not
+	// deleted) newer than speakerID's read position and not written by it.
+	UnreadCount(ctx context.Context, roomID, speakerID int64) (int, error)
+}
+
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
