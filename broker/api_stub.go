@@ -62,6 +62,4 @@ func (s *Server) SendPrivate(ctx context.Context, sessionID string, body []byte)
 // Shutdown stops accepting, tells every client reason in an ERROR frame, and closes.
 func (s *Server) Shutdown(ctx context.Context, reason string) error { panic("stub") }
 
-type Bus interface{}
-
 func NewMemoryBus() Bus { panic("stub") }
