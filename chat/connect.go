@@ -1,0 +1,306 @@
+package chat
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cstalk/cstalk/broker"
+)
+
+// Errors of CustomerFromHeaders. ErrCustomerCredentials means the headers
+// named a valid customer but its secretKey or signature failed: the STOMP
+// side still accepts the connection and answers UNAUTHORIZED.
+var (
+	ErrUnknownCompany      = errors.New("chat: unknown company")
+	ErrBadCustomerHeaders  = errors.New("chat: invalid customer headers")
+	ErrCustomerCredentials = errors.New("chat: customer credentials rejected")
+)
+
+// Customer CONNECT (and upload) headers.
+const (
+	HeaderCompanyID       = "companyId"
+	HeaderMemberNumber    = "gasappMemberNumber"
+	HeaderCustomerName    = "name"
+	HeaderSecretKey       = "secretKey"
+	HeaderSignature       = "signature"
+	HeaderTimestamp       = "timestamp"
+	maxCustomerNameRunes  = 100
+	maxMemberNumberDigits = 30
+)
+
+// CustomerFromHeaders identifies a customer from CONNECT-style headers and
+// returns its company and (created on first use) customer row.
+//
+// Headers: companyId (the company's number), gasappMemberNumber (digits
+// only), optional name (display name, UTF-8; updates the stored name).
+//
+// Credentials, checked in this order:
+//
+//   - Signed mode: headers "timestamp" (Unix seconds, decimal) and
+//     "signature" = hex(HMAC-SHA256(key = the company's signing secret,
+//     companyId + "\n" + gasappMemberNumber + "\n" + timestamp)), hex in
+//     either case. The timestamp must be within SignatureMaxSkew (default 5
+//     minutes) of the server's clock. A present signature is always verified;
+//     it is mandatory when Config.RequireSignedCustomers or the company's
+//     RequireSigned is set.
+//   - Legacy mode: when the request is not signed and the company has a
+//     LegacyKeyPrefix, header "secretKey" must equal that prefix followed by
+//     today's date YYYYMMDD in Config.Zone (e.g. "PREFIX_20261123").
+//   - Otherwise the identity headers alone are accepted, as deployed apps do.
+//
+// Failing credentials wrap ErrCustomerCredentials (the company and a customer
+// value without ID are still returned so the caller can describe who was
+// refused); bad headers wrap ErrBadCustomerHeaders, an unknown company
+// ErrUnknownCompany.
+func (s *Service) CustomerFromHeaders(ctx context.Context, get func(name string) string) (*Company, *Customer, error) {
+	companyText := strings.TrimSpace(get(HeaderCompanyID))
+	companyID, err := strconv.ParseInt(companyText, 10, 64)
+	if err != nil || companyID <= 0 {
+		return nil, nil, fmt.Errorf("%w: companyId %q", ErrBadCustomerHeaders, companyText)
+	}
+	number := strings.TrimSpace(get(HeaderMemberNumber))
+	if !isDigits(number) || len(number) > maxMemberNumberDigits {
+		return nil, nil, fmt.Errorf("%w: gasappMemberNumber %q", ErrBadCustomerHeaders, number)
+	}
+	name := strings.TrimSpace(get(HeaderCustomerName))
+	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxCustomerNameRunes || strings.ContainsAny(name, "\x00\r\n") {
+		return nil, nil, fmt.Errorf("%w: name", ErrBadCustomerHeaders)
+	}
+	company, err := s.store.Company(ctx, companyID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, fmt.Errorf("%w: %d", ErrUnknownCompany, companyID)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("chat: company %d: %w", companyID, err)
+	}
+	if err := s.checkCustomerCredentials(company, companyText, number, get); err != nil {
+		return company, &Customer{CompanyID: companyID, GasappMemberNumber: number, Name: name}, err
+	}
+	customer, err := s.store.EnsureCustomer(ctx, companyID, number, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("chat: customer %d/%s: %w", companyID, number, err)
+	}
+	return company, customer, nil
+}
+
+func (s *Service) checkCustomerCredentials(company *Company, companyText, number string, get func(string) string) error {
+	signature := strings.TrimSpace(get(HeaderSignature))
+	if signature != "" {
+		return s.checkSignature(company, companyText, number, strings.TrimSpace(get(HeaderTimestamp)), signature)
+	}
+	if s.cfg.RequireSignedCustomers || company.RequireSigned {
+		return fmt.Errorf("%w: signature required", ErrCustomerCredentials)
+	}
+	if company.LegacyKeyPrefix != "" {
+		want := company.LegacyKeyPrefix + s.now().In(s.cfg.Zone).Format("20060102")
+		if !hmac.Equal([]byte(get(HeaderSecretKey)), []byte(want)) {
+			return fmt.Errorf("%w: secretKey", ErrCustomerCredentials)
+		}
+	}
+	return nil
+}
+
+func (s *Service) checkSignature(company *Company, companyText, number, timestamp, signature string) error {
+	if company.SigningSecret == "" {
+		return fmt.Errorf("%w: company %d has no signing secret", ErrCustomerCredentials, company.ID)
+	}
+	unix, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: timestamp %q", ErrCustomerCredentials, timestamp)
+	}
+	skew := s.now().Sub(time.Unix(unix, 0))
+	if skew < 0 {
+		skew = -skew
+	}
+	if skew > s.cfg.SignatureMaxSkew {
+		return fmt.Errorf("%w: timestamp off by %s", ErrCustomerCredentials, skew)
+	}
+	got, err := hex.DecodeString(signature)
+	if err != nil {
+		return fmt.Errorf("%w: signature is not hex", ErrCustomerCredentials)
+	}
+	if !hmac.Equal(got, SignCustomer(company.SigningSecret, companyText, number, timestamp)) {
+		return fmt.Errorf("%w: signature mismatch", ErrCustomerCredentials)
+	}
+	return nil
+}
+
+// SignCustomer computes the signed-mode MAC (raw bytes; send it hex-encoded).
+// Company back ends use the same computation to sign their app's CONNECT.
+func SignCustomer(secret, companyID, gasappMemberNumber, timestamp string) []byte {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(companyID + "\n" + gasappMemberNumber + "\n" + timestamp))
+	return mac.Sum(nil)
+}
+
+func isDigits(v string) bool {
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// principal is what one STOMP connection acts as. It is created by
+// Authenticate and lives as long as the connection. Hooks run on the
+// connection's reader goroutine, but the fields below the mutex are also read
+// when other connections' events are fanned out, so they are guarded.
+type principal struct {
+	lang     Lang
+	company  *Company
+	member   *Member   // set for counselors
+	customer *Customer // set for customers
+	speaker  *Speaker  // nil for an unauthorized customer
+	// unauthorized marks a customer whose credentials failed: it may only
+	// subscribe to its private destination, where it gets UNAUTHORIZED.
+	unauthorized bool
+
+	mu         sync.Mutex
+	private    bool           // subscribed to the private destination
+	lastRoom   int64          // most recently subscribed room
+	rooms      map[int64]bool // rooms this connection is present in
+	openRoomID int64          // the customer's open room (LOGINED)
+}
+
+func (p *principal) isMember() bool { return p.member != nil }
+
+func (p *principal) isAdmin() bool { return p.member != nil && p.member.IsAdmin }
+
+func (p *principal) hasPrivate() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.private
+}
+
+func (p *principal) setPrivate(v bool) {
+	p.mu.Lock()
+	p.private = v
+	p.mu.Unlock()
+}
+
+func (p *principal) enterRoom(id int64) {
+	p.mu.Lock()
+	p.rooms[id] = true
+	p.lastRoom = id
+	p.mu.Unlock()
+}
+
+// leaveRoom reports whether the connection was present in the room.
+func (p *principal) leaveRoom(id int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	was := p.rooms[id]
+	delete(p.rooms, id)
+	if p.lastRoom == id {
+		p.lastRoom = 0
+		for other := range p.rooms {
+			p.lastRoom = other
+			break
+		}
+	}
+	return was
+}
+
+func (p *principal) roomIDs() []int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := make([]int64, 0, len(p.rooms))
+	for id := range p.rooms {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func (p *principal) currentRoom() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lastRoom != 0 {
+		return p.lastRoom
+	}
+	return p.openRoomID
+}
+
+// connErr is an Authenticate refusal: its text goes into the ERROR frame, so
+// it is a stable code, never an internal error string.
+type connErr string
+
+func (e connErr) Error() string { return string(e) }
+
+// Authenticate implements broker.Application: members by bearer token,
+// customers by companyId + gasappMemberNumber (see CustomerFromHeaders).
+func (s *Service) Authenticate(ctx context.Context, c *broker.Conn, connect broker.Header) (any, error) {
+	return s.authenticate(ctx, c.ID(), connect.Get)
+}
+
+func (s *Service) authenticate(ctx context.Context, sessionID string, get func(string) string) (*principal, error) {
+	p := &principal{lang: LangFrom(get("accept-language")), rooms: make(map[int64]bool)}
+	auth := get("Authorization")
+	if auth == "" {
+		auth = get("authorization")
+	}
+	if auth != "" || get(HeaderCompanyID) == "" {
+		m, err := s.MemberFromToken(ctx, auth)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidToken) {
+				s.log.Error("member connect", "session", sessionID, "err", err)
+				return nil, connErr("internal error")
+			}
+			s.log.Info("member connect refused", "session", sessionID, "err", err)
+			return nil, connErr("unauthorized")
+		}
+		company, err := s.store.Company(ctx, m.CompanyID)
+		if err != nil {
+			s.log.Error("member connect: company", "session", sessionID, "member", m.ID, "err", err)
+			return nil, connErr("internal error")
+		}
+		speaker, err := s.store.MemberSpeaker(ctx, m)
+		if err != nil {
+			s.log.Error("member connect: speaker", "session", sessionID, "member", m.ID, "err", err)
+			return nil, connErr("internal error")
+		}
+		p.member, p.company, p.speaker = m, company, speaker
+		s.rememberSpeaker(true, m.ID, speaker.ID)
+		return p, nil
+	}
+	company, customer, err := s.CustomerFromHeaders(ctx, get)
+	switch {
+	case errors.Is(err, ErrCustomerCredentials):
+		s.log.Info("customer credentials refused", "session", sessionID, "company", company.ID, "err", err)
+		p.company, p.customer, p.unauthorized = company, customer, true
+		return p, nil
+	case errors.Is(err, ErrUnknownCompany):
+		return nil, connErr("unknown companyId")
+	case errors.Is(err, ErrBadCustomerHeaders):
+		s.log.Info("customer connect refused", "session", sessionID, "err", err)
+		return nil, connErr("invalid customer headers: companyId and a numeric gasappMemberNumber are required")
+	case err != nil:
+		s.log.Error("customer connect", "session", sessionID, "err", err)
+		return nil, connErr("internal error")
+	}
+	speaker, err := s.store.CustomerSpeaker(ctx, customer)
+	if err != nil {
+		s.log.Error("customer connect: speaker", "session", sessionID, "customer", customer.ID, "err", err)
+		return nil, connErr("internal error")
+	}
+	p.company, p.customer, p.speaker = company, customer, speaker
+	s.rememberSpeaker(false, customer.ID, speaker.ID)
+	return p, nil
+}
+
+func principalOf(c *broker.Conn) *principal {
+	p, _ := c.Principal().(*principal)
+	return p
+}

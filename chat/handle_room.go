@@ -1,0 +1,385 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+const maxHistoryItems = 200
+
+// assign gives a WAITING room to member p and stores the system message
+// announcing it. It returns the room as stored and the system message, nil
+// when p already had the room; another member's room wraps ErrConflict.
+func (s *Service) assign(ctx context.Context, p *principal, room *Room) (*Room, *Message, error) {
+	updated, changed, err := s.store.AssignRoom(ctx, room.ID, p.member.ID, s.now())
+	if err != nil {
+		return nil, nil, fmt.Errorf("assign room %d to member %d: %w", room.ID, p.member.ID, err)
+	}
+	if !changed {
+		return updated, nil, nil
+	}
+	s.log.Info("room assigned", "room", room.ID, "member", p.member.ID)
+	sys := &Message{
+		Body:     fmt.Sprintf(Korean.T("system_assigned"), p.member.Name),
+		IsSystem: true,
+	}
+	stored, _, err := s.appendMessage(ctx, p, updated, sys)
+	if err != nil {
+		return nil, nil, err
+	}
+	return updated, stored, nil
+}
+
+// afterAssign tells the room (system message, ROOM_DETAIL) and the lobby.
+func (s *Service) afterAssign(ctx context.Context, sessionID string, p *principal, room *Room, rp *roomPeople, sys *Message, detail *RoomDetail) error {
+	if err := s.deliver(ctx, sessionID, room, sys, &Envelope{
+		EventName: EventMessage, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
+		Data: map[string]any{"message": s.messagePayload(room, rp, sys)}, SessionID: sessionID,
+	}); err != nil {
+		return err
+	}
+	if err := s.publishRoom(ctx, room, sessionID, EventRoomDetail, map[string]any{"room": detail}); err != nil {
+		return err
+	}
+	prof := s.profile(p, sessionID, room.ID)
+	return s.reloadLobby(ctx, room.CompanyID, room, &prof, sessionID)
+}
+
+func (s *Service) handleAssign(ctx context.Context, r *request) error {
+	if !r.p.isMember() {
+		return reason("members_only")
+	}
+	room, err := r.targetRoom(ctx)
+	if err != nil {
+		return err
+	}
+	if room.Status == StatusEnded {
+		return reason("room_ended")
+	}
+	updated, sys, err := s.assign(ctx, r.p, room)
+	if errors.Is(err, ErrConflict) {
+		return reason("room_taken")
+	}
+	if err != nil {
+		return err
+	}
+	r.room = updated
+	rp, err := s.loadRoomPeople(ctx, updated, true)
+	if err != nil {
+		return err
+	}
+	detail, err := s.roomDetail(ctx, updated, rp)
+	if err != nil {
+		return err
+	}
+	if sys != nil {
+		if err := s.afterAssign(ctx, r.sessionID, r.p, updated, rp, sys, detail); err != nil {
+			return err
+		}
+	}
+	return s.sendPrivate(ctx, r.sessionID, &Envelope{
+		EventName: EventRoomDetail, CompanyID: idString(updated.CompanyID), RoomID: idPtr(updated.ID),
+		Data: map[string]any{"room": detail}, SessionID: r.sessionID,
+	})
+}
+
+func (s *Service) handleRoomDetail(ctx context.Context, r *request) error {
+	room, err := r.targetRoom(ctx)
+	if err != nil {
+		return err
+	}
+	rp, err := s.loadRoomPeople(ctx, room, true)
+	if err != nil {
+		return err
+	}
+	detail, err := s.roomDetail(ctx, room, rp)
+	if err != nil {
+		return err
+	}
+	return s.sendPrivate(ctx, r.sessionID, &Envelope{
+		EventName: EventRoomDetail, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
+		Data: map[string]any{"room": s.viewerDetail(r.p, detail)}, SessionID: r.sessionID,
+	})
+}
+
+func (s *Service) handleEnd(ctx context.Context, r *request) error {
+	room, err := r.targetRoom(ctx)
+	if err != nil {
+		return err
+	}
+	prof := s.profile(r.p, r.sessionID, room.ID)
+	changed, err := s.endRoom(ctx, room, &prof, r.sessionID)
+	if err != nil {
+		return err
+	}
+	if !changed {
+		// Ending twice is harmless: the caller learns it is over.
+		return s.sendPrivate(ctx, r.sessionID, &Envelope{
+			EventName: EventEnd, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
+			Data: map[string]any{}, SessionID: r.sessionID,
+		})
+	}
+	return nil
+}
+
+// EndRoom ends a room of actor's company (from the REST API): END to the
+// room, ROOM_DETAIL, RELOAD to the lobby. Another company's room wraps
+// ErrNotFound; ending an ENDED room does nothing.
+func (s *Service) EndRoom(ctx context.Context, actor *Member, roomID int64) error {
+	room, err := s.store.Room(ctx, roomID)
+	if err != nil {
+		return fmt.Errorf("chat: end room %d: %w", roomID, err)
+	}
+	if actor == nil || room.CompanyID != actor.CompanyID {
+		return fmt.Errorf("chat: end room %d: %w", roomID, ErrNotFound)
+	}
+	company, err := s.store.Company(ctx, room.CompanyID)
+	if err != nil {
+		return fmt.Errorf("chat: end room %d: %w", roomID, err)
+	}
+	sp, err := s.memberSpeakerID(ctx, actor)
+	if err != nil {
+		return fmt.Errorf("chat: end room %d: %w", roomID, err)
+	}
+	who := s.profile(&principal{company: company, member: actor, speaker: &Speaker{ID: sp}}, "", room.ID)
+	if _, err := s.endRoom(ctx, room, &who, ""); err != nil {
+		return fmt.Errorf("chat: end room %d: %w", roomID, err)
+	}
+	return nil
+}
+
+func (s *Service) endRoom(ctx context.Context, room *Room, who *Profile, sessionID string) (bool, error) {
+	ended, changed, err := s.store.EndRoom(ctx, room.ID, s.now())
+	if err != nil {
+		return false, fmt.Errorf("end room %d: %w", room.ID, err)
+	}
+	if !changed {
+		return false, nil
+	}
+	s.log.Info("room ended", "room", room.ID, "company", room.CompanyID)
+	if err := s.publishRoom(ctx, ended, sessionID, EventEnd, map[string]any{}); err != nil {
+		return true, err
+	}
+	detail, err := s.RoomPayload(ctx, ended)
+	if err != nil {
+		return true, err
+	}
+	if err := s.publishRoom(ctx, ended, sessionID, EventRoomDetail, map[string]any{"room": detail}); err != nil {
+		return true, err
+	}
+	return true, s.reloadLobby(ctx, ended.CompanyID, ended, who, sessionID)
+}
+
+// handleStartMessage: a customer starts a consultation; the company's text
+// for the moment (working hours, lunch, after hours) is stored as a system
+// message and the lobby is told.
+func (s *Service) handleStartMessage(ctx context.Context, r *request) error {
+	if r.p.isMember() {
+		return reason("customers_only")
+	}
+	room, err := r.targetRoom(ctx)
+	if err != nil {
+		return err
+	}
+	if room.Status == StatusEnded {
+		return reason("room_ended")
+	}
+	sys := &Message{Body: s.startText(r.p.company, r.p.lang), IsSystem: true}
+	stored, _, err := s.appendMessage(ctx, r.p, room, sys)
+	if err != nil {
+		return err
+	}
+	rp, err := s.loadRoomPeople(ctx, room, true)
+	if err != nil {
+		return err
+	}
+	if err := s.deliver(ctx, r.sessionID, room, stored, &Envelope{
+		EventName: EventMessage, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
+		Data: map[string]any{"message": s.messagePayload(room, rp, stored)}, SessionID: r.sessionID,
+	}); err != nil {
+		return err
+	}
+	prof := s.profile(r.p, r.sessionID, room.ID)
+	return s.reloadLobby(ctx, room.CompanyID, room, &prof, r.sessionID)
+}
+
+// startText picks the company's START_MESSAGE text for now in cfg.Zone.
+func (s *Service) startText(c *Company, l Lang) string {
+	now := s.now().In(s.cfg.Zone)
+	minute := now.Hour()*60 + now.Minute()
+	pick := func(custom, key string) string {
+		if strings.TrimSpace(custom) != "" {
+			return custom
+		}
+		return l.T(key)
+	}
+	if inWindow(minute, c.LunchStart, c.LunchEnd) {
+		return pick(c.LunchText, "start_lunch")
+	}
+	if c.WorkStart != "" && c.WorkEnd != "" && !inWindow(minute, c.WorkStart, c.WorkEnd) {
+		return pick(c.AfterHoursText, "start_after_hours")
+	}
+	return pick(c.WorkingText, "start_working")
+}
+
+// inWindow reports whether minute-of-day lies in [start, end) given as
+// "HH:MM"; windows may wrap midnight; an unset or bad window contains nothing.
+func inWindow(minute int, start, end string) bool {
+	a, okA := clockMinute(start)
+	b, okB := clockMinute(end)
+	if !okA || !okB || a == b {
+		return false
+	}
+	if a < b {
+		return minute >= a && minute < b
+	}
+	return minute >= a || minute < b
+}
+
+func clockMinute(v string) (int, bool) {
+	t, err := time.Parse("15:04", strings.TrimSpace(v))
+	if err != nil {
+		return 0, false
+	}
+	return t.Hour()*60 + t.Minute(), true
+}
+
+func (s *Service) handleReview(ctx context.Context, r *request) error {
+	if r.p.isMember() {
+		return reason("customers_only")
+	}
+	var d struct {
+		ReviewScore flexInt `json:"reviewScore"`
+	}
+	if err := r.decode(&d); err != nil {
+		return err
+	}
+	if !d.ReviewScore.set || d.ReviewScore.v < 1 || d.ReviewScore.v > 5 {
+		return reason("invalid_review")
+	}
+	room, err := r.targetRoom(ctx)
+	if err != nil {
+		return err
+	}
+	if room.Status != StatusEnded {
+		return reason("review_not_ended")
+	}
+	if err := s.store.SetReview(ctx, room.ID, int(d.ReviewScore.v), s.now()); err != nil {
+		return fmt.Errorf("review of room %d: %w", room.ID, err)
+	}
+	return s.sendPrivate(ctx, r.sessionID, &Envelope{
+		EventName: EventReview, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
+		Data: map[string]any{"success": true}, SessionID: r.sessionID,
+	})
+}
+
+// historyItem is one line of a chatbot transcript: either a plain string
+// (the bot spoke) or an object.
+type historyItem struct {
+	Message       string  `json:"message"`
+	MessageType   flexInt `json:"messageType"`
+	MessageDetail string  `json:"messageDetail"`
+	IsCustomer    flexInt `json:"isCustomer"`
+}
+
+// handleSaveHistory stores a chatbot transcript in the customer's room, in
+// order, and shows it to the room.
+func (s *Service) handleSaveHistory(ctx context.Context, r *request) error {
+	if r.p.isMember() {
+		return reason("customers_only")
+	}
+	var d struct {
+		History []json.RawMessage `json:"history"`
+	}
+	if err := r.decode(&d); err != nil {
+		return err
+	}
+	if d.History == nil {
+		return reason("missing_field", "history")
+	}
+	if len(d.History) > maxHistoryItems {
+		return reason("history_too_long", maxHistoryItems)
+	}
+	items := make([]historyItem, 0, len(d.History))
+	for _, raw := range d.History {
+		var it historyItem
+		if len(raw) > 0 && raw[0] == '"' {
+			if err := json.Unmarshal(raw, &it.Message); err != nil {
+				return reason("invalid_field", "history")
+			}
+		} else if err := json.Unmarshal(raw, &it); err != nil {
+			return reason("invalid_field", "history")
+		}
+		it.MessageDetail = strings.TrimSpace(it.MessageDetail)
+		switch {
+		case it.MessageType.v != 0 && it.MessageType.v != 1:
+			return reason("invalid_field", "messageType")
+		case len(it.Message) > s.cfg.MaxMessageBytes:
+			return reason("message_too_long", s.cfg.MaxMessageBytes)
+		case len(it.MessageDetail) > maxDetailBytes:
+			return reason("invalid_field", "messageDetail")
+		case strings.TrimSpace(it.Message) == "" && it.MessageDetail == "":
+			continue
+		}
+		items = append(items, it)
+	}
+	room, err := r.targetRoom(ctx)
+	if err != nil {
+		return err
+	}
+	if room.Status == StatusEnded {
+		return reason("room_ended")
+	}
+	stored := make([]*Message, 0, len(items))
+	for _, it := range items {
+		m := &Message{Type: int(it.MessageType.v), Body: it.Message, Detail: it.MessageDetail}
+		if it.IsCustomer.v == 0 {
+			m.IsSystem, m.SpeakerName = true, Korean.T("chatbot_name")
+		}
+		saved, _, err := s.appendMessage(ctx, r.p, room, m)
+		if err != nil {
+			return err
+		}
+		stored = append(stored, saved)
+	}
+	if len(stored) > 0 {
+		rp, err := s.loadRoomPeople(ctx, room, true)
+		if err != nil {
+			return err
+		}
+		for _, m := range stored {
+			if err := s.deliver(ctx, r.sessionID, room, m, &Envelope{
+				EventName: EventMessage, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
+				Data: map[string]any{"message": s.messagePayload(room, rp, m)}, SessionID: r.sessionID,
+			}); err != nil {
+				return err
+			}
+		}
+		prof := s.profile(r.p, r.sessionID, room.ID)
+		if err := s.reloadLobby(ctx, room.CompanyID, room, &prof, r.sessionID); err != nil {
+			return err
+		}
+	}
+	return s.sendPrivate(ctx, r.sessionID, &Envelope{
+		EventName: EventSaveHistory, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
+		Data: map[string]any{"success": true, "count": len(stored)}, SessionID: r.sessionID,
+	})
+}
+
+// handleLeave takes the connection out of the room without ending it (a
+// console going back to the lobby while its subscription lingers).
+func (s *Service) handleLeave(ctx context.Context, r *request) error {
+	room, err := r.targetRoom(ctx)
+	if err != nil {
+		return err
+	}
+	s.leaveRoom(ctx, r.sessionID, r.p, room.ID)
+	return s.sendPrivate(ctx, r.sessionID, &Envelope{
+		EventName: EventLeave, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
+		Data: map[string]any{"success": true}, SessionID: r.sessionID,
+	})
+}

@@ -1,0 +1,151 @@
+// Package chat is the counseling domain: companies, counselors (members),
+// customers, rooms and messages, and the STOMP events of the counseling chat
+// (see the chat contract). It plugs into the broker as a broker.Application and
+// reaches persistence through Store; it knows nothing of SQL, Redis or frames.
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cstalk/cstalk/broker"
+)
+
+// Config holds the chat settings; DefaultConfig fills every field.
+type Config struct {
+	// Zone is the time zone of every date on the wire and of working hours.
+	Zone *time.Location
+	// PageSize is the number of messages in one MESSAGE_LIST page.
+	PageSize int
+	// JWTSecret signs member tokens (HS256); it must be shared by all nodes.
+	JWTSecret []byte
+	JWTIssuer string
+	TokenTTL  time.Duration
+	// RequireSignedCustomers refuses customers that do not use the signed
+	// mode (see CustomerFromHeaders), whatever their company says.
+	RequireSignedCustomers bool
+	// SignatureMaxSkew is how far a signed CONNECT's timestamp may be from now.
+	SignatureMaxSkew time.Duration
+	// MaxMessageBytes limits one message's text (UTF-8 bytes).
+	MaxMessageBytes int
+	UploadDir       string
+	MaxUploadBytes  int64
+	// Now is the clock; tests inject their own.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the production defaults (JWTSecret stays empty: the
+// caller must provide one).
+func DefaultConfig() Config {
+	zone, err := time.LoadLocation("Asia/Seoul")
+	if err != nil {
+		// Without tzdata Korea is still UTC+9 all year round (no DST).
+		zone = time.FixedZone("KST", 9*60*60)
+	}
+	return Config{
+		Zone:             zone,
+		PageSize:         30,
+		JWTIssuer:        "cstalk",
+		TokenTTL:         12 * time.Hour,
+		SignatureMaxSkew: 5 * time.Minute,
+		MaxMessageBytes:  32 << 10,
+		UploadDir:        "./data/uploads",
+		MaxUploadBytes:   10 << 20,
+		Now:              time.Now,
+	}
+}
+
+// Broker is what chat needs from the message broker: publishing to a
+// destination's subscribers and reaching one connection's private destination,
+// both cluster-wide.
+type Broker interface {
+	Publish(ctx context.Context, destination string, body []byte) error
+	SendPrivate(ctx context.Context, sessionID string, body []byte) error
+}
+
+// Service implements the counseling chat on top of a Store and a Broker.
+type Service struct {
+	cfg      Config
+	store    Store
+	log      *slog.Logger
+	broker   Broker
+	presence Presence
+
+	// speakers caches speaker IDs of members and customers: they never change
+	// once created, and every message payload needs them.
+	speakerMu sync.Mutex
+	speakers  map[speakerKey]int64
+}
+
+type speakerKey struct {
+	member bool
+	id     int64
+}
+
+var _ broker.Application = (*Service)(nil)
+
+// New returns a Service; call Bind before the broker serves connections.
+func New(cfg Config, store Store, log *slog.Logger) (*Service, error) {
+	if store == nil {
+		return nil, errors.New("chat: nil store")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	def := DefaultConfig()
+	if cfg.Zone == nil {
+		cfg.Zone = def.Zone
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = def.PageSize
+	}
+	if cfg.JWTIssuer == "" {
+		cfg.JWTIssuer = def.JWTIssuer
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = def.TokenTTL
+	}
+	if cfg.SignatureMaxSkew <= 0 {
+		cfg.SignatureMaxSkew = def.SignatureMaxSkew
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = def.MaxMessageBytes
+	}
+	if cfg.UploadDir == "" {
+		cfg.UploadDir = def.UploadDir
+	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = def.MaxUploadBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = def.Now
+	}
+	if len(cfg.JWTSecret) < 16 {
+		return nil, fmt.Errorf("chat: JWT secret must be at least 16 bytes, got %d", len(cfg.JWTSecret))
+	}
+	return &Service{
+		cfg:      cfg,
+		store:    store,
+		log:      log.With("component", "chat"),
+		presence: NewMemoryPresence(),
+		speakers: make(map[speakerKey]int64),
+	}, nil
+}
+
+// Bind attaches the broker events are sent through. The broker is built with
+// the Service as its Application, so binding happens once, after both exist
+// and before the first connection.
+func (s *Service) Bind(b Broker) { s.broker = b }
+
+// UsePresence replaces the in-process presence registry, e.g. with a
+// cluster-wide one; call it before serving.
+func (s *Service) UsePresence(p Presence) { s.presence = p }
+
+// Config returns the effective configuration (defaults filled in).
+func (s *Service) Config() Config { return s.cfg }
+
+func (s *Service) now() time.Time { return s.cfg.Now() }
