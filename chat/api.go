@@ -1,0 +1,368 @@
+package chat
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// openAPISpec documents every endpoint APIHandler serves; it is served as is
+// at /api/openapi.yaml so clients and the code cannot drift apart unnoticed
+// (a test checks that each route appears in it).
+//
+//go:embed openapi.yaml
+var openAPISpec []byte
+
+const (
+	// roomListDefault and roomListMax bound GET /api/rooms: a console shows a
+	// screenful, and no request may make the store walk a whole tenant.
+	roomListDefault = 100
+	roomListMax     = 500
+	// messagePageMax caps ?limit= of GET /api/rooms/{id}/messages.
+	messagePageMax = 100
+	// loginBodyMax is far more than any login name and password need.
+	loginBodyMax = 4 << 10
+)
+
+// api is the HTTP side of the service. It holds what only the HTTP handlers
+// need, so the Service itself stays the STOMP side's.
+type api struct {
+	s   *Service
+	log *slog.Logger
+	// decodeSlots bounds how many uploads decode pixels at once: a decoded
+	// image takes up to maxUploadPixels*4 bytes of memory.
+	decodeSlots chan struct{}
+	// fileKey signs file access grants. It is derived from the JWT secret so
+	// a grant can never pass as a bearer token, nor the other way round.
+	fileKey []byte
+}
+
+// APIHandler serves the REST API under /api/ and the uploaded images under
+// /files/. Mount it on both prefixes.
+func (s *Service) APIHandler() http.Handler {
+	a := &api{
+		s:           s,
+		log:         s.log,
+		decodeSlots: make(chan struct{}, decodeConcurrency),
+		fileKey:     deriveFileKey(s.cfg.JWTSecret),
+	}
+	mux := http.NewServeMux()
+	route := func(method, path string, h http.HandlerFunc) {
+		mux.HandleFunc(method+" "+path, h)
+		// The same path with any other method: a JSON 405 instead of the
+		// mux's plain-text one.
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			allow := method
+			if method == http.MethodGet {
+				allow = "GET, HEAD"
+			}
+			w.Header().Set("Allow", allow)
+			a.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed")
+		})
+	}
+	route(http.MethodPost, "/api/auth/login", a.login)
+	route(http.MethodGet, "/api/me", a.me)
+	route(http.MethodGet, "/api/rooms", a.rooms)
+	route(http.MethodGet, "/api/rooms/{id}", a.room)
+	route(http.MethodGet, "/api/rooms/{id}/messages", a.messages)
+	route(http.MethodPost, "/api/uploads", a.upload)
+	route(http.MethodPost, "/api/files/access", a.fileAccess)
+	route(http.MethodGet, "/files/{company}/{room}/{name}", a.serveFile)
+	route(http.MethodGet, "/api/openapi.yaml", a.openAPI)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		a.fail(w, r, http.StatusNotFound, "not_found")
+	})
+	return mux
+}
+
+// apiError is the body of every error answer.
+type apiError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// apiMember is a member as the API shows it: companyId is a string and
+// isAdmin a 0/1 number, like everywhere on the wire.
+type apiMember struct {
+	ID        int64  `json:"id"`
+	CompanyID string `json:"companyId"`
+	LoginName string `json:"loginName"`
+	Name      string `json:"name"`
+	IsAdmin   int    `json:"isAdmin"`
+}
+
+func memberJSON(m *Member) apiMember {
+	admin := 0
+	if m.IsAdmin {
+		admin = 1
+	}
+	return apiMember{
+		ID:        m.ID,
+		CompanyID: strconv.FormatInt(m.CompanyID, 10),
+		LoginName: m.LoginName,
+		Name:      m.Name,
+		IsAdmin:   admin,
+	}
+}
+
+func (a *api) writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		a.log.Error("encode response", "err", err)
+		status, body = http.StatusInternalServerError, []byte(`{"code":500,"message":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+// fail answers status with the text of key in the client's language.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, status int, key string, args ...any) {
+	msg := LangFrom(r.Header.Get("Accept-Language")).T(key)
+	if len(args) > 0 {
+		msg = fmt.Sprintf(msg, args...)
+	}
+	a.writeJSON(w, status, apiError{Code: status, Message: msg})
+}
+
+// internal logs err with what was being done and answers a bare 500: the
+// client learns nothing of the cause.
+func (a *api) internal(w http.ResponseWriter, r *http.Request, doing string, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; nobody reads the answer.
+		return
+	}
+	a.log.Error(doing, "method", r.Method, "path", r.URL.Path, "err", err)
+	a.fail(w, r, http.StatusInternalServerError, "server_error")
+}
+
+// bearer returns the token of an "Authorization: Bearer ..." header, or "".
+func bearer(r *http.Request) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// member authenticates the request's bearer token. On failure it has
+// already answered 401 and returns nil.
+func (a *api) member(w http.ResponseWriter, r *http.Request) *Member {
+	token := bearer(r)
+	if token == "" {
+		a.fail(w, r, http.StatusUnauthorized, "unauthorized")
+		return nil
+	}
+	m, err := a.s.MemberFromToken(r.Context(), token)
+	switch {
+	case errors.Is(err, ErrInvalidToken):
+		a.log.Debug("bearer token refused", "path", r.URL.Path, "err", err)
+		a.fail(w, r, http.StatusUnauthorized, "unauthorized")
+		return nil
+	case err != nil:
+		a.internal(w, r, "member of token", err)
+		return nil
+	}
+	return m
+}
+
+// memberRoom loads the room of the path's {id} for m. A room of another
+// company is answered exactly like a missing one, so ids reveal nothing.
+func (a *api) memberRoom(w http.ResponseWriter, r *http.Request, m *Member) *Room {
+	id, ok := positiveID(r.PathValue("id"))
+	if !ok {
+		a.fail(w, r, http.StatusNotFound, "room_not_found")
+		return nil
+	}
+	room, err := a.s.store.Room(r.Context(), id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		a.fail(w, r, http.StatusNotFound, "room_not_found")
+		return nil
+	case err != nil:
+		a.internal(w, r, "load room", err)
+		return nil
+	case room.CompanyID != m.CompanyID:
+		a.fail(w, r, http.StatusNotFound, "room_not_found")
+		return nil
+	}
+	return room
+}
+
+type loginRequest struct {
+	LoginName string `json:"loginName"`
+	Password  string `json:"password"`
+}
+
+type loginResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	Member    apiMember `json:"member"`
+}
+
+func (a *api) login(w http.ResponseWriter, r *http.Request) {
+	var req loginRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, loginBodyMax))
+	if err := dec.Decode(&req); err != nil || req.LoginName == "" || req.Password == "" {
+		a.fail(w, r, http.StatusBadRequest, "login_body")
+		return
+	}
+	m, err := a.s.Login(r.Context(), req.LoginName, req.Password)
+	switch {
+	case errors.Is(err, ErrBadCredentials):
+		a.log.Info("login refused", "loginName", req.LoginName, "remote", r.RemoteAddr)
+		a.fail(w, r, http.StatusUnauthorized, "bad_credentials")
+		return
+	case err != nil:
+		a.internal(w, r, "login", err)
+		return
+	}
+	token, expires, err := a.s.IssueToken(m)
+	if err != nil {
+		a.internal(w, r, "issue token", err)
+		return
+	}
+	// Browsers load <img src="/files/..."> without an Authorization header;
+	// this cookie lets a console on the same site show a room's images.
+	if grant, err := a.fileGrant(memberSubject(m), m.CompanyID, expires); err == nil {
+		a.setFileCookie(w, r, grant, expires)
+	} else {
+		a.log.Error("sign file grant", "err", err)
+	}
+	a.log.Info("login", "memberId", m.ID, "companyId", m.CompanyID)
+	a.writeJSON(w, http.StatusOK, loginResponse{Token: token, ExpiresAt: expires.UTC(), Member: memberJSON(m)})
+}
+
+func (a *api) me(w http.ResponseWriter, r *http.Request) {
+	m := a.member(w, r)
+	if m == nil {
+		return
+	}
+	a.writeJSON(w, http.StatusOK, memberJSON(m))
+}
+
+func (a *api) rooms(w http.ResponseWriter, r *http.Request) {
+	m := a.member(w, r)
+	if m == nil {
+		return
+	}
+	q := r.URL.Query()
+	status := RoomStatus(q.Get("status"))
+	switch status {
+	case "", StatusWaiting, StatusInProgress, StatusEnded:
+	default:
+		a.fail(w, r, http.StatusBadRequest, "bad_status")
+		return
+	}
+	limit, ok := limitParam(q.Get("limit"), roomListDefault, roomListMax)
+	if !ok {
+		a.fail(w, r, http.StatusBadRequest, "bad_limit")
+		return
+	}
+	rooms, err := a.s.store.Rooms(r.Context(), m.CompanyID, status, limit)
+	if err != nil {
+		a.internal(w, r, "list rooms", err)
+		return
+	}
+	out := make([]*RoomDetail, 0, len(rooms))
+	for i := range rooms {
+		p, err := a.s.RoomPayload(r.Context(), &rooms[i])
+		if err != nil {
+			a.internal(w, r, "room payload", err)
+			return
+		}
+		out = append(out, p)
+	}
+	a.writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
+}
+
+func (a *api) room(w http.ResponseWriter, r *http.Request) {
+	m := a.member(w, r)
+	if m == nil {
+		return
+	}
+	room := a.memberRoom(w, r, m)
+	if room == nil {
+		return
+	}
+	p, err := a.s.RoomPayload(r.Context(), room)
+	if err != nil {
+		a.internal(w, r, "room payload", err)
+		return
+	}
+	a.writeJSON(w, http.StatusOK, p)
+}
+
+func (a *api) messages(w http.ResponseWriter, r *http.Request) {
+	m := a.member(w, r)
+	if m == nil {
+		return
+	}
+	room := a.memberRoom(w, r, m)
+	if room == nil {
+		return
+	}
+	q := r.URL.Query()
+	var before int64
+	if v := q.Get("before"); v != "" {
+		id, ok := positiveID(v)
+		if !ok {
+			a.fail(w, r, http.StatusBadRequest, "bad_before")
+			return
+		}
+		before = id
+	}
+	pageSize := a.s.cfg.PageSize
+	if pageSize <= 0 || pageSize > messagePageMax {
+		pageSize = messagePageMax
+	}
+	limit, ok := limitParam(q.Get("limit"), pageSize, messagePageMax)
+	if !ok {
+		a.fail(w, r, http.StatusBadRequest, "bad_limit")
+		return
+	}
+	// One more than asked tells whether an older page exists.
+	msgs, err := a.s.store.Messages(r.Context(), room.ID, before, limit+1, true)
+	if err != nil {
+		a.internal(w, r, "list messages", err)
+		return
+	}
+	hasMore := len(msgs) > limit
+	if hasMore {
+		msgs = msgs[len(msgs)-limit:]
+	}
+	payloads, err := a.s.MessagePayloads(r.Context(), room, msgs)
+	if err != nil {
+		a.internal(w, r, "message payloads", err)
+		return
+	}
+	a.writeJSON(w, http.StatusOK, map[string]any{"messages": payloads, "hasMore": hasMore})
+}
+
+// limitParam parses an optional ?limit=: empty gives def, more than max is
+// cut to max, anything else but a positive number is refused.
+func limitParam(v string, def, max int) (int, bool) {
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	return min(n, max), true
+}
+
+func (a *api) openAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write(openAPISpec)
+}
