@@ -1,0 +1,484 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-stomp/stomp/v3/frame"
+)
+
+// Header is the read side of a frame's headers.
+type Header interface {
+	Get(key string) string
+	Contains(key string) (string, bool)
+}
+
+var _ Header = (*frame.Header)(nil)
+
+// Conn is one STOMP connection, whatever transport carries it.
+//
+// Its reader goroutine parses and handles frames and calls the Application;
+// a writer goroutine, started when frames are queued and gone when the queue
+// is empty, owns the transport's write side. Whoever decides the connection
+// must end calls fail, which queues the ERROR frame; the writer closes the
+// transport after writing it, and the reader tears everything down.
+type Conn struct {
+	srv    *Server
+	t      transport
+	id     string
+	remote string
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed when teardown has finished
+
+	// Owned by the reader goroutine.
+	inbuf []byte
+	txs   map[string][]*frame.Frame
+
+	lastRead  atomic.Int64 // unix nanos of the last inbound bytes
+	lastWrite atomic.Int64 // unix nanos of the last outbound message
+
+	mu        sync.Mutex
+	version   version // set once at CONNECT, before anything else is queued
+	principal any
+	connected bool                     // CONNECTED queued
+	subs      map[string]*subscription // by subscription id
+	queue     []outItem
+	spare     []outItem
+	writing   bool
+	closing   bool // the final frames are queued; the writer closes after them
+	closed    bool // torn down: nothing more is queued
+	timer     *time.Timer
+	hbSend    time.Duration // how often the server must send something
+	hbRecv    time.Duration // how often the client promised to send something
+	nextMsgID uint64        // owned by the (single) writer
+	unacked   map[uint64]*subscription
+}
+
+// outItem is one queued frame: either a MESSAGE (sub and msg, encoded by the
+// writer so a fan-out costs no allocation per subscriber) or a pre-encoded
+// frame in raw.
+type outItem struct {
+	sub *subscription
+	msg *message
+	raw []byte
+	cmd outCommand
+}
+
+type outCommand uint8
+
+const (
+	outMessage outCommand = iota
+	outConnected
+	outReceipt
+	outError
+	outHeartbeat
+	outCommands
+)
+
+var outCommandNames = [outCommands]string{"MESSAGE", "CONNECTED", "RECEIPT", "ERROR", "HEARTBEAT"}
+
+func (c *Conn) ID() string { return c.id } // STOMP session id (unique per node and cluster)
+
+// Principal is what Authenticate returned (nil before CONNECT succeeded).
+func (c *Conn) Principal() any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.principal
+}
+
+// Transport names what carries the connection: "raw-websocket", "websocket",
+// "xhr-streaming", "xhr-polling", "eventsource", "htmlfile", "jsonp".
+func (c *Conn) Transport() string        { return c.t.Name() }
+func (c *Conn) Context() context.Context { return c.ctx } // ends when the connection ends
+func (c *Conn) RemoteAddr() string       { return c.remote }
+
+// Close sends an ERROR frame with reason, then closes the connection.
+func (c *Conn) Close(reason string) {
+	c.fail(&protocolError{kind: "closed", message: reason, detail: reason}, "")
+}
+
+// HasSubscription reports whether the connection subscribes to dest, with
+// or without its leading slash.
+func (c *Conn) HasSubscription(dest string) bool {
+	dest = normalizeDestination(dest)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.subs {
+		if s.dest == dest {
+			return true
+		}
+	}
+	return false
+}
+
+// serve is the reader goroutine: it runs until the transport fails or
+// closes, then tears the connection down.
+func (c *Conn) serve() {
+	defer c.teardown()
+	for {
+		r, err := c.t.NextReader()
+		if err != nil {
+			return
+		}
+		if err := c.readMessage(r); err != nil {
+			return
+		}
+	}
+}
+
+func (c *Conn) readMessage(r io.Reader) error {
+	chunk := c.srv.chunks.Get().(*[]byte)
+	defer c.srv.chunks.Put(chunk)
+	for {
+		n, err := r.Read(*chunk)
+		if n > 0 {
+			c.lastRead.Store(time.Now().UnixNano())
+			if !c.isClosing() {
+				c.consume((*chunk)[:n])
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// consume scans data, appended to any incomplete frame left from before,
+// and handles every complete frame in it. The leftover never exceeds
+// MaxFrameSize: scan refuses a frame that would.
+func (c *Conn) consume(data []byte) {
+	buf := data
+	if len(c.inbuf) > 0 {
+		c.inbuf = append(c.inbuf, data...)
+		buf = c.inbuf
+	}
+	for len(buf) > 0 {
+		skip, n, perr := c.srv.limits.scan(buf, c.version)
+		if perr != nil {
+			c.inbuf = nil
+			c.fail(perr, "")
+			return
+		}
+		buf = buf[skip:]
+		if n == 0 {
+			break
+		}
+		raw := buf[:n]
+		buf = buf[n:]
+		f, perr := c.srv.parse(raw, c.version)
+		if perr != nil {
+			c.inbuf = nil
+			c.fail(perr, "")
+			return
+		}
+		c.handle(f)
+		if c.isClosing() {
+			c.inbuf = nil
+			return
+		}
+	}
+	switch {
+	case len(buf) == 0:
+		c.inbuf = nil
+	case len(c.inbuf) > 0:
+		c.inbuf = append(c.inbuf[:0], buf...)
+	default:
+		c.inbuf = append([]byte(nil), buf...)
+	}
+}
+
+func (c *Conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// deliver queues a MESSAGE for sub. It never blocks: a connection whose
+// queue is full is cut as a slow consumer.
+func (c *Conn) deliver(sub *subscription, m *message) {
+	c.mu.Lock()
+	if c.closing || !sub.active.Load() {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.queue) >= c.srv.cfg.OutboundQueue {
+		c.failLocked(&protocolError{kind: "slow_consumer", message: "slow consumer",
+			detail: "the connection did not read its messages fast enough"}, "")
+		c.mu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, outItem{sub: sub, msg: m})
+	start := c.startWriterLocked()
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+// send queues a pre-encoded frame.
+func (c *Conn) send(raw []byte, cmd outCommand) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, outItem{raw: raw, cmd: cmd})
+	start := c.startWriterLocked()
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+func (c *Conn) startWriterLocked() bool {
+	if c.writing {
+		return false
+	}
+	c.writing = true
+	return true
+}
+
+// fail is the one place that decides a connection ends: the ERROR frame is
+// queued after everything already queued, and the writer closes the
+// transport once it is written.
+func (c *Conn) fail(e *protocolError, receiptID string) {
+	c.mu.Lock()
+	start := c.failLocked(e, receiptID)
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+func (c *Conn) failLocked(e *protocolError, receiptID string, extra ...string) (startWriter bool) {
+	if c.closing {
+		return false
+	}
+	c.closing = true
+	if e.kind != "" {
+		c.srv.metrics.errors.WithLabelValues(e.kind).Inc()
+	}
+	if e.kind != "" && e.kind != "closed" && e.kind != "shutdown" {
+		c.srv.log.Debug("connection refused", "session", c.id, "kind", e.kind, "message", e.message, "detail", e.detail)
+	}
+	if e.kind == "slow_consumer" {
+		clear(c.queue)
+		c.queue = c.queue[:0]
+	}
+	v := c.version
+	if v == 0 {
+		v = v12
+	}
+	if e.message != "" {
+		c.queue = append(c.queue, outItem{raw: encodeError(v, e, receiptID, extra...), cmd: outError})
+	}
+	// A writer stuck on a dead peer would hold the connection forever.
+	time.AfterFunc(c.srv.cfg.WriteTimeout+closeGrace, c.t.Abort)
+	if !c.writing {
+		c.writing = true
+		return true
+	}
+	return false
+}
+
+// closeQuietly ends the connection without an ERROR frame (DISCONNECT).
+func (c *Conn) closeQuietly() {
+	c.fail(&protocolError{}, "")
+}
+
+// writeBatchSize bounds one transport message when several frames are
+// queued together.
+const writeBatchSize = 32 << 10
+
+// writeLoop drains the queue, several frames per transport message, and
+// exits when the queue is empty; the next queued frame starts a new one, so
+// an idle connection holds no writer goroutine.
+func (c *Conn) writeLoop() {
+	bufp := c.srv.buffers.Get().(*[]byte)
+	defer c.srv.buffers.Put(bufp)
+	var counts [outCommands]int
+	for {
+		c.mu.Lock()
+		if c.closed || len(c.queue) == 0 {
+			c.writing = false
+			closeNow := c.closing && !c.closed
+			c.mu.Unlock()
+			if closeNow {
+				c.t.Close()
+			}
+			return
+		}
+		items := c.queue
+		c.queue, c.spare = c.spare[:0], nil
+		v := c.version
+		c.mu.Unlock()
+
+		now := time.Now().UnixNano()
+		buf := (*bufp)[:0]
+		for i := range items {
+			it := &items[i]
+			if it.msg != nil {
+				if !it.sub.active.Load() {
+					continue
+				}
+				buf = c.appendMessage(buf, v, it.sub, it.msg)
+				c.srv.metrics.latency.Observe(float64(now-it.msg.published) / 1e9)
+			} else {
+				buf = append(buf, it.raw...)
+			}
+			counts[it.cmd]++
+			if len(buf) >= writeBatchSize || i == len(items)-1 {
+				if err := c.t.Send(buf); err != nil {
+					c.writeFailed(err)
+					*bufp = buf[:0]
+					return
+				}
+				buf = buf[:0]
+			}
+		}
+		if len(buf) > 0 { // the last items were inactive subscriptions
+			if err := c.t.Send(buf); err != nil {
+				c.writeFailed(err)
+				*bufp = buf[:0]
+				return
+			}
+		}
+		*bufp = buf[:0]
+		c.lastWrite.Store(time.Now().UnixNano())
+		for cmd, n := range counts {
+			if n > 0 {
+				c.srv.metrics.framesOut[cmd].Add(float64(n))
+				counts[cmd] = 0
+			}
+		}
+		clear(items)
+		c.mu.Lock()
+		if cap(items) <= 64 {
+			c.spare = items[:0]
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (c *Conn) appendMessage(b []byte, v version, sub *subscription, m *message) []byte {
+	c.nextMsgID++
+	id := c.nextMsgID
+	b = append(b, sub.prefix...)
+	b = append(b, "message-id:"...)
+	b = appendUint(b, id)
+	b = append(b, '\n')
+	if sub.ack != ackAuto {
+		if v == v12 {
+			b = append(b, "ack:"...)
+			b = appendUint(b, id)
+			b = append(b, '\n')
+		}
+		c.mu.Lock()
+		if c.unacked == nil {
+			c.unacked = make(map[uint64]*subscription)
+		}
+		c.unacked[id] = sub
+		tooMany := len(c.unacked) > c.srv.cfg.OutboundQueue
+		c.mu.Unlock()
+		if tooMany {
+			c.fail(&protocolError{kind: "slow_consumer", message: "slow consumer",
+				detail: "too many messages are waiting for an ACK"}, "")
+		}
+	}
+	return append(b, m.suffix...)
+}
+
+func (c *Conn) writeFailed(err error) {
+	c.mu.Lock()
+	c.writing = false
+	c.closing = true
+	c.queue = nil
+	c.mu.Unlock()
+	c.srv.metrics.errors.WithLabelValues("write").Inc()
+	c.srv.log.Debug("write failed", "session", c.id, "err", err)
+	c.t.Abort()
+}
+
+// onTimer enforces the CONNECT deadline and both heart-beat directions.
+func (c *Conn) onTimer() {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	connected := c.connected
+	send, recv := c.hbSend, c.hbRecv
+	c.mu.Unlock()
+	if !connected {
+		c.fail(limitError("connect timeout", "no CONNECT frame within %s", c.srv.cfg.ConnectTimeout), "")
+		return
+	}
+	now := time.Now().UnixNano()
+	next := time.Duration(-1)
+	if send > 0 {
+		idle := time.Duration(now - c.lastWrite.Load())
+		wait := send - idle
+		if idle >= send*9/10 {
+			c.send(heartbeatFrame, outHeartbeat)
+			wait = send
+		}
+		next = wait
+	}
+	if recv > 0 {
+		limit := recv + recv/2
+		silent := time.Duration(now - c.lastRead.Load())
+		if silent >= limit {
+			c.fail(limitError("heart-beat timeout", "nothing received for %s; the client promised a heart-beat every %s", silent.Round(time.Millisecond), recv), "")
+			return
+		}
+		if wait := limit - silent; next < 0 || wait < next {
+			next = wait
+		}
+	}
+	if next >= 0 {
+		c.mu.Lock()
+		if !c.closing {
+			c.timer.Reset(next)
+		}
+		c.mu.Unlock()
+	}
+}
+
+var heartbeatFrame = []byte{'\n'}
+
+// teardown runs once, on the reader goroutine, after the transport is done.
+func (c *Conn) teardown() {
+	c.mu.Lock()
+	c.closing = true
+	c.closed = true
+	c.queue = nil
+	c.spare = nil
+	c.unacked = nil
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	subs := c.subs
+	c.subs = nil
+	principal := c.principal
+	c.mu.Unlock()
+	c.t.Abort()
+
+	for _, s := range subs {
+		c.srv.unsubscribe(s)
+		c.srv.app.Unsubscribed(c.ctx, c, s.dest)
+	}
+	if principal != nil {
+		c.srv.app.Disconnected(c.ctx, c)
+	}
+	c.cancel()
+	c.srv.removeConn(c)
+	close(c.done)
+}

@@ -1,0 +1,348 @@
+// Package broker is a STOMP 1.0–1.2 broker over SockJS and raw WebSocket.
+//
+// It owns the wire: transports, frame parsing and limits, sessions,
+// subscriptions, local fan-out and the bus that carries messages between
+// nodes. It knows nothing of counseling: a domain plugs in through
+// Application and publishes through Server.Publish and Server.SendPrivate.
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-stomp/stomp/v3/frame"
+	"github.com/gorilla/websocket"
+	"github.com/igm/sockjs-go/v3/sockjs"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Server is one broker node.
+type Server struct {
+	cfg     Config
+	app     Application
+	bus     Bus
+	log     *slog.Logger
+	metrics *metrics
+	limits  limits
+	hub     hub
+
+	upgrader websocket.Upgrader
+	sockjs   *sockjs.Handler
+
+	chunks  sync.Pool // *[]byte read buffers
+	buffers sync.Pool // *[]byte write buffers
+	parsers sync.Pool // *frameParser
+
+	runCtx    context.Context
+	runCancel context.CancelFunc
+	busDone   chan struct{}
+
+	subscriptions atomic.Int64
+
+	mu       sync.Mutex
+	conns    map[string]*Conn
+	shutdown bool
+}
+
+// Stats is a snapshot of a node's load.
+type Stats struct {
+	Connections   int
+	Subscriptions int
+	Topics        int // hub topics with local subscribers
+}
+
+// New builds a node. reg may be nil (no metrics exported); bus is the
+// node's link to the others (NewMemoryBus for a single node). The caller
+// closes the bus after Shutdown.
+func New(cfg Config, app Application, bus Bus, reg prometheus.Registerer, log *slog.Logger) (*Server, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	if app == nil || bus == nil {
+		return nil, errors.New("broker: New needs an Application and a Bus")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		app:     app,
+		bus:     bus,
+		log:     log.With("component", "broker"),
+		metrics: m,
+		limits:  limits{maxFrame: cfg.MaxFrameSize, maxHeaders: cfg.MaxHeaders, maxLine: cfg.MaxHeaderLine},
+		conns:   make(map[string]*Conn),
+		busDone: make(chan struct{}),
+	}
+	s.hub = hub{srv: s, topics: make(map[string]*topic)}
+	s.chunks.New = func() any { b := make([]byte, 4096); return &b }
+	s.buffers.New = func() any { b := make([]byte, 0, 4096); return &b }
+	s.parsers.New = func() any { return newFrameParser() }
+	checkOrigin := cfg.CheckOrigin
+	if checkOrigin == nil {
+		checkOrigin = func(*http.Request) bool { return true }
+	}
+	s.upgrader = websocket.Upgrader{
+		// Small read buffer and pooled write buffers keep an idle
+		// connection cheap; the read loop copies into pooled chunks.
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
+		Subprotocols:    []string{"v12.stomp", "v11.stomp", "v10.stomp"},
+		CheckOrigin:     checkOrigin,
+	}
+	opts := sockjs.DefaultOptions
+	opts.SockJSURL = cfg.SockJSURL
+	opts.WebsocketWriteTimeout = cfg.WriteTimeout
+	opts.WebsocketUpgrader = &websocket.Upgrader{
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     checkOrigin,
+	}
+	s.sockjs = sockjs.NewHandler(cfg.Path, opts, s.serveSockJS)
+
+	s.runCtx, s.runCancel = context.WithCancel(context.Background())
+	go s.runBus()
+	return s, nil
+}
+
+func (s *Server) runBus() {
+	defer close(s.busDone)
+	err := s.bus.Run(s.runCtx, s.deliverRemote)
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrBusClosed) {
+		s.log.Error("bus stopped", "err", err)
+	}
+}
+
+// deliverRemote fans out what another node published.
+func (s *Server) deliverRemote(topicName string, payload []byte) {
+	published, ct, body, err := decodePayload(payload)
+	if err != nil {
+		s.metrics.errors.WithLabelValues("bus").Inc()
+		s.log.Warn("dropping bus message", "topic", topicName, "err", err)
+		return
+	}
+	if ct == "" {
+		ct = s.cfg.ContentType
+	}
+	s.hub.publishLocal(topicName, &message{suffix: encodeMessageSuffix(ct, body), published: published})
+}
+
+// Handler serves cfg.Path and everything below it: SockJS, and the raw
+// WebSocket at cfg.Path + "/websocket".
+func (s *Server) Handler() http.Handler {
+	raw := s.cfg.Path + "/websocket"
+	info := s.cfg.Path + "/info"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case raw:
+			s.serveRaw(w, r)
+		case info:
+			if s.isShutdown() { // send new SockJS clients to another node
+				http.Error(w, "shutting down", http.StatusServiceUnavailable)
+				return
+			}
+			s.sockjs.ServeHTTP(w, r)
+		default:
+			s.sockjs.ServeHTTP(w, r)
+		}
+	})
+}
+
+func (s *Server) isShutdown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdown
+}
+
+func (s *Server) serveRaw(w http.ResponseWriter, r *http.Request) {
+	if s.isShutdown() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	t := &wsTransport{ws: ws, ctx: ctx, writeTimeout: s.cfg.WriteTimeout}
+	if c := s.newConn(t, r.RemoteAddr); c != nil {
+		c.serve()
+	}
+	_ = ws.Close()
+}
+
+func (s *Server) serveSockJS(sess sockjs.Session) {
+	t := newSockJSTransport(sess)
+	if c := s.newConn(t, sess.Request().RemoteAddr); c != nil {
+		c.serve()
+	} else {
+		t.Close()
+	}
+}
+
+// newConn registers a connection, or returns nil during shutdown.
+func (s *Server) newConn(t transport, remote string) *Conn {
+	ctx, cancel := context.WithCancel(t.Context())
+	c := &Conn{srv: s, t: t, id: newSessionID(), remote: remote, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	now := time.Now().UnixNano()
+	c.lastRead.Store(now)
+	c.lastWrite.Store(now)
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		cancel()
+		return nil
+	}
+	s.conns[c.id] = c
+	s.mu.Unlock()
+	s.metrics.connections.WithLabelValues(t.Name()).Inc()
+	c.mu.Lock()
+	c.timer = time.AfterFunc(s.cfg.ConnectTimeout, c.onTimer)
+	c.mu.Unlock()
+	return c
+}
+
+func (s *Server) removeConn(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c.id)
+	s.mu.Unlock()
+	s.metrics.connections.WithLabelValues(c.t.Name()).Dec()
+}
+
+func (s *Server) subscribe(sub *subscription) {
+	s.hub.add(sub)
+	s.subscriptions.Add(1)
+	s.metrics.subscriptions.Inc()
+}
+
+func (s *Server) unsubscribe(sub *subscription) {
+	if sub.active.Load() {
+		s.hub.remove(sub)
+		s.subscriptions.Add(-1)
+		s.metrics.subscriptions.Dec()
+	}
+}
+
+// newSessionID returns 128 random bits: unique across the cluster without
+// coordination.
+func newSessionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (s *Server) parse(raw []byte, v version) (*frame.Frame, *protocolError) {
+	unescaped := v == v10 || v == 0 || (len(raw) > 7 && (string(raw[:7]) == "CONNECT" || string(raw[:5]) == "STOMP"))
+	p := s.parsers.Get().(*frameParser)
+	f, reusable, err := p.parse(raw, unescaped)
+	if reusable {
+		s.parsers.Put(p)
+	}
+	if err != nil {
+		if errors.Is(err, frame.ErrInvalidCommand) {
+			return nil, malformed("invalid command", "unknown command")
+		}
+		return nil, malformed("invalid frame format", "the frame cannot be parsed: %v", err)
+	}
+	return f, nil
+}
+
+// Publish delivers body to every subscriber of destination on every node.
+func (s *Server) Publish(ctx context.Context, destination string, body []byte) error {
+	return s.publish(ctx, normalizeDestination(destination), s.cfg.ContentType, body)
+}
+
+func (s *Server) publish(ctx context.Context, topicName, contentType string, body []byte) error {
+	now := time.Now().UnixNano()
+	s.hub.publishLocal(topicName, &message{suffix: encodeMessageSuffix(contentType, body), published: now})
+	if contentType == s.cfg.ContentType {
+		contentType = ""
+	}
+	if err := s.bus.Publish(ctx, topicName, encodePayload(now, contentType, body)); err != nil {
+		s.metrics.errors.WithLabelValues("bus").Inc()
+		return fmt.Errorf("broker: publish to %s: %w", topicName, err)
+	}
+	return nil
+}
+
+// SendPrivate delivers body to the private destination of session
+// sessionID, on whichever node holds it.
+func (s *Server) SendPrivate(ctx context.Context, sessionID string, body []byte) error {
+	topicName := privateTopic(sessionID)
+	s.mu.Lock()
+	_, local := s.conns[sessionID]
+	s.mu.Unlock()
+	if local {
+		s.hub.publishLocal(topicName, &message{suffix: encodeMessageSuffix(s.cfg.ContentType, body), published: time.Now().UnixNano()})
+		return nil
+	}
+	if err := s.bus.Publish(ctx, topicName, encodePayload(time.Now().UnixNano(), "", body)); err != nil {
+		s.metrics.errors.WithLabelValues("bus").Inc()
+		return fmt.Errorf("broker: send to session %s: %w", sessionID, err)
+	}
+	return nil
+}
+
+// Stats reports the node's current load.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	n := len(s.conns)
+	s.mu.Unlock()
+	return Stats{Connections: n, Subscriptions: int(s.subscriptions.Load()), Topics: s.hub.count()}
+}
+
+// Shutdown stops accepting, tells every client reason in an ERROR frame, and
+// closes. It waits for the frames to be written and the connections to end,
+// until ctx ends; then it drops whatever is left.
+func (s *Server) Shutdown(ctx context.Context, reason string) error {
+	s.mu.Lock()
+	s.shutdown = true
+	conns := make([]*Conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.log.Info("shutting down", "connections", len(conns), "reason", reason)
+	for _, c := range conns {
+		c.fail(&protocolError{kind: "shutdown", message: reason, detail: reason}, "")
+	}
+	var err error
+	for _, c := range conns {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			err = fmt.Errorf("broker: shutdown: %w", ctx.Err())
+		}
+		if err != nil {
+			break
+		}
+	}
+	if err != nil {
+		for _, c := range conns {
+			c.t.Abort()
+		}
+	}
+	s.runCancel()
+	select {
+	case <-s.busDone:
+	case <-ctx.Done():
+		if err == nil {
+			err = fmt.Errorf("broker: shutdown: %w", ctx.Err())
+		}
+	}
+	return err
+}

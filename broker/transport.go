@@ -1,0 +1,131 @@
+package broker
+
+import (
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/igm/sockjs-go/v3/sockjs"
+)
+
+// transport is what a connection needs from whatever carries its bytes:
+// a raw WebSocket or any SockJS transport look the same behind it.
+type transport interface {
+	// Name is the transport's metrics label: "raw-websocket", "websocket",
+	// "xhr-streaming", ...
+	Name() string
+	// NextReader blocks until the next inbound message and returns its bytes.
+	// STOMP frames may span messages or share one.
+	NextReader() (io.Reader, error)
+	// Send writes one outbound message; only one goroutine sends at a time.
+	Send(p []byte) error
+	// Close starts an orderly close that lets the peer read what was sent;
+	// NextReader fails once the close completes.
+	Close()
+	// Abort drops the connection at once.
+	Abort()
+	// Context ends when the underlying connection is gone.
+	Context() context.Context
+}
+
+// wsTransport is the raw WebSocket at {Path}/websocket: one or more plain
+// STOMP frames per text message.
+type wsTransport struct {
+	ws           *websocket.Conn
+	ctx          context.Context
+	writeTimeout time.Duration
+	closeOnce    sync.Once
+}
+
+// closeGrace is how long a closing raw WebSocket waits for the peer's close
+// frame, so the peer reads the ERROR frame before the TCP connection goes.
+const closeGrace = 2 * time.Second
+
+func (t *wsTransport) Name() string             { return "raw-websocket" }
+func (t *wsTransport) Context() context.Context { return t.ctx }
+
+func (t *wsTransport) NextReader() (io.Reader, error) {
+	for {
+		kind, r, err := t.ws.NextReader()
+		if err != nil {
+			return nil, err
+		}
+		if kind == websocket.TextMessage || kind == websocket.BinaryMessage {
+			return r, nil
+		}
+	}
+}
+
+func (t *wsTransport) Send(p []byte) error {
+	if err := t.ws.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
+		return err
+	}
+	return t.ws.WriteMessage(websocket.TextMessage, p)
+}
+
+func (t *wsTransport) Close() {
+	t.closeOnce.Do(func() {
+		deadline := time.Now().Add(closeGrace)
+		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+		if err := t.ws.WriteControl(websocket.CloseMessage, msg, deadline); err != nil {
+			_ = t.ws.Close()
+			return
+		}
+		// The reader sees the peer's close frame, or this deadline.
+		_ = t.ws.SetReadDeadline(deadline)
+	})
+}
+
+func (t *wsTransport) Abort() { _ = t.ws.Close() }
+
+// sockjsTransport adapts a sockjs-go session (websocket, xhr-streaming,
+// xhr-polling, eventsource, htmlfile, jsonp).
+type sockjsTransport struct {
+	s    sockjs.Session
+	name string
+}
+
+func newSockJSTransport(s sockjs.Session) *sockjsTransport {
+	return &sockjsTransport{s: s, name: receiverName(s.ReceiverType())}
+}
+
+func receiverName(r sockjs.ReceiverType) string {
+	switch r {
+	case sockjs.ReceiverTypeWebsocket:
+		return "websocket"
+	case sockjs.ReceiverTypeXHRStreaming:
+		return "xhr-streaming"
+	case sockjs.ReceiverTypeXHR:
+		return "xhr-polling"
+	case sockjs.ReceiverTypeEventSource:
+		return "eventsource"
+	case sockjs.ReceiverTypeHtmlFile:
+		return "htmlfile"
+	case sockjs.ReceiverTypeJSONP:
+		return "jsonp"
+	case sockjs.ReceiverTypeRawWebsocket:
+		return "sockjs-raw-websocket"
+	default:
+		return "sockjs"
+	}
+}
+
+func (t *sockjsTransport) Name() string             { return t.name }
+func (t *sockjsTransport) Context() context.Context { return t.s.Context() }
+
+func (t *sockjsTransport) NextReader() (io.Reader, error) {
+	msg, err := t.s.RecvCtx(t.s.Context())
+	if err != nil {
+		return nil, err
+	}
+	return strings.NewReader(msg), nil
+}
+
+func (t *sockjsTransport) Send(p []byte) error { return t.s.Send(string(p)) }
+
+// SockJS close code 3000 is the protocol's "go away".
+func (t *sockjsTransport) Close() { _ = t.s.Close(3000, "Go away!") }
+func (t *sockjsTransport) Abort() { _ = t.s.Close(3000, "Go away!") }
