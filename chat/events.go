@@ -258,7 +258,13 @@ func (rp *roomPeople) noReadCount(m *Message) int {
 	if m.AdminType == 0 && rp.speakers.customer != 0 && rp.speakers.customer != m.SpeakerID && rp.positions[rp.speakers.customer] < m.ID {
 		n++
 	}
-	if rp.speakers.member != 0 && rp.speakers.member != m.SpeakerID && rp.positions[rp.speakers.member] < m.ID {
+	switch {
+	case rp.speakers.member != 0:
+		if rp.speakers.member != m.SpeakerID && rp.positions[rp.speakers.member] < m.ID {
+			n++
+		}
+	case !m.IsEmployee:
+		// Nobody is assigned yet: no counselor has read it.
 		n++
 	}
 	return n

@@ -1,0 +1,409 @@
+package chat_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-stomp/stomp/v3"
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/cstalk/cstalk/broker"
+	"github.com/cstalk/cstalk/broker/brokertest"
+	"github.com/cstalk/cstalk/chat"
+	"github.com/cstalk/cstalk/store"
+)
+
+// waitTimeout bounds every wait for an event; events normally arrive in
+// milliseconds, so only a broken server ever waits this long.
+const waitTimeout = 5 * time.Second
+
+// clock is the injected time of a test server.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// env is a running cstalk chat node: SQLite store in a temp dir, the real
+// broker on 127.0.0.1, with demo tenants 1 and 2.
+type env struct {
+	t      *testing.T
+	clock  *clock
+	store  *store.Store
+	svc    *chat.Service
+	server *broker.Server
+	wsURL  string
+
+	seoul    *chat.Company
+	incheon  *chat.Company
+	agent1   *chat.Member // company 1
+	agent2   *chat.Member // company 1
+	admin1   *chat.Member // company 1, admin
+	agent3   *chat.Member // company 2
+	testLogs io.Writer
+}
+
+// start is 2026-11-23 15:31:37 in Seoul, a Monday afternoon.
+var start = time.Date(2026, 11, 23, 6, 31, 37, 0, time.UTC)
+
+type envOption func(*chat.Config, *chat.Company)
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := store.Open(ctx, "sqlite:"+t.TempDir()+"/chat.db", log)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	e := &env{t: t, clock: &clock{t: start}, store: st}
+
+	cfg := chat.DefaultConfig()
+	cfg.JWTSecret = []byte("test-secret-0123456789abcdef")
+	cfg.Now = e.clock.Now
+	seoul := &chat.Company{ID: 1, Name: "서울도시가스"}
+	for _, o := range opts {
+		o(&cfg, seoul)
+	}
+	e.seoul = seoul
+	e.incheon = &chat.Company{ID: 2, Name: "인천도시가스"}
+	for _, c := range []*chat.Company{e.seoul, e.incheon} {
+		if err := st.SaveCompany(ctx, c); err != nil {
+			t.Fatalf("save company: %v", err)
+		}
+	}
+	e.agent1 = e.member(ctx, 1, "agent1", "김상담", false)
+	e.agent2 = e.member(ctx, 1, "agent2", "이상담", false)
+	e.admin1 = e.member(ctx, 1, "admin1", "박관리", true)
+	e.agent3 = e.member(ctx, 2, "agent3", "최인천", false)
+
+	svc, err := chat.New(cfg, st, log)
+	if err != nil {
+		t.Fatalf("chat.New: %v", err)
+	}
+	bcfg := broker.DefaultConfig()
+	bcfg.MaxFrameSize = 1 << 20
+	bus := broker.NewMemoryBus()
+	srv, err := broker.New(bcfg, svc, bus, nil, log)
+	if err != nil {
+		t.Fatalf("broker.New: %v", err)
+	}
+	svc.Bind(srv)
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = srv.Shutdown(sctx, "test over")
+		ts.Close()
+		_ = bus.Close()
+	})
+	e.svc, e.server = svc, srv
+	e.wsURL = "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws/websocket"
+	return e
+}
+
+func (e *env) member(ctx context.Context, company int64, login, name string, admin bool) *chat.Member {
+	m := &chat.Member{CompanyID: company, LoginName: login, Name: name, PasswordHash: "x", IsAdmin: admin, CreatedAt: start}
+	if err := e.store.CreateMember(ctx, m); err != nil {
+		e.t.Fatalf("create member %s: %v", login, err)
+	}
+	return m
+}
+
+func (e *env) token(m *chat.Member) string {
+	tok, _, err := e.svc.IssueToken(m)
+	if err != nil {
+		e.t.Fatalf("issue token: %v", err)
+	}
+	return tok
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// event is one chat event as received.
+type event struct {
+	Name string
+	Raw  string
+	M    map[string]any
+	Dest string
+}
+
+func (ev event) data() map[string]any {
+	d, _ := ev.M["data"].(map[string]any)
+	return d
+}
+
+func (ev event) obj(path ...string) map[string]any {
+	cur := ev.M
+	for _, p := range path {
+		next, ok := cur[p].(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = next
+	}
+	return cur
+}
+
+func (ev event) reason() string {
+	r, _ := ev.data()["reason"].(string)
+	return r
+}
+
+// client is one go-stomp connection with its subscriptions.
+type client struct {
+	t       *testing.T
+	name    string
+	conn    *stomp.Conn
+	private *stomp.Subscription
+	subs    map[string]*stomp.Subscription
+}
+
+func (e *env) dial(name string, headers map[string]string) (*client, error) {
+	opts := []func(*stomp.Conn) error{stomp.ConnOpt.HeartBeat(0, 0)}
+	for k, v := range headers {
+		opts = append(opts, stomp.ConnOpt.Header(k, v))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	conn, err := brokertest.DialGo(ctx, e.wsURL, opts...)
+	if err != nil {
+		return nil, err
+	}
+	c := &client{t: e.t, name: name, conn: conn, subs: make(map[string]*stomp.Subscription)}
+	e.t.Cleanup(func() { _ = conn.MustDisconnect() })
+	return c, nil
+}
+
+func (e *env) mustDial(name string, headers map[string]string) *client {
+	e.t.Helper()
+	c, err := e.dial(name, headers)
+	if err != nil {
+		e.t.Fatalf("%s: connect: %v", name, err)
+	}
+	return c
+}
+
+// customer connects a customer of company 1 and subscribes its private
+// channel, returning LOGINED.
+func (e *env) customer(number, name string, extra ...string) (*client, event) {
+	e.t.Helper()
+	h := map[string]string{"companyId": "1", "gasappMemberNumber": number, "name": name}
+	for i := 0; i+1 < len(extra); i += 2 {
+		h[extra[i]] = extra[i+1]
+	}
+	c := e.mustDial("customer "+number, h)
+	c.subscribePrivate()
+	return c, c.await(c.private, "LOGINED")
+}
+
+// agent connects a member and subscribes its private channel.
+func (e *env) agent(m *chat.Member, extra ...string) *client {
+	e.t.Helper()
+	h := map[string]string{"Authorization": "Bearer " + e.token(m)}
+	for i := 0; i+1 < len(extra); i += 2 {
+		h[extra[i]] = extra[i+1]
+	}
+	c := e.mustDial(m.LoginName, h)
+	c.subscribePrivate()
+	return c
+}
+
+func (c *client) subscribePrivate() {
+	c.t.Helper()
+	sub, err := c.conn.Subscribe("/user/session/message", stomp.AckAuto)
+	if err != nil {
+		c.t.Fatalf("%s: subscribe private: %v", c.name, err)
+	}
+	c.private = sub
+}
+
+func (c *client) subscribe(dest string) *stomp.Subscription {
+	c.t.Helper()
+	sub, err := c.conn.Subscribe(dest, stomp.AckAuto)
+	if err != nil {
+		c.t.Fatalf("%s: subscribe %s: %v", c.name, dest, err)
+	}
+	c.subs[dest] = sub
+	return sub
+}
+
+func (c *client) room(id string) *stomp.Subscription {
+	c.t.Helper()
+	return c.subscribe("/sub/socket/room/" + id)
+}
+
+// send SENDs a raw body to pub/socket/message and waits for the receipt,
+// which the server writes only after handling the event.
+func (c *client) sendRaw(body []byte, headers ...string) {
+	c.t.Helper()
+	opts := []func(*frame.Frame) error{stomp.SendOpt.Receipt}
+	for i := 0; i+1 < len(headers); i += 2 {
+		opts = append(opts, stomp.SendOpt.Header(headers[i], headers[i+1]))
+	}
+	if err := c.conn.Send("/pub/socket/message", "application/json", body, opts...); err != nil {
+		c.t.Fatalf("%s: send: %v", c.name, err)
+	}
+}
+
+// send SENDs {"eventName": name, "data": data}.
+func (c *client) send(name string, data any, headers ...string) {
+	c.t.Helper()
+	body, err := json.Marshal(map[string]any{"eventName": name, "data": data})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.sendRaw(body, headers...)
+}
+
+// next returns the next event of sub.
+func (c *client) next(sub *stomp.Subscription) event {
+	c.t.Helper()
+	select {
+	case msg, ok := <-sub.C:
+		if !ok {
+			c.t.Fatalf("%s: subscription %s closed", c.name, sub.Destination())
+		}
+		if msg.Err != nil {
+			c.t.Fatalf("%s: subscription %s: %v", c.name, sub.Destination(), msg.Err)
+		}
+		ev := event{Raw: string(msg.Body), Dest: sub.Destination()}
+		if err := json.Unmarshal(msg.Body, &ev.M); err != nil {
+			c.t.Fatalf("%s: event is not JSON: %v: %s", c.name, err, msg.Body)
+		}
+		ev.Name, _ = ev.M["eventName"].(string)
+		return ev
+	case <-time.After(waitTimeout):
+		c.t.Fatalf("%s: nothing on %s after %v", c.name, sub.Destination(), waitTimeout)
+	}
+	return event{}
+}
+
+// await skips events of sub until one named name arrives; it fails on an
+// ERROR event unless name is ERROR.
+func (c *client) await(sub *stomp.Subscription, name string) event {
+	c.t.Helper()
+	return c.awaitMatch(sub, name, func(event) bool { return true })
+}
+
+func (c *client) awaitMatch(sub *stomp.Subscription, name string, match func(event) bool) event {
+	c.t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	var skipped []string
+	for time.Now().Before(deadline) {
+		ev := c.next(sub)
+		if ev.Name == name && match(ev) {
+			return ev
+		}
+		if ev.Name == "ERROR" {
+			c.t.Fatalf("%s: ERROR while waiting for %s: %s", c.name, name, ev.Raw)
+		}
+		skipped = append(skipped, ev.Name)
+	}
+	c.t.Fatalf("%s: no %s on %s (skipped %v)", c.name, name, sub.Destination(), skipped)
+	return event{}
+}
+
+// collect reads events of sub until one named until arrives, returning all.
+func (c *client) collect(sub *stomp.Subscription, until string) []event {
+	c.t.Helper()
+	var evs []event
+	for {
+		ev := c.next(sub)
+		evs = append(evs, ev)
+		if ev.Name == until {
+			return evs
+		}
+	}
+}
+
+// drain returns what is already queued on sub without waiting.
+func drain(sub *stomp.Subscription) []event {
+	var evs []event
+	for {
+		select {
+		case msg, ok := <-sub.C:
+			if !ok || msg.Err != nil {
+				return evs
+			}
+			ev := event{Raw: string(msg.Body)}
+			_ = json.Unmarshal(msg.Body, &ev.M)
+			ev.Name, _ = ev.M["eventName"].(string)
+			evs = append(evs, ev)
+		default:
+			return evs
+		}
+	}
+}
+
+func names(evs []event) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.Name
+	}
+	return out
+}
+
+// num reads a JSON number field, failing if it is not a number.
+func num(t *testing.T, m map[string]any, key string) int64 {
+	t.Helper()
+	v, ok := m[key].(float64)
+	if !ok {
+		t.Fatalf("%s is %T (%v), want a number in %v", key, m[key], m[key], m)
+	}
+	return int64(v)
+}
+
+// str reads a JSON string field, failing if it is not a string.
+func str(t *testing.T, m map[string]any, key string) string {
+	t.Helper()
+	v, ok := m[key].(string)
+	if !ok {
+		t.Fatalf("%s is %T (%v), want a string in %v", key, m[key], m[key], m)
+	}
+	return v
+}
+
+func roomIDOf(t *testing.T, logined event) string {
+	t.Helper()
+	return str(t, logined.M, "roomId")
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
