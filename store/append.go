@@ -1,0 +1,427 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/cstalk/cstalk/chat"
+)
+
+// Group commit. A transaction's commit (an fsync) costs far more than
+// inserting one row, so AppendMessage does not write itself: it queues the
+// message for the Store's writer goroutine, which takes everything queued
+// (up to maxBatch), stores it with one multi-row INSERT in one transaction,
+// bumps each touched room once, commits, and only then answers each caller.
+// Under load the batches grow by themselves; an idle store commits a lone
+// message at once, without waiting for company.
+
+const (
+	appendQueueSize = 4096
+	maxBatch        = 256
+	// maxInsertBytes bounds one INSERT statement well below MySQL's default
+	// max_allowed_packet (16 MiB); bigger batches use several statements.
+	maxInsertBytes = 4 << 20
+	// batchTimeout bounds one batch, its one-by-one fallback included.
+	batchTimeout = 30 * time.Second
+	// closeGrace is how long Close lets the writer store what is queued
+	// before cancelling its database calls.
+	closeGrace = 15 * time.Second
+)
+
+type appendRequest struct {
+	ctx  context.Context
+	row  messageRow
+	done chan appendResult // buffered: the writer never blocks on a caller
+}
+
+type appendResult struct {
+	msg       *chat.Message
+	duplicate bool
+	err       error
+}
+
+// clientKey identifies a message for idempotency: the same client message
+// id from the same speaker in the same room is the same message.
+type clientKey struct {
+	roomID, speakerID int64
+	clientID          string
+}
+
+func keyOf(r *messageRow) (clientKey, bool) {
+	if r.ClientMessageID == nil {
+		return clientKey{}, false
+	}
+	return clientKey{r.RoomID, r.SpeakerID, *r.ClientMessageID}, true
+}
+
+// AppendMessage stores m, setting m.ID, m.CompanyID (from the room when 0)
+// and its dates (now when zero), and bumps the room's UpdateDate and
+// LastMessageID. When the speaker already stored m.ClientMessageID in that
+// room it stores nothing and returns the earlier message with duplicate set.
+//
+// An error means the message may not have been stored; never the reverse.
+// If ctx ends while the message is being committed the caller gets ctx's
+// error, and retrying with the same ClientMessageID is safe.
+func (s *Store) AppendMessage(ctx context.Context, m *chat.Message) (*chat.Message, bool, error) {
+	what := fmt.Sprintf("append message to room %d", m.RoomID)
+	row, err := newMessageRow(m, s.now())
+	if err != nil {
+		return nil, false, invalid(what, err)
+	}
+	req := &appendRequest{ctx: ctx, row: row, done: make(chan appendResult, 1)}
+	select {
+	case <-s.stop:
+		return nil, false, fmt.Errorf("%s: %w", what, errClosed)
+	default:
+	}
+	select {
+	case s.appends <- req:
+	case <-s.stop:
+		return nil, false, fmt.Errorf("%s: %w", what, errClosed)
+	case <-ctx.Done():
+		return nil, false, fmt.Errorf("store: %s: not queued: %w", what, ctx.Err())
+	}
+	var res appendResult
+	select {
+	case res = <-req.done:
+	case <-ctx.Done():
+		return nil, false, fmt.Errorf("store: %s: gave up waiting for the commit (retry with the same client message id): %w", what, ctx.Err())
+	case <-s.writerEnd:
+		select {
+		case res = <-req.done:
+		default:
+			// Queued after the writer's last drain: never stored.
+			return nil, false, fmt.Errorf("%s: %w", what, errClosed)
+		}
+	}
+	if res.err != nil {
+		return nil, false, res.err
+	}
+	if !res.duplicate {
+		m.ID, m.CompanyID = res.msg.ID, res.msg.CompanyID
+		m.CreateDate, m.UpdateDate = res.msg.CreateDate, res.msg.UpdateDate
+	}
+	return res.msg, res.duplicate, nil
+}
+
+// runWriter is the writer goroutine: it owns the batches and exits after
+// Close, once it has stored everything queued before Close.
+func (s *Store) runWriter(ctx context.Context) {
+	defer close(s.writerEnd)
+	batch := make([]*appendRequest, 0, maxBatch)
+	for {
+		select {
+		case req := <-s.appends:
+			batch = s.fill(append(batch[:0], req))
+			s.commitBatch(ctx, batch)
+		case <-s.stop:
+			for {
+				batch = s.fill(batch[:0])
+				if len(batch) == 0 {
+					return
+				}
+				s.commitBatch(ctx, batch)
+			}
+		}
+	}
+}
+
+// fill adds whatever is queued right now, up to maxBatch.
+func (s *Store) fill(batch []*appendRequest) []*appendRequest {
+	for len(batch) < maxBatch {
+		select {
+		case req := <-s.appends:
+			batch = append(batch, req)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commitBatch stores batch and answers every request in it exactly once.
+func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest) {
+	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	defer cancel()
+	live := make([]*appendRequest, 0, len(batch))
+	for _, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			// Its caller has left; storing it would only surprise a retry.
+			req.done <- appendResult{err: fmt.Errorf("store: append message to room %d: not stored: %w", req.row.RoomID, err)}
+			continue
+		}
+		live = append(live, req)
+	}
+	if len(live) == 0 {
+		return
+	}
+	results, err := s.storeBatch(ctx, live)
+	if err == nil {
+		for i, req := range live {
+			req.done <- results[i]
+		}
+		return
+	}
+	// Typically a unique violation from a message another node stored after
+	// our duplicate check. Store one by one so only the culprit is affected.
+	if len(live) > 1 {
+		s.log.Warn("group commit failed, storing its messages one by one", "messages", len(live), "err", err)
+	}
+	for _, req := range live {
+		req.done <- s.storeOne(ctx, req)
+	}
+}
+
+// storeOne stores a single message in its own transaction, resolving a
+// duplicate client message id that the pre-check could not see.
+func (s *Store) storeOne(ctx context.Context, req *appendRequest) appendResult {
+	what := fmt.Sprintf("append message to room %d", req.row.RoomID)
+	results, err := s.storeBatch(ctx, []*appendRequest{req})
+	if err == nil {
+		return results[0]
+	}
+	if key, ok := keyOf(&req.row); ok && s.isDuplicate(err) {
+		found, lookupErr := s.findByClientID(s.db.WithContext(ctx), []clientKey{key})
+		if lookupErr != nil {
+			return appendResult{err: s.fail(what, lookupErr)}
+		}
+		if r, ok := found[key]; ok {
+			return appendResult{msg: r.toChat(), duplicate: true}
+		}
+	}
+	return appendResult{err: s.fail(what, err)}
+}
+
+// storeBatch stores reqs in one transaction and returns one result per
+// request. Requests refused on their own (unknown room, speaker of another
+// company) get an error result without failing the others; a database
+// error fails the whole batch and nothing is stored.
+func (s *Store) storeBatch(ctx context.Context, reqs []*appendRequest) ([]appendResult, error) {
+	results := make([]appendResult, len(reqs))
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		rooms, err := s.lockRooms(tx, reqs)
+		if err != nil {
+			return err
+		}
+		speakers, err := s.speakerCompanies(tx, reqs)
+		if err != nil {
+			return err
+		}
+		var keys []clientKey
+		for _, req := range reqs {
+			if key, ok := keyOf(&req.row); ok {
+				keys = append(keys, key)
+			}
+		}
+		existing, err := s.findByClientID(tx, keys)
+		if err != nil {
+			return err
+		}
+
+		var rows []messageRow
+		var owners []int                    // owners[n]: the request of rows[n]
+		firstInBatch := map[clientKey]int{} // key -> request storing it
+		sameAs := map[int]int{}             // request -> earlier request with its key
+		for i, req := range reqs {
+			row := req.row
+			what := fmt.Sprintf("append message to room %d", row.RoomID)
+			companyID, ok := rooms[row.RoomID]
+			if !ok {
+				results[i].err = fmt.Errorf("store: %s: room: %w", what, chat.ErrNotFound)
+				continue
+			}
+			if row.CompanyID == 0 {
+				row.CompanyID = companyID
+			}
+			speakerCompany, ok := speakers[row.SpeakerID]
+			switch {
+			case row.CompanyID != companyID:
+				results[i].err = invalid(what, fmt.Errorf("message of company %d in a room of company %d", row.CompanyID, companyID))
+				continue
+			case !ok:
+				results[i].err = fmt.Errorf("store: %s: speaker %d: %w", what, row.SpeakerID, chat.ErrNotFound)
+				continue
+			case speakerCompany != companyID:
+				results[i].err = invalid(what, fmt.Errorf("speaker %d of company %d in a room of company %d", row.SpeakerID, speakerCompany, companyID))
+				continue
+			}
+			if key, ok := keyOf(&row); ok {
+				if r, ok := existing[key]; ok {
+					results[i] = appendResult{msg: r.toChat(), duplicate: true}
+					continue
+				}
+				if first, ok := firstInBatch[key]; ok {
+					sameAs[i] = first
+					continue
+				}
+				firstInBatch[key] = i
+			}
+			rows = append(rows, row)
+			owners = append(owners, i)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		if err := s.insertMessages(tx, rows); err != nil {
+			return err
+		}
+		if err := bumpRooms(tx, rows); err != nil {
+			return err
+		}
+		for n, i := range owners {
+			results[i] = appendResult{msg: rows[n].toChat()}
+		}
+		for i, first := range sameAs {
+			results[i] = appendResult{msg: rows[slices.Index(owners, first)].toChat(), duplicate: true}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// lockRooms maps each requested room to its company, locking the rooms (in
+// ID order, on MySQL) for the update that ends the batch: taking the write
+// lock first avoids a deadlock with a concurrent AssignRoom that a later
+// upgrade from the foreign key's shared lock would risk.
+func (s *Store) lockRooms(tx *gorm.DB, reqs []*appendRequest) (map[int64]int64, error) {
+	ids := make([]int64, 0, len(reqs))
+	for _, req := range reqs {
+		ids = append(ids, req.row.RoomID)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var rows []roomRow
+	err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id", "company_id").
+		Where("id IN ?", ids).Order("id").Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("lock rooms: %w", err)
+	}
+	companies := make(map[int64]int64, len(rows))
+	for _, r := range rows {
+		companies[r.ID] = r.CompanyID
+	}
+	return companies, nil
+}
+
+func (s *Store) speakerCompanies(tx *gorm.DB, reqs []*appendRequest) (map[int64]int64, error) {
+	ids := make([]int64, 0, len(reqs))
+	for _, req := range reqs {
+		ids = append(ids, req.row.SpeakerID)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var rows []speakerRow
+	if err := tx.Select("id", "company_id").Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("read speakers: %w", err)
+	}
+	companies := make(map[int64]int64, len(rows))
+	for _, r := range rows {
+		companies[r.ID] = r.CompanyID
+	}
+	return companies, nil
+}
+
+// findByClientID returns the stored messages with the given keys.
+func (s *Store) findByClientID(db *gorm.DB, keys []clientKey) (map[clientKey]*messageRow, error) {
+	found := map[clientKey]*messageRow{}
+	if len(keys) == 0 {
+		return found, nil
+	}
+	rooms := make([]int64, 0, len(keys))
+	clientIDs := make([]string, 0, len(keys))
+	for _, k := range keys {
+		rooms = append(rooms, k.roomID)
+		clientIDs = append(clientIDs, k.clientID)
+	}
+	var rows []messageRow
+	if err := db.Where("room_id IN ? AND client_message_id IN ?", rooms, clientIDs).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("find client message ids: %w", err)
+	}
+	for i := range rows {
+		if key, ok := keyOf(&rows[i]); ok {
+			found[key] = &rows[i]
+		}
+	}
+	return found, nil
+}
+
+// insertMessages inserts rows, setting their IDs, with as few statements as
+// the statement size limit allows (one for ordinary batches).
+func (s *Store) insertMessages(tx *gorm.DB, rows []messageRow) error {
+	if !s.multiRowInsert {
+		for i := range rows {
+			if err := tx.Create(&rows[i]).Error; err != nil {
+				return fmt.Errorf("insert message: %w", err)
+			}
+		}
+		return nil
+	}
+	start, size := 0, 0
+	for i := range rows {
+		size += len(rows[i].Body) + len(rows[i].Detail) + len(rows[i].Thumbnail) + 256
+		if size >= maxInsertBytes || i == len(rows)-1 {
+			chunk := rows[start : i+1]
+			if err := tx.Create(&chunk).Error; err != nil {
+				return fmt.Errorf("insert %d messages: %w", len(chunk), err)
+			}
+			if err := checkConsecutive(chunk); err != nil {
+				return err
+			}
+			start, size = i+1, 0
+		}
+	}
+	return nil
+}
+
+// checkConsecutive guards the mapping of IDs to rows: one INSERT under the
+// table's write lock gets consecutive IDs in row order, so anything else
+// means the IDs cannot be trusted and the batch must not commit.
+func checkConsecutive(rows []messageRow) error {
+	for i := range rows {
+		if rows[i].ID != rows[0].ID+int64(i) || rows[i].ID <= 0 {
+			return errors.New("insert messages: the database returned non-consecutive IDs")
+		}
+	}
+	return nil
+}
+
+// bumpRooms moves each touched room's LastMessageID and UpdateDate forward,
+// once per room, in room ID order.
+func bumpRooms(tx *gorm.DB, rows []messageRow) error {
+	type bump struct {
+		lastID int64
+		date   time.Time
+	}
+	bumps := map[int64]bump{}
+	for _, r := range rows {
+		b := bumps[r.RoomID]
+		b.lastID = max(b.lastID, r.ID)
+		if r.CreateDate.After(b.date) {
+			b.date = r.CreateDate
+		}
+		bumps[r.RoomID] = b
+	}
+	ids := make([]int64, 0, len(bumps))
+	for id := range bumps {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		b := bumps[id]
+		err := tx.Model(&roomRow{}).Where("id = ? AND last_message_id < ?", id, b.lastID).
+			Updates(map[string]any{"last_message_id": b.lastID, "update_date": laterDate(b.date)}).Error
+		if err != nil {
+			return fmt.Errorf("bump room %d: %w", id, err)
+		}
+	}
+	return nil
+}

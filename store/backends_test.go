@@ -1,0 +1,102 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Every backend passes the same contract suite (contract_test.go). SQLite
+// runs in a temporary directory; MariaDB gets a fresh database per run,
+// created through a root connection and dropped afterwards.
+
+const defaultTestMySQL = "mysql://root@127.0.0.1:3306/test"
+
+type backend struct {
+	name string
+	// open returns a migrated store on a fresh database and the DSN of that
+	// database, so a test can open a second store (another node) on it.
+	open func(t testing.TB) (*Store, string)
+}
+
+func backends() []backend {
+	return []backend{
+		{name: "sqlite", open: openSQLiteForTest},
+		{name: "mariadb", open: openMariaDBForTest},
+	}
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// openForTest opens dsn, migrates, and closes the store when t ends.
+func openForTest(t testing.TB, dsn string) *Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Open(ctx, dsn, testLogger(t))
+	if err != nil {
+		t.Fatalf("open %s: %v", dsn, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return s
+}
+
+func openSQLiteForTest(t testing.TB) (*Store, string) {
+	// A missing parent directory is part of the contract: Open creates it.
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "data", "cstalk.db")
+	return openForTest(t, dsn), dsn
+}
+
+func openMariaDBForTest(t testing.TB) (*Store, string) {
+	t.Helper()
+	if os.Getenv("CSTALK_TEST_MYSQL") == "off" {
+		t.Skip("CSTALK_TEST_MYSQL=off")
+	}
+	base := os.Getenv("CSTALK_TEST_MYSQL_DSN")
+	if base == "" {
+		base = defaultTestMySQL
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := Open(ctx, base, testLogger(t))
+	if err != nil {
+		t.Fatalf("MariaDB is required for this test (CSTALK_TEST_MYSQL=off skips it; CSTALK_TEST_MYSQL_DSN points elsewhere): %v", err)
+	}
+	suffix := make([]byte, 6)
+	_, _ = rand.Read(suffix)
+	name := "cstalk_test_" + hex.EncodeToString(suffix)
+	if err := admin.db.WithContext(ctx).Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci").Error; err != nil {
+		_ = admin.Close()
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := admin.db.WithContext(ctx).Exec("DROP DATABASE IF EXISTS " + name).Error; err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+		_ = admin.Close()
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", base, err)
+	}
+	u.Path = "/" + name
+	dsn := u.String()
+	return openForTest(t, dsn), dsn
+}

@@ -1,0 +1,50 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"gorm.io/gorm"
+
+	"github.com/cstalk/cstalk/chat"
+)
+
+// translate maps a driver error to GORM's portable sentinels
+// (ErrDuplicatedKey, ErrForeignKeyViolated) using the dialect's own
+// translator, and leaves anything else as it was.
+func (s *Store) translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if t, ok := s.db.Dialector.(gorm.ErrorTranslator); ok {
+		if translated := t.Translate(err); translated != err {
+			return translated
+		}
+	}
+	return err
+}
+
+func (s *Store) isDuplicate(err error) bool {
+	return errors.Is(s.translate(err), gorm.ErrDuplicatedKey)
+}
+
+// fail wraps err with what the store was doing, turning a missing row or a
+// violated foreign key into chat.ErrNotFound and a unique violation into
+// chat.ErrConflict, so chat can tell them apart without knowing SQL.
+func (s *Store) fail(what string, err error) error {
+	switch t := s.translate(err); {
+	case errors.Is(t, gorm.ErrRecordNotFound):
+		return fmt.Errorf("store: %s: %w", what, chat.ErrNotFound)
+	case errors.Is(t, gorm.ErrForeignKeyViolated):
+		return fmt.Errorf("store: %s: referenced row missing: %w", what, chat.ErrNotFound)
+	case errors.Is(t, gorm.ErrDuplicatedKey):
+		return fmt.Errorf("store: %s: %w", what, chat.ErrConflict)
+	default:
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+}
+
+// invalid reports input the store refuses before touching the database.
+func invalid(what string, err error) error {
+	return fmt.Errorf("store: %s: invalid input: %w", what, err)
+}

@@ -1,0 +1,140 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cstalk/cstalk/chat"
+)
+
+const (
+	defaultMessageLimit = 30
+	maxMessageLimit     = 1000
+)
+
+// Message returns message id.
+func (s *Store) Message(ctx context.Context, id int64) (*chat.Message, error) {
+	var r messageRow
+	if err := s.db.WithContext(ctx).Take(&r, id).Error; err != nil {
+		return nil, s.fail(fmt.Sprintf("message %d", id), err)
+	}
+	return r.toChat(), nil
+}
+
+// Messages returns up to limit messages of a room older than beforeID
+// (beforeID <= 0: the newest), ascending by ID. limit <= 0 means 30; at most
+// 1000. Internal notes only when withInternal; deleted messages are included
+// with Deleted set. An unknown room has no messages.
+func (s *Store) Messages(ctx context.Context, roomID, beforeID int64, limit int, withInternal bool) ([]chat.Message, error) {
+	if limit <= 0 {
+		limit = defaultMessageLimit
+	}
+	limit = min(limit, maxMessageLimit)
+	q := s.db.WithContext(ctx).Where("room_id = ?", roomID)
+	if beforeID > 0 {
+		q = q.Where("id < ?", beforeID)
+	}
+	if !withInternal {
+		q = q.Where("admin_type = 0")
+	}
+	var rows []messageRow
+	// Newest first to pick the page from the (room_id, id) index, then
+	// reversed into reading order.
+	if err := q.Order("id DESC").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, s.fail(fmt.Sprintf("messages of room %d before %d", roomID, beforeID), err)
+	}
+	slices.Reverse(rows)
+	messages := make([]chat.Message, len(rows))
+	for i := range rows {
+		messages[i] = *rows[i].toChat()
+	}
+	return messages, nil
+}
+
+// DeleteMessage soft-deletes message id; changed is false if it already was.
+func (s *Store) DeleteMessage(ctx context.Context, id int64, now time.Time) (bool, error) {
+	what := fmt.Sprintf("delete message %d", id)
+	db := s.db.WithContext(ctx)
+	res := db.Model(&messageRow{}).Where("id = ? AND deleted = ?", id, false).
+		Updates(map[string]any{"deleted": true, "update_date": dbTime(now)})
+	if res.Error != nil {
+		return false, s.fail(what, res.Error)
+	}
+	if res.RowsAffected > 0 {
+		return true, nil
+	}
+	var n int64
+	if err := db.Model(&messageRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
+		return false, s.fail(what, err)
+	}
+	if n == 0 {
+		return false, fmt.Errorf("store: %s: %w", what, chat.ErrNotFound)
+	}
+	return false, nil
+}
+
+// MarkRead moves speakerID's read position in roomID forward to lastID,
+// never backward. Concurrent calls end at the highest lastID: the forward
+// UPDATE is conditional, and a first position is inserted under the primary
+// key, the loser of that race retrying the UPDATE.
+func (s *Store) MarkRead(ctx context.Context, roomID, speakerID, lastID int64) (bool, error) {
+	what := fmt.Sprintf("mark room %d read by speaker %d up to %d", roomID, speakerID, lastID)
+	if lastID <= 0 {
+		return false, nil
+	}
+	db := s.db.WithContext(ctx)
+	for attempt := 0; ; attempt++ {
+		res := db.Model(&readPositionRow{}).
+			Where("room_id = ? AND speaker_id = ? AND last_read_id < ?", roomID, speakerID, lastID).
+			Update("last_read_id", lastID)
+		if res.Error != nil {
+			return false, s.fail(what, res.Error)
+		}
+		if res.RowsAffected > 0 {
+			return true, nil
+		}
+		var n int64
+		if err := db.Model(&readPositionRow{}).Where("room_id = ? AND speaker_id = ?", roomID, speakerID).Count(&n).Error; err != nil {
+			return false, s.fail(what, err)
+		}
+		if n > 0 {
+			return false, nil // already at or past lastID
+		}
+		err := db.Create(&readPositionRow{RoomID: roomID, SpeakerID: speakerID, LastReadID: lastID}).Error
+		if err == nil {
+			return true, nil
+		}
+		if !s.isDuplicate(err) || attempt > 0 {
+			return false, s.fail(what, err)
+		}
+	}
+}
+
+// ReadPositions maps speaker ID to the last message ID it has read in roomID.
+func (s *Store) ReadPositions(ctx context.Context, roomID int64) (map[int64]int64, error) {
+	var rows []readPositionRow
+	if err := s.db.WithContext(ctx).Where("room_id = ?", roomID).Find(&rows).Error; err != nil {
+		return nil, s.fail(fmt.Sprintf("read positions of room %d", roomID), err)
+	}
+	positions := make(map[int64]int64, len(rows))
+	for _, r := range rows {
+		positions[r.SpeakerID] = r.LastReadID
+	}
+	return positions, nil
+}
+
+// UnreadCount counts roomID's conversation messages (not internal, not
+// deleted) newer than speakerID's read position and written by others.
+func (s *Store) UnreadCount(ctx context.Context, roomID, speakerID int64) (int, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&messageRow{}).
+		Where("room_id = ? AND admin_type = 0 AND deleted = ? AND speaker_id <> ?", roomID, false, speakerID).
+		Where("id > COALESCE((SELECT last_read_id FROM read_positions WHERE room_id = ? AND speaker_id = ?), 0)", roomID, speakerID).
+		Count(&n).Error
+	if err != nil {
+		return 0, s.fail(fmt.Sprintf("unread count of room %d for speaker %d", roomID, speakerID), err)
+	}
+	return int(n), nil
+}

@@ -1,0 +1,149 @@
+// Package store owns cstalk's persistence: it implements chat.Store on GORM
+// over an embedded SQLite file (the default) or MySQL/MariaDB (production).
+//
+// GORM, SQL and the row layout stay inside this package; chat sees only its
+// own domain types. All times are stored in UTC with microsecond precision.
+//
+// Text policy: every string written is made valid UTF-8 first (invalid byte
+// sequences become U+FFFD), so both backends store and return the same text;
+// MySQL would otherwise reject such bytes while SQLite kept them.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/cstalk/cstalk/chat"
+)
+
+var _ chat.Store = (*Store)(nil)
+
+// errClosed is returned by AppendMessage once Close has begun.
+var errClosed = errors.New("store: closed")
+
+// Store is the GORM implementation of chat.Store. It is safe for concurrent
+// use. AppendMessage goes through a writer goroutine that commits queued
+// messages in groups (see append.go); Close stops it.
+type Store struct {
+	db      *gorm.DB
+	dialect dialect
+	log     *slog.Logger
+	now     func() time.Time
+
+	// multiRowInsert is false when the server cannot guarantee consecutive
+	// auto-increment values for one INSERT (MySQL with
+	// innodb_autoinc_lock_mode=2 or auto_increment_increment>1); batches are
+	// then inserted row by row inside their transaction.
+	multiRowInsert bool
+
+	appends      chan *appendRequest
+	stop         chan struct{} // closed by Close: the writer drains and exits
+	writerEnd    chan struct{} // closed when the writer has exited
+	cancelWriter context.CancelFunc
+	closeOnce    sync.Once
+	closeErr     error
+}
+
+// Open connects to dsn ("sqlite:PATH", "sqlite::memory:" or
+// "mysql://user:pass@host:port/dbname") and starts the message writer. It
+// does not migrate; call Migrate.
+func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "store")
+	target, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db, err := target.open(ctx, newGormLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		db:             db,
+		dialect:        target.dialect,
+		log:            log,
+		now:            time.Now,
+		multiRowInsert: true,
+		appends:        make(chan *appendRequest, appendQueueSize),
+		stop:           make(chan struct{}),
+		writerEnd:      make(chan struct{}),
+	}
+	if target.dialect == dialectMySQL {
+		if err := s.checkAutoIncrement(ctx); err != nil {
+			s.closeDB()
+			return nil, err
+		}
+	}
+	// The writer outlives Open's ctx; Close ends it.
+	writerCtx, cancel := context.WithCancel(context.Background())
+	s.cancelWriter = cancel
+	go s.runWriter(writerCtx)
+	log.Info("store opened", "backend", string(target.dialect), "target", target.redacted)
+	return s, nil
+}
+
+// checkAutoIncrement decides whether one multi-row INSERT may be trusted to
+// yield consecutive IDs (GORM derives every row's ID from the first).
+func (s *Store) checkAutoIncrement(ctx context.Context) error {
+	var lockMode, increment int
+	row := s.db.WithContext(ctx).Raw("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment").Row()
+	if err := row.Scan(&lockMode, &increment); err != nil {
+		return fmt.Errorf("store: read auto-increment settings: %w", err)
+	}
+	if lockMode == 2 || increment != 1 {
+		s.multiRowInsert = false
+		s.log.Info("row-by-row message inserts (auto-increment values may interleave)",
+			"innodb_autoinc_lock_mode", lockMode, "auto_increment_increment", increment)
+	}
+	return nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+// Close stops the writer after it has stored what was already queued, then
+// closes the database. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		grace := time.NewTimer(closeGrace)
+		defer grace.Stop()
+		select {
+		case <-s.writerEnd:
+		case <-grace.C:
+			s.log.Warn("store close: cancelling queued message writes", "after", closeGrace)
+		}
+		s.cancelWriter()
+		<-s.writerEnd
+		s.closeErr = s.closeDB()
+	})
+	return s.closeErr
+}
+
+func (s *Store) closeDB() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	if err := sqlDB.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
