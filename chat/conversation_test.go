@@ -15,10 +15,10 @@ func checkMessageObject(t *testing.T, m map[string]any) {
 	t.Helper()
 	for _, k := range []string{"id", "joinMessageId", "speakerId", "roomId", "messageType", "noReadCount",
 		"isSystemMessage", "messageAdminType", "isEmployee", "isCustomer", "isOnline"} {
-		num(t, m, k)
+		jsonNum(t, m, k)
 	}
 	for _, k := range []string{"createDate", "updateDate", "speakerName", "roomName", "companyId", "message", "messageDetail"} {
-		str(t, m, k)
+		jsonStr(t, m, k)
 	}
 	for _, k := range []string{"createDate", "updateDate"} {
 		if !dateFormat.MatchString(m[k].(string)) {
@@ -40,41 +40,41 @@ func TestConversation(t *testing.T) {
 	cust, logined := e.customer("3825", "안치성")
 	roomID := roomIDOf(t, logined)
 	prof := logined.obj("data", "profile")
-	if str(t, prof, "roomId") != roomID || str(t, prof, "companyId") != "1" || num(t, prof, "isCustomer") != 1 ||
-		num(t, prof, "isMember") != 0 || str(t, prof, "name") != "안치성" || num(t, prof, "speakerId") == 0 {
+	if jsonStr(t, prof, "roomId") != roomID || jsonStr(t, prof, "companyId") != "1" || jsonNum(t, prof, "isCustomer") != 1 ||
+		jsonNum(t, prof, "isMember") != 0 || jsonStr(t, prof, "name") != "안치성" || jsonNum(t, prof, "speakerId") == 0 {
 		t.Fatalf("LOGINED profile = %v", prof)
 	}
-	if str(t, logined.M, "companyId") != "1" || str(t, logined.M, "target") != "SELF" {
+	if jsonStr(t, logined.M, "companyId") != "1" || jsonStr(t, logined.M, "target") != "SELF" {
 		t.Fatalf("LOGINED envelope = %s", logined.Raw)
 	}
-	customerSpeaker := num(t, prof, "speakerId")
+	customerSpeaker := jsonNum(t, prof, "speakerId")
 
 	// The new WAITING room is announced to the lobby.
 	reload := lobby.await(lobbySub, "RELOAD")
-	if str(t, reload.M, "companyId") != "1" || reload.M["data"] != nil || reload.M["roomId"] != nil {
+	if jsonStr(t, reload.M, "companyId") != "1" || reload.M["data"] != nil || reload.M["roomId"] != nil {
 		t.Fatalf("RELOAD = %s", reload.Raw)
 	}
 	ready := lobby.await(lobbySub, "RELOAD_READY")
-	if room := ready.obj("data", "room"); num(t, room, "id") != mustInt(t, roomID) || str(t, room, "status") != "WAITING" {
+	if room := ready.obj("data", "room"); jsonNum(t, room, "id") != mustInt(t, roomID) || jsonStr(t, room, "status") != "WAITING" {
 		t.Fatalf("RELOAD_READY = %s", ready.Raw)
 	}
 
 	// The customer enters its room.
 	custRoom := cust.room(roomID)
 	joined := cust.await(cust.private, "JOINED")
-	if p := joined.obj("data", "profile"); str(t, p, "roomId") != roomID || str(t, p, "sessionId") == "" {
+	if p := joined.obj("data", "profile"); jsonStr(t, p, "roomId") != roomID || jsonStr(t, p, "sessionId") == "" {
 		t.Fatalf("JOINED = %s", joined.Raw)
 	}
-	if str(t, joined.M, "roomId") != roomID {
+	if jsonStr(t, joined.M, "roomId") != roomID {
 		t.Fatalf("JOINED envelope roomId = %v", joined.M["roomId"])
 	}
 	detail := cust.await(cust.private, "ROOM_DETAIL")
 	room := detail.obj("data", "room")
-	if str(t, room, "status") != "WAITING" || room["member"] != nil || room["lastMessage"] != nil ||
-		str(t, room, "companyId") != "1" || str(t, room, "roomName") != "안치성" {
+	if jsonStr(t, room, "status") != "WAITING" || room["member"] != nil || room["lastMessage"] != nil ||
+		jsonStr(t, room, "companyId") != "1" || jsonStr(t, room, "roomName") != "안치성" {
 		t.Fatalf("ROOM_DETAIL = %s", detail.Raw)
 	}
-	if c := room["customer"].(map[string]any); str(t, c, "gasappMemberNumber") != "3825" {
+	if c := room["customer"].(map[string]any); jsonStr(t, c, "gasappMemberNumber") != "3825" {
 		t.Fatalf("ROOM_DETAIL customer = %v", c)
 	}
 	list := cust.await(cust.private, "MESSAGE_LIST")
@@ -86,7 +86,7 @@ func TestConversation(t *testing.T) {
 		t.Fatalf("WELCOME_MESSAGE = %s", welcome.Raw)
 	}
 	online := lobby.await(lobbySub, "ONLINE")
-	if p := online.obj("data", "profile"); num(t, p, "speakerId") != customerSpeaker {
+	if p := online.obj("data", "profile"); jsonNum(t, p, "speakerId") != customerSpeaker {
 		t.Fatalf("ONLINE = %s", online.Raw)
 	}
 
@@ -95,31 +95,31 @@ func TestConversation(t *testing.T) {
 	msg := cust.await(custRoom, "MESSAGE")
 	m := msg.obj("data", "message")
 	checkMessageObject(t, m)
-	if str(t, msg.M, "roomId") != roomID || num(t, m, "roomId") != mustInt(t, roomID) || str(t, m, "companyId") != "1" ||
-		str(t, m, "message") != "보일러가 안 켜져요" || num(t, m, "isCustomer") != 1 || num(t, m, "isEmployee") != 0 ||
-		num(t, m, "noReadCount") != 1 || num(t, m, "isOnline") != 1 || num(t, m, "speakerId") != customerSpeaker ||
-		str(t, m, "createDate") != "2026-11-23 15:31:37" || str(t, m, "speakerName") != "안치성" || str(t, m, "roomName") != "안치성" {
+	if jsonStr(t, msg.M, "roomId") != roomID || jsonNum(t, m, "roomId") != mustInt(t, roomID) || jsonStr(t, m, "companyId") != "1" ||
+		jsonStr(t, m, "message") != "보일러가 안 켜져요" || jsonNum(t, m, "isCustomer") != 1 || jsonNum(t, m, "isEmployee") != 0 ||
+		jsonNum(t, m, "noReadCount") != 1 || jsonNum(t, m, "isOnline") != 1 || jsonNum(t, m, "speakerId") != customerSpeaker ||
+		jsonStr(t, m, "createDate") != "2026-11-23 15:31:37" || jsonStr(t, m, "speakerName") != "안치성" || jsonStr(t, m, "roomName") != "안치성" {
 		t.Fatalf("MESSAGE = %s", msg.Raw)
 	}
-	if str(t, msg.M, "target") != "BROADCAST" {
+	if jsonStr(t, msg.M, "target") != "BROADCAST" {
 		t.Fatalf("MESSAGE target = %v", msg.M["target"])
 	}
-	firstID := num(t, m, "id")
+	firstID := jsonNum(t, m, "id")
 	lobby.await(lobbySub, "RELOAD")
 
 	// The first counselor to open the room takes it.
 	e.clock.Advance(time.Minute)
 	agentRoom := lobby.room(roomID)
 	mj := lobby.await(lobby.private, "JOINED")
-	if p := mj.obj("data", "profile"); num(t, p, "isMember") != 1 || str(t, p, "loginName") != "agent1" || str(t, p, "roomId") != roomID {
+	if p := mj.obj("data", "profile"); jsonNum(t, p, "isMember") != 1 || jsonStr(t, p, "loginName") != "agent1" || jsonStr(t, p, "roomId") != roomID {
 		t.Fatalf("member JOINED = %s", mj.Raw)
 	}
 	md := lobby.await(lobby.private, "ROOM_DETAIL")
 	mroom := md.obj("data", "room")
-	if str(t, mroom, "status") != "IN_PROGRESS" || num(t, mroom["member"].(map[string]any), "id") != e.agent1.ID {
+	if jsonStr(t, mroom, "status") != "IN_PROGRESS" || jsonNum(t, mroom["member"].(map[string]any), "id") != e.agent1.ID {
 		t.Fatalf("member ROOM_DETAIL = %s", md.Raw)
 	}
-	if last := mroom["lastMessage"].(map[string]any); num(t, last, "id") <= firstID {
+	if last := mroom["lastMessage"].(map[string]any); jsonNum(t, last, "id") <= firstID {
 		t.Fatalf("lastMessage should be the assignment notice: %v", last)
 	}
 	ml := lobby.await(lobby.private, "MESSAGE_LIST")
@@ -129,20 +129,20 @@ func TestConversation(t *testing.T) {
 	}
 	sys := msgs[1].(map[string]any)
 	checkMessageObject(t, sys)
-	if num(t, sys, "isSystemMessage") != 1 || num(t, msgs[0].(map[string]any), "id") != firstID ||
-		str(t, sys, "createDate") != "2026-11-23 15:32:37" {
+	if jsonNum(t, sys, "isSystemMessage") != 1 || jsonNum(t, msgs[0].(map[string]any), "id") != firstID ||
+		jsonStr(t, sys, "createDate") != "2026-11-23 15:32:37" {
 		t.Fatalf("MESSAGE_LIST after assignment = %s", ml.Raw)
 	}
 	// The customer sees the assignment: JOINED of the counselor, the system
 	// message and the new ROOM_DETAIL on the room channel.
-	cj := cust.awaitMatch(custRoom, "JOINED", func(ev event) bool { return num(t, ev.obj("data", "profile"), "isMember") == 1 })
+	cj := cust.awaitMatch(custRoom, "JOINED", func(ev chatEvent) bool { return jsonNum(t, ev.obj("data", "profile"), "isMember") == 1 })
 	_ = cj
 	sm := cust.await(custRoom, "MESSAGE")
-	if num(t, sm.obj("data", "message"), "isSystemMessage") != 1 {
+	if jsonNum(t, sm.obj("data", "message"), "isSystemMessage") != 1 {
 		t.Fatalf("system MESSAGE = %s", sm.Raw)
 	}
 	rd := cust.await(custRoom, "ROOM_DETAIL")
-	if str(t, rd.obj("data", "room"), "status") != "IN_PROGRESS" {
+	if jsonStr(t, rd.obj("data", "room"), "status") != "IN_PROGRESS" {
 		t.Fatalf("room ROOM_DETAIL = %s", rd.Raw)
 	}
 	lobby.await(lobbySub, "RELOAD")
@@ -153,15 +153,15 @@ func TestConversation(t *testing.T) {
 	answer := cust.await(custRoom, "MESSAGE")
 	am := answer.obj("data", "message")
 	checkMessageObject(t, am)
-	if num(t, am, "isEmployee") != 1 || num(t, am, "noReadCount") != 1 || str(t, am, "speakerName") != "김상담" {
+	if jsonNum(t, am, "isEmployee") != 1 || jsonNum(t, am, "noReadCount") != 1 || jsonStr(t, am, "speakerName") != "김상담" {
 		t.Fatalf("answer = %s", answer.Raw)
 	}
-	answerID := num(t, am, "id")
+	answerID := jsonNum(t, am, "id")
 	cust.send("READ_MESSAGE", map[string]any{"startId": answerID, "endId": answerID})
 	read := lobby.await(agentRoom, "READ_MESSAGE")
 	rdata := read.data()
-	if num(t, rdata, "startId") != answerID || num(t, rdata, "endId") != answerID ||
-		num(t, rdata, "speakerId") != customerSpeaker || str(t, rdata, "roomId") != roomID {
+	if jsonNum(t, rdata, "startId") != answerID || jsonNum(t, rdata, "endId") != answerID ||
+		jsonNum(t, rdata, "speakerId") != customerSpeaker || jsonStr(t, rdata, "roomId") != roomID {
 		t.Fatalf("READ_MESSAGE = %s", read.Raw)
 	}
 	// The counselor reads everything too.
@@ -170,7 +170,7 @@ func TestConversation(t *testing.T) {
 	cust.send("MESSAGE_LIST", map[string]any{"messageAdminType": 0})
 	after := cust.await(cust.private, "MESSAGE_LIST")
 	for _, raw := range after.data()["messages"].([]any) {
-		if n := num(t, raw.(map[string]any), "noReadCount"); n != 0 {
+		if n := jsonNum(t, raw.(map[string]any), "noReadCount"); n != 0 {
 			t.Fatalf("after both read everything noReadCount = %d: %s", n, after.Raw)
 		}
 	}
@@ -180,7 +180,7 @@ func TestConversation(t *testing.T) {
 		t.Fatalf("disconnect: %v", err)
 	}
 	off := lobby.await(lobbySub, "OFFLINE")
-	if p := off.obj("data", "profile"); num(t, p, "speakerId") != customerSpeaker {
+	if p := off.obj("data", "profile"); jsonNum(t, p, "speakerId") != customerSpeaker {
 		t.Fatalf("OFFLINE = %s", off.Raw)
 	}
 }

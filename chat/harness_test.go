@@ -25,24 +25,24 @@ import (
 const waitTimeout = 5 * time.Second
 
 // clock is the injected time of a test server.
-type clock struct {
+type chatClock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time {
+func (c *chatClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.t
 }
 
-func (c *clock) Set(t time.Time) {
+func (c *chatClock) Set(t time.Time) {
 	c.mu.Lock()
 	c.t = t
 	c.mu.Unlock()
 }
 
-func (c *clock) Advance(d time.Duration) {
+func (c *chatClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
@@ -50,9 +50,9 @@ func (c *clock) Advance(d time.Duration) {
 
 // env is a running cstalk chat node: SQLite store in a temp dir, the real
 // broker on 127.0.0.1, with demo tenants 1 and 2.
-type env struct {
+type chatEnv struct {
 	t      *testing.T
-	clock  *clock
+	clock  *chatClock
 	store  *store.Store
 	svc    *chat.Service
 	server *broker.Server
@@ -67,16 +67,16 @@ type env struct {
 	testLogs io.Writer
 }
 
-// start is 2026-11-23 15:31:37 in Seoul, a Monday afternoon.
-var start = time.Date(2026, 11, 23, 6, 31, 37, 0, time.UTC)
+// seoulAfternoon is 2026-11-23 15:31:37 in Seoul, a Monday afternoon.
+var seoulAfternoon = time.Date(2026, 11, 23, 6, 31, 37, 0, time.UTC)
 
 type envOption func(*chat.Config, *chat.Company)
 
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t *testing.T, opts ...envOption) *chatEnv {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(slog.NewTextHandler(chatLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	st, err := store.Open(ctx, "sqlite:"+t.TempDir()+"/chat.db", log)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
@@ -85,7 +85,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	e := &env{t: t, clock: &clock{t: start}, store: st}
+	e := &chatEnv{t: t, clock: &chatClock{t: seoulAfternoon}, store: st}
 
 	cfg := chat.DefaultConfig()
 	cfg.JWTSecret = []byte("test-secret-0123456789abcdef")
@@ -131,15 +131,15 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	return e
 }
 
-func (e *env) member(ctx context.Context, company int64, login, name string, admin bool) *chat.Member {
-	m := &chat.Member{CompanyID: company, LoginName: login, Name: name, PasswordHash: "x", IsAdmin: admin, CreatedAt: start}
+func (e *chatEnv) member(ctx context.Context, company int64, login, name string, admin bool) *chat.Member {
+	m := &chat.Member{CompanyID: company, LoginName: login, Name: name, PasswordHash: "x", IsAdmin: admin, CreatedAt: seoulAfternoon}
 	if err := e.store.CreateMember(ctx, m); err != nil {
 		e.t.Fatalf("create member %s: %v", login, err)
 	}
 	return m
 }
 
-func (e *env) token(m *chat.Member) string {
+func (e *chatEnv) token(m *chat.Member) string {
 	tok, _, err := e.svc.IssueToken(m)
 	if err != nil {
 		e.t.Fatalf("issue token: %v", err)
@@ -147,27 +147,27 @@ func (e *env) token(m *chat.Member) string {
 	return tok
 }
 
-type testWriter struct{ t *testing.T }
+type chatLogWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) {
+func (w chatLogWriter) Write(p []byte) (int, error) {
 	w.t.Logf("%s", strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
 
-// event is one chat event as received.
-type event struct {
+// chatEvent is one chat event as received.
+type chatEvent struct {
 	Name string
 	Raw  string
 	M    map[string]any
 	Dest string
 }
 
-func (ev event) data() map[string]any {
+func (ev chatEvent) data() map[string]any {
 	d, _ := ev.M["data"].(map[string]any)
 	return d
 }
 
-func (ev event) obj(path ...string) map[string]any {
+func (ev chatEvent) obj(path ...string) map[string]any {
 	cur := ev.M
 	for _, p := range path {
 		next, ok := cur[p].(map[string]any)
@@ -179,13 +179,13 @@ func (ev event) obj(path ...string) map[string]any {
 	return cur
 }
 
-func (ev event) reason() string {
+func (ev chatEvent) reason() string {
 	r, _ := ev.data()["reason"].(string)
 	return r
 }
 
-// client is one go-stomp connection with its subscriptions.
-type client struct {
+// stompClient is one go-stomp connection with its subscriptions.
+type stompClient struct {
 	t       *testing.T
 	name    string
 	conn    *stomp.Conn
@@ -193,7 +193,7 @@ type client struct {
 	subs    map[string]*stomp.Subscription
 }
 
-func (e *env) dial(name string, headers map[string]string) (*client, error) {
+func (e *chatEnv) dial(name string, headers map[string]string) (*stompClient, error) {
 	opts := []func(*stomp.Conn) error{stomp.ConnOpt.HeartBeat(0, 0)}
 	for k, v := range headers {
 		opts = append(opts, stomp.ConnOpt.Header(k, v))
@@ -204,12 +204,12 @@ func (e *env) dial(name string, headers map[string]string) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &client{t: e.t, name: name, conn: conn, subs: make(map[string]*stomp.Subscription)}
+	c := &stompClient{t: e.t, name: name, conn: conn, subs: make(map[string]*stomp.Subscription)}
 	e.t.Cleanup(func() { _ = conn.MustDisconnect() })
 	return c, nil
 }
 
-func (e *env) mustDial(name string, headers map[string]string) *client {
+func (e *chatEnv) mustDial(name string, headers map[string]string) *stompClient {
 	e.t.Helper()
 	c, err := e.dial(name, headers)
 	if err != nil {
@@ -220,7 +220,7 @@ func (e *env) mustDial(name string, headers map[string]string) *client {
 
 // customer connects a customer of company 1 and subscribes its private
 // channel, returning LOGINED.
-func (e *env) customer(number, name string, extra ...string) (*client, event) {
+func (e *chatEnv) customer(number, name string, extra ...string) (*stompClient, chatEvent) {
 	e.t.Helper()
 	h := map[string]string{"companyId": "1", "gasappMemberNumber": number, "name": name}
 	for i := 0; i+1 < len(extra); i += 2 {
@@ -232,7 +232,7 @@ func (e *env) customer(number, name string, extra ...string) (*client, event) {
 }
 
 // agent connects a member and subscribes its private channel.
-func (e *env) agent(m *chat.Member, extra ...string) *client {
+func (e *chatEnv) agent(m *chat.Member, extra ...string) *stompClient {
 	e.t.Helper()
 	h := map[string]string{"Authorization": "Bearer " + e.token(m)}
 	for i := 0; i+1 < len(extra); i += 2 {
@@ -243,7 +243,7 @@ func (e *env) agent(m *chat.Member, extra ...string) *client {
 	return c
 }
 
-func (c *client) subscribePrivate() {
+func (c *stompClient) subscribePrivate() {
 	c.t.Helper()
 	sub, err := c.conn.Subscribe("/user/session/message", stomp.AckAuto)
 	if err != nil {
@@ -252,7 +252,7 @@ func (c *client) subscribePrivate() {
 	c.private = sub
 }
 
-func (c *client) subscribe(dest string) *stomp.Subscription {
+func (c *stompClient) subscribe(dest string) *stomp.Subscription {
 	c.t.Helper()
 	sub, err := c.conn.Subscribe(dest, stomp.AckAuto)
 	if err != nil {
@@ -262,14 +262,14 @@ func (c *client) subscribe(dest string) *stomp.Subscription {
 	return sub
 }
 
-func (c *client) room(id string) *stomp.Subscription {
+func (c *stompClient) room(id string) *stomp.Subscription {
 	c.t.Helper()
 	return c.subscribe("/sub/socket/room/" + id)
 }
 
 // send SENDs a raw body to pub/socket/message and waits for the receipt,
 // which the server writes only after handling the event.
-func (c *client) sendRaw(body []byte, headers ...string) {
+func (c *stompClient) sendRaw(body []byte, headers ...string) {
 	c.t.Helper()
 	opts := []func(*frame.Frame) error{stomp.SendOpt.Receipt}
 	for i := 0; i+1 < len(headers); i += 2 {
@@ -281,7 +281,7 @@ func (c *client) sendRaw(body []byte, headers ...string) {
 }
 
 // send SENDs {"eventName": name, "data": data}.
-func (c *client) send(name string, data any, headers ...string) {
+func (c *stompClient) send(name string, data any, headers ...string) {
 	c.t.Helper()
 	body, err := json.Marshal(map[string]any{"eventName": name, "data": data})
 	if err != nil {
@@ -291,7 +291,7 @@ func (c *client) send(name string, data any, headers ...string) {
 }
 
 // next returns the next event of sub.
-func (c *client) next(sub *stomp.Subscription) event {
+func (c *stompClient) next(sub *stomp.Subscription) chatEvent {
 	c.t.Helper()
 	select {
 	case msg, ok := <-sub.C:
@@ -301,7 +301,7 @@ func (c *client) next(sub *stomp.Subscription) event {
 		if msg.Err != nil {
 			c.t.Fatalf("%s: subscription %s: %v", c.name, sub.Destination(), msg.Err)
 		}
-		ev := event{Raw: string(msg.Body), Dest: sub.Destination()}
+		ev := chatEvent{Raw: string(msg.Body), Dest: sub.Destination()}
 		if err := json.Unmarshal(msg.Body, &ev.M); err != nil {
 			c.t.Fatalf("%s: event is not JSON: %v: %s", c.name, err, msg.Body)
 		}
@@ -310,17 +310,17 @@ func (c *client) next(sub *stomp.Subscription) event {
 	case <-time.After(waitTimeout):
 		c.t.Fatalf("%s: nothing on %s after %v", c.name, sub.Destination(), waitTimeout)
 	}
-	return event{}
+	return chatEvent{}
 }
 
 // await skips events of sub until one named name arrives; it fails on an
 // ERROR event unless name is ERROR.
-func (c *client) await(sub *stomp.Subscription, name string) event {
+func (c *stompClient) await(sub *stomp.Subscription, name string) chatEvent {
 	c.t.Helper()
-	return c.awaitMatch(sub, name, func(event) bool { return true })
+	return c.awaitMatch(sub, name, func(chatEvent) bool { return true })
 }
 
-func (c *client) awaitMatch(sub *stomp.Subscription, name string, match func(event) bool) event {
+func (c *stompClient) awaitMatch(sub *stomp.Subscription, name string, match func(chatEvent) bool) chatEvent {
 	c.t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	var skipped []string
@@ -335,13 +335,13 @@ func (c *client) awaitMatch(sub *stomp.Subscription, name string, match func(eve
 		skipped = append(skipped, ev.Name)
 	}
 	c.t.Fatalf("%s: no %s on %s (skipped %v)", c.name, name, sub.Destination(), skipped)
-	return event{}
+	return chatEvent{}
 }
 
 // collect reads events of sub until one named until arrives, returning all.
-func (c *client) collect(sub *stomp.Subscription, until string) []event {
+func (c *stompClient) collect(sub *stomp.Subscription, until string) []chatEvent {
 	c.t.Helper()
-	var evs []event
+	var evs []chatEvent
 	for {
 		ev := c.next(sub)
 		evs = append(evs, ev)
@@ -352,15 +352,15 @@ func (c *client) collect(sub *stomp.Subscription, until string) []event {
 }
 
 // drain returns what is already queued on sub without waiting.
-func drain(sub *stomp.Subscription) []event {
-	var evs []event
+func drainEvents(sub *stomp.Subscription) []chatEvent {
+	var evs []chatEvent
 	for {
 		select {
 		case msg, ok := <-sub.C:
 			if !ok || msg.Err != nil {
 				return evs
 			}
-			ev := event{Raw: string(msg.Body)}
+			ev := chatEvent{Raw: string(msg.Body)}
 			_ = json.Unmarshal(msg.Body, &ev.M)
 			ev.Name, _ = ev.M["eventName"].(string)
 			evs = append(evs, ev)
@@ -370,7 +370,7 @@ func drain(sub *stomp.Subscription) []event {
 	}
 }
 
-func names(evs []event) []string {
+func eventNames(evs []chatEvent) []string {
 	out := make([]string, len(evs))
 	for i, ev := range evs {
 		out[i] = ev.Name
@@ -379,7 +379,7 @@ func names(evs []event) []string {
 }
 
 // num reads a JSON number field, failing if it is not a number.
-func num(t *testing.T, m map[string]any, key string) int64 {
+func jsonNum(t *testing.T, m map[string]any, key string) int64 {
 	t.Helper()
 	v, ok := m[key].(float64)
 	if !ok {
@@ -389,7 +389,7 @@ func num(t *testing.T, m map[string]any, key string) int64 {
 }
 
 // str reads a JSON string field, failing if it is not a string.
-func str(t *testing.T, m map[string]any, key string) string {
+func jsonStr(t *testing.T, m map[string]any, key string) string {
 	t.Helper()
 	v, ok := m[key].(string)
 	if !ok {
@@ -398,9 +398,9 @@ func str(t *testing.T, m map[string]any, key string) string {
 	return v
 }
 
-func roomIDOf(t *testing.T, logined event) string {
+func roomIDOf(t *testing.T, logined chatEvent) string {
 	t.Helper()
-	return str(t, logined.M, "roomId")
+	return jsonStr(t, logined.M, "roomId")
 }
 
 func jsonText(v any) string {

@@ -1,0 +1,267 @@
+package chat_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/go-stomp/stomp/v3"
+
+	"github.com/cstalk/cstalk/chat"
+)
+
+// pair is a customer and a counselor in one IN_PROGRESS room.
+type pair struct {
+	roomID    string
+	cust      *stompClient
+	custRoom  *stomp.Subscription
+	agent     *stompClient
+	agentRoom *stomp.Subscription
+}
+
+func (e *chatEnv) pair(number string, m *chat.Member, agentHeaders ...string) *pair {
+	e.t.Helper()
+	p := &pair{}
+	var logined chatEvent
+	p.cust, logined = e.customer(number, "고객"+number)
+	p.roomID = roomIDOf(e.t, logined)
+	p.custRoom = p.cust.room(p.roomID)
+	p.cust.await(p.cust.private, "WELCOME_MESSAGE")
+	p.agent = e.agent(m, agentHeaders...)
+	p.agentRoom = p.agent.room(p.roomID)
+	p.agent.await(p.agent.private, "MESSAGE_LIST")
+	// The assignment notice went to the room: both have seen it after this.
+	p.agent.awaitMatch(p.agentRoom, "MESSAGE", func(ev chatEvent) bool {
+		return jsonNum(e.t, ev.obj("data", "message"), "isSystemMessage") == 1
+	})
+	p.cust.await(p.custRoom, "ROOM_DETAIL")
+	return p
+}
+
+func messageTexts(t *testing.T, list chatEvent) []string {
+	t.Helper()
+	var out []string
+	for _, raw := range list.data()["messages"].([]any) {
+		out = append(out, jsonStr(t, raw.(map[string]any), "message"))
+	}
+	return out
+}
+
+func TestInternalNotesNeverReachTheCustomer(t *testing.T) {
+	e := newEnv(t)
+	p := e.pair("1001", e.agent1)
+	// A second counselor watching the room also gets the note.
+	watcher := e.agent(e.agent2)
+	watcherRoom := watcher.room(p.roomID)
+	watcher.await(watcher.private, "MESSAGE_LIST")
+
+	p.agent.send("MESSAGE", map[string]any{"messageType": 0, "message": "내부 메모: 요금 체납 고객", "messageAdminType": 1})
+	note := p.agent.await(p.agent.private, "MESSAGE")
+	nm := note.obj("data", "message")
+	if jsonNum(t, nm, "messageAdminType") != 1 || jsonStr(t, note.M, "target") != "MEMBER" {
+		t.Fatalf("note to its writer = %s", note.Raw)
+	}
+	watcher.awaitMatch(watcher.private, "MESSAGE", func(ev chatEvent) bool {
+		return jsonNum(t, ev.obj("data", "message"), "messageAdminType") == 1
+	})
+
+	// A conversation message after the note: the customer sees it and
+	// nothing of the note before it, on any channel.
+	p.agent.send("MESSAGE", map[string]any{"messageType": 0, "message": "안내해 드리겠습니다."})
+	got := p.cust.collect(p.custRoom, "MESSAGE")
+	got = append(got, drainEvents(p.cust.private)...)
+	for _, ev := range got {
+		if strings.Contains(ev.Raw, "내부 메모") || strings.Contains(ev.Raw, `"messageAdminType":1`) {
+			t.Fatalf("customer received an internal note: %s", ev.Raw)
+		}
+	}
+	if last := got[len(got)-1]; last.Name == "MESSAGE" && jsonStr(t, last.obj("data", "message"), "message") != "안내해 드리겠습니다." {
+		t.Fatalf("customer got %s", last.Raw)
+	}
+	_ = watcherRoom
+
+	// Listing: members see the note, the customer does not.
+	p.cust.send("MESSAGE_LIST", map[string]any{})
+	custList := p.cust.await(p.cust.private, "MESSAGE_LIST")
+	for _, text := range messageTexts(t, custList) {
+		if strings.Contains(text, "내부 메모") {
+			t.Fatalf("customer MESSAGE_LIST has the note: %s", custList.Raw)
+		}
+	}
+	p.agent.send("MESSAGE_LIST", map[string]any{"messageAdminType": 1})
+	agentList := p.agent.await(p.agent.private, "MESSAGE_LIST")
+	if !strings.Contains(agentList.Raw, "내부 메모") {
+		t.Fatalf("member MESSAGE_LIST lacks the note: %s", agentList.Raw)
+	}
+	// ROOM_DETAIL's lastMessage is never the note.
+	p.cust.send("ROOM_DETAIL", map[string]any{})
+	if rd := p.cust.await(p.cust.private, "ROOM_DETAIL"); strings.Contains(rd.Raw, "내부 메모") {
+		t.Fatalf("customer ROOM_DETAIL shows the note: %s", rd.Raw)
+	}
+
+	// A customer cannot write internal notes.
+	p.cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "x", "messageAdminType": 1})
+	if ev := p.cust.await(p.cust.private, "ERROR"); ev.reason() == "" {
+		t.Fatalf("ERROR without reason: %s", ev.Raw)
+	}
+}
+
+func TestClientMessageIDIsIdempotent(t *testing.T) {
+	e := newEnv(t)
+	p := e.pair("1002", e.agent1)
+	data := map[string]any{"messageType": 0, "message": "한 번만", "clientMessageId": "c-1"}
+	p.cust.send("MESSAGE", data)
+	first := p.agent.await(p.agentRoom, "MESSAGE")
+	id := jsonNum(t, first.obj("data", "message"), "id")
+
+	p.cust.send("MESSAGE", data) // a retry after a lost receipt
+	again := p.cust.await(p.cust.private, "MESSAGE")
+	if jsonNum(t, again.obj("data", "message"), "id") != id || jsonStr(t, again.M, "target") != "SELF" {
+		t.Fatalf("retry answered %s, want the stored message %d privately", again.Raw, id)
+	}
+	p.cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "다음"})
+	next := p.agent.await(p.agentRoom, "MESSAGE")
+	if jsonStr(t, next.obj("data", "message"), "message") != "다음" {
+		t.Fatalf("the room saw the retry again: %s", next.Raw)
+	}
+	p.agent.send("MESSAGE_LIST", map[string]any{})
+	texts := messageTexts(t, p.agent.await(p.agent.private, "MESSAGE_LIST"))
+	count := 0
+	for _, text := range texts {
+		if text == "한 번만" {
+			count++
+		}
+	}
+	if count != 1 {
+		t.Fatalf("stored %d copies: %v", count, texts)
+	}
+}
+
+func TestEndReviewAndMessageAfterEnd(t *testing.T) {
+	e := newEnv(t)
+	p := e.pair("1003", e.agent1)
+	lobby := e.agent(e.agent2)
+	lobbySub := lobby.subscribe("/sub/socket/room/LOBBY1")
+	lobby.send("ROOM_DETAIL", map[string]any{}, "roomId", p.roomID) // lobby subscription is active
+	lobby.await(lobby.private, "ROOM_DETAIL")
+
+	p.cust.send("REVIEW", map[string]any{"reviewScore": 5})
+	if ev := p.cust.await(p.cust.private, "ERROR"); ev.reason() != chat.Korean.T("review_not_ended") {
+		t.Fatalf("review before END: %s", ev.Raw)
+	}
+
+	p.agent.send("END", map[string]any{})
+	end := p.cust.await(p.custRoom, "END")
+	if d := end.data(); d == nil || len(d) != 0 || jsonStr(t, end.M, "roomId") != p.roomID {
+		t.Fatalf("END = %s", end.Raw)
+	}
+	if rd := p.cust.await(p.custRoom, "ROOM_DETAIL"); jsonStr(t, rd.obj("data", "room"), "status") != "ENDED" {
+		t.Fatalf("ROOM_DETAIL after END = %s", rd.Raw)
+	}
+	lobby.await(lobbySub, "RELOAD")
+	ready := lobby.await(lobbySub, "RELOAD_READY")
+	if jsonStr(t, ready.obj("data", "room"), "status") != "ENDED" {
+		t.Fatalf("RELOAD_READY after END = %s", ready.Raw)
+	}
+
+	p.cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "아직 있나요?"})
+	if ev := p.cust.await(p.cust.private, "ERROR"); ev.reason() != chat.Korean.T("room_ended") || jsonStr(t, ev.M, "roomId") != p.roomID {
+		t.Fatalf("MESSAGE after END: %s", ev.Raw)
+	}
+	p.cust.send("REVIEW", map[string]any{"reviewScore": 6})
+	p.cust.await(p.cust.private, "ERROR")
+	p.cust.send("REVIEW", map[string]any{"reviewScore": "4"})
+	if ev := p.cust.await(p.cust.private, "REVIEW"); ev.data()["success"] != true {
+		t.Fatalf("REVIEW = %s", ev.Raw)
+	}
+	p.agent.send("ROOM_DETAIL", map[string]any{})
+	if rd := p.agent.await(p.agent.private, "ROOM_DETAIL"); jsonNum(t, rd.obj("data", "room"), "reviewScore") != 4 {
+		t.Fatalf("review not stored: %s", rd.Raw)
+	}
+	// Ending twice is harmless.
+	p.agent.send("END", map[string]any{})
+	p.agent.await(p.agent.private, "END")
+
+	// The customer's next session opens a new room.
+	_, logined := e.customer("1003", "고객1003")
+	if roomIDOf(t, logined) == p.roomID {
+		t.Fatalf("customer was put back into its ENDED room %s", p.roomID)
+	}
+}
+
+func TestDeleteMessage(t *testing.T) {
+	e := newEnv(t)
+	p := e.pair("1004", e.agent1)
+	p.cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "지워질 메시지"})
+	id := jsonNum(t, p.agent.await(p.agentRoom, "MESSAGE").obj("data", "message"), "id")
+
+	// A counselor who is not an administrator may not delete it.
+	p.agent.send("DELETE_MESSAGE", map[string]any{"id": id})
+	if ev := p.agent.await(p.agent.private, "ERROR"); ev.reason() != chat.Korean.T("delete_forbidden") {
+		t.Fatalf("member delete: %s", ev.Raw)
+	}
+	// Its writer may.
+	p.cust.send("DELETE_MESSAGE", map[string]any{"id": strconv.FormatInt(id, 10)})
+	del := p.agent.await(p.agentRoom, "DELETE_MESSAGE")
+	if del.data()["success"] != true || jsonNum(t, del.data(), "id") != id || jsonStr(t, del.M, "roomId") != p.roomID {
+		t.Fatalf("DELETE_MESSAGE = %s", del.Raw)
+	}
+	p.cust.send("MESSAGE_LIST", map[string]any{})
+	list := p.cust.await(p.cust.private, "MESSAGE_LIST")
+	found := false
+	for _, raw := range list.data()["messages"].([]any) {
+		m := raw.(map[string]any)
+		if jsonNum(t, m, "id") == id {
+			found = true
+			if jsonNum(t, m, "isDeleted") != 1 || jsonStr(t, m, "message") != "" {
+				t.Fatalf("deleted message listed as %v", m)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("deleted message missing from the list: %s", list.Raw)
+	}
+
+	// An administrator may delete anyone's message.
+	p.cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "관리자가 지울 메시지"})
+	id2 := jsonNum(t, p.agent.await(p.agentRoom, "MESSAGE").obj("data", "message"), "id")
+	admin := e.agent(e.admin1)
+	admin.send("DELETE_MESSAGE", map[string]any{"id": id2})
+	p.cust.awaitMatch(p.custRoom, "DELETE_MESSAGE", func(ev chatEvent) bool { return jsonNum(t, ev.data(), "id") == id2 })
+	// Another company's counselor cannot even see it.
+	other := e.agent(e.agent3)
+	other.send("DELETE_MESSAGE", map[string]any{"id": id2})
+	if ev := other.await(other.private, "ERROR"); ev.reason() != chat.Korean.T("message_not_found") {
+		t.Fatalf("other company delete: %s", ev.Raw)
+	}
+	other.send("DELETE_MESSAGE", map[string]any{"id": 99999999})
+	other.await(other.private, "ERROR")
+}
+
+func TestMessageListPages(t *testing.T) {
+	e := newEnv(t, func(c *chat.Config, _ *chat.Company) { c.PageSize = 5 })
+	p := e.pair("1005", e.agent1)
+	for i := 1; i <= 12; i++ {
+		p.cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "m" + strconv.Itoa(i)})
+	}
+	var lastID int64
+	for i := 0; i < 12; i++ {
+		lastID = jsonNum(t, p.agent.await(p.agentRoom, "MESSAGE").obj("data", "message"), "id")
+	}
+	p.cust.send("MESSAGE_LIST", map[string]any{"messageAdminType": 0})
+	newest := p.cust.await(p.cust.private, "MESSAGE_LIST")
+	if got := messageTexts(t, newest); strings.Join(got, ",") != "m8,m9,m10,m11,m12" {
+		t.Fatalf("newest page = %v", got)
+	}
+	oldest := jsonNum(t, newest.data()["messages"].([]any)[0].(map[string]any), "id")
+	// startId as a numeric string, as the deployed app sends it.
+	p.cust.send("MESSAGE_LIST", map[string]any{"messageAdminType": 0, "startId": strconv.FormatInt(oldest, 10)})
+	if got := messageTexts(t, p.cust.await(p.cust.private, "MESSAGE_LIST")); strings.Join(got, ",") != "m3,m4,m5,m6,m7" {
+		t.Fatalf("older page = %v", got)
+	}
+	// And as a number, with the room named in the body.
+	p.cust.sendRaw([]byte(`{"eventName":"MESSAGE_LIST","roomId":"`+p.roomID+`","data":{"startId":`+strconv.FormatInt(lastID, 10)+`}}`))
+	if got := messageTexts(t, p.cust.await(p.cust.private, "MESSAGE_LIST")); strings.Join(got, ",") != "m7,m8,m9,m10,m11" {
+		t.Fatalf("page before the last = %v", got)
+	}
+}
