@@ -46,7 +46,7 @@ func TestRawWebSocketPubSub(t *testing.T) {
 
 func TestSockJSWebSocketPubSub(t *testing.T) {
 	s := startServer(t, DefaultConfig(), nil)
-	conn, err := stomp.Connect(dialSockJS(t, s), stomp.ConnOpt.Login("carol", ""))
+	conn, err := stomp.Connect(dialSockJS(t, s), stomp.ConnOpt.Login("carol", ""), stomp.ConnOpt.Logger(quietLogger{}))
 	if err != nil {
 		t.Fatal(err)
 	}

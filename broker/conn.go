@@ -467,7 +467,7 @@ func (c *Conn) teardown() {
 	}
 	subs := c.subs
 	c.subs = nil
-	principal := c.principal
+	connected := c.connected
 	c.mu.Unlock()
 	c.t.Abort()
 
@@ -475,7 +475,7 @@ func (c *Conn) teardown() {
 		c.srv.unsubscribe(s)
 		c.srv.app.Unsubscribed(c.ctx, c, s.dest)
 	}
-	if principal != nil {
+	if connected {
 		c.srv.app.Disconnected(c.ctx, c)
 	}
 	c.cancel()

@@ -93,6 +93,9 @@ func (c *Conn) onConnect(f *frame.Frame) *protocolError {
 			return malformed("invalid heart-beat", "heart-beat must be two comma-separated millisecond counts")
 		}
 	}
+	c.mu.Lock()
+	c.version = v // the ERROR of a refused CONNECT is encoded for v
+	c.mu.Unlock()
 	principal, err := c.srv.app.Authenticate(c.ctx, c, f.Header)
 	if err != nil {
 		return &protocolError{kind: "auth", message: err.Error(), detail: err.Error()}
@@ -121,7 +124,6 @@ func (c *Conn) onConnect(f *frame.Frame) *protocolError {
 	}
 
 	c.mu.Lock()
-	c.version = v
 	c.principal = principal
 	c.connected = true
 	c.hbSend, c.hbRecv = send, recv

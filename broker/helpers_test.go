@@ -199,6 +199,7 @@ func (s *wsStream) Close() error { return s.ws.Close() }
 // stompClient connects the go-stomp client over the raw WebSocket.
 func stompClient(t testing.TB, s *testServer, opts ...func(*stomp.Conn) error) *stomp.Conn {
 	t.Helper()
+	opts = append([]func(*stomp.Conn) error{stomp.ConnOpt.Logger(quietLogger{})}, opts...)
 	conn, err := stomp.Connect(dialWS(t, s.wsURL("/ws/websocket")), opts...)
 	if err != nil {
 		t.Fatalf("stomp connect: %v", err)
@@ -291,6 +292,9 @@ func (c *rawClient) expectClosed() {
 
 func (c *rawClient) connect(extra string) *frame.Frame {
 	c.t.Helper()
+	if extra != "" && !strings.HasSuffix(extra, "\n") {
+		extra += "\n"
+	}
 	c.write("CONNECT\naccept-version:1.2\nhost:test\n" + extra + "\n\x00")
 	return c.expect("CONNECTED")
 }
@@ -417,3 +421,15 @@ func testutilGauge(t testing.TB, s *testServer, name, label string) float64 {
 	}
 	return 0
 }
+
+// quietLogger keeps go-stomp's connection chatter out of test output.
+type quietLogger struct{}
+
+func (quietLogger) Debugf(string, ...interface{})   {}
+func (quietLogger) Infof(string, ...interface{})    {}
+func (quietLogger) Warningf(string, ...interface{}) {}
+func (quietLogger) Errorf(string, ...interface{})   {}
+func (quietLogger) Debug(string)                    {}
+func (quietLogger) Info(string)                     {}
+func (quietLogger) Warning(string)                  {}
+func (quietLogger) Error(string)                    {}

@@ -346,3 +346,12 @@ func (s *Server) Shutdown(ctx context.Context, reason string) error {
 	}
 	return err
 }
+
+// HasSubscribers reports whether any connection on this node subscribes to
+// destination.
+func (s *Server) HasSubscribers(destination string) bool {
+	s.hub.mu.RLock()
+	t := s.hub.topics[normalizeDestination(destination)]
+	s.hub.mu.RUnlock()
+	return t != nil && len(t.subsSlice()) > 0
+}
