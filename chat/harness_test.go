@@ -407,3 +407,5 @@ func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+func timeAfter() <-chan time.Time { return time.After(waitTimeout) }
