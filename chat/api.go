@@ -64,7 +64,7 @@ func (s *Service) APIHandler() http.Handler {
 				allow = "GET, HEAD"
 			}
 			w.Header().Set("Allow", allow)
-			a.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed")
+			a.fail(w, r, http.StatusMethodNotAllowed, "api_method_not_allowed")
 		})
 	}
 	route(http.MethodPost, "/api/auth/login", a.login)
@@ -77,7 +77,7 @@ func (s *Service) APIHandler() http.Handler {
 	route(http.MethodGet, "/files/{company}/{room}/{name}", a.serveFile)
 	route(http.MethodGet, "/api/openapi.yaml", a.openAPI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		a.fail(w, r, http.StatusNotFound, "not_found")
+		a.fail(w, r, http.StatusNotFound, "api_not_found")
 	})
 	return mux
 }
@@ -142,7 +142,7 @@ func (a *api) internal(w http.ResponseWriter, r *http.Request, doing string, err
 		return
 	}
 	a.log.Error(doing, "method", r.Method, "path", r.URL.Path, "err", err)
-	a.fail(w, r, http.StatusInternalServerError, "server_error")
+	a.fail(w, r, http.StatusInternalServerError, "api_server_error")
 }
 
 // bearer returns the token of an "Authorization: Bearer ..." header, or "".
@@ -159,14 +159,14 @@ func bearer(r *http.Request) string {
 func (a *api) member(w http.ResponseWriter, r *http.Request) *Member {
 	token := bearer(r)
 	if token == "" {
-		a.fail(w, r, http.StatusUnauthorized, "unauthorized")
+		a.fail(w, r, http.StatusUnauthorized, "api_unauthorized")
 		return nil
 	}
 	m, err := a.s.MemberFromToken(r.Context(), token)
 	switch {
 	case errors.Is(err, ErrInvalidToken):
 		a.log.Debug("bearer token refused", "path", r.URL.Path, "err", err)
-		a.fail(w, r, http.StatusUnauthorized, "unauthorized")
+		a.fail(w, r, http.StatusUnauthorized, "api_unauthorized")
 		return nil
 	case err != nil:
 		a.internal(w, r, "member of token", err)
@@ -180,19 +180,19 @@ func (a *api) member(w http.ResponseWriter, r *http.Request) *Member {
 func (a *api) memberRoom(w http.ResponseWriter, r *http.Request, m *Member) *Room {
 	id, ok := positiveID(r.PathValue("id"))
 	if !ok {
-		a.fail(w, r, http.StatusNotFound, "room_not_found")
+		a.fail(w, r, http.StatusNotFound, "api_room_not_found")
 		return nil
 	}
 	room, err := a.s.store.Room(r.Context(), id)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		a.fail(w, r, http.StatusNotFound, "room_not_found")
+		a.fail(w, r, http.StatusNotFound, "api_room_not_found")
 		return nil
 	case err != nil:
 		a.internal(w, r, "load room", err)
 		return nil
 	case room.CompanyID != m.CompanyID:
-		a.fail(w, r, http.StatusNotFound, "room_not_found")
+		a.fail(w, r, http.StatusNotFound, "api_room_not_found")
 		return nil
 	}
 	return room
@@ -213,14 +213,14 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 	var req loginRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, loginBodyMax))
 	if err := dec.Decode(&req); err != nil || req.LoginName == "" || req.Password == "" {
-		a.fail(w, r, http.StatusBadRequest, "login_body")
+		a.fail(w, r, http.StatusBadRequest, "api_login_body")
 		return
 	}
 	m, err := a.s.Login(r.Context(), req.LoginName, req.Password)
 	switch {
 	case errors.Is(err, ErrBadCredentials):
 		a.log.Info("login refused", "loginName", req.LoginName, "remote", r.RemoteAddr)
-		a.fail(w, r, http.StatusUnauthorized, "bad_credentials")
+		a.fail(w, r, http.StatusUnauthorized, "api_bad_credentials")
 		return
 	case err != nil:
 		a.internal(w, r, "login", err)
@@ -260,12 +260,12 @@ func (a *api) rooms(w http.ResponseWriter, r *http.Request) {
 	switch status {
 	case "", StatusWaiting, StatusInProgress, StatusEnded:
 	default:
-		a.fail(w, r, http.StatusBadRequest, "bad_status")
+		a.fail(w, r, http.StatusBadRequest, "api_bad_status")
 		return
 	}
 	limit, ok := limitParam(q.Get("limit"), roomListDefault, roomListMax)
 	if !ok {
-		a.fail(w, r, http.StatusBadRequest, "bad_limit")
+		a.fail(w, r, http.StatusBadRequest, "api_bad_limit")
 		return
 	}
 	rooms, err := a.s.store.Rooms(r.Context(), m.CompanyID, status, limit)
@@ -316,7 +316,7 @@ func (a *api) messages(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("before"); v != "" {
 		id, ok := positiveID(v)
 		if !ok {
-			a.fail(w, r, http.StatusBadRequest, "bad_before")
+			a.fail(w, r, http.StatusBadRequest, "api_bad_before")
 			return
 		}
 		before = id
@@ -327,7 +327,7 @@ func (a *api) messages(w http.ResponseWriter, r *http.Request) {
 	}
 	limit, ok := limitParam(q.Get("limit"), pageSize, messagePageMax)
 	if !ok {
-		a.fail(w, r, http.StatusBadRequest, "bad_limit")
+		a.fail(w, r, http.StatusBadRequest, "api_bad_limit")
 		return
 	}
 	// One more than asked tells whether an older page exists.

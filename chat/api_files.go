@@ -153,7 +153,7 @@ func (a *api) caller(w http.ResponseWriter, r *http.Request) (m *Member, company
 	switch {
 	case errors.Is(err, ErrUnknownCompany), errors.Is(err, ErrBadCustomerHeaders), errors.Is(err, ErrCustomerCredentials):
 		a.log.Info("customer headers refused", "path", r.URL.Path, "err", err)
-		a.fail(w, r, http.StatusUnauthorized, "unauthorized")
+		a.fail(w, r, http.StatusUnauthorized, "api_unauthorized")
 		return nil, nil, nil, false
 	case err != nil:
 		a.internal(w, r, "customer of headers", err)
@@ -190,7 +190,7 @@ func (a *api) fileReaderOf(w http.ResponseWriter, r *http.Request) (fileReader, 
 		}
 		a.log.Debug("file grant refused", "err", err)
 	}
-	a.fail(w, r, http.StatusUnauthorized, "unauthorized")
+	a.fail(w, r, http.StatusUnauthorized, "api_unauthorized")
 	return fileReader{}, false
 }
 
@@ -241,7 +241,7 @@ func (a *api) serveFile(w http.ResponseWriter, r *http.Request) {
 	roomID, okRoom := positiveID(r.PathValue("room"))
 	name := r.PathValue("name")
 	if !okCompany || !okRoom || !storedFileName.MatchString(name) {
-		a.fail(w, r, http.StatusNotFound, "not_found")
+		a.fail(w, r, http.StatusNotFound, "api_not_found")
 		return
 	}
 	reader, ok := a.fileReaderOf(w, r)
@@ -251,31 +251,32 @@ func (a *api) serveFile(w http.ResponseWriter, r *http.Request) {
 	room, err := a.s.store.Room(r.Context(), roomID)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		a.fail(w, r, http.StatusNotFound, "not_found")
+		a.fail(w, r, http.StatusNotFound, "api_not_found")
 		return
 	case err != nil:
 		a.internal(w, r, "load room", err)
 		return
 	case room.CompanyID != companyID || !reader.mayRead(room):
-		a.fail(w, r, http.StatusNotFound, "not_found")
+		a.fail(w, r, http.StatusNotFound, "api_not_found")
 		return
 	}
 	// os.OpenInRoot refuses any path (or symlink) that leads out of the
 	// upload directory, whatever slipped past the checks above.
 	rel := path.Join(strconv.FormatInt(companyID, 10), strconv.FormatInt(roomID, 10), name)
 	f, err := os.OpenInRoot(a.s.cfg.UploadDir, rel)
-	if errors.Is(err, fs.ErrNotExist) {
-		a.fail(w, r, http.StatusNotFound, "not_found")
-		return
-	}
 	if err != nil {
-		a.internal(w, r, "open file", err)
+		if !errors.Is(err, fs.ErrNotExist) {
+			// E.g. a symlink planted in the upload directory: worth a look,
+			// but to the client the file simply is not there.
+			a.log.Warn("open stored file", "path", rel, "err", err)
+		}
+		a.fail(w, r, http.StatusNotFound, "api_not_found")
 		return
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil || !info.Mode().IsRegular() {
-		a.fail(w, r, http.StatusNotFound, "not_found")
+		a.fail(w, r, http.StatusNotFound, "api_not_found")
 		return
 	}
 	h := w.Header()

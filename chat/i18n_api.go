@@ -1,27 +1,28 @@
 package chat
 
-// apiTexts are the messages of the REST API's JSON errors. Texts with a %s
-// take the argument named in the comment.
+// apiTexts are the messages of the REST API's JSON errors. Keys start with
+// "api_" so they never collide with eventTexts (which Lang.T searches first).
+// Texts with a %s take the argument named in the comment.
 var apiTexts = map[string]text{
-	"unauthorized":       {"인증이 필요합니다.", "Authentication required."},
-	"bad_credentials":    {"아이디 또는 비밀번호가 올바르지 않습니다.", "The login name or password is incorrect."},
-	"login_body":         {"loginName과 password를 JSON으로 보내 주세요.", "Send loginName and password as JSON."},
-	"not_found":          {"요청한 항목을 찾을 수 없습니다.", "Not found."},
-	"room_not_found":     {"상담방을 찾을 수 없습니다.", "Room not found."},
-	"method_not_allowed": {"허용되지 않는 요청 방식입니다.", "Method not allowed."},
-	"server_error":       {"일시적인 오류가 발생했습니다. 잠시 후 다시 시도해 주세요.", "A temporary error occurred. Please try again shortly."},
-	"bad_status":         {"status는 WAITING, IN_PROGRESS, ENDED 중 하나여야 합니다.", "status must be WAITING, IN_PROGRESS or ENDED."},
-	"bad_limit":          {"limit는 1 이상의 숫자여야 합니다.", "limit must be a positive number."},
-	"bad_before":         {"before는 메시지 번호여야 합니다.", "before must be a message id."},
-	"bad_room_id":        {"roomId는 상담방 번호여야 합니다.", "roomId must be a room id."},
-	"room_ended":         {"종료된 상담입니다.", "This consultation has ended."},
+	"api_unauthorized":       {"인증이 필요합니다.", "Authentication required."},
+	"api_bad_credentials":    {"아이디 또는 비밀번호가 올바르지 않습니다.", "The login name or password is incorrect."},
+	"api_login_body":         {"loginName과 password를 JSON으로 보내 주세요.", "Send loginName and password as JSON."},
+	"api_not_found":          {"요청한 항목을 찾을 수 없습니다.", "Not found."},
+	"api_room_not_found":     {"상담방을 찾을 수 없습니다.", "Room not found."},
+	"api_method_not_allowed": {"허용되지 않는 요청 방식입니다.", "Method not allowed."},
+	"api_server_error":       {"일시적인 오류가 발생했습니다. 잠시 후 다시 시도해 주세요.", "A temporary error occurred. Please try again shortly."},
+	"api_bad_status":         {"status는 WAITING, IN_PROGRESS, ENDED 중 하나여야 합니다.", "status must be WAITING, IN_PROGRESS or ENDED."},
+	"api_bad_limit":          {"limit는 1 이상의 숫자여야 합니다.", "limit must be a positive number."},
+	"api_bad_before":         {"before는 메시지 번호여야 합니다.", "before must be a message id."},
+	"api_bad_room_id":        {"roomId는 상담방 번호여야 합니다.", "roomId must be a room id."},
+	"api_room_ended":         {"종료된 상담입니다.", "This consultation has ended."},
 	// %s: the size limit, e.g. "10 MB".
-	"upload_too_large":       {"파일이 너무 큽니다. 최대 %s까지 올릴 수 있습니다.", "The file is too large; the limit is %s."},
-	"upload_too_many_pixels": {"이미지 해상도가 너무 큽니다. 2,500만 화소 이하로 줄여 주세요.", "The image has too many pixels; the limit is 25 megapixels."},
-	"upload_not_image":       {"PNG, JPEG, GIF, WebP 이미지만 올릴 수 있습니다.", "Only PNG, JPEG, GIF and WebP images can be uploaded."},
-	"upload_not_multipart":   {"multipart/form-data 형식으로 보내 주세요.", "Send the upload as multipart/form-data."},
-	"upload_no_file":         {"file 필드에 이미지를 첨부해 주세요.", "Attach the image in the file field."},
-	"upload_one_file":        {"한 번에 한 파일만 올릴 수 있습니다.", "Upload one file at a time."},
-	"upload_no_room":         {"roomId를 헤더나 폼 필드로 보내 주세요.", "Send roomId as a header or form field."},
-	"upload_unreadable":      {"업로드를 끝까지 읽지 못했습니다. 다시 시도해 주세요.", "The upload could not be read completely; please try again."},
+	"api_upload_too_large":       {"파일이 너무 큽니다. 최대 %s까지 올릴 수 있습니다.", "The file is too large; the limit is %s."},
+	"api_upload_too_many_pixels": {"이미지 해상도가 너무 큽니다. 2,500만 화소 이하로 줄여 주세요.", "The image has too many pixels; the limit is 25 megapixels."},
+	"api_upload_not_image":       {"PNG, JPEG, GIF, WebP 이미지만 올릴 수 있습니다.", "Only PNG, JPEG, GIF and WebP images can be uploaded."},
+	"api_upload_not_multipart":   {"multipart/form-data 형식으로 보내 주세요.", "Send the upload as multipart/form-data."},
+	"api_upload_no_file":         {"file 필드에 이미지를 첨부해 주세요.", "Attach the image in the file field."},
+	"api_upload_one_file":        {"한 번에 한 파일만 올릴 수 있습니다.", "Upload one file at a time."},
+	"api_upload_no_room":         {"roomId를 헤더나 폼 필드로 보내 주세요.", "Send roomId as a header or form field."},
+	"api_upload_unreadable":      {"업로드를 끝까지 읽지 못했습니다. 다시 시도해 주세요.", "The upload could not be read completely; please try again."},
 }

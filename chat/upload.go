@@ -75,7 +75,7 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request) {
 		maxBytes = defaultMaxUploadBytes
 	}
 	if r.ContentLength > maxBytes+multipartOverhead {
-		a.fail(w, r, http.StatusRequestEntityTooLarge, "upload_too_large", megabytes(maxBytes))
+		a.fail(w, r, http.StatusRequestEntityTooLarge, "api_upload_too_large", megabytes(maxBytes))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBytes+multipartOverhead)
@@ -89,7 +89,7 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		a.fail(w, r, http.StatusUnsupportedMediaType, "upload_not_multipart")
+		a.fail(w, r, http.StatusUnsupportedMediaType, "api_upload_not_multipart")
 		return
 	}
 	var data []byte
@@ -108,7 +108,7 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request) {
 		case "file":
 			if gotFile {
 				part.Close()
-				a.fail(w, r, http.StatusBadRequest, "upload_one_file")
+				a.fail(w, r, http.StatusBadRequest, "api_upload_one_file")
 				return
 			}
 			gotFile = true
@@ -130,12 +130,12 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(data) == 0 {
-		a.fail(w, r, http.StatusBadRequest, "upload_no_file")
+		a.fail(w, r, http.StatusBadRequest, "api_upload_no_file")
 		return
 	}
 	if room == nil {
 		if formRoom == "" {
-			a.fail(w, r, http.StatusBadRequest, "upload_no_room")
+			a.fail(w, r, http.StatusBadRequest, "api_upload_no_room")
 			return
 		}
 		if room = a.uploadRoom(w, r, reader, formRoom); room == nil {
@@ -147,11 +147,11 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, errNotImage):
 		a.log.Info("upload refused", "reason", err, "roomId", room.ID, "size", len(data))
-		a.fail(w, r, http.StatusUnsupportedMediaType, "upload_not_image")
+		a.fail(w, r, http.StatusUnsupportedMediaType, "api_upload_not_image")
 		return
 	case errors.Is(err, errTooManyPixels):
 		a.log.Info("upload refused", "reason", err, "roomId", room.ID, "size", len(data))
-		a.fail(w, r, http.StatusRequestEntityTooLarge, "upload_too_many_pixels")
+		a.fail(w, r, http.StatusRequestEntityTooLarge, "api_upload_too_many_pixels")
 		return
 	case err != nil:
 		a.internal(w, r, "process upload", err)
@@ -211,22 +211,22 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request) {
 func (a *api) uploadRoom(w http.ResponseWriter, r *http.Request, reader fileReader, roomID string) *Room {
 	id, ok := positiveID(strings.TrimSpace(roomID))
 	if !ok {
-		a.fail(w, r, http.StatusBadRequest, "bad_room_id")
+		a.fail(w, r, http.StatusBadRequest, "api_bad_room_id")
 		return nil
 	}
 	room, err := a.s.store.Room(r.Context(), id)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		a.fail(w, r, http.StatusNotFound, "room_not_found")
+		a.fail(w, r, http.StatusNotFound, "api_room_not_found")
 		return nil
 	case err != nil:
 		a.internal(w, r, "load room", err)
 		return nil
 	case !reader.mayRead(room):
-		a.fail(w, r, http.StatusNotFound, "room_not_found")
+		a.fail(w, r, http.StatusNotFound, "api_room_not_found")
 		return nil
 	case room.Status == StatusEnded:
-		a.fail(w, r, http.StatusConflict, "room_ended")
+		a.fail(w, r, http.StatusConflict, "api_room_ended")
 		return nil
 	}
 	return room
@@ -235,11 +235,11 @@ func (a *api) uploadRoom(w http.ResponseWriter, r *http.Request, reader fileRead
 func (a *api) uploadReadFailed(w http.ResponseWriter, r *http.Request, err error, maxBytes int64) {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		a.fail(w, r, http.StatusRequestEntityTooLarge, "upload_too_large", megabytes(maxBytes))
+		a.fail(w, r, http.StatusRequestEntityTooLarge, "api_upload_too_large", megabytes(maxBytes))
 		return
 	}
 	a.log.Info("upload unreadable", "err", err)
-	a.fail(w, r, http.StatusBadRequest, "upload_unreadable")
+	a.fail(w, r, http.StatusBadRequest, "api_upload_unreadable")
 }
 
 func megabytes(n int64) string {
