@@ -57,6 +57,8 @@ type chatEnv struct {
 	svc    *chat.Service
 	server *broker.Server
 	wsURL  string
+	// httpURL is the SockJS endpoint, http://127.0.0.1:PORT/ws.
+	httpURL string
 
 	seoul    *chat.Company
 	incheon  *chat.Company
@@ -127,6 +129,7 @@ func newEnv(t *testing.T, opts ...envOption) *chatEnv {
 		_ = bus.Close()
 	})
 	e.svc, e.server = svc, srv
+	e.httpURL = ts.URL + "/ws"
 	e.wsURL = "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws/websocket"
 	return e
 }
