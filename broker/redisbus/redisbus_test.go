@@ -73,13 +73,21 @@ func newBuses(t testing.TB, url string, nodes int, opts redisbus.Options) []*red
 }
 
 func TestContract(t *testing.T) {
-	bustest.Run(t, func(t *testing.T, nodes int) []broker.Bus {
+	bustest.Run(t, cluster(redisbus.Options{}))
+}
+
+func TestContractUnbatched(t *testing.T) {
+	bustest.Run(t, cluster(redisbus.Options{DisableBatching: true}))
+}
+
+func cluster(opts redisbus.Options) bustest.NewCluster {
+	return func(t *testing.T, nodes int) []broker.Bus {
 		var out []broker.Bus
-		for _, b := range newBuses(t, redisURL(), nodes, redisbus.Options{}) {
+		for _, b := range newBuses(t, redisURL(), nodes, opts) {
 			out = append(out, b)
 		}
 		return out
-	})
+	}
 }
 
 func TestNewFailsWithoutRedis(t *testing.T) {
