@@ -224,31 +224,42 @@ type roomPeople struct {
 	positions map[int64]int64
 }
 
-func (s *Service) loadRoomPeople(ctx context.Context, r *Room, withPositions bool) (*roomPeople, error) {
-	c, err := s.store.Customer(ctx, r.CustomerID)
-	if err != nil {
+// loadRoomPeople loads what rendering a room's messages needs. known, when
+// not nil, is the connection acting: its own rows are reused, which saves the
+// lookups on the path of every message.
+func (s *Service) loadRoomPeople(ctx context.Context, r *Room, known *principal) (*roomPeople, error) {
+	rp := &roomPeople{}
+	var err error
+	if known != nil && known.customer != nil && known.customer.ID == r.CustomerID {
+		rp.customer = known.customer
+	} else if rp.customer, err = s.store.Customer(ctx, r.CustomerID); err != nil {
 		return nil, fmt.Errorf("customer of room %d: %w", r.ID, err)
 	}
-	rp := &roomPeople{customer: c}
-	if rp.speakers.customer, err = s.customerSpeakerID(ctx, c); err != nil {
+	if rp.speakers.customer, err = s.customerSpeakerID(ctx, rp.customer); err != nil {
 		return nil, err
 	}
 	if r.MemberID != nil {
-		m, err := s.store.Member(ctx, *r.MemberID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("member of room %d: %w", r.ID, err)
+		if known != nil && known.member != nil && known.member.ID == *r.MemberID {
+			rp.member = known.member
+		} else {
+			m, err := s.store.Member(ctx, *r.MemberID)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				// A deleted counselor: the room reads as unassigned.
+			case err != nil:
+				return nil, fmt.Errorf("member of room %d: %w", r.ID, err)
+			default:
+				rp.member = m
+			}
 		}
-		if m != nil && err == nil {
-			rp.member = m
-			if rp.speakers.member, err = s.memberSpeakerID(ctx, m); err != nil {
+		if rp.member != nil {
+			if rp.speakers.member, err = s.memberSpeakerID(ctx, rp.member); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if withPositions {
-		if rp.positions, err = s.store.ReadPositions(ctx, r.ID); err != nil {
-			return nil, fmt.Errorf("read positions of room %d: %w", r.ID, err)
-		}
+	if rp.positions, err = s.store.ReadPositions(ctx, r.ID); err != nil {
+		return nil, fmt.Errorf("read positions of room %d: %w", r.ID, err)
 	}
 	return rp, nil
 }
@@ -309,7 +320,7 @@ func (s *Service) messagePayload(r *Room, rp *roomPeople, m *Message) MessagePay
 // their current noReadCount. It does not filter: callers pass only what the
 // viewer may see.
 func (s *Service) MessagePayloads(ctx context.Context, r *Room, msgs []Message) ([]MessagePayload, error) {
-	rp, err := s.loadRoomPeople(ctx, r, true)
+	rp, err := s.loadRoomPeople(ctx, r, nil)
 	if err != nil {
 		return nil, fmt.Errorf("chat: message payloads: %w", err)
 	}
@@ -328,7 +339,7 @@ func (s *Service) renderMessages(r *Room, rp *roomPeople, msgs []Message) []Mess
 // the assigned member's). lastMessage is the newest conversation message,
 // never an internal note.
 func (s *Service) RoomPayload(ctx context.Context, r *Room) (*RoomDetail, error) {
-	rp, err := s.loadRoomPeople(ctx, r, true)
+	rp, err := s.loadRoomPeople(ctx, r, nil)
 	if err != nil {
 		return nil, fmt.Errorf("chat: room payload: %w", err)
 	}

@@ -79,7 +79,7 @@ func (s *Service) handleMessage(ctx context.Context, r *request) error {
 	if err != nil {
 		return err
 	}
-	rp, err := s.loadRoomPeople(ctx, room, true)
+	rp, err := s.loadRoomPeople(ctx, room, r.p)
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func (s *Service) handleMessageList(ctx context.Context, r *request) error {
 	if err != nil {
 		return err
 	}
-	rp, err := s.loadRoomPeople(ctx, room, true)
+	rp, err := s.loadRoomPeople(ctx, room, r.p)
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,7 @@ func (s *Service) handleAssign(ctx context.Context, r *request) error {
 		return err
 	}
 	r.room = updated
-	rp, err := s.loadRoomPeople(ctx, updated, true)
+	rp, err := s.loadRoomPeople(ctx, updated, r.p)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (s *Service) handleRoomDetail(ctx context.Context, r *request) error {
 	if err != nil {
 		return err
 	}
-	rp, err := s.loadRoomPeople(ctx, room, true)
+	rp, err := s.loadRoomPeople(ctx, room, r.p)
 	if err != nil {
 		return err
 	}
@@ -193,7 +193,7 @@ func (s *Service) handleStartMessage(ctx context.Context, r *request) error {
 	if err != nil {
 		return err
 	}
-	rp, err := s.loadRoomPeople(ctx, room, true)
+	rp, err := s.loadRoomPeople(ctx, room, r.p)
 	if err != nil {
 		return err
 	}
@@ -347,7 +347,7 @@ func (s *Service) handleSaveHistory(ctx context.Context, r *request) error {
 		stored = append(stored, saved)
 	}
 	if len(stored) > 0 {
-		rp, err := s.loadRoomPeople(ctx, room, true)
+		rp, err := s.loadRoomPeople(ctx, room, r.p)
 		if err != nil {
 			return err
 		}

@@ -175,7 +175,7 @@ func (s *Service) dispatch(ctx context.Context, req *request, destination string
 	if in.EventName == "" {
 		return reason("missing_field", "eventName")
 	}
-	h, ok := s.handlers()[in.EventName]
+	h, ok := s.events[in.EventName]
 	if !ok {
 		return reason("unknown_event", truncate(in.EventName, 40))
 	}

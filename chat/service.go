@@ -74,6 +74,8 @@ type Service struct {
 	log      *slog.Logger
 	broker   Broker
 	presence Presence
+	// events maps a client event name to its handler.
+	events map[string]handler
 
 	// speakers caches speaker IDs of members and customers: they never change
 	// once created, and every message payload needs them.
@@ -127,13 +129,15 @@ func New(cfg Config, store Store, log *slog.Logger) (*Service, error) {
 	if len(cfg.JWTSecret) < 16 {
 		return nil, fmt.Errorf("chat: JWT secret must be at least 16 bytes, got %d", len(cfg.JWTSecret))
 	}
-	return &Service{
+	s := &Service{
 		cfg:      cfg,
 		store:    store,
 		log:      log.With("component", "chat"),
 		presence: NewMemoryPresence(),
 		speakers: make(map[speakerKey]int64),
-	}, nil
+	}
+	s.events = s.handlers()
+	return s, nil
 }
 
 // Bind attaches the broker events are sent through. The broker is built with

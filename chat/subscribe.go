@@ -185,7 +185,7 @@ func (s *Service) joinRoom(ctx context.Context, sessionID string, p *principal, 
 	}
 	p.enterRoom(room.ID)
 
-	rp, err := s.loadRoomPeople(ctx, room, true)
+	rp, err := s.loadRoomPeople(ctx, room, p)
 	if err != nil {
 		return err
 	}
