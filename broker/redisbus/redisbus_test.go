@@ -1,6 +1,7 @@
 package redisbus_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -59,7 +60,7 @@ func newBuses(t testing.TB, url string, nodes int, opts redisbus.Options) []*red
 	buses := make([]*redisbus.Bus, nodes)
 	for i := range buses {
 		o := opts
-		o.NodeID = fmt.Sprintf("node-%c", 'A'+i)
+		o.NodeID = fmt.Sprintf("%s-%c", cmp.Or(opts.NodeID, "node"), 'A'+i)
 		ctx, cancel := context.WithTimeout(context.Background(), bustest.Timeout)
 		bus, err := redisbus.New(ctx, o)
 		cancel()
