@@ -1,0 +1,151 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFlexInt(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		set   bool
+		v     int64
+		fails bool
+	}{
+		{`31`, true, 31, false},
+		{`"31"`, true, 31, false},
+		{`" 31 "`, true, 31, false},
+		{`3.0`, true, 3, false},
+		{`null`, false, 0, false},
+		{`""`, false, 0, false},
+		{`true`, true, 1, false},
+		{`"abc"`, false, 0, true},
+		{`3.5`, false, 0, true},
+		{`{}`, false, 0, true},
+		{`[1]`, false, 0, true},
+		{`"1e3"`, true, 1000, false},
+		{`99999999999999999999`, false, 0, true},
+	} {
+		var f flexInt
+		err := json.Unmarshal([]byte(tc.in), &f)
+		if (err != nil) != tc.fails || (err == nil && (f.set != tc.set || f.v != tc.v)) {
+			t.Errorf("%s -> %+v, %v; want set=%v v=%d fails=%v", tc.in, f, err, tc.set, tc.v, tc.fails)
+		}
+	}
+}
+
+func TestInWindow(t *testing.T) {
+	at := func(h, m int) int { return h*60 + m }
+	for _, tc := range []struct {
+		minute     int
+		start, end string
+		want       bool
+	}{
+		{at(9, 0), "09:00", "18:00", true},
+		{at(17, 59), "09:00", "18:00", true},
+		{at(18, 0), "09:00", "18:00", false},
+		{at(8, 59), "09:00", "18:00", false},
+		{at(23, 0), "22:00", "06:00", true}, // night shift wraps midnight
+		{at(5, 0), "22:00", "06:00", true},
+		{at(12, 0), "22:00", "06:00", false},
+		{at(12, 0), "", "", false},
+		{at(12, 0), "noon", "13:00", false},
+		{at(12, 0), "12:00", "12:00", false},
+	} {
+		if got := inWindow(tc.minute, tc.start, tc.end); got != tc.want {
+			t.Errorf("inWindow(%d, %s, %s) = %v", tc.minute, tc.start, tc.end, got)
+		}
+	}
+}
+
+func TestParseDestination(t *testing.T) {
+	for _, tc := range []struct {
+		dest string
+		kind destKind
+		id   int64
+	}{
+		{"user/session/message", destPrivate, 0},
+		{"/user/session/message", destPrivate, 0},
+		{"sub/socket/room/LOBBY1", destLobby, 1},
+		{"/sub/socket/room/LOBBY12", destLobby, 12},
+		{"sub/socket/room/147", destRoom, 147},
+		{"/sub/socket/room/147", destRoom, 147},
+		{"sub/socket/room/0", destOther, 0},
+		{"sub/socket/room/-1", destOther, 0},
+		{"sub/socket/room/1/x", destOther, 0},
+		{"sub/socket/room/LOBBY", destOther, 0},
+		{"sub/socket/room/LOBBYx", destOther, 0},
+		{"sub/socket/room/", destOther, 0},
+		{"sub/other", destOther, 0},
+		{"sub/socket/room/99999999999999999999", destOther, 0},
+	} {
+		kind, id := parseDestination(tc.dest)
+		if kind != tc.kind || id != tc.id {
+			t.Errorf("parseDestination(%q) = %v, %d; want %v, %d", tc.dest, kind, id, tc.kind, tc.id)
+		}
+	}
+}
+
+func TestFormatDate(t *testing.T) {
+	seoul := DefaultConfig().Zone
+	at := time.Date(2020, 12, 18, 6, 31, 37, 999_000_000, time.UTC)
+	if got := FormatDate(at, seoul); got != "2020-12-18 15:31:37" {
+		t.Fatalf("FormatDate = %q", got)
+	}
+	if got := FormatDate(time.Time{}, seoul); got != "" {
+		t.Fatalf("zero time = %q", got)
+	}
+}
+
+func TestMemoryPresence(t *testing.T) {
+	ctx := context.Background()
+	p := NewMemoryPresence()
+	_ = p.Enter(ctx, 1, Attendee{SessionID: "b", SpeakerID: 2, IsMember: true})
+	_ = p.Enter(ctx, 1, Attendee{SessionID: "a", SpeakerID: 1})
+	_ = p.Enter(ctx, 2, Attendee{SessionID: "a", SpeakerID: 1})
+	got, _ := p.Attendees(ctx, 1)
+	if len(got) != 2 || got[0].SessionID != "a" || got[1].SessionID != "b" {
+		t.Fatalf("attendees = %+v", got)
+	}
+	_ = p.Leave(ctx, 1, "a")
+	_ = p.Leave(ctx, 1, "a")
+	_ = p.Leave(ctx, 1, "b")
+	if got, _ := p.Attendees(ctx, 1); len(got) != 0 {
+		t.Fatalf("after leaving: %+v", got)
+	}
+	if len(p.rooms) != 1 {
+		t.Fatalf("empty rooms are kept: %v", p.rooms)
+	}
+}
+
+func TestCatalogsComplete(t *testing.T) {
+	for key, tx := range eventTexts {
+		if strings.TrimSpace(tx.ko) == "" || strings.TrimSpace(tx.en) == "" {
+			t.Errorf("text %q lacks a language", key)
+		}
+		if strings.Count(tx.ko, "%") != strings.Count(tx.en, "%") {
+			t.Errorf("text %q: formats differ between languages", key)
+		}
+	}
+	// Every reason the handlers can give has a text.
+	for _, key := range []string{"internal", "unauthorized", "already_subscribed", "lobby_forbidden",
+		"destination_forbidden", "send_forbidden", "room_not_found", "room_forbidden", "no_room",
+		"room_ended", "room_taken", "body_too_large", "invalid_utf8", "malformed_json", "missing_field",
+		"invalid_field", "invalid_number", "unknown_event", "message_too_long", "members_only",
+		"customers_only", "speaker_mismatch", "message_not_found", "delete_forbidden", "invalid_review",
+		"review_not_ended", "history_too_long", "system_assigned", "start_working", "start_after_hours",
+		"start_lunch", "chatbot_name"} {
+		if _, ok := eventTexts[key]; !ok {
+			t.Errorf("no text for %q", key)
+		}
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	if _, err := New(DefaultConfig(), nil, nil); err == nil {
+		t.Fatal("nil store accepted")
+	}
+}
