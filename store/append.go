@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -29,6 +30,9 @@ const (
 	maxInsertBytes = 4 << 20
 	// batchTimeout bounds one batch, its one-by-one fallback included.
 	batchTimeout = 30 * time.Second
+	// precheckAfterDuplicate is how many batches look client message ids
+	// up before inserting after one hit a duplicate.
+	precheckAfterDuplicate = 64
 	// closeGrace is how long Close lets the writer store what is queued
 	// before cancelling its database calls.
 	closeGrace = 15 * time.Second
@@ -161,15 +165,28 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest) {
 	if len(live) == 0 {
 		return
 	}
-	results, err := s.storeBatch(ctx, live)
+	// Looking every client message id up costs as much as inserting the
+	// batch, and retries are rare: insert optimistically and let the unique
+	// key object. After a duplicate, look up first for a while, since
+	// retries come in bursts (a node restart, a network blip).
+	precheck := s.precheckBatches > 0
+	if precheck {
+		s.precheckBatches--
+	}
+	results, err := s.storeBatch(ctx, live, precheck)
+	if err != nil && !precheck && s.isDuplicate(err) {
+		s.precheckBatches = precheckAfterDuplicate
+		results, err = s.storeBatch(ctx, live, true)
+	}
 	if err == nil {
 		for i, req := range live {
 			req.done <- results[i]
 		}
 		return
 	}
-	// Typically a unique violation from a message another node stored after
-	// our duplicate check. Store one by one so only the culprit is affected.
+	// A unique violation despite the lookup comes from a message another
+	// node committed meanwhile. Store one by one so only the culprit is
+	// affected.
 	if len(live) > 1 {
 		s.log.Warn("group commit failed, storing its messages one by one", "messages", len(live), "err", err)
 	}
@@ -182,7 +199,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest) {
 // duplicate client message id that the pre-check could not see.
 func (s *Store) storeOne(ctx context.Context, req *appendRequest) appendResult {
 	what := fmt.Sprintf("append message to room %d", req.row.RoomID)
-	results, err := s.storeBatch(ctx, []*appendRequest{req})
+	results, err := s.storeBatch(ctx, []*appendRequest{req}, true)
 	if err == nil {
 		return results[0]
 	}
@@ -201,8 +218,10 @@ func (s *Store) storeOne(ctx context.Context, req *appendRequest) appendResult {
 // storeBatch stores reqs in one transaction and returns one result per
 // request. Requests refused on their own (unknown room, speaker of another
 // company) get an error result without failing the others; a database
-// error fails the whole batch and nothing is stored.
-func (s *Store) storeBatch(ctx context.Context, reqs []*appendRequest) ([]appendResult, error) {
+// error fails the whole batch and nothing is stored. precheck looks the
+// client message ids up before inserting; without it a stored duplicate
+// fails the batch with a unique violation.
+func (s *Store) storeBatch(ctx context.Context, reqs []*appendRequest, precheck bool) ([]appendResult, error) {
 	results := make([]appendResult, len(reqs))
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		rooms, err := s.lockRooms(tx, reqs)
@@ -213,15 +232,17 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*appendRequest) ([]append
 		if err != nil {
 			return err
 		}
-		var keys []clientKey
-		for _, req := range reqs {
-			if key, ok := keyOf(&req.row); ok {
-				keys = append(keys, key)
+		existing := map[clientKey]*messageRow{}
+		if precheck {
+			var keys []clientKey
+			for _, req := range reqs {
+				if key, ok := keyOf(&req.row); ok {
+					keys = append(keys, key)
+				}
 			}
-		}
-		existing, err := s.findByClientID(tx, keys)
-		if err != nil {
-			return err
+			if existing, err = s.findByClientID(tx, keys); err != nil {
+				return err
+			}
 		}
 
 		var rows []messageRow
@@ -330,20 +351,25 @@ func (s *Store) speakerCompanies(tx *gorm.DB, reqs []*appendRequest) (map[int64]
 	return companies, nil
 }
 
-// findByClientID returns the stored messages with the given keys.
+// findByClientID returns the stored messages with the given keys. One
+// equality group per key lets both databases probe the unique index per key
+// instead of scanning whole rooms.
 func (s *Store) findByClientID(db *gorm.DB, keys []clientKey) (map[clientKey]*messageRow, error) {
 	found := map[clientKey]*messageRow{}
 	if len(keys) == 0 {
 		return found, nil
 	}
-	rooms := make([]int64, 0, len(keys))
-	clientIDs := make([]string, 0, len(keys))
-	for _, k := range keys {
-		rooms = append(rooms, k.roomID)
-		clientIDs = append(clientIDs, k.clientID)
+	var where strings.Builder
+	args := make([]any, 0, 3*len(keys))
+	for i, k := range keys {
+		if i > 0 {
+			where.WriteString(" OR ")
+		}
+		where.WriteString("(room_id = ? AND speaker_id = ? AND client_message_id = ?)")
+		args = append(args, k.roomID, k.speakerID, k.clientID)
 	}
 	var rows []messageRow
-	if err := db.Where("room_id IN ? AND client_message_id IN ?", rooms, clientIDs).Find(&rows).Error; err != nil {
+	if err := db.Where(where.String(), args...).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("find client message ids: %w", err)
 	}
 	for i := range rows {
@@ -394,8 +420,9 @@ func checkConsecutive(rows []messageRow) error {
 	return nil
 }
 
-// bumpRooms moves each touched room's LastMessageID and UpdateDate forward,
-// once per room, in room ID order.
+// bumpRooms moves each touched room's LastMessageID and UpdateDate forward
+// in one statement: a room keeps a higher LastMessageID (or later
+// UpdateDate) that another node's batch already wrote.
 func bumpRooms(tx *gorm.DB, rows []messageRow) error {
 	type bump struct {
 		lastID int64
@@ -415,13 +442,20 @@ func bumpRooms(tx *gorm.DB, rows []messageRow) error {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	var lastCase, dateCase strings.Builder
+	var lastArgs, dateArgs []any
 	for _, id := range ids {
 		b := bumps[id]
-		err := tx.Model(&roomRow{}).Where("id = ? AND last_message_id < ?", id, b.lastID).
-			Updates(map[string]any{"last_message_id": b.lastID, "update_date": laterDate(b.date)}).Error
-		if err != nil {
-			return fmt.Errorf("bump room %d: %w", id, err)
-		}
+		lastCase.WriteString(" WHEN ? THEN CASE WHEN last_message_id < ? THEN ? ELSE last_message_id END")
+		lastArgs = append(lastArgs, id, b.lastID, b.lastID)
+		dateCase.WriteString(" WHEN ? THEN CASE WHEN update_date < ? THEN ? ELSE update_date END")
+		dateArgs = append(dateArgs, id, b.date, b.date)
+	}
+	sql := "UPDATE rooms SET last_message_id = CASE id" + lastCase.String() + " ELSE last_message_id END, " +
+		"update_date = CASE id" + dateCase.String() + " ELSE update_date END WHERE id IN ?"
+	args := append(append(lastArgs, dateArgs...), ids)
+	if err := tx.Exec(sql, args...).Error; err != nil {
+		return fmt.Errorf("bump %d rooms: %w", len(ids), err)
 	}
 	return nil
 }

@@ -42,12 +42,15 @@ type Store struct {
 	// then inserted row by row inside their transaction.
 	multiRowInsert bool
 
-	appends      chan *appendRequest
-	stop         chan struct{} // closed by Close: the writer drains and exits
-	writerEnd    chan struct{} // closed when the writer has exited
-	cancelWriter context.CancelFunc
-	closeOnce    sync.Once
-	closeErr     error
+	appends chan *appendRequest
+	// precheckBatches (owned by the writer goroutine) counts down the
+	// batches that still look client message ids up before inserting.
+	precheckBatches int
+	stop            chan struct{} // closed by Close: the writer drains and exits
+	writerEnd       chan struct{} // closed when the writer has exited
+	cancelWriter    context.CancelFunc
+	closeOnce       sync.Once
+	closeErr        error
 }
 
 // Open connects to dsn ("sqlite:PATH", "sqlite::memory:" or
