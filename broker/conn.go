@@ -36,8 +36,8 @@ type Conn struct {
 	done   chan struct{} // closed when teardown has finished
 
 	// Owned by the reader goroutine.
-	inbuf []byte
-	txs   map[string][]*frame.Frame
+	in  inputBuffer
+	txs map[string][]*frame.Frame
 
 	lastRead  atomic.Int64 // unix nanos of the last inbound bytes
 	lastWrite atomic.Int64 // unix nanos of the last outbound message
@@ -151,21 +151,44 @@ func (c *Conn) readMessage(r io.Reader) error {
 	}
 }
 
-// consume scans data, appended to any incomplete frame left from before,
-// and handles every complete frame in it. The leftover never exceeds
-// MaxFrameSize: scan refuses a frame that would.
+// consume handles every complete frame in data, keeping an incomplete
+// one for the next message.
 func (c *Conn) consume(data []byte) {
+	perr := c.in.feed(data, c.srv.limits, &c.version, func(raw []byte) bool {
+		f, perr := c.srv.parse(raw, c.version)
+		if perr != nil {
+			c.fail(perr, "")
+			return false
+		}
+		c.handle(f)
+		return !c.isClosing()
+	})
+	if perr != nil {
+		c.fail(perr, "")
+	}
+}
+
+// inputBuffer holds the incomplete frame at the end of what a connection
+// has received. It never exceeds the frame limit: scan refuses a frame that
+// would.
+type inputBuffer struct {
+	pending []byte
+}
+
+// feed scans data, appended to the pending bytes, and calls handle with
+// every complete frame until handle returns false. *v is read before each
+// frame, since a CONNECT changes how the frames after it are scanned.
+func (in *inputBuffer) feed(data []byte, l limits, v *version, handle func(raw []byte) bool) *protocolError {
 	buf := data
-	if len(c.inbuf) > 0 {
-		c.inbuf = append(c.inbuf, data...)
-		buf = c.inbuf
+	if len(in.pending) > 0 {
+		in.pending = append(in.pending, data...)
+		buf = in.pending
 	}
 	for len(buf) > 0 {
-		skip, n, perr := c.srv.limits.scan(buf, c.version)
+		skip, n, perr := l.scan(buf, *v)
 		if perr != nil {
-			c.inbuf = nil
-			c.fail(perr, "")
-			return
+			in.pending = nil
+			return perr
 		}
 		buf = buf[skip:]
 		if n == 0 {
@@ -173,26 +196,20 @@ func (c *Conn) consume(data []byte) {
 		}
 		raw := buf[:n]
 		buf = buf[n:]
-		f, perr := c.srv.parse(raw, c.version)
-		if perr != nil {
-			c.inbuf = nil
-			c.fail(perr, "")
-			return
-		}
-		c.handle(f)
-		if c.isClosing() {
-			c.inbuf = nil
-			return
+		if !handle(raw) {
+			in.pending = nil
+			return nil
 		}
 	}
 	switch {
 	case len(buf) == 0:
-		c.inbuf = nil
-	case len(c.inbuf) > 0:
-		c.inbuf = append(c.inbuf[:0], buf...)
+		in.pending = nil // an idle connection holds no buffer
+	case len(in.pending) > 0:
+		in.pending = append(in.pending[:0], buf...)
 	default:
-		c.inbuf = append([]byte(nil), buf...)
+		in.pending = append([]byte(nil), buf...)
 	}
+	return nil
 }
 
 func (c *Conn) isClosing() bool {
