@@ -265,3 +265,40 @@ func TestMessageListPages(t *testing.T) {
 		t.Fatalf("page before the last = %v", got)
 	}
 }
+
+func TestImagesAndDeletingNotes(t *testing.T) {
+	e := newEnv(t)
+	p := e.pair("1006", e.agent1)
+	p.cust.send("MESSAGE", map[string]any{"messageType": 1, "message": "", "messageDetail": "/files/1/a.png", "thumbnail": "/files/1/a_thumb.png"})
+	img := p.agent.await(p.agentRoom, "MESSAGE").obj("data", "message")
+	if jsonNum(t, img, "messageType") != 1 || jsonStr(t, img, "messageDetail") != "/files/1/a.png" || jsonStr(t, img, "thumbnail") != "/files/1/a_thumb.png" {
+		t.Fatalf("image = %v", img)
+	}
+	p.cust.send("MESSAGE", map[string]any{"messageType": 1, "messageDetail": "/files/1/b.png"})
+	if img := p.agent.await(p.agentRoom, "MESSAGE").obj("data", "message"); jsonStr(t, img, "thumbnail") != "/files/1/b.png" {
+		t.Fatalf("image without thumbnail = %v", img)
+	}
+
+	// Deleting an internal note is announced to members only.
+	p.agent.send("MESSAGE", map[string]any{"messageType": 0, "message": "메모", "messageAdminType": 1})
+	noteID := jsonNum(t, p.agent.await(p.agent.private, "MESSAGE").obj("data", "message"), "id")
+	p.cust.send("DELETE_MESSAGE", map[string]any{"id": noteID})
+	if ev := p.cust.await(p.cust.private, "ERROR"); ev.reason() != chat.Korean.T("message_not_found") {
+		t.Fatalf("customer deleting a note: %s", ev.Raw)
+	}
+	p.agent.send("DELETE_MESSAGE", map[string]any{"id": noteID})
+	del := p.agent.await(p.agent.private, "DELETE_MESSAGE")
+	if jsonNum(t, del.data(), "id") != noteID || jsonStr(t, del.M, "target") != "MEMBER" {
+		t.Fatalf("note DELETE_MESSAGE = %s", del.Raw)
+	}
+	p.agent.send("MESSAGE", map[string]any{"messageType": 0, "message": "marker"})
+	var seen []chatEvent
+	for ev := p.cust.next(p.custRoom); !isText("marker")(ev); ev = p.cust.next(p.custRoom) {
+		seen = append(seen, ev)
+	}
+	for _, ev := range append(seen, drainEvents(p.cust.private)...) {
+		if ev.Name == "DELETE_MESSAGE" || strings.Contains(ev.Raw, "메모") {
+			t.Fatalf("customer learned of a note: %s", ev.Raw)
+		}
+	}
+}
