@@ -126,6 +126,7 @@ func testFanOut(t *testing.T, newCluster NewCluster) {
 
 	wantCount(t, a, topic, 0)
 	wantCount(t, b, topic, 1)
+	MustPublish(t, a, "sub/socket/room/nobody-listens", []byte("void"))
 	wantCount(t, c, topic, 1)
 	wantCount(t, d, topic, 0)
 }
@@ -311,10 +312,26 @@ func testManyTopics(t *testing.T, newCluster NewCluster) {
 	a, b := nodes[0], nodes[1]
 	const topics, perTopic = 1000, 3
 	name := func(i int) string { return fmt.Sprintf("sub/socket/room/%d", 50_000+i) }
-	for i := range topics {
-		MustSubscribe(t, b, name(i))
-	}
+	// The hub subscribes from many connections at once.
+	const subscribers = 8
 	ctx := Context(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, subscribers)
+	for g := range subscribers {
+		wg.Go(func() {
+			for i := g; i < topics; i += subscribers {
+				if err := b.Bus.Subscribe(ctx, name(i)); err != nil {
+					errs <- fmt.Errorf("Subscribe(%q): %w", name(i), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 	for seq := range perTopic {
 		for i := range topics {
 			if err := a.Bus.Publish(ctx, name(i), seqPayload(seq)); err != nil {

@@ -132,6 +132,7 @@ var errReconnect = errors.New("redisbus: pub/sub connection replaced")
 // subscription is active. If the connection is replaced meanwhile, go-redis
 // has resubscribed on the new one and the PING is repeated there.
 func (b *Bus) barrier(ctx context.Context) error {
+	writeFailures := 0
 	for {
 		token, done := b.barriers.add()
 		err := b.ps.Ping(ctx, token)
@@ -141,6 +142,11 @@ func (b *Bus) barrier(ctx context.Context) error {
 			case <-ctx.Done():
 				err = ctx.Err()
 			}
+		} else if ctx.Err() == nil && b.ctx.Err() == nil && writeFailures < 2 {
+			// A write on a connection that just died fails, and go-redis
+			// dials a new one (resubscribing) before returning: try there.
+			writeFailures++
+			err = errReconnect
 		}
 		b.barriers.remove(token)
 		if !errors.Is(err, errReconnect) {
