@@ -83,6 +83,13 @@ func (s *Service) AddMember(ctx context.Context, companyID int64, loginName, pas
 	} else if err != nil {
 		return nil, fmt.Errorf("chat: add member: company %d: %w", companyID, err)
 	}
+	// A taken name is refused before paying for a hash; CreateMember still
+	// catches a concurrent insert of the same name.
+	if _, err := s.store.MemberByLogin(ctx, login); err == nil {
+		return nil, fmt.Errorf("chat: login name %q is taken: %w", login, ErrConflict)
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("chat: add member %q: %w", login, err)
+	}
 	hash, err := HashPassword(password)
 	if err != nil {
 		return nil, err
