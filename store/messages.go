@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/cstalk/cstalk/chat"
 )
@@ -12,6 +15,7 @@ import (
 const (
 	defaultMessageLimit = 30
 	maxMessageLimit     = 1000
+	markReadAttempts    = 8
 )
 
 // Message returns message id.
@@ -78,14 +82,14 @@ func (s *Store) DeleteMessage(ctx context.Context, id int64, now time.Time) (boo
 // MarkRead moves speakerID's read position in roomID forward to lastID,
 // never backward. Concurrent calls end at the highest lastID: the forward
 // UPDATE is conditional, and a first position is inserted under the primary
-// key, the loser of that race retrying the UPDATE.
+// key; whoever loses a race looks again.
 func (s *Store) MarkRead(ctx context.Context, roomID, speakerID, lastID int64) (bool, error) {
 	what := fmt.Sprintf("mark room %d read by speaker %d up to %d", roomID, speakerID, lastID)
 	if lastID <= 0 {
 		return false, nil
 	}
 	db := s.db.WithContext(ctx)
-	for attempt := 0; ; attempt++ {
+	for range markReadAttempts {
 		res := db.Model(&readPositionRow{}).
 			Where("room_id = ? AND speaker_id = ? AND last_read_id < ?", roomID, speakerID, lastID).
 			Update("last_read_id", lastID)
@@ -95,21 +99,25 @@ func (s *Store) MarkRead(ctx context.Context, roomID, speakerID, lastID int64) (
 		if res.RowsAffected > 0 {
 			return true, nil
 		}
-		var n int64
-		if err := db.Model(&readPositionRow{}).Where("room_id = ? AND speaker_id = ?", roomID, speakerID).Count(&n).Error; err != nil {
+		var current readPositionRow
+		err := db.Where("room_id = ? AND speaker_id = ?", roomID, speakerID).Take(&current).Error
+		switch {
+		case err == nil && current.LastReadID >= lastID:
+			return false, nil
+		case err == nil:
+			continue // a lower position appeared since the UPDATE: move it
+		case !errors.Is(err, gorm.ErrRecordNotFound):
 			return false, s.fail(what, err)
 		}
-		if n > 0 {
-			return false, nil // already at or past lastID
-		}
-		err := db.Create(&readPositionRow{RoomID: roomID, SpeakerID: speakerID, LastReadID: lastID}).Error
+		err = db.Create(&readPositionRow{RoomID: roomID, SpeakerID: speakerID, LastReadID: lastID}).Error
 		if err == nil {
 			return true, nil
 		}
-		if !s.isDuplicate(err) || attempt > 0 {
+		if !s.isDuplicate(err) {
 			return false, s.fail(what, err)
 		}
 	}
+	return false, fmt.Errorf("store: %s: position kept changing under %d attempts", what, markReadAttempts)
 }
 
 // ReadPositions maps speaker ID to the last message ID it has read in roomID.
