@@ -3,7 +3,6 @@ package chat_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -66,7 +65,51 @@ type chatEnv struct {
 	agent2   *chat.Member // company 1
 	admin1   *chat.Member // company 1, admin
 	agent3   *chat.Member // company 2
-	testLogs io.Writer
+
+	cfg chat.Config
+	log *slog.Logger
+}
+
+// node is one cstalk chat node: a chat.Service and its broker on an HTTP
+// test server.
+type node struct {
+	svc     *chat.Service
+	server  *broker.Server
+	wsURL   string
+	httpURL string
+}
+
+// startNode starts another node on the env's store; presence, when not nil,
+// is shared with the other nodes (standing in for a cluster-wide one).
+func (e *chatEnv) startNode(bus broker.Bus, presence chat.Presence) *node {
+	e.t.Helper()
+	svc, err := chat.New(e.cfg, e.store, e.log)
+	if err != nil {
+		e.t.Fatalf("chat.New: %v", err)
+	}
+	if presence != nil {
+		svc.UsePresence(presence)
+	}
+	bcfg := broker.DefaultConfig()
+	bcfg.MaxFrameSize = 1 << 20
+	srv, err := broker.New(bcfg, svc, bus, nil, e.log)
+	if err != nil {
+		e.t.Fatalf("broker.New: %v", err)
+	}
+	svc.Bind(srv)
+	ts := httptest.NewServer(srv.Handler())
+	e.t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = srv.Shutdown(sctx, "test over")
+		ts.Close()
+		_ = bus.Close()
+	})
+	return &node{
+		svc: svc, server: srv,
+		httpURL: ts.URL + "/ws",
+		wsURL:   "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws/websocket",
+	}
 }
 
 // seoulAfternoon is 2026-11-23 15:31:37 in Seoul, a Monday afternoon.
@@ -108,29 +151,9 @@ func newEnv(t *testing.T, opts ...envOption) *chatEnv {
 	e.admin1 = e.member(ctx, 1, "admin1", "박관리", true)
 	e.agent3 = e.member(ctx, 2, "agent3", "최인천", false)
 
-	svc, err := chat.New(cfg, st, log)
-	if err != nil {
-		t.Fatalf("chat.New: %v", err)
-	}
-	bcfg := broker.DefaultConfig()
-	bcfg.MaxFrameSize = 1 << 20
-	bus := broker.NewMemoryBus()
-	srv, err := broker.New(bcfg, svc, bus, nil, log)
-	if err != nil {
-		t.Fatalf("broker.New: %v", err)
-	}
-	svc.Bind(srv)
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = srv.Shutdown(sctx, "test over")
-		ts.Close()
-		_ = bus.Close()
-	})
-	e.svc, e.server = svc, srv
-	e.httpURL = ts.URL + "/ws"
-	e.wsURL = "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws/websocket"
+	e.cfg, e.log = cfg, log
+	n := e.startNode(broker.NewMemoryBus(), nil)
+	e.svc, e.server, e.httpURL, e.wsURL = n.svc, n.server, n.httpURL, n.wsURL
 	return e
 }
 
@@ -412,3 +435,10 @@ func jsonText(v any) string {
 }
 
 func timeAfter() <-chan time.Time { return time.After(waitTimeout) }
+
+// via returns the env with its clients connecting to node n instead.
+func (e *chatEnv) via(n *node) *chatEnv {
+	c := *e
+	c.svc, c.server, c.wsURL, c.httpURL = n.svc, n.server, n.wsURL, n.httpURL
+	return &c
+}
