@@ -41,6 +41,7 @@ func (e *reasonError) text(l Lang) string {
 func (s *Service) reasonFor(sessionID string, err error) *reasonError {
 	var re *reasonError
 	if errors.As(err, &re) {
+		s.log.Debug("refused", "session", sessionID, "reason", re.key)
 		return re
 	}
 	s.log.Error("request failed", "session", sessionID, "err", err)

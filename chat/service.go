@@ -2,6 +2,19 @@
 // customers, rooms and messages, and the STOMP events of the counseling chat
 // (see the chat contract). It plugs into the broker as a broker.Application and
 // reaches persistence through Store; it knows nothing of SQL, Redis or frames.
+//
+// Delivery: a room's conversation events are published on its destination
+// sub/socket/room/{id}, which its customer and its company's counselors
+// subscribe to. Internal notes (messageAdminType 1) and their deletion never
+// go there: they are sent to the private destination of every counselor
+// connection present in the room (Presence) and of the writer, with target
+// MEMBER. Private delivery reaches a session on any node, so notes work in a
+// cluster once Presence is cluster-wide; the default MemoryPresence knows the
+// connections of its own node only.
+//
+// Every message is stored before it is delivered. A refused event is answered
+// with an ERROR event whose reason is a catalog text in the connection's
+// language; internal errors are logged here and reported as "internal".
 package chat
 
 import (
