@@ -322,6 +322,8 @@ func (s *Service) handleSaveHistory(ctx context.Context, r *request) error {
 			return reason("message_too_long", s.cfg.MaxMessageBytes)
 		case len(it.MessageDetail) > maxDetailBytes:
 			return reason("invalid_field", "messageDetail")
+		case it.MessageType.v == 1 && it.MessageDetail == "":
+			return reason("missing_field", "messageDetail")
 		case strings.TrimSpace(it.Message) == "" && it.MessageDetail == "":
 			continue
 		}
