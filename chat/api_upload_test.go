@@ -362,6 +362,7 @@ func testUploads(t *testing.T, env *apiEnv) {
 		resp.Body.Close()
 		wantError(t, resp, body, http.StatusRequestEntityTooLarge, "")
 	})
+	t.Run("orientation", func(t *testing.T) { testOrientation(t, env) })
 	t.Run("ended room", func(t *testing.T) {
 		_, ended := env.customerRoom(1, "3003", "끝난방")
 		if _, _, err := env.store.EndRoom(env.ctx, ended.ID, time.Now()); err != nil {
@@ -568,5 +569,95 @@ func testTraversal(t *testing.T, env *apiEnv, roomID int64, auth map[string]stri
 		if resp.StatusCode == http.StatusOK || strings.Contains(string(body), secret) {
 			t.Errorf("GET %s: %d %q", p, resp.StatusCode, body)
 		}
+	}
+}
+
+// withOrientation inserts an EXIF segment with the given orientation after
+// a JPEG's SOI marker, in big- or little-endian TIFF order.
+func withOrientation(jpegData []byte, orientation uint16, bigEndian bool) []byte {
+	var order binary.AppendByteOrder = binary.LittleEndian
+	tiff := []byte("II*\x00")
+	if bigEndian {
+		order, tiff = binary.BigEndian, []byte("MM\x00*")
+	}
+	tiff = order.AppendUint32(tiff, 8)
+	tiff = order.AppendUint16(tiff, 2)
+	// An unrelated tag first (ImageDescription, ASCII), then Orientation.
+	tiff = order.AppendUint16(tiff, 0x010E)
+	tiff = order.AppendUint16(tiff, 2)
+	tiff = order.AppendUint32(tiff, 4)
+	tiff = append(tiff, 'a', 'b', 'c', 0)
+	tiff = order.AppendUint16(tiff, 0x0112)
+	tiff = order.AppendUint16(tiff, 3)
+	tiff = order.AppendUint32(tiff, 1)
+	tiff = order.AppendUint16(tiff, orientation)
+	tiff = append(tiff, 0, 0)
+	tiff = order.AppendUint32(tiff, 0)
+	payload := append([]byte("Exif\x00\x00"), tiff...)
+	segment := binary.BigEndian.AppendUint16([]byte{0xFF, 0xE1}, uint16(len(payload)+2))
+	segment = append(segment, payload...)
+	out := append([]byte{}, jpegData[:2]...)
+	out = append(out, segment...)
+	return append(out, jpegData[2:]...)
+}
+
+// testOrientation uploads a photo stored sideways (left half red, right
+// half blue, 400x200) with each EXIF orientation and checks that the
+// thumbnail comes out the way a browser shows the original.
+func testOrientation(t *testing.T, env *apiEnv) {
+	_, room := env.customerRoom(1, "3100", "사진고객")
+	agent1 := bearerHeader(env.token("agent1"))
+	src := image.NewRGBA(image.Rect(0, 0, 400, 200))
+	for y := range 200 {
+		for x := range 400 {
+			c := color.RGBA{230, 20, 20, 255}
+			if x >= 200 {
+				c = color.RGBA{20, 20, 230, 255}
+			}
+			src.Set(x, y, c)
+		}
+	}
+	plain := encodeJPEG(t, src)
+	red := func(c color.Color) bool { r, _, b, _ := c.RGBA(); return r > 2*b }
+	// Where the red half ends up, as seen upright.
+	cases := []struct {
+		orientation  uint16
+		w, h         int
+		redCorner    image.Point // a pixel that must be red (in a 240-px thumbnail)
+		notRedCorner image.Point
+	}{
+		{1, 240, 120, image.Pt(5, 60), image.Pt(234, 60)},
+		{2, 240, 120, image.Pt(234, 60), image.Pt(5, 60)},
+		{3, 240, 120, image.Pt(234, 60), image.Pt(5, 60)},
+		{4, 240, 120, image.Pt(5, 60), image.Pt(234, 60)},
+		{5, 120, 240, image.Pt(60, 5), image.Pt(60, 234)},
+		{6, 120, 240, image.Pt(60, 5), image.Pt(60, 234)},
+		{7, 120, 240, image.Pt(60, 234), image.Pt(60, 5)},
+		{8, 120, 240, image.Pt(60, 234), image.Pt(60, 5)},
+	}
+	for _, c := range cases {
+		for _, bigEndian := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%d/bigEndian=%v", c.orientation, bigEndian), func(t *testing.T) {
+				data := withOrientation(plain, c.orientation, bigEndian)
+				a := env.mustUpload(agent1, room.ID, imageFile("o.jpg", "image/jpeg", data))
+				thumb := env.checkStored(a, 1, room.ID, "jpg", "jpg", data)
+				if b := thumb.Bounds(); b.Dx() != c.w || b.Dy() != c.h {
+					t.Fatalf("thumbnail %v, want %dx%d", b, c.w, c.h)
+				}
+				if wantW := 400 * c.w / 240; a.Width != wantW {
+					t.Errorf("reported width %d, want %d as displayed", a.Width, wantW)
+				}
+				if !red(thumb.At(c.redCorner.X, c.redCorner.Y)) || red(thumb.At(c.notRedCorner.X, c.notRedCorner.Y)) {
+					t.Errorf("red half is not at %v", c.redCorner)
+				}
+			})
+		}
+	}
+	// Malformed EXIF is ignored, never an error.
+	broken := withOrientation(plain, 6, true)
+	copy(broken[4+2+6:], "XX\x00*")
+	a := env.mustUpload(agent1, room.ID, imageFile("b.jpg", "image/jpeg", broken))
+	if a.Width != 400 || a.Height != 200 {
+		t.Errorf("malformed EXIF: %dx%d", a.Width, a.Height)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -299,16 +300,26 @@ func (a *api) processImage(ctx context.Context, data []byte) (*processedImage, e
 		// A valid header over a truncated or corrupt body.
 		return nil, fmt.Errorf("%w: %v", errNotImage, err)
 	}
-	out.thumb, out.thumbExt, err = thumbnail(img, format)
+	orientation := 1
+	if format == "jpeg" {
+		orientation = jpegOrientation(data)
+	}
+	if orientation >= 5 {
+		// Turned a quarter: as displayed, the sides swap.
+		out.width, out.height = out.height, out.width
+	}
+	out.thumb, out.thumbExt, err = thumbnail(img, format, orientation)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// thumbnail scales img to fit thumbnailMaxSide: JPEG for photos, PNG for
-// everything that may have transparency.
-func thumbnail(img image.Image, format string) ([]byte, string, error) {
+// thumbnail scales img to fit thumbnailMaxSide and turns it upright by its
+// EXIF orientation (browsers show the original upright, so the thumbnail
+// must match): JPEG for photos, PNG for everything that may have
+// transparency.
+func thumbnail(img image.Image, format string, orientation int) ([]byte, string, error) {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
 	tw, th := w, h
@@ -322,6 +333,7 @@ func thumbnail(img image.Image, format string) ([]byte, string, error) {
 	// *image.RGBA as destination keeps x/image/draw on its fast paths.
 	dst := image.NewRGBA(image.Rect(0, 0, tw, th))
 	draw.CatmullRom.Scale(dst, dst.Bounds(), img, b, draw.Src, nil)
+	dst = orient(dst, orientation)
 	var buf bytes.Buffer
 	if format == "jpeg" {
 		if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 82}); err != nil {
@@ -333,6 +345,116 @@ func thumbnail(img image.Image, format string) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("encode thumbnail: %w", err)
 	}
 	return buf.Bytes(), ".png", nil
+}
+
+// orient applies an EXIF orientation (1-8) to img.
+func orient(img *image.RGBA, orientation int) *image.RGBA {
+	if orientation < 2 || orientation > 8 {
+		return img
+	}
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	dw, dh := w, h
+	if orientation >= 5 {
+		dw, dh = h, w
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
+	for y := range h {
+		for x := range w {
+			var dx, dy int
+			switch orientation {
+			case 2: // mirrored
+				dx, dy = w-1-x, y
+			case 3: // upside down
+				dx, dy = w-1-x, h-1-y
+			case 4: // mirrored upside down
+				dx, dy = x, h-1-y
+			case 5: // transposed
+				dx, dy = y, x
+			case 6: // needs a quarter turn clockwise
+				dx, dy = h-1-y, x
+			case 7: // transversed
+				dx, dy = h-1-y, w-1-x
+			case 8: // needs a quarter turn counter-clockwise
+				dx, dy = y, w-1-x
+			}
+			si, di := img.PixOffset(b.Min.X+x, b.Min.Y+y), dst.PixOffset(dx, dy)
+			copy(dst.Pix[di:di+4], img.Pix[si:si+4])
+		}
+	}
+	return dst
+}
+
+// jpegOrientation reads the EXIF orientation (1-8) of a JPEG; 1 (upright)
+// when there is none or the metadata is malformed. Only the segments before
+// the image data are looked at.
+func jpegOrientation(data []byte) int {
+	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
+		return 1
+	}
+	for i := 2; i+4 <= len(data); {
+		if data[i] != 0xFF {
+			return 1
+		}
+		marker := data[i+1]
+		switch {
+		case marker == 0xFF: // fill byte
+			i++
+			continue
+		case marker == 0xDA || marker == 0xD9: // image data or end: no EXIF
+			return 1
+		case marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7): // no length
+			i += 2
+			continue
+		}
+		size := int(binary.BigEndian.Uint16(data[i+2:]))
+		if size < 2 || i+2+size > len(data) {
+			return 1
+		}
+		if segment := data[i+4 : i+2+size]; marker == 0xE1 && bytes.HasPrefix(segment, []byte("Exif\x00\x00")) {
+			return exifOrientation(segment[6:])
+		}
+		i += 2 + size
+	}
+	return 1
+}
+
+// exifOrientation finds tag 0x0112 in IFD0 of an EXIF TIFF structure.
+func exifOrientation(tiff []byte) int {
+	if len(tiff) < 8 {
+		return 1
+	}
+	var order binary.ByteOrder
+	switch string(tiff[:4]) {
+	case "II*\x00":
+		order = binary.LittleEndian
+	case "MM\x00*":
+		order = binary.BigEndian
+	default:
+		return 1
+	}
+	ifd := int64(order.Uint32(tiff[4:]))
+	if ifd < 8 || ifd+2 > int64(len(tiff)) {
+		return 1
+	}
+	entries := int64(order.Uint16(tiff[ifd:]))
+	for k := range entries {
+		e := ifd + 2 + 12*k
+		if e+12 > int64(len(tiff)) {
+			return 1
+		}
+		if order.Uint16(tiff[e:]) != 0x0112 {
+			continue
+		}
+		if order.Uint16(tiff[e+2:]) != 3 { // SHORT
+			return 1
+		}
+		if o := int(order.Uint16(tiff[e+8:])); o >= 1 && o <= 8 {
+			return o
+		}
+		return 1
+	}
+	return 1
 }
 
 // randomFileBase names a stored file: 128 random bits, so paths cannot be
