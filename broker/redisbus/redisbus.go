@@ -130,18 +130,20 @@ func New(ctx context.Context, opts Options) (*Bus, error) {
 		log:        log.With("component", "redisbus", "node", nodeID),
 		prefix:     opts.Prefix,
 		nodeID:     nodeID,
-		health:     cmp(opts.HealthInterval, 3*time.Second),
-		readyLimit: cmp(opts.ReadyTimeout, time.Second),
+		health:     orDefault(opts.HealthInterval, 3*time.Second),
+		readyLimit: orDefault(opts.ReadyTimeout, time.Second),
 		client:     redis.NewClient(ropts),
 		topics:     make(map[string]struct{}),
-		inbox:      make(chan inboxMessage, cmp(opts.Inbox, 4096)),
+		inbox:      make(chan inboxMessage, orDefault(opts.Inbox, 4096)),
 	}
 	b.barriers.pending = make(map[string]chan error)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.ps = b.client.Subscribe(b.ctx)
 	b.pub = b.client
 	if !opts.DisableBatching {
-		// Ordered by default: one publisher's messages keep their order.
+		// go-redis marks autopipelining experimental; it is pinned, and its
+		// default is one ordered stream, so a publisher's messages keep
+		// their order and each caller still gets its own error.
 		ap, err := b.client.AutoPipeline()
 		if err != nil {
 			_ = b.Close()
@@ -165,7 +167,7 @@ func New(ctx context.Context, opts Options) (*Bus, error) {
 	return b, nil
 }
 
-func cmp[T int | time.Duration](v, def T) T {
+func orDefault[T int | time.Duration](v, def T) T {
 	if v > 0 {
 		return v
 	}
