@@ -2,8 +2,8 @@ package chat_test
 
 import (
 	"encoding/base64"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"

@@ -260,7 +260,7 @@ func TestMessageListPages(t *testing.T) {
 		t.Fatalf("older page = %v", got)
 	}
 	// And as a number, with the room named in the body.
-	p.cust.sendRaw([]byte(`{"eventName":"MESSAGE_LIST","roomId":"`+p.roomID+`","data":{"startId":`+strconv.FormatInt(lastID, 10)+`}}`))
+	p.cust.sendRaw([]byte(`{"eventName":"MESSAGE_LIST","roomId":"` + p.roomID + `","data":{"startId":` + strconv.FormatInt(lastID, 10) + `}}`))
 	if got := messageTexts(t, p.cust.await(p.cust.private, "MESSAGE_LIST")); strings.Join(got, ",") != "m7,m8,m9,m10,m11" {
 		t.Fatalf("page before the last = %v", got)
 	}

@@ -59,12 +59,12 @@ type chatEnv struct {
 	// httpURL is the SockJS endpoint, http://127.0.0.1:PORT/ws.
 	httpURL string
 
-	seoul    *chat.Company
-	incheon  *chat.Company
-	agent1   *chat.Member // company 1
-	agent2   *chat.Member // company 1
-	admin1   *chat.Member // company 1, admin
-	agent3   *chat.Member // company 2
+	seoul   *chat.Company
+	incheon *chat.Company
+	agent1  *chat.Member // company 1
+	agent2  *chat.Member // company 1
+	admin1  *chat.Member // company 1, admin
+	agent3  *chat.Member // company 2
 
 	cfg chat.Config
 	log *slog.Logger

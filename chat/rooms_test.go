@@ -1,6 +1,7 @@
 package chat_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -167,7 +168,7 @@ func TestRoomResolutionAndLeave(t *testing.T) {
 		t.Fatalf("default room: %s", m.Raw)
 	}
 	// Body roomId beats the last room; the header beats the body.
-	a.sendRaw([]byte(`{"eventName":"MESSAGE","roomId":`+p1.roomID+`,"data":{"messageType":0,"message":"to-body"}}`))
+	a.sendRaw([]byte(`{"eventName":"MESSAGE","roomId":` + p1.roomID + `,"data":{"messageType":0,"message":"to-body"}}`))
 	a.awaitMatch(p1.agentRoom, "MESSAGE", isText("to-body"))
 	a.sendRaw([]byte(`{"eventName":"MESSAGE","roomId":`+room2+`,"data":{"messageType":0,"message":"to-header"}}`), "roomId", p1.roomID)
 	a.awaitMatch(p1.agentRoom, "MESSAGE", isText("to-header"))
@@ -245,3 +246,42 @@ func isText(text string) func(chatEvent) bool {
 
 func ptr[T any](v T) *T { return &v }
 
+// TestReloadOnFirstUnansweredMessage: the lobby re-sorts when a customer's
+// message starts waiting for an answer, not on every message.
+func TestReloadOnFirstUnansweredMessage(t *testing.T) {
+	e := newEnv(t)
+	p := e.pair("9501", e.agent1)
+	lobbyAgent := e.agent(e.agent2)
+	lobby := lobbyAgent.subscribe("/sub/socket/room/LOBBY1")
+	lobbyAgent.send("ROOM_DETAIL", map[string]any{}, "roomId", p.roomID)
+	lobbyAgent.await(lobbyAgent.private, "ROOM_DETAIL")
+
+	roomReloads := func(until string) int {
+		t.Helper()
+		// A new customer's room is the marker that ends the window.
+		_, logined := e.customer(until, "표식")
+		marker := roomIDOf(t, logined)
+		n := 0
+		for {
+			ev := lobbyAgent.await(lobby, "RELOAD_READY")
+			id := strconv.FormatInt(jsonNum(t, ev.obj("data", "room"), "id"), 10)
+			if id == marker {
+				return n
+			}
+			if id == p.roomID {
+				n++
+			}
+		}
+	}
+	p.cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "첫 질문"})
+	p.cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "추가 질문"})
+	if n := roomReloads("9601"); n != 1 {
+		t.Fatalf("%d reloads for two unanswered messages, want 1", n)
+	}
+	p.agent.send("MESSAGE", map[string]any{"messageType": 0, "message": "답변"})
+	p.agent.send("MESSAGE", map[string]any{"messageType": 0, "message": "메모", "messageAdminType": 1})
+	p.cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "다시 질문"})
+	if n := roomReloads("9602"); n != 1 {
+		t.Fatalf("%d reloads after an answer, want 1", n)
+	}
+}
