@@ -13,23 +13,34 @@ import (
 )
 
 // Every backend passes the same contract suite (contract_test.go). SQLite
-// runs in a temporary directory; MariaDB gets a fresh database per run,
-// created through a root connection and dropped afterwards.
+// runs in a temporary directory (and in memory); MariaDB gets a fresh
+// database per run, created through a root connection and dropped
+// afterwards.
 
 const defaultTestMySQL = "mysql://root@127.0.0.1:3306/test"
 
 type backend struct {
 	name string
-	// open returns a migrated store on a fresh database and the DSN of that
-	// database, so a test can open a second store (another node) on it.
-	open func(t testing.TB) (*Store, string)
+	// newDSN returns the DSN of a fresh, empty database that lives until t
+	// ends; "" for the in-memory store, which a second Open cannot share.
+	newDSN func(t testing.TB) string
 }
 
 func backends() []backend {
 	return []backend{
-		{name: "sqlite", open: openSQLiteForTest},
-		{name: "mariadb", open: openMariaDBForTest},
+		{name: "sqlite", newDSN: newSQLiteDSN},
+		{name: "sqlite-memory", newDSN: func(testing.TB) string { return "" }},
+		{name: "mariadb", newDSN: newMariaDBDSN},
 	}
+}
+
+// open returns a migrated store on a fresh database, and its DSN.
+func (b backend) open(t testing.TB) (*Store, string) {
+	dsn := b.newDSN(t)
+	if dsn == "" {
+		return openForTest(t, "sqlite::memory:"), ""
+	}
+	return openForTest(t, dsn), dsn
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -38,6 +49,17 @@ func testLogger(t testing.TB) *slog.Logger {
 
 // openForTest opens dsn, migrates, and closes the store when t ends.
 func openForTest(t testing.TB, dsn string) *Store {
+	t.Helper()
+	s := openUnmigrated(t, dsn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return s
+}
+
+func openUnmigrated(t testing.TB, dsn string) *Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -50,19 +72,15 @@ func openForTest(t testing.TB, dsn string) *Store {
 			t.Errorf("close: %v", err)
 		}
 	})
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
 	return s
 }
 
-func openSQLiteForTest(t testing.TB) (*Store, string) {
+func newSQLiteDSN(t testing.TB) string {
 	// A missing parent directory is part of the contract: Open creates it.
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "data", "cstalk.db")
-	return openForTest(t, dsn), dsn
+	return "sqlite:" + filepath.Join(t.TempDir(), "data", "cstalk.db")
 }
 
-func openMariaDBForTest(t testing.TB) (*Store, string) {
+func newMariaDBDSN(t testing.TB) string {
 	t.Helper()
 	if os.Getenv("CSTALK_TEST_MYSQL") == "off" {
 		t.Skip("CSTALK_TEST_MYSQL=off")
@@ -80,7 +98,9 @@ func openMariaDBForTest(t testing.TB) (*Store, string) {
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
 	name := "cstalk_test_" + hex.EncodeToString(suffix)
-	if err := admin.db.WithContext(ctx).Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci").Error; err != nil {
+	// latin1 on purpose: the migrations must make every table utf8mb4
+	// themselves, whatever the database's default.
+	if err := admin.db.WithContext(ctx).Exec("CREATE DATABASE " + name + " CHARACTER SET latin1").Error; err != nil {
 		_ = admin.Close()
 		t.Fatalf("create database %s: %v", name, err)
 	}
@@ -97,6 +117,5 @@ func openMariaDBForTest(t testing.TB) (*Store, string) {
 		t.Fatalf("parse %s: %v", base, err)
 	}
 	u.Path = "/" + name
-	dsn := u.String()
-	return openForTest(t, dsn), dsn
+	return u.String()
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -166,14 +167,6 @@ func (l *limitChecker) bytes(field, v string, max int) {
 // without a monotonic reading.
 func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
-func dbTimePtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	v := dbTime(*t)
-	return &v
-}
-
 func utcPtr(t *time.Time) *time.Time {
 	if t == nil {
 		return nil
@@ -327,8 +320,12 @@ func newMessageRow(m *chat.Message, now time.Time) (messageRow, error) {
 		r.ClientMessageID = &id
 	}
 	var l limitChecker
-	if r.RoomID <= 0 || r.SpeakerID <= 0 {
+	switch {
+	case r.RoomID <= 0 || r.SpeakerID <= 0:
 		l.err = fmt.Errorf("message needs a room and a speaker (room %d, speaker %d)", r.RoomID, r.SpeakerID)
+	case r.MessageType < 0 || r.MessageType > math.MaxInt32 || r.AdminType < 0 || r.AdminType > math.MaxInt32:
+		// INT columns: MySQL would refuse what SQLite keeps.
+		l.err = fmt.Errorf("message type %d / admin type %d out of range", r.MessageType, r.AdminType)
 	}
 	l.chars("speaker name", r.SpeakerName, maxNameChars)
 	l.bytes("message", r.Body, maxBodyBytes)

@@ -1,0 +1,169 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mysqldriver "github.com/go-sql-driver/mysql"
+)
+
+func TestParseDSN(t *testing.T) {
+	for _, tc := range []struct {
+		dsn     string
+		dialect dialect
+		want    func(t *testing.T, tg target)
+		wantErr string
+	}{
+		{dsn: "sqlite:./data/cstalk.db", dialect: dialectSQLite, want: func(t *testing.T, tg target) {
+			if tg.path != "./data/cstalk.db" || !strings.HasPrefix(tg.driverDSN, "./data/cstalk.db?") ||
+				!strings.Contains(tg.driverDSN, "journal_mode%28WAL%29") || !strings.Contains(tg.driverDSN, "foreign_keys%281%29") ||
+				!strings.Contains(tg.driverDSN, "_txlock=immediate") || !strings.Contains(tg.driverDSN, "busy_timeout") {
+				t.Errorf("driver DSN %q", tg.driverDSN)
+			}
+		}},
+		{dsn: "sqlite::memory:", dialect: dialectSQLite, want: func(t *testing.T, tg target) {
+			if !tg.memory || !strings.HasPrefix(tg.driverDSN, ":memory:?") {
+				t.Errorf("memory target %+v", tg)
+			}
+		}},
+		{dsn: "mysql://cs:p%40ss:w%2Frd@db.internal:3307/cstalk?tls=skip-verify", dialect: dialectMySQL, want: func(t *testing.T, tg target) {
+			cfg, err := mysqldriver.ParseDSN(tg.driverDSN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.User != "cs" || cfg.Passwd != "p@ss:w/rd" || cfg.Addr != "db.internal:3307" || cfg.DBName != "cstalk" ||
+				!cfg.ParseTime || cfg.Loc != time.UTC || cfg.Collation != "utf8mb4_unicode_ci" || cfg.TLSConfig != "skip-verify" {
+				t.Errorf("driver config %+v", cfg)
+			}
+			if strings.Contains(tg.redacted, "p%40ss") || strings.Contains(tg.redacted, "p@ss") {
+				t.Errorf("redacted DSN shows the password: %s", tg.redacted)
+			}
+		}},
+		{dsn: "mysql://root@localhost/cstalk", dialect: dialectMySQL, want: func(t *testing.T, tg target) {
+			cfg, err := mysqldriver.ParseDSN(tg.driverDSN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Addr != "localhost:3306" || cfg.Passwd != "" {
+				t.Errorf("default port: %+v", cfg)
+			}
+		}},
+		{dsn: "mysql://root@localhost:3306/", wantErr: "dbname"},
+		{dsn: "mysql://root@localhost:3306/a?readTimeout=banana", wantErr: "banana"},
+		{dsn: "sqlite:", wantErr: "path"},
+		{dsn: "sqlite:/tmp/a?b.db", wantErr: "must not contain"},
+		{dsn: "postgres://x:secret@h/db", wantErr: "unsupported"},
+		{dsn: "./cstalk.db", wantErr: "unsupported"},
+	} {
+		t.Run(tc.dsn, func(t *testing.T) {
+			tg, err := parseDSN(tc.dsn)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "secret") {
+					t.Fatalf("error shows the password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tg.dialect != tc.dialect {
+				t.Fatalf("dialect %s, want %s", tg.dialect, tc.dialect)
+			}
+			tc.want(t, tg)
+		})
+	}
+}
+
+// Several nodes starting at once all migrate the same database.
+func TestMigrateConcurrently(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			dsn := b.newDSN(t)
+			if dsn == "" {
+				t.Skip("an in-memory database has one node")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			stores := []*Store{openUnmigrated(t, dsn), openUnmigrated(t, dsn), openUnmigrated(t, dsn)}
+			var wg sync.WaitGroup
+			errs := make([]error, len(stores))
+			for i, s := range stores {
+				wg.Go(func() { errs[i] = s.Migrate(ctx) })
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("node %d: %v", i, err)
+				}
+			}
+			var applied int64
+			if err := stores[0].db.WithContext(ctx).Table("schema_migrations").Count(&applied).Error; err != nil {
+				t.Fatal(err)
+			}
+			if applied != int64(len(stores[0].migrations())) {
+				t.Fatalf("%d migrations recorded, want %d", applied, len(stores[0].migrations()))
+			}
+			must(t, stores[1].Ping(ctx))
+		})
+	}
+}
+
+// The test database is created latin1; every table must still be utf8mb4
+// so emoji and Korean survive.
+func TestMySQLTablesAreUTF8MB4(t *testing.T) {
+	s, _ := backend{newDSN: newMariaDBDSN}.open(t)
+	var rows []struct {
+		TableName      string `gorm:"column:TABLE_NAME"`
+		TableCollation string `gorm:"column:TABLE_COLLATION"`
+	}
+	err := s.db.Raw("SELECT TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()").Scan(&rows).Error
+	must(t, err)
+	if len(rows) < len(initialTables) {
+		t.Fatalf("found %d tables", len(rows))
+	}
+	for _, r := range rows {
+		if r.TableName != "schema_migrations" && r.TableCollation != "utf8mb4_unicode_ci" {
+			t.Errorf("table %s has collation %s", r.TableName, r.TableCollation)
+		}
+	}
+}
+
+func TestSQLiteUsesWAL(t *testing.T) {
+	s, _ := backend{newDSN: newSQLiteDSN}.open(t)
+	var mode string
+	must(t, s.db.Raw("PRAGMA journal_mode").Scan(&mode).Error)
+	var fk int
+	must(t, s.db.Raw("PRAGMA foreign_keys").Scan(&fk).Error)
+	if mode != "wal" || fk != 1 {
+		t.Fatalf("journal_mode %q foreign_keys %d, want wal 1", mode, fk)
+	}
+}
+
+// Servers that cannot promise consecutive auto-increment values for one
+// INSERT get row-by-row inserts inside the batch; the append contract holds.
+func TestRowByRowInserts(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			s, dsn := b.open(t)
+			s.multiRowInsert = false // read only by the writer, which has not been sent anything yet
+			for _, c := range contract {
+				if !strings.HasPrefix(c.name, "Append") {
+					continue
+				}
+				t.Run(c.name, func(t *testing.T) {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					c.run(t, env{s: s, dsn: dsn, ctx: ctx})
+				})
+			}
+		})
+	}
+}
