@@ -42,6 +42,7 @@ type api struct {
 	// fileKey signs file access grants. It is derived from the JWT secret so
 	// a grant can never pass as a bearer token, nor the other way round.
 	fileKey []byte
+	logins  *loginLimiter
 }
 
 // APIHandler serves the REST API under /api/ and the uploaded images under
@@ -53,6 +54,7 @@ func (s *Service) APIHandler() http.Handler {
 		decodeSlots: make(chan struct{}, decodeConcurrency),
 		fileKey:     deriveFileKey(s.cfg.JWTSecret),
 	}
+	a.logins = newLoginLimiter(a.now)
 	mux := http.NewServeMux()
 	route := func(method, path string, h http.HandlerFunc) {
 		mux.HandleFunc(method+" "+path, h)
@@ -216,9 +218,17 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusBadRequest, "api_login_body")
 		return
 	}
+	key := loginKey(r, req.LoginName)
+	if wait, blocked := a.logins.blocked(key); blocked {
+		a.log.Warn("login throttled", "loginName", req.LoginName, "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", retryAfter(wait))
+		a.fail(w, r, http.StatusTooManyRequests, "api_login_throttled")
+		return
+	}
 	m, err := a.s.Login(r.Context(), req.LoginName, req.Password)
 	switch {
 	case errors.Is(err, ErrBadCredentials):
+		a.logins.failed(key)
 		a.log.Info("login refused", "loginName", req.LoginName, "remote", r.RemoteAddr)
 		a.fail(w, r, http.StatusUnauthorized, "api_bad_credentials")
 		return
@@ -226,6 +236,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, "login", err)
 		return
 	}
+	a.logins.succeeded(key)
 	token, expires, err := a.s.IssueToken(m)
 	if err != nil {
 		a.internal(w, r, "issue token", err)

@@ -6,6 +6,7 @@ package chat
 var apiTexts = map[string]text{
 	"api_unauthorized":       {"인증이 필요합니다.", "Authentication required."},
 	"api_bad_credentials":    {"아이디 또는 비밀번호가 올바르지 않습니다.", "The login name or password is incorrect."},
+	"api_login_throttled":    {"로그인 시도가 너무 많습니다. 잠시 후 다시 시도해 주세요.", "Too many login attempts. Please try again later."},
 	"api_login_body":         {"loginName과 password를 JSON으로 보내 주세요.", "Send loginName and password as JSON."},
 	"api_not_found":          {"요청한 항목을 찾을 수 없습니다.", "Not found."},
 	"api_room_not_found":     {"상담방을 찾을 수 없습니다.", "Room not found."},
