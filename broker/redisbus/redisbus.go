@@ -111,6 +111,11 @@ func New(ctx context.Context, opts Options) (*Bus, error) {
 		// delivered twice; the caller gets the error and decides instead.
 		ropts.MaxRetries = -1
 	}
+	if ropts.DialerRetries == 0 {
+		// While Redis is down a publish should fail at once, not after five
+		// dial attempts; receive paces the pub/sub connection's redials.
+		ropts.DialerRetries = 1
+	}
 	nodeID := opts.NodeID
 	if nodeID == "" {
 		var b [8]byte
