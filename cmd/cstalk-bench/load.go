@@ -1,0 +1,384 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+type loadConfig struct {
+	subs, pubs, dests int
+	rate              float64 // published messages per second, all publishers together; 0 = as fast as the window allows
+	duration, warmup  time.Duration
+	drain             time.Duration
+	maxMessages       int64
+	size              int
+	inflight          int
+	parallel          int
+	jsonOut           bool
+}
+
+// runLoad measures fan-out: subscribers spread over destinations, publishers
+// sending round-robin to them with a timestamp in the body.
+func runLoad(ctx context.Context, args []string, log *slog.Logger) error {
+	fs := flag.NewFlagSet("load", flag.ExitOnError)
+	var t target
+	t.register(fs)
+	var c loadConfig
+	fs.IntVar(&c.subs, "subs", 100, "subscriber connections")
+	fs.IntVar(&c.pubs, "pubs", 4, "publisher connections")
+	fs.IntVar(&c.dests, "dests", 20, "destinations; subscriber i listens on destination i mod dests")
+	fs.Float64Var(&c.rate, "rate", 0, "published messages/s over all publishers (0: as fast as --inflight allows)")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long publishers send")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "initial part of --duration left out of the figures")
+	fs.DurationVar(&c.drain, "drain", 5*time.Second, "how long to wait for deliveries after publishing stops")
+	fs.Int64Var(&c.maxMessages, "max-messages", 50_000_000, "stop publishing after this many messages")
+	fs.IntVar(&c.size, "size", 64, "message body bytes")
+	fs.IntVar(&c.inflight, "inflight", 2000, "with --rate 0: published messages not yet delivered, at most (closed loop)")
+	fs.IntVar(&c.parallel, "connect-parallel", 32, "connections opened at a time")
+	fs.BoolVar(&c.jsonOut, "json", false, "print the result as one JSON object")
+	_ = fs.Parse(args)
+	if err := t.resolve(); err != nil {
+		return err
+	}
+	if c.subs < 1 || c.pubs < 1 || c.dests < 1 || c.dests > c.subs {
+		return errors.New("load: need subs >= dests >= 1 and pubs >= 1")
+	}
+	if c.warmup >= c.duration {
+		return errors.New("load: --warmup must be shorter than --duration")
+	}
+	res, err := load(ctx, &t, c, log)
+	if err != nil {
+		return err
+	}
+	res.print(c.jsonOut)
+	return nil
+}
+
+type loadResult struct {
+	Target           string  `json:"target"`
+	Subs             int     `json:"subs"`
+	Pubs             int     `json:"pubs"`
+	Dests            int     `json:"dests"`
+	Rate             float64 `json:"rate"`
+	Published        int64   `json:"published"`
+	PublishedPerSec  float64 `json:"published_per_sec"`
+	Delivered        int64   `json:"delivered"`
+	DeliveredPerSec  float64 `json:"delivered_per_sec"`
+	Expected         int64   `json:"expected"`
+	Lost             int64   `json:"lost"`
+	Errors           int64   `json:"errors"`
+	FirstError       string  `json:"first_error,omitempty"`
+	LatencyP50us     int64   `json:"p50_us"`
+	LatencyP90us     int64   `json:"p90_us"`
+	LatencyP99us     int64   `json:"p99_us"`
+	LatencyP999us    int64   `json:"p999_us"`
+	LatencyMaxus     int64   `json:"max_us"`
+	LatencySamples   int64   `json:"latency_samples"`
+	MeasuredSeconds  float64 `json:"measured_seconds"`
+	FanOutPerMessage float64 `json:"fan_out"`
+}
+
+func (r loadResult) print(asJSON bool) {
+	if asJSON {
+		_ = json.NewEncoder(os.Stdout).Encode(r)
+		return
+	}
+	rate := "max"
+	if r.Rate > 0 {
+		rate = strconv.FormatFloat(r.Rate, 'f', 0, 64) + "/s"
+	}
+	fmt.Printf("target %s: %d subscribers, %d publishers, %d destinations (fan-out %.1f), rate %s\n",
+		r.Target, r.Subs, r.Pubs, r.Dests, r.FanOutPerMessage, rate)
+	fmt.Printf("published %d (%.0f/s)  delivered %d (%.0f/s over %.1fs)  lost %d  errors %d\n",
+		r.Published, r.PublishedPerSec, r.Delivered, r.DeliveredPerSec, r.MeasuredSeconds, r.Lost, r.Errors)
+	fmt.Printf("latency µs: p50 %d  p90 %d  p99 %d  p99.9 %d  max %d  (%d samples)\n",
+		r.LatencyP50us, r.LatencyP90us, r.LatencyP99us, r.LatencyP999us, r.LatencyMaxus, r.LatencySamples)
+	if r.FirstError != "" {
+		fmt.Printf("first error: %s\n", r.FirstError)
+	}
+}
+
+// errorLog counts failures and keeps the first for the report.
+type errorLog struct {
+	n     atomic.Int64
+	mu    sync.Mutex
+	first string
+}
+
+func (e *errorLog) add(err error) {
+	if e.n.Add(1) == 1 {
+		e.mu.Lock()
+		e.first = err.Error()
+		e.mu.Unlock()
+	}
+}
+
+func (e *errorLog) firstText() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.first
+}
+
+// window holds the measurement boundaries, in unix nanoseconds; subscribers
+// read them on every message.
+type window struct {
+	from atomic.Int64 // end of warm-up
+	to   atomic.Int64 // end of publishing (MaxInt64 until then)
+}
+
+type subscriber struct {
+	c          *stompClient
+	dest       int
+	designated bool // the first subscriber of its destination returns in-flight tokens
+	hist       *hdrhistogram.Histogram
+	inWindow   int64
+}
+
+func newHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
+}
+
+func load(ctx context.Context, t *target, c loadConfig, log *slog.Logger) (loadResult, error) {
+	res := loadResult{Target: t.url, Subs: c.subs, Pubs: c.pubs, Dests: c.dests, Rate: c.rate}
+	fanout := make([]int64, c.dests)
+	subs := make([]*subscriber, c.subs)
+	for i := range subs {
+		d := i % c.dests
+		subs[i] = &subscriber{dest: d, designated: i < c.dests, hist: newHistogram()}
+		fanout[d]++
+	}
+	log.Info("connecting subscribers", "n", c.subs)
+	subClients, err := connectMany(ctx, t, c.subs, c.parallel, func(i int, sc *stompClient) error {
+		return sc.subscribe("0", t.dest(subs[i].dest))
+	})
+	if err != nil {
+		return res, fmt.Errorf("load: subscribers: %w", err)
+	}
+	defer closeAll(subClients)
+	for i, sc := range subClients {
+		subs[i].c = sc
+	}
+	log.Info("connecting publishers", "n", c.pubs)
+	pubClients, err := connectMany(ctx, t, c.pubs, c.parallel, nil)
+	if err != nil {
+		return res, fmt.Errorf("load: publishers: %w", err)
+	}
+	defer closeAll(pubClients)
+
+	var (
+		errs      errorLog
+		delivered atomic.Int64
+		win       window
+		stopping  atomic.Bool // set before connections are closed on purpose
+		readers   sync.WaitGroup
+	)
+	win.from.Store(math.MaxInt64)
+	win.to.Store(math.MaxInt64)
+	var tokens chan struct{}
+	if c.rate == 0 {
+		tokens = make(chan struct{}, c.inflight)
+	}
+	for _, s := range subs {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			if err := s.read(&win, &delivered, tokens); err != nil && !stopping.Load() {
+				errs.add(fmt.Errorf("subscriber: %w", err))
+			}
+		}()
+	}
+
+	// Publishing.
+	start := time.Now()
+	win.from.Store(start.Add(c.warmup).UnixNano())
+	pubCtx, pubCancel := context.WithDeadline(ctx, start.Add(c.duration))
+	defer pubCancel()
+	var (
+		published atomic.Int64
+		perDest   = make([]atomic.Int64, c.dests)
+		pubs      sync.WaitGroup
+	)
+	log.Info("publishing", "duration", c.duration, "rate", c.rate)
+	for j, pc := range pubClients {
+		pubs.Add(1)
+		go func() {
+			defer pubs.Done()
+			if err := publish(pubCtx, pc, j, t, c, start, tokens, &published, perDest); err != nil {
+				errs.add(fmt.Errorf("publisher %d: %w", j, err))
+			}
+		}()
+	}
+	pubs.Wait()
+	pubEnd := time.Now()
+	win.to.Store(pubEnd.UnixNano())
+
+	var expected int64
+	for d := range perDest {
+		expected += perDest[d].Load() * fanout[d]
+	}
+	drainUntil := time.Now().Add(c.drain)
+	for delivered.Load() < expected && time.Now().Before(drainUntil) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond) // polling a counter; nothing to await
+	}
+	stopping.Store(true)
+	closeAll(subClients)
+	readers.Wait()
+
+	hist := newHistogram()
+	var inWindow int64
+	for _, s := range subs {
+		hist.Merge(s.hist)
+		inWindow += s.inWindow
+	}
+	measured := pubEnd.Sub(start.Add(c.warmup)).Seconds()
+	res.Published = published.Load()
+	res.PublishedPerSec = float64(res.Published) / pubEnd.Sub(start).Seconds()
+	res.Delivered = delivered.Load()
+	res.DeliveredPerSec = float64(inWindow) / measured
+	res.MeasuredSeconds = measured
+	res.Expected = expected
+	res.Lost = expected - res.Delivered
+	res.Errors = errs.n.Load()
+	res.FirstError = errs.firstText()
+	res.LatencyP50us = hist.ValueAtQuantile(50)
+	res.LatencyP90us = hist.ValueAtQuantile(90)
+	res.LatencyP99us = hist.ValueAtQuantile(99)
+	res.LatencyP999us = hist.ValueAtQuantile(99.9)
+	res.LatencyMaxus = hist.Max()
+	res.LatencySamples = hist.TotalCount()
+	res.FanOutPerMessage = float64(c.subs) / float64(c.dests)
+	return res, nil
+}
+
+// read consumes MESSAGE frames until the connection ends, recording latency
+// from the timestamp at the start of each body.
+func (s *subscriber) read(win *window, delivered *atomic.Int64, tokens chan struct{}) error {
+	for {
+		f, err := s.c.in.next()
+		if err != nil {
+			return err
+		}
+		now := time.Now().UnixNano()
+		switch string(f.command) {
+		case "MESSAGE":
+		case "ERROR":
+			return fmt.Errorf("ERROR frame: %s", f.header("message"))
+		default:
+			continue
+		}
+		delivered.Add(1)
+		if s.designated && tokens != nil {
+			select {
+			case <-tokens:
+			default:
+			}
+		}
+		sent, ok := parseStamp(f.body)
+		if !ok {
+			continue
+		}
+		if now >= win.from.Load() {
+			_ = s.hist.RecordValue(max((now-sent)/int64(time.Microsecond), 0))
+			if now <= win.to.Load() {
+				s.inWindow++
+			}
+		}
+	}
+}
+
+// publish sends until ctx ends or the message budget is spent. With a rate it
+// keeps a schedule and stamps each message with the time it was due (or sent,
+// if earlier), so a server that falls behind shows in latency rather than
+// silently slowing the generator. Without a rate it waits for an in-flight
+// token before each message.
+func publish(ctx context.Context, pc *stompClient, j int, t *target, c loadConfig, start time.Time,
+	tokens chan struct{}, published *atomic.Int64, perDest []atomic.Int64) error {
+	body := make([]byte, 0, max(c.size, 64))
+	dests := make([]string, c.dests)
+	for d := range dests {
+		dests[d] = t.dest(d)
+	}
+	var interval time.Duration
+	if c.rate > 0 {
+		interval = time.Duration(float64(c.pubs) / c.rate * float64(time.Second))
+	}
+	due := start.Add(time.Duration(j) * interval / time.Duration(c.pubs))
+	for k := 0; ; k++ {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if tokens != nil {
+			select {
+			case tokens <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		now := time.Now()
+		stamp := now
+		if interval > 0 {
+			if ahead := due.Sub(now); ahead > 200*time.Microsecond {
+				select {
+				case <-time.After(ahead):
+				case <-ctx.Done():
+					return nil
+				}
+				now = time.Now()
+			}
+			stamp = now
+			if due.Before(now) {
+				stamp = due
+			}
+			due = due.Add(interval)
+		}
+		if published.Add(1) > c.maxMessages {
+			published.Add(-1)
+			return nil
+		}
+		d := (j + k) % c.dests
+		body = appendStamp(body[:0], stamp.UnixNano(), d, c.size)
+		if err := pc.write("SEND", body, "destination", dests[d], "content-type", "text/plain"); err != nil {
+			published.Add(-1)
+			return err
+		}
+		perDest[d].Add(1)
+	}
+}
+
+// appendStamp writes "<unix-nanos>|<dest>|" padded with 'x' to size bytes.
+func appendStamp(b []byte, nanos int64, dest, size int) []byte {
+	b = strconv.AppendInt(b, nanos, 10)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, int64(dest), 10)
+	b = append(b, '|')
+	for len(b) < size {
+		b = append(b, 'x')
+	}
+	return b
+}
+
+func parseStamp(body []byte) (int64, bool) {
+	var n int64
+	for i, ch := range body {
+		if ch == '|' {
+			return n, i > 0
+		}
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(ch-'0')
+	}
+	return 0, false
+}
