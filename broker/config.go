@@ -77,6 +77,8 @@ func (c Config) normalize() (Config, error) {
 	if c.BrokerPrefixes == nil {
 		c.BrokerPrefixes = d.BrokerPrefixes
 	}
+	c.AppPrefixes = append([]string(nil), c.AppPrefixes...) // normalized below, not the caller's
+	c.BrokerPrefixes = append([]string(nil), c.BrokerPrefixes...)
 	for i, p := range c.AppPrefixes {
 		c.AppPrefixes[i] = normalizeDestination(p)
 		if c.AppPrefixes[i] == "" {

@@ -326,6 +326,11 @@ func (c *Conn) writeLoop() {
 		c.mu.Lock()
 		if c.closed || len(c.queue) == 0 {
 			c.writing = false
+			// An idle connection keeps at most a small queue.
+			c.spare = nil
+			if cap(c.queue) > 8 {
+				c.queue = nil
+			}
 			closeNow := c.closing && !c.closed
 			c.mu.Unlock()
 			if closeNow {

@@ -17,6 +17,8 @@ func limitedConfig() Config {
 	cfg.MaxHeaderLine = 512
 	cfg.MaxSubscriptions = 3
 	cfg.ConnectTimeout = 300 * time.Millisecond
+	cfg.MaxTransactions = 2
+	cfg.MaxTransactionFrames = 2
 	return cfg
 }
 
@@ -97,6 +99,9 @@ func TestBadInputGetsErrorAndHarmsNobody(t *testing.T) {
 		{"SEND before CONNECT", false, []string{"SEND\ndestination:/sub/x\n\nx\x00"}, "not connected"},
 		{"SUBSCRIBE before CONNECT", false, []string{"SUBSCRIBE\nid:1\ndestination:/sub/x\n\n\x00"}, "not connected"},
 		{"no CONNECT in time", false, nil, "connect timeout"},
+		{"too many transactions", true, []string{"BEGIN\ntransaction:a\n\n\x00BEGIN\ntransaction:b\n\n\x00BEGIN\ntransaction:c\n\n\x00"}, "too many transactions"},
+		{"transaction too large", true, []string{"BEGIN\ntransaction:a\n\n\x00" + strings.Repeat("SEND\ndestination:/sub/x\ntransaction:a\n\nx\x00", 3)}, "transaction too large"},
+		{"duplicate transaction", true, []string{"BEGIN\ntransaction:a\n\n\x00BEGIN\ntransaction:a\n\n\x00"}, "duplicate transaction"},
 		{"unknown transaction", true, []string{"SEND\ndestination:/sub/x\ntransaction:t9\n\nx\x00"}, "unknown transaction"},
 	}
 	for _, tc := range cases {

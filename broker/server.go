@@ -98,7 +98,7 @@ func New(cfg Config, app Application, bus Bus, reg prometheus.Registerer, log *s
 	s.upgrader = websocket.Upgrader{
 		// Small read buffer and pooled write buffers keep an idle
 		// connection cheap; the read loop copies into pooled chunks.
-		ReadBufferSize:  1024,
+		ReadBufferSize:  512,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		Subprotocols:    []string{"v12.stomp", "v11.stomp", "v10.stomp"},
@@ -118,11 +118,29 @@ func New(cfg Config, app Application, bus Bus, reg prometheus.Registerer, log *s
 	return s, nil
 }
 
+// runBus hands what other nodes publish to the hub until Shutdown. A Run
+// that fails is restarted after a pause, so a bus outage costs cross-node
+// delivery only while it lasts.
 func (s *Server) runBus() {
 	defer close(s.busDone)
-	err := s.bus.Run(s.runCtx, s.deliverRemote)
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrBusClosed) {
-		s.log.Error("bus stopped", "err", err)
+	pause := 100 * time.Millisecond
+	for {
+		started := time.Now()
+		err := s.bus.Run(s.runCtx, s.deliverRemote)
+		if s.runCtx.Err() != nil || errors.Is(err, ErrBusClosed) {
+			return
+		}
+		s.metrics.errors.WithLabelValues("bus").Inc()
+		s.log.Error("bus stopped; restarting", "err", err, "pause", pause)
+		if time.Since(started) > time.Minute {
+			pause = 100 * time.Millisecond
+		}
+		select {
+		case <-s.runCtx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 30*time.Second)
 	}
 }
 
@@ -156,9 +174,19 @@ func (s *Server) Handler() http.Handler {
 			}
 			s.sockjs.ServeHTTP(w, r)
 		default:
+			if r.Method == http.MethodPost && r.Body != nil {
+				// sockjs-go decodes a whole xhr_send or jsonp_send body
+				// before the frame limits apply; bound it here.
+				r.Body = http.MaxBytesReader(w, r.Body, s.maxPostBody())
+			}
 			s.sockjs.ServeHTTP(w, r)
 		}
 	})
+}
+
+// maxPostBody allows a few frames of the largest size, JSON-escaped.
+func (s *Server) maxPostBody() int64 {
+	return max(1<<20, 8*int64(s.cfg.MaxFrameSize))
 }
 
 func (s *Server) isShutdown() bool {
@@ -176,13 +204,19 @@ func (s *Server) serveRaw(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	t := &wsTransport{ws: ws, ctx: ctx, writeTimeout: s.cfg.WriteTimeout}
-	if c := s.newConn(t, r.RemoteAddr); c != nil {
-		c.serve()
+	t := &wsTransport{ws: ws, writeTimeout: s.cfg.WriteTimeout}
+	c := s.newConn(t, r.RemoteAddr)
+	if c == nil {
+		_ = ws.Close()
+		return
 	}
-	_ = ws.Close()
+	// The reader runs on a goroutine of its own so that this handler returns
+	// and net/http frees its per-connection buffers, request and response:
+	// an idle WebSocket then costs little more than its reader's stack.
+	go func() {
+		c.serve()
+		_ = ws.Close()
+	}()
 }
 
 func (s *Server) serveSockJS(sess sockjs.Session) {
@@ -196,7 +230,11 @@ func (s *Server) serveSockJS(sess sockjs.Session) {
 
 // newConn registers a connection, or returns nil during shutdown.
 func (s *Server) newConn(t transport, remote string) *Conn {
-	ctx, cancel := context.WithCancel(t.Context())
+	parent := t.Context()
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
 	c := &Conn{srv: s, t: t, id: newSessionID(), remote: remote, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	now := time.Now().UnixNano()
 	c.lastRead.Store(now)
@@ -210,6 +248,7 @@ func (s *Server) newConn(t transport, remote string) *Conn {
 	s.conns[c.id] = c
 	s.mu.Unlock()
 	s.metrics.connections.WithLabelValues(t.Name()).Inc()
+	s.log.Debug("connection opened", "session", c.id, "transport", t.Name(), "remote", remote)
 	c.mu.Lock()
 	c.timer = time.AfterFunc(s.cfg.ConnectTimeout, c.onTimer)
 	c.mu.Unlock()
@@ -221,6 +260,7 @@ func (s *Server) removeConn(c *Conn) {
 	delete(s.conns, c.id)
 	s.mu.Unlock()
 	s.metrics.connections.WithLabelValues(c.t.Name()).Dec()
+	s.log.Debug("connection closed", "session", c.id, "transport", c.t.Name())
 }
 
 func (s *Server) subscribe(sub *subscription) {

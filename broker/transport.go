@@ -27,7 +27,8 @@ type transport interface {
 	Close()
 	// Abort drops the connection at once.
 	Abort()
-	// Context ends when the underlying connection is gone.
+	// Context ends when the underlying connection is gone; nil when the
+	// transport has no context of its own.
 	Context() context.Context
 }
 
@@ -35,7 +36,6 @@ type transport interface {
 // STOMP frames per text message.
 type wsTransport struct {
 	ws           *websocket.Conn
-	ctx          context.Context
 	writeTimeout time.Duration
 	closeOnce    sync.Once
 }
@@ -44,8 +44,10 @@ type wsTransport struct {
 // frame, so the peer reads the ERROR frame before the TCP connection goes.
 const closeGrace = 2 * time.Second
 
-func (t *wsTransport) Name() string             { return "raw-websocket" }
-func (t *wsTransport) Context() context.Context { return t.ctx }
+func (t *wsTransport) Name() string { return "raw-websocket" }
+
+// Context is nil: the connection's own context is the only one needed.
+func (t *wsTransport) Context() context.Context { return nil }
 
 func (t *wsTransport) NextReader() (io.Reader, error) {
 	for {
@@ -126,6 +128,17 @@ func (t *sockjsTransport) NextReader() (io.Reader, error) {
 
 func (t *sockjsTransport) Send(p []byte) error { return t.s.Send(string(p)) }
 
+// pollCloseDelay gives a polling client time to fetch the last frames:
+// sockjs-go drops what is still buffered for a session when it closes.
+const pollCloseDelay = time.Second
+
 // SockJS close code 3000 is the protocol's "go away".
-func (t *sockjsTransport) Close() { _ = t.s.Close(3000, "Go away!") }
+func (t *sockjsTransport) Close() {
+	switch t.s.ReceiverType() {
+	case sockjs.ReceiverTypeWebsocket, sockjs.ReceiverTypeRawWebsocket:
+		_ = t.s.Close(3000, "Go away!")
+	default:
+		time.AfterFunc(pollCloseDelay, func() { _ = t.s.Close(3000, "Go away!") })
+	}
+}
 func (t *sockjsTransport) Abort() { _ = t.s.Close(3000, "Go away!") }
