@@ -81,7 +81,35 @@ func (s *Service) APIHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusNotFound, "api_not_found")
 	})
-	return mux
+	return withCORS(mux)
+}
+
+// corsAllowHeaders are the request headers of the API: the bearer token,
+// the customer's CONNECT-style headers and the upload's roomId.
+const corsAllowHeaders = "Authorization, Content-Type, Accept-Language, companyId, gasappMemberNumber, name, " +
+	"secretKey, timestamp, signature, roomId, Range"
+
+// withCORS lets pages of other sites (a company's app pages) call the API.
+// Any origin may: credentials travel in headers a foreign page does not
+// have, and cookies are never allowed cross-site ("*" excludes them).
+func withCORS(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST")
+			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.Set("Access-Control-Expose-Headers", "Retry-After, Content-Length, Content-Range")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // apiError is the body of every error answer.

@@ -362,6 +362,28 @@ func testUploads(t *testing.T, env *apiEnv) {
 		resp.Body.Close()
 		wantError(t, resp, body, http.StatusRequestEntityTooLarge, "")
 	})
+	t.Run("from another site", func(t *testing.T) {
+		// The preflight a browser sends before a customer page elsewhere
+		// uploads with the customer headers.
+		resp, _ := env.request(http.MethodOptions, "/api/uploads", nil, map[string]string{
+			"Origin":                         "https://app.example-gas.co.kr",
+			"Access-Control-Request-Method":  "POST",
+			"Access-Control-Request-Headers": "companyid,gasappmembernumber,roomid",
+		})
+		allowed := strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers"))
+		if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+			!strings.Contains(allowed, "gasappmembernumber") || !strings.Contains(allowed, "roomid") ||
+			!strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "POST") {
+			t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+		}
+		h := customerHeader(1, "3001")
+		h["Origin"] = "https://app.example-gas.co.kr"
+		resp, body := env.upload(h, roomID, false, imageFile("c.png", "image/png", encodePNG(t, gradient(30, 30))))
+		if resp.StatusCode != http.StatusCreated || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+			resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Fatalf("cross-site upload: %d %v %s", resp.StatusCode, resp.Header, body)
+		}
+	})
 	t.Run("orientation", func(t *testing.T) { testOrientation(t, env) })
 	t.Run("ended room", func(t *testing.T) {
 		_, ended := env.customerRoom(1, "3003", "끝난방")
