@@ -13,8 +13,9 @@ import (
 // TestBadInput sends every kind of bad event: each gets an ERROR event with a
 // reason in the connection's language, and the connection and the room carry
 // on.
-func TestBadInput(t *testing.T) {
-	e := newEnv(t)
+func TestBadInput(t *testing.T) { onEveryBackend(t, testBadInput) }
+
+func testBadInput(t *testing.T, e *chatEnv) {
 	p := e.pair("2001", e.agent1)
 	english := e.agent(e.agent2, "accept-language", "en-US,en;q=0.9")
 	englishRoom := english.room(p.roomID)

@@ -27,8 +27,9 @@ func checkMessageObject(t *testing.T, m map[string]any) {
 	}
 }
 
-func TestConversation(t *testing.T) {
-	e := newEnv(t)
+func TestConversation(t *testing.T) { onEveryBackend(t, testConversation) }
+
+func testConversation(t *testing.T, e *chatEnv) {
 
 	lobby := e.agent(e.agent1)
 	lobbySub := lobby.subscribe("/sub/socket/room/LOBBY1")

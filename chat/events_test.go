@@ -48,7 +48,10 @@ func messageTexts(t *testing.T, list chatEvent) []string {
 }
 
 func TestInternalNotesNeverReachTheCustomer(t *testing.T) {
-	e := newEnv(t)
+	onEveryBackend(t, testInternalNotesNeverReachTheCustomer)
+}
+
+func testInternalNotesNeverReachTheCustomer(t *testing.T, e *chatEnv) {
 	p := e.pair("1001", e.agent1)
 	// A second counselor watching the room also gets the note.
 	watcher := e.agent(e.agent2)
@@ -107,7 +110,10 @@ func TestInternalNotesNeverReachTheCustomer(t *testing.T) {
 }
 
 func TestClientMessageIDIsIdempotent(t *testing.T) {
-	e := newEnv(t)
+	onEveryBackend(t, testClientMessageIDIsIdempotent)
+}
+
+func testClientMessageIDIsIdempotent(t *testing.T, e *chatEnv) {
 	p := e.pair("1002", e.agent1)
 	data := map[string]any{"messageType": 0, "message": "한 번만", "clientMessageId": "c-1"}
 	p.cust.send("MESSAGE", data)
@@ -138,7 +144,10 @@ func TestClientMessageIDIsIdempotent(t *testing.T) {
 }
 
 func TestEndReviewAndMessageAfterEnd(t *testing.T) {
-	e := newEnv(t)
+	onEveryBackend(t, testEndReviewAndMessageAfterEnd)
+}
+
+func testEndReviewAndMessageAfterEnd(t *testing.T, e *chatEnv) {
 	p := e.pair("1003", e.agent1)
 	lobby := e.agent(e.agent2)
 	lobbySub := lobby.subscribe("/sub/socket/room/LOBBY1")
@@ -189,8 +198,9 @@ func TestEndReviewAndMessageAfterEnd(t *testing.T) {
 	}
 }
 
-func TestDeleteMessage(t *testing.T) {
-	e := newEnv(t)
+func TestDeleteMessage(t *testing.T) { onEveryBackend(t, testDeleteMessage) }
+
+func testDeleteMessage(t *testing.T, e *chatEnv) {
 	p := e.pair("1004", e.agent1)
 	p.cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "지워질 메시지"})
 	id := jsonNum(t, p.agent.await(p.agentRoom, "MESSAGE").obj("data", "message"), "id")
@@ -239,7 +249,10 @@ func TestDeleteMessage(t *testing.T) {
 }
 
 func TestMessageListPages(t *testing.T) {
-	e := newEnv(t, func(c *chat.Config, _ *chat.Company) { c.PageSize = 5 })
+	onEveryBackend(t, testMessageListPages, func(c *chat.Config, _ *chat.Company) { c.PageSize = 5 })
+}
+
+func testMessageListPages(t *testing.T, e *chatEnv) {
 	p := e.pair("1005", e.agent1)
 	for i := 1; i <= 12; i++ {
 		p.cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "m" + strconv.Itoa(i)})
@@ -266,8 +279,9 @@ func TestMessageListPages(t *testing.T) {
 	}
 }
 
-func TestImagesAndDeletingNotes(t *testing.T) {
-	e := newEnv(t)
+func TestImagesAndDeletingNotes(t *testing.T) { onEveryBackend(t, testImagesAndDeletingNotes) }
+
+func testImagesAndDeletingNotes(t *testing.T, e *chatEnv) {
 	p := e.pair("1006", e.agent1)
 	p.cust.send("MESSAGE", map[string]any{"messageType": 1, "message": "", "messageDetail": "/files/1/a.png", "thumbnail": "/files/1/a_thumb.png"})
 	img := p.agent.await(p.agentRoom, "MESSAGE").obj("data", "message")

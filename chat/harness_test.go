@@ -2,14 +2,20 @@ package chat_test
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"github.com/go-stomp/stomp/v3"
 	"github.com/go-stomp/stomp/v3/frame"
 
@@ -47,7 +53,7 @@ func (c *chatClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// env is a running cstalk chat node: SQLite store in a temp dir, the real
+// chatEnv is a running cstalk chat node: SQLite store in a temp dir, the real
 // broker on 127.0.0.1, with demo tenants 1 and 2.
 type chatEnv struct {
 	t      *testing.T
@@ -117,12 +123,83 @@ var seoulAfternoon = time.Date(2026, 11, 23, 6, 31, 37, 0, time.UTC)
 
 type envOption func(*chat.Config, *chat.Company)
 
+// newEnv starts a node on a fresh SQLite store.
 func newEnv(t *testing.T, opts ...envOption) *chatEnv {
+	t.Helper()
+	return newEnvOn(t, "sqlite:"+t.TempDir()+"/chat.db", opts...)
+}
+
+// backend is a store the chat tests run against.
+type backend struct {
+	name string
+	dsn  func(t *testing.T) string
+}
+
+var chatBackends = []backend{
+	{"sqlite", func(t *testing.T) string { return "sqlite:" + t.TempDir() + "/chat.db" }},
+	{"mariadb", chatMariaDB},
+}
+
+// onEveryBackend runs body as a subtest per store backend: the domain
+// behaves the same on the embedded SQLite and on MariaDB.
+func onEveryBackend(t *testing.T, body func(t *testing.T, e *chatEnv), opts ...envOption) {
+	for _, b := range chatBackends {
+		t.Run(b.name, func(t *testing.T) { body(t, newEnvOn(t, b.dsn(t), opts...)) })
+	}
+}
+
+// chatMariaDB creates a database of its own on the MariaDB of the machine
+// (CSTALK_TEST_MYSQL_DSN, default root@127.0.0.1:3306) and drops it after t.
+// CSTALK_TEST_MYSQL=off skips the MariaDB runs.
+func chatMariaDB(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("CSTALK_TEST_MYSQL") == "off" {
+		t.Skip("CSTALK_TEST_MYSQL=off")
+	}
+	base := os.Getenv("CSTALK_TEST_MYSQL_DSN")
+	if base == "" {
+		base = "mysql://root@127.0.0.1:3306/test"
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", base, err)
+	}
+	cfg := mysqldriver.NewConfig()
+	cfg.User = u.User.Username()
+	cfg.Passwd, _ = u.User.Password()
+	cfg.Net, cfg.Addr = "tcp", u.Host
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatalf("open MariaDB: %v", err)
+	}
+	var suffix [6]byte
+	_, _ = rand.Read(suffix[:])
+	name := "cstalk_chat_" + hex.EncodeToString(suffix[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
+		_ = db.Close()
+		t.Fatalf("MariaDB is required (CSTALK_TEST_MYSQL=off skips it): create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+		_ = db.Close()
+	})
+	u.Path = "/" + name
+	return u.String()
+}
+
+// newEnvOn starts a node on the store at dsn (migrated, with the tenants).
+func newEnvOn(t *testing.T, dsn string, opts ...envOption) *chatEnv {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(chatLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := store.Open(ctx, "sqlite:"+t.TempDir()+"/chat.db", log)
+	st, err := store.Open(ctx, dsn, log)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -1,16 +1,21 @@
 package chat_test
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-stomp/stomp/v3"
+
+	"github.com/cstalk/cstalk/broker/brokertest"
 	"github.com/cstalk/cstalk/chat"
 )
 
-func TestAssign(t *testing.T) {
-	e := newEnv(t)
+func TestAssign(t *testing.T) { onEveryBackend(t, testAssign) }
+
+func testAssign(t *testing.T, e *chatEnv) {
 	cust, logined := e.customer("9001", "배정고객")
 	roomID := roomIDOf(t, logined)
 	custRoom := cust.room(roomID)
@@ -197,8 +202,9 @@ func TestRoomResolutionAndLeave(t *testing.T) {
 	}
 }
 
-func TestUnreadOnEntryAndOnline(t *testing.T) {
-	e := newEnv(t)
+func TestUnreadOnEntryAndOnline(t *testing.T) { onEveryBackend(t, testUnreadOnEntryAndOnline) }
+
+func testUnreadOnEntryAndOnline(t *testing.T, e *chatEnv) {
 	p := e.pair("9401", e.agent1)
 	// The customer leaves; the counselor writes twice meanwhile.
 	if err := p.cust.conn.Disconnect(); err != nil {
@@ -249,7 +255,10 @@ func ptr[T any](v T) *T { return &v }
 // TestReloadOnFirstUnansweredMessage: the lobby re-sorts when a customer's
 // message starts waiting for an answer, not on every message.
 func TestReloadOnFirstUnansweredMessage(t *testing.T) {
-	e := newEnv(t)
+	onEveryBackend(t, testReloadOnFirstUnansweredMessage)
+}
+
+func testReloadOnFirstUnansweredMessage(t *testing.T, e *chatEnv) {
 	p := e.pair("9501", e.agent1)
 	lobbyAgent := e.agent(e.agent2)
 	lobby := lobbyAgent.subscribe("/sub/socket/room/LOBBY1")
@@ -283,5 +292,39 @@ func TestReloadOnFirstUnansweredMessage(t *testing.T) {
 	p.cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "다시 질문"})
 	if n := roomReloads("9602"); n != 1 {
 		t.Fatalf("%d reloads after an answer, want 1", n)
+	}
+}
+
+// TestOfflineWhenTheSocketDrops: a customer whose socket simply goes away
+// (no DISCONNECT) is OFFLINE for the lobby all the same.
+func TestOfflineWhenTheSocketDrops(t *testing.T) {
+	e := newEnv(t)
+	lobbyAgent := e.agent(e.agent1)
+	lobby := lobbyAgent.subscribe("/sub/socket/room/LOBBY1")
+	lobbyAgent.send("ROOM_DETAIL", map[string]any{}, "roomId", "424242")
+	lobbyAgent.await(lobbyAgent.private, "ERROR")
+
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	stream, err := brokertest.DialWebSocket(ctx, e.wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := stomp.Connect(stream, stomp.ConnOpt.HeartBeat(0, 0),
+		stomp.ConnOpt.Header("companyId", "1"), stomp.ConnOpt.Header("gasappMemberNumber", "9701"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &stompClient{t: t, name: "dropping", conn: conn, subs: map[string]*stomp.Subscription{}}
+	c.subscribePrivate()
+	roomID := roomIDOf(t, c.await(c.private, "LOGINED"))
+	c.room(roomID)
+	c.await(c.private, "WELCOME_MESSAGE")
+	lobbyAgent.await(lobby, "ONLINE")
+
+	_ = stream.Close()
+	off := lobbyAgent.await(lobby, "OFFLINE")
+	if jsonStr(t, off.M, "roomId") != roomID {
+		t.Fatalf("OFFLINE = %s", off.Raw)
 	}
 }

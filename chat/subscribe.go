@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cstalk/cstalk/broker"
 )
@@ -265,7 +266,19 @@ func (s *Service) Unsubscribed(ctx context.Context, c *broker.Conn, destination 
 	if p == nil {
 		return
 	}
+	ctx, cancel := detached(ctx)
+	defer cancel()
 	s.unsubscribed(ctx, c.ID(), p, destination)
+}
+
+// cleanupTimeout bounds what the server still does for a connection that is
+// going away (presence, OFFLINE).
+const cleanupTimeout = 5 * time.Second
+
+// detached keeps ctx's values but not its end: when a connection closes, its
+// context is already done, yet the lobby must still hear it went OFFLINE.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 }
 
 func (s *Service) unsubscribed(ctx context.Context, sessionID string, p *principal, destination string) {
@@ -283,6 +296,8 @@ func (s *Service) Disconnected(ctx context.Context, c *broker.Conn) {
 	if p == nil {
 		return
 	}
+	ctx, cancel := detached(ctx)
+	defer cancel()
 	s.disconnected(ctx, c.ID(), p)
 }
 
