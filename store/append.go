@@ -289,6 +289,9 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*appendRequest, precheck 
 		if len(rows) == 0 {
 			return nil
 		}
+		if s.beforeInsert != nil {
+			s.beforeInsert()
+		}
 		if err := s.insertMessages(tx, rows); err != nil {
 			return err
 		}

@@ -11,13 +11,15 @@ import (
 
 // translate maps a driver error to GORM's portable sentinels
 // (ErrDuplicatedKey, ErrForeignKeyViolated) using the dialect's own
-// translator, and leaves anything else as it was.
+// translator, and leaves anything else as it was. The translators only
+// recognise the driver's error itself, so the wrapping chain is walked.
 func (s *Store) translate(err error) error {
-	if err == nil {
-		return nil
+	t, ok := s.db.Dialector.(gorm.ErrorTranslator)
+	if !ok {
+		return err
 	}
-	if t, ok := s.db.Dialector.(gorm.ErrorTranslator); ok {
-		if translated := t.Translate(err); translated != err {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if translated := t.Translate(e); translated != e {
 			return translated
 		}
 	}

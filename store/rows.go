@@ -126,10 +126,10 @@ const (
 	maxNumberBytes    = 64
 	maxClientIDBytes  = 128
 	maxHoursChars     = 8
-	maxBodyBytes      = 16 << 20 // MEDIUMTEXT
-	maxTextBytes      = 65535    // TEXT
+	maxBodyBytes      = 16<<20 - 1 // MEDIUMTEXT
+	maxTextBytes      = 65535      // TEXT
 	maxPasswordChars  = 255
-	maxConfigJSONByte = 16 << 20
+	maxConfigJSONByte = 16<<20 - 1
 )
 
 // cleanText applies the package's text policy: invalid UTF-8 becomes U+FFFD.
@@ -154,6 +154,13 @@ type limitChecker struct{ err error }
 func (l *limitChecker) chars(field, v string, max int) {
 	if l.err == nil && utf8.RuneCountInString(v) > max {
 		l.err = fmt.Errorf("%s is longer than %d characters", field, max)
+	}
+}
+
+// date keeps times within MySQL DATETIME's years 1000-9999.
+func (l *limitChecker) date(field string, t time.Time) {
+	if l.err == nil && (t.Year() < 1000 || t.Year() > 9999) {
+		l.err = fmt.Errorf("%s %s is outside the years 1000-9999", field, t.Format(time.RFC3339))
 	}
 }
 
@@ -334,6 +341,8 @@ func newMessageRow(m *chat.Message, now time.Time) (messageRow, error) {
 	if r.ClientMessageID != nil {
 		l.bytes("client message id", *r.ClientMessageID, maxClientIDBytes)
 	}
+	l.date("create date", r.CreateDate)
+	l.date("update date", r.UpdateDate)
 	return r, l.err
 }
 

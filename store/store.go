@@ -43,6 +43,10 @@ type Store struct {
 	multiRowInsert bool
 
 	appends chan *appendRequest
+	// beforeInsert, when set (by tests only), runs in the writer's
+	// transaction just before the messages are inserted: the moment another
+	// node's commit can slip past the duplicate check.
+	beforeInsert func()
 	// precheckBatches (owned by the writer goroutine) counts down the
 	// batches that still look client message ids up before inserting.
 	precheckBatches int

@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
+
+	"github.com/cstalk/cstalk/chat"
 )
 
 func TestParseDSN(t *testing.T) {
@@ -165,5 +168,103 @@ func TestRowByRowInserts(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// A message another node commits between this node's duplicate check and
+// its INSERT fails the whole batch; the batch is then stored one by one, so
+// the duplicates are answered with the other node's messages and the rest
+// are stored. Only MySQL can interleave so (SQLite's writer holds the
+// database's write lock), and only a hook can place the other node's commit
+// at that moment.
+func TestGroupCommitFallsBackOneByOne(t *testing.T) {
+	b := backend{name: "mariadb", newDSN: newMariaDBDSN}
+	s, dsn := b.open(t)
+	otherNode := openForTest(t, dsn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := env{s: s, dsn: dsn, ctx: ctx}
+	f := newFixture(t, e)
+
+	// The other node's messages, written straight into the table (its room
+	// update does not matter here).
+	var sneakErr error
+	sneak := func(cid string) int64 {
+		row, err := newMessageRow(&chat.Message{RoomID: f.room.ID, CompanyID: f.company.ID, SpeakerID: f.customerSp.ID, Body: "다른 노드", ClientMessageID: cid}, time.Now())
+		if err == nil {
+			err = otherNode.db.WithContext(ctx).Create(&row).Error
+		}
+		sneakErr = errors.Join(sneakErr, err)
+		return row.ID
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	calls := 0
+	var sneaked [2]int64
+	// The hook runs on the writer goroutine; the test reads what it wrote
+	// only after the appends it serves have returned.
+	s.beforeInsert = func() {
+		calls++
+		switch calls {
+		case 1: // the blocker's batch: hold it until the three are queued
+			close(entered)
+			<-release
+		case 2: // the optimistic attempt
+			sneaked[0] = sneak("x1")
+		case 3: // the attempt that looked the ids up first
+			sneaked[1] = sneak("x3")
+		}
+	}
+	blocked := make(chan error, 1)
+	go func() {
+		_, _, err := s.AppendMessage(ctx, f.msg(f.agentSp, "blocker"))
+		blocked <- err
+	}()
+	<-entered
+	msgs := []*chat.Message{f.msg(f.customerSp, "x1"), f.msg(f.customerSp, "plain"), f.msg(f.customerSp, "x3")}
+	msgs[0].ClientMessageID, msgs[2].ClientMessageID = "x1", "x3"
+	type result struct {
+		stored *chat.Message
+		dup    bool
+		err    error
+	}
+	results := make([]result, len(msgs))
+	var wg sync.WaitGroup
+	for i, m := range msgs {
+		wg.Go(func() {
+			stored, dup, err := s.AppendMessage(ctx, m)
+			results[i] = result{stored, dup, err}
+		})
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(s.appends) < len(msgs); {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d messages queued", len(s.appends))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	must(t, <-blocked)
+	wg.Wait()
+	must(t, sneakErr)
+
+	if calls < 4 {
+		t.Fatalf("beforeInsert ran %d times: the batch did not fall back to one by one", calls)
+	}
+	for i, r := range results {
+		must(t, r.err)
+		switch i {
+		case 0, 2:
+			if !r.dup || r.stored.ID != sneaked[i/2] || r.stored.Body != "다른 노드" {
+				t.Errorf("%s: got %+v dup=%v, want the other node's message %d", msgs[i].ClientMessageID, r.stored, r.dup, sneaked[i/2])
+			}
+		case 1:
+			if r.dup || r.stored.ID == 0 || r.stored.Body != "plain" {
+				t.Errorf("plain message: %+v dup=%v", r.stored, r.dup)
+			}
+		}
+	}
+	list, err := s.Messages(ctx, f.room.ID, 0, 100, true)
+	must(t, err)
+	if len(list) != 4 { // blocker, two from the other node, plain
+		t.Fatalf("room holds %d messages, want 4", len(list))
 	}
 }
