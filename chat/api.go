@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -18,7 +19,7 @@ import (
 // (a test checks that each route appears in it).
 //
 //go:embed openapi.yaml
-var openAPISpec []byte
+var openAPISpec string
 
 const (
 	// roomListDefault and roomListMax bound GET /api/rooms: a console shows a
@@ -160,6 +161,9 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, status int, key strin
 	msg := LangFrom(r.Header.Get("Accept-Language")).T(key)
 	if len(args) > 0 {
 		msg = fmt.Sprintf(msg, args...)
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="cstalk"`)
 	}
 	a.writeJSON(w, status, apiError{Code: status, Message: msg})
 }
@@ -403,5 +407,5 @@ func limitParam(v string, def, max int) (int, bool) {
 func (a *api) openAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/yaml; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Write(openAPISpec)
+	io.WriteString(w, openAPISpec)
 }

@@ -478,6 +478,9 @@ func testMe(t *testing.T, env *apiEnv) {
 	}
 	resp, body := env.request(http.MethodGet, "/api/me", nil, map[string]string{"Accept-Language": "en"})
 	wantError(t, resp, body, http.StatusUnauthorized, "Authentication required.")
+	if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
+		t.Errorf("WWW-Authenticate %q", got)
+	}
 
 	env.clock.Advance(chat.DefaultConfig().TokenTTL + time.Minute)
 	defer env.clock.Advance(-(chat.DefaultConfig().TokenTTL + time.Minute))
