@@ -27,6 +27,7 @@ type loadConfig struct {
 	inflight          int
 	parallel          int
 	jsonOut           bool
+	serverPID         int
 }
 
 // runLoad measures fan-out: subscribers spread over destinations, publishers
@@ -45,15 +46,21 @@ func runLoad(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.DurationVar(&c.drain, "drain", 5*time.Second, "how long to wait for deliveries after publishing stops")
 	fs.Int64Var(&c.maxMessages, "max-messages", 50_000_000, "stop publishing after this many messages")
 	fs.IntVar(&c.size, "size", 64, "message body bytes")
-	fs.IntVar(&c.inflight, "inflight", 2000, "with --rate 0: published messages not yet delivered, at most (closed loop)")
+	fs.IntVar(&c.inflight, "inflight", 0, "with --rate 0: published messages not yet delivered, at most (closed loop; 0: 200 per destination, at most 2000)")
 	fs.IntVar(&c.parallel, "connect-parallel", 32, "connections opened at a time")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as one JSON object")
+	fs.IntVar(&c.serverPID, "pid", 0, "server process id: report its CPU use over the measured window (RabbitMQ: beam.smp)")
 	_ = fs.Parse(args)
 	if err := t.resolve(); err != nil {
 		return err
 	}
 	if c.subs < 1 || c.pubs < 1 || c.dests < 1 || c.dests > c.subs {
 		return errors.New("load: need subs >= dests >= 1 and pubs >= 1")
+	}
+	if c.inflight <= 0 {
+		// Deep enough to keep the server busy, shallow enough that no
+		// subscriber's queue at the server overflows.
+		c.inflight = min(2000, 200*c.dests)
 	}
 	if c.warmup >= c.duration {
 		return errors.New("load: --warmup must be shorter than --duration")
@@ -88,6 +95,8 @@ type loadResult struct {
 	LatencySamples   int64   `json:"latency_samples"`
 	MeasuredSeconds  float64 `json:"measured_seconds"`
 	FanOutPerMessage float64 `json:"fan_out"`
+	ServerCPUPct     float64 `json:"server_cpu_pct,omitempty"`
+	GeneratorCPUPct  float64 `json:"generator_cpu_pct"`
 }
 
 func (r loadResult) print(asJSON bool) {
@@ -105,6 +114,7 @@ func (r loadResult) print(asJSON bool) {
 		r.Published, r.PublishedPerSec, r.Delivered, r.DeliveredPerSec, r.MeasuredSeconds, r.Lost, r.Errors)
 	fmt.Printf("latency µs: p50 %d  p90 %d  p99 %d  p99.9 %d  max %d  (%d samples)\n",
 		r.LatencyP50us, r.LatencyP90us, r.LatencyP99us, r.LatencyP999us, r.LatencyMaxus, r.LatencySamples)
+	fmt.Printf("cpu over the measured window: server %.0f%%  generator %.0f%% (100%% = one core)\n", r.ServerCPUPct, r.GeneratorCPUPct)
 	if r.FirstError != "" {
 		fmt.Printf("first error: %s\n", r.FirstError)
 	}
@@ -220,8 +230,15 @@ func load(ctx context.Context, t *target, c loadConfig, log *slog.Logger) (loadR
 			}
 		}()
 	}
+	var cpuFrom cpuSample
+	select {
+	case <-time.After(time.Until(start.Add(c.warmup))):
+		cpuFrom = sampleCPU(c.serverPID)
+	case <-pubCtx.Done():
+	}
 	pubs.Wait()
 	pubEnd := time.Now()
+	cpuTo := sampleCPU(c.serverPID)
 	win.to.Store(pubEnd.UnixNano())
 
 	var expected int64
@@ -259,6 +276,9 @@ func load(ctx context.Context, t *target, c loadConfig, log *slog.Logger) (loadR
 	res.LatencyMaxus = hist.Max()
 	res.LatencySamples = hist.TotalCount()
 	res.FanOutPerMessage = float64(c.subs) / float64(c.dests)
+	if !cpuFrom.at.IsZero() {
+		res.ServerCPUPct, res.GeneratorCPUPct = cpuTo.since(cpuFrom)
+	}
 	return res, nil
 }
 

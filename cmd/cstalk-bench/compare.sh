@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# compare.sh puts cstalk's broker and RabbitMQ Web-STOMP through the same loads
+# on this machine, each server pinned to core 0 and the load generator to
+# core 1:
+#   1. KB of server memory per idle connection (CONNECT + one SUBSCRIBE),
+#   2. maximum delivered messages/s (closed loop, bounded in-flight window),
+#   3. latency percentiles at half of each server's maximum, and at one rate
+#      common to both (half of the slower server's maximum).
+# Needs root (to pin RabbitMQ), RabbitMQ running locally, jq. Results go to
+# $OUT (default /tmp/cstalk-bench-results) as JSON, and a summary to stdout.
+# Every run is bounded by its --duration; the script ends by itself.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/cstalk-bench-results}
+SUBS=${SUBS:-100}
+PUBS=${PUBS:-4}
+DESTS=${DESTS:-20}
+DURATION=${DURATION:-15s}
+WARMUP=${WARMUP:-3s}
+IDLE_CONNS=${IDLE_CONNS:-2000}
+PORT=${PORT:-18080}
+CSTALK_URL=ws://127.0.0.1:$PORT/ws/websocket
+RABBIT_URL=ws://127.0.0.1:15674/ws
+
+mkdir -p "$OUT"
+BIN=$OUT/cstalk-bench
+go build -o "$BIN" ./cmd/cstalk-bench
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+RABBIT_PID=$(pgrep -x beam.smp | head -n1)
+[ -n "$RABBIT_PID" ] || { echo "RabbitMQ (beam.smp) is not running" >&2; exit 1; }
+RABBIT_AFFINITY=$(taskset -pc "$RABBIT_PID" | awk -F': ' '{print $2}')
+rabbitmq-plugins enable rabbitmq_web_stomp >/dev/null
+
+BROKER_PID=
+cleanup() {
+	taskset -a -pc "$RABBIT_AFFINITY" "$RABBIT_PID" >/dev/null 2>&1 || true
+	if [ -n "$BROKER_PID" ]; then kill "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+start_broker() {
+	taskset -c 0 "$BIN" broker --addr "127.0.0.1:$PORT" --for 30m 2>>"$OUT/broker.log" &
+	BROKER_PID=$!
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "broker did not start; see $OUT/broker.log" >&2
+	exit 1
+}
+
+load() { # name, then load flags
+	local name=$1
+	shift
+	echo "== $name" >&2
+	taskset -c 1 "$BIN" load --json --subs "$SUBS" --pubs "$PUBS" --dests "$DESTS" \
+		--duration "$DURATION" --warmup "$WARMUP" "$@" 2>>"$OUT/load.log" | tee "$OUT/$name.json" >&2
+}
+
+idle() { # name, then idle flags
+	local name=$1
+	shift
+	echo "== $name" >&2
+	taskset -c 1 "$BIN" idle --json --conns "$IDLE_CONNS" "$@" 2>>"$OUT/load.log" | tee "$OUT/$name.json" >&2
+}
+
+# Both servers on core 0, the generator alone on core 1.
+start_broker
+taskset -a -pc 0 "$RABBIT_PID" >/dev/null
+
+# Idle first, on a fresh cstalk process whose heap has not grown under load.
+idle cstalk-idle --url "$CSTALK_URL" --pid "$BROKER_PID"
+idle rabbit-idle --url "$RABBIT_URL" --topic-style rabbit --pid "$RABBIT_PID"
+
+load cstalk-max --url "$CSTALK_URL" --pid "$BROKER_PID" --rate 0
+load rabbit-max --url "$RABBIT_URL" --topic-style rabbit --pid "$RABBIT_PID" --rate 0
+
+half() { jq '.published_per_sec / 2 | floor' "$OUT/$1.json"; }
+CSTALK_HALF=$(half cstalk-max)
+RABBIT_HALF=$(half rabbit-max)
+COMMON=$((CSTALK_HALF < RABBIT_HALF ? CSTALK_HALF : RABBIT_HALF))
+
+load cstalk-half --url "$CSTALK_URL" --pid "$BROKER_PID" --rate "$CSTALK_HALF"
+load rabbit-half --url "$RABBIT_URL" --topic-style rabbit --pid "$RABBIT_PID" --rate "$RABBIT_HALF"
+load cstalk-common --url "$CSTALK_URL" --pid "$BROKER_PID" --rate "$COMMON"
+load rabbit-common --url "$RABBIT_URL" --topic-style rabbit --pid "$RABBIT_PID" --rate "$COMMON"
+
+echo
+echo "subs=$SUBS pubs=$PUBS dests=$DESTS (fan-out $((SUBS / DESTS))) duration=$DURATION, servers on core 0, generator on core 1"
+printf '%-14s %12s %12s %9s %9s %9s %9s %7s %7s\n' run pub/s deliv/s p50us p99us p999us maxus lost errors
+for r in cstalk-max rabbit-max cstalk-half rabbit-half cstalk-common rabbit-common; do
+	jq -r --arg r "$r" '[$r, (.published_per_sec|floor), (.delivered_per_sec|floor), .p50_us, .p99_us, .p999_us, .max_us, .lost, .errors] | @tsv' "$OUT/$r.json" |
+		awk -F'\t' '{printf "%-14s %12s %12s %9s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}'
+done
+for r in cstalk-idle rabbit-idle; do
+	jq -r --arg r "$r" '"\($r): \(.conns) idle connections, \(.kib_per_conn) KiB each"' "$OUT/$r.json"
+done
