@@ -219,7 +219,7 @@ func (s *Service) joinRoom(ctx context.Context, sessionID string, p *principal, 
 		}
 	}
 	if !p.isMember() {
-		return s.customerEntered(ctx, sessionID, p, room, rp)
+		return s.customerEntered(ctx, sessionID, p, room, rp, detail.CustomerNoReadCount)
 	}
 	return nil
 }
@@ -236,17 +236,13 @@ func (s *Service) viewerDetail(p *principal, d *RoomDetail) *RoomDetail {
 
 // customerEntered: WELCOME_MESSAGE, the customer's unread messages become
 // read (READ_MESSAGE to the room), and the lobby learns it is ONLINE.
-func (s *Service) customerEntered(ctx context.Context, sessionID string, p *principal, room *Room, rp *roomPeople) error {
+func (s *Service) customerEntered(ctx context.Context, sessionID string, p *principal, room *Room, rp *roomPeople, unread int) error {
 	if err := s.sendPrivate(ctx, sessionID, &Envelope{
 		EventName: EventWelcomeMessage, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
 		Data:      map[string]any{"autoMessage1": p.company.WaitingText, "autoMessage2": p.company.ReplyText},
 		SessionID: sessionID,
 	}); err != nil {
 		return err
-	}
-	unread, err := s.store.UnreadCount(ctx, room.ID, p.speaker.ID)
-	if err != nil {
-		return fmt.Errorf("unread of room %d: %w", room.ID, err)
 	}
 	if unread > 0 && room.LastMessageID > 0 {
 		start := rp.positions[p.speaker.ID] + 1
