@@ -24,10 +24,13 @@ type Config struct {
 	OutboundQueue      int           // frames queued per connection before it is "slow"
 	WriteTimeout       time.Duration
 
-	// MaxTransactions bounds the open transactions of one connection and
-	// MaxTransactionFrames the frames one transaction buffers until COMMIT.
+	// MaxTransactions bounds the open transactions of one connection,
+	// MaxTransactionFrames the frames one transaction buffers until COMMIT
+	// and MaxTransactionBytes the bodies all of a connection's open
+	// transactions buffer together.
 	MaxTransactions      int
 	MaxTransactionFrames int
+	MaxTransactionBytes  int
 	// SockJSURL is the sockjs-client script the SockJS iframe transports load.
 	SockJSURL string
 	// CheckOrigin decides whether a WebSocket upgrade from another origin is
@@ -54,7 +57,8 @@ func DefaultConfig() Config {
 		OutboundQueue:        1024,
 		WriteTimeout:         10 * time.Second,
 		MaxTransactions:      8,
-		MaxTransactionFrames: 128,
+		MaxTransactionFrames: 64,
+		MaxTransactionBytes:  256 << 10,
 		SockJSURL:            "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js",
 	}
 }
@@ -104,6 +108,7 @@ func (c Config) normalize() (Config, error) {
 	setDefault(&c.OutboundQueue, d.OutboundQueue)
 	setDefault(&c.MaxTransactions, d.MaxTransactions)
 	setDefault(&c.MaxTransactionFrames, d.MaxTransactionFrames)
+	setDefault(&c.MaxTransactionBytes, d.MaxTransactionBytes)
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = d.ConnectTimeout
 	}

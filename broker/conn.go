@@ -36,8 +36,9 @@ type Conn struct {
 	done   chan struct{} // closed when teardown has finished
 
 	// Owned by the reader goroutine.
-	in  inputBuffer
-	txs map[string][]*frame.Frame
+	in      inputBuffer
+	txs     map[string][]*frame.Frame
+	txBytes int // body bytes buffered by all open transactions
 
 	lastRead  atomic.Int64 // unix nanos of the last inbound bytes
 	lastWrite atomic.Int64 // unix nanos of the last outbound message

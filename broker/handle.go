@@ -64,7 +64,7 @@ func (c *Conn) dispatch(f *frame.Frame, outsideTx bool) *protocolError {
 	case frame.ABORT:
 		tx, perr := c.transaction(f)
 		if perr == nil {
-			delete(c.txs, tx)
+			c.endTransaction(tx)
 		}
 		return perr
 	case frame.DISCONNECT:
@@ -386,6 +386,10 @@ func (c *Conn) buffer(tx string, f *frame.Frame) *protocolError {
 	if len(frames) >= c.srv.cfg.MaxTransactionFrames {
 		return limitError("transaction too large", "a transaction may hold at most %d frames", c.srv.cfg.MaxTransactionFrames)
 	}
+	if c.txBytes+len(f.Body) > c.srv.cfg.MaxTransactionBytes {
+		return limitError("transaction too large", "open transactions may hold at most %d bytes", c.srv.cfg.MaxTransactionBytes)
+	}
+	c.txBytes += len(f.Body)
 	c.txs[tx] = append(frames, f)
 	return nil
 }
@@ -395,8 +399,7 @@ func (c *Conn) onCommit(f *frame.Frame) *protocolError {
 	if perr != nil {
 		return perr
 	}
-	frames := c.txs[tx]
-	delete(c.txs, tx)
+	frames := c.endTransaction(tx)
 	for _, bf := range frames {
 		if perr := c.dispatch(bf, false); perr != nil {
 			return perr
@@ -406,4 +409,13 @@ func (c *Conn) onCommit(f *frame.Frame) *protocolError {
 		}
 	}
 	return nil
+}
+
+func (c *Conn) endTransaction(tx string) []*frame.Frame {
+	frames := c.txs[tx]
+	for _, f := range frames {
+		c.txBytes -= len(f.Body)
+	}
+	delete(c.txs, tx)
+	return frames
 }

@@ -19,6 +19,7 @@ func limitedConfig() Config {
 	cfg.ConnectTimeout = 300 * time.Millisecond
 	cfg.MaxTransactions = 2
 	cfg.MaxTransactionFrames = 2
+	cfg.MaxTransactionBytes = 3000
 	return cfg
 }
 
@@ -101,6 +102,7 @@ func TestBadInputGetsErrorAndHarmsNobody(t *testing.T) {
 		{"no CONNECT in time", false, nil, "connect timeout"},
 		{"too many transactions", true, []string{"BEGIN\ntransaction:a\n\n\x00BEGIN\ntransaction:b\n\n\x00BEGIN\ntransaction:c\n\n\x00"}, "too many transactions"},
 		{"transaction too large", true, []string{"BEGIN\ntransaction:a\n\n\x00" + strings.Repeat("SEND\ndestination:/sub/x\ntransaction:a\n\nx\x00", 3)}, "transaction too large"},
+		{"transaction bytes", true, []string{"BEGIN\ntransaction:a\n\n\x00BEGIN\ntransaction:b\n\n\x00", "SEND\ndestination:/sub/x\ntransaction:a\n\n" + strings.Repeat("y", 2000) + "\x00", "SEND\ndestination:/sub/x\ntransaction:b\n\n" + strings.Repeat("y", 2000) + "\x00"}, "transaction too large"},
 		{"duplicate transaction", true, []string{"BEGIN\ntransaction:a\n\n\x00BEGIN\ntransaction:a\n\n\x00"}, "duplicate transaction"},
 		{"unknown transaction", true, []string{"SEND\ndestination:/sub/x\ntransaction:t9\n\nx\x00"}, "unknown transaction"},
 	}

@@ -1,9 +1,3 @@
-// Package broker is a STOMP 1.0–1.2 broker over SockJS and raw WebSocket.
-//
-// It owns the wire: transports, frame parsing and limits, sessions,
-// subscriptions, local fan-out and the bus that carries messages between
-// nodes. It knows nothing of counseling: a domain plugs in through
-// Application and publishes through Server.Publish and Server.SendPrivate.
 package broker
 
 import (

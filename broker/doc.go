@@ -1,0 +1,50 @@
+// Package broker is a STOMP 1.0–1.2 broker over SockJS and raw WebSocket.
+//
+// It owns the wire: transports, frame parsing and limits, sessions,
+// subscriptions, local fan-out and the Bus that carries messages between
+// nodes. It knows nothing of counseling: a domain plugs in through
+// Application and publishes through Server.Publish and Server.SendPrivate.
+//
+// # Endpoints
+//
+// Server.Handler serves Config.Path (default /ws): every SockJS transport
+// sockjs-client 1.6 uses (websocket, xhr-streaming, xhr-polling,
+// eventsource, iframe/htmlfile, jsonp) and /ws/info through sockjs-go, and
+// a raw WebSocket at /ws/websocket carrying plain STOMP frames (subprotocols
+// v12.stomp, v11.stomp, v10.stomp). When several frames are queued for a
+// client they travel in one transport message.
+//
+// # Destinations
+//
+// A leading slash is optional everywhere; hooks see destinations without
+// it. A SEND to an application prefix (pub/) goes to
+// Application.HandleSend, not to subscribers; a SEND to a broker prefix
+// (sub/) needs Application.AuthorizeSend and reaches every subscriber on
+// every node. Each connection may subscribe to Config.PrivateDestination
+// (user/session/message), which receives what Server.SendPrivate sends to
+// its session id, from any node. Anything else is refused.
+//
+// # Limits
+//
+// Frame size, header count and header line length are checked on the raw
+// bytes before a frame is parsed; subscriptions, transactions and the
+// outbound queue are bounded per connection. A breach, a malformed frame or
+// a refusal gets an ERROR frame (a short stable message header and a
+// readable body) and the connection closes; other connections never wait
+// for it. A client that cannot keep up with its messages is cut with
+// "slow consumer".
+//
+// # Cluster
+//
+// The hub subscribes a topic on the Bus for its first local subscriber and
+// unsubscribes after the last. Publish delivers locally at once and hands
+// the bus a payload of a format byte, the publish time, the content type
+// and the body; the destination is the topic. Private destinations use the
+// topic "@session/" + session id.
+//
+// # Metrics
+//
+// cstalk_broker_connections{transport}, cstalk_broker_subscriptions,
+// cstalk_broker_frames_in_total{command}, cstalk_broker_frames_out_total{command},
+// cstalk_broker_errors_total{kind} and cstalk_broker_fanout_latency_seconds.
+package broker
