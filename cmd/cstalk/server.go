@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cstalk/cstalk/broker"
+	"github.com/cstalk/cstalk/broker/redisbus"
+	"github.com/cstalk/cstalk/chat"
+	"github.com/cstalk/cstalk/store"
+)
+
+// server is one cstalk node: the store, the bus, the broker, chat and the
+// HTTP surface, built by newServer and nothing else.
+type server struct {
+	cfg    serveConfig
+	log    *slog.Logger
+	store  *store.Store
+	bus    broker.Bus
+	broker *broker.Server
+	chat   *chat.Service
+	http   *http.Server
+	ln     net.Listener
+}
+
+func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
+	log, err := newLogger(cfg, logOut)
+	if err != nil {
+		return usageError{err}
+	}
+	srv, err := newServer(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	return srv.Run(ctx)
+}
+
+// newServer builds a node and binds its listener, so the caller knows the
+// address (cfg.Addr may be ":0") before Run.
+func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *server, err error) {
+	s := &server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	zone, err := time.LoadLocation(cfg.Zone)
+	if err != nil {
+		return nil, fmt.Errorf("zone %q: %w", cfg.Zone, err)
+	}
+	if s.store, err = store.Open(ctx, cfg.DB, log); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err = s.store.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("migrate store: %w", err)
+	}
+	secret, err := jwtSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	chatCfg := chat.DefaultConfig()
+	chatCfg.Zone = zone
+	chatCfg.JWTSecret = secret
+	chatCfg.RequireSignedCustomers = cfg.RequireSigned
+	chatCfg.MaxMessageBytes = cfg.MaxMessageBytes
+	chatCfg.UploadDir = cfg.UploadDir
+	if s.chat, err = chat.New(chatCfg, s.store, log); err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	if cfg.Demo {
+		if err = s.chat.SeedDemo(ctx); err != nil {
+			return nil, fmt.Errorf("demo data: %w", err)
+		}
+		log.Info("demo data ready", "logins", "agent1, agent2, agent3, admin1", "password", "demo1234")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.Redis == "" {
+		s.bus = broker.NewMemoryBus()
+	} else if s.bus, err = redisbus.New(ctx, redisbus.Options{URL: cfg.Redis, Prefix: "cstalk:", Log: log}); err != nil {
+		return nil, fmt.Errorf("redis bus: %w", err)
+	}
+	brokerCfg := broker.DefaultConfig()
+	brokerCfg.MaxFrameSize = cfg.MaxFrameBytes
+	brokerCfg.MaxSubscriptions = cfg.MaxSubscriptions
+	brokerCfg.HeartbeatSend = cfg.Heartbeat
+	brokerCfg.HeartbeatRecv = cfg.Heartbeat
+	if s.broker, err = broker.New(brokerCfg, s.chat, s.bus, reg, log); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	s.chat.Bind(s.broker)
+
+	mux := http.NewServeMux()
+	mux.Handle("/ws", s.broker.Handler())
+	mux.Handle("/ws/", s.broker.Handler())
+	api := s.chat.APIHandler()
+	mux.Handle("/api/", api)
+	mux.Handle("/files/", api)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	return s, nil
+}
+
+// ready answers 200 only while the store and the bus both answer: a load
+// balancer should send no new clients to a node that cannot store or fan out.
+func (s *server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	var problems []string
+	if err := s.store.Ping(ctx); err != nil {
+		problems = append(problems, "store: "+err.Error())
+	}
+	if err := s.bus.Ready(ctx); err != nil {
+		problems = append(problems, "bus: "+err.Error())
+	}
+	if len(problems) > 0 {
+		s.log.Warn("not ready", "problems", problems)
+		http.Error(w, "not ready\n", http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+// Run serves until ctx ends, then drains: no new connections, every client
+// told why it is being closed, in-flight requests finished, within
+// cfg.ShutdownTimeout.
+func (s *server) Run(ctx context.Context) error {
+	s.log.Info("listening", "addr", s.ln.Addr().String(), "version", version)
+	served := make(chan error, 1)
+	go func() { served <- s.http.Serve(s.ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	// Stop accepting first so no client connects after it was told to leave.
+	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		errs = append(errs, fmt.Errorf("close listener: %w", err))
+	}
+	if err := s.broker.Shutdown(drainCtx, "server shutting down"); err != nil {
+		errs = append(errs, fmt.Errorf("drain broker: %w", err))
+	}
+	if err := s.http.Shutdown(drainCtx); err != nil {
+		errs = append(errs, fmt.Errorf("drain http: %w", err))
+	}
+	<-served
+	s.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// Close releases what newServer acquired; safe on a partly built server.
+func (s *server) Close() error {
+	var errs []error
+	if s.ln != nil {
+		if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if s.bus != nil {
+		errs = append(errs, s.bus.Close())
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// jwtSecret returns the configured signing key, or one generated on first
+// start and kept beside the SQLite file so tokens survive restarts.
+func jwtSecret(cfg serveConfig) ([]byte, error) {
+	if cfg.JWTSecret != "" {
+		if len(cfg.JWTSecret) < 16 {
+			return nil, usageError{errors.New("--jwt-secret must be at least 16 characters")}
+		}
+		return []byte(cfg.JWTSecret), nil
+	}
+	dir := "./data"
+	if path, ok := strings.CutPrefix(cfg.DB, "sqlite:"); ok && !strings.HasPrefix(path, ":memory:") {
+		dir = filepath.Dir(path)
+	}
+	file := filepath.Join(dir, "jwt.secret")
+	if b, err := os.ReadFile(file); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("jwt secret: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, fmt.Errorf("jwt secret: %w", err)
+	}
+	secret := []byte(hex.EncodeToString(raw))
+	if err := os.WriteFile(file, secret, 0o600); err != nil {
+		return nil, fmt.Errorf("jwt secret: %w", err)
+	}
+	return secret, nil
+}
+
+func newLogger(cfg serveConfig, out io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.LogFormat
+	if format == "auto" {
+		format = "json"
+		if f, ok := out.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(out, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(out, opts)), nil
+}
