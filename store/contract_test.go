@@ -844,6 +844,8 @@ func testAppendRefusals(t *testing.T, e env) {
 		{"company mismatch", &chat.Message{RoomID: f.room.ID, CompanyID: outsider.company.ID, SpeakerID: f.customerSp.ID, Body: "x"}, nil},
 		{"no room", &chat.Message{SpeakerID: f.customerSp.ID, Body: "x"}, nil},
 		{"client id too long", &chat.Message{RoomID: f.room.ID, SpeakerID: f.customerSp.ID, Body: "x", ClientMessageID: strings.Repeat("x", maxClientIDBytes+1)}, nil},
+		{"date beyond DATETIME", &chat.Message{RoomID: f.room.ID, SpeakerID: f.customerSp.ID, Body: "x", CreateDate: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, nil},
+		{"type out of INT range", &chat.Message{RoomID: f.room.ID, SpeakerID: f.customerSp.ID, Body: "x", Type: 1 << 40}, nil},
 	}
 	// Sent together with a good message, so they likely share its batch:
 	// a refused message must not take the others down with it.

@@ -4,9 +4,18 @@
 // GORM, SQL and the row layout stay inside this package; chat sees only its
 // own domain types. All times are stored in UTC with microsecond precision.
 //
-// Text policy: every string written is made valid UTF-8 first (invalid byte
-// sequences become U+FFFD), so both backends store and return the same text;
-// MySQL would otherwise reject such bytes while SQLite kept them.
+// Both backends behave alike, and the contract tests hold them to it:
+//   - Text: every string written is made valid UTF-8 first (invalid byte
+//     sequences become U+FFFD); MySQL would otherwise refuse such bytes
+//     while SQLite kept them. Tables are utf8mb4 on MySQL, so emoji and
+//     Korean round-trip verbatim.
+//   - Identifiers (login names, member numbers, client message ids) compare
+//     byte for byte, case and trailing spaces included.
+//   - Lengths and ranges MySQL would refuse (names over 255 characters,
+//     bodies over 16 MiB, dates outside the years 1000-9999, ...) are
+//     refused up front with an "invalid input" error, on SQLite too.
+//
+// AppendMessage is group-committed by a writer goroutine (append.go).
 package store
 
 import (
@@ -42,19 +51,21 @@ type Store struct {
 	// then inserted row by row inside their transaction.
 	multiRowInsert bool
 
-	appends chan *appendRequest
-	// beforeInsert, when set (by tests only), runs in the writer's
-	// transaction just before the messages are inserted: the moment another
-	// node's commit can slip past the duplicate check.
-	beforeInsert func()
+	// The message writer (append.go).
+	appends      chan *appendRequest
+	stop         chan struct{} // closed by Close: the writer drains and exits
+	writerEnd    chan struct{} // closed when the writer has exited
+	cancelWriter context.CancelFunc
 	// precheckBatches (owned by the writer goroutine) counts down the
 	// batches that still look client message ids up before inserting.
 	precheckBatches int
-	stop            chan struct{} // closed by Close: the writer drains and exits
-	writerEnd       chan struct{} // closed when the writer has exited
-	cancelWriter    context.CancelFunc
-	closeOnce       sync.Once
-	closeErr        error
+	// beforeInsert, when set (by tests only, before the first append), runs
+	// in the writer's transaction just before the messages are inserted:
+	// the moment another node's commit can slip past the duplicate check.
+	beforeInsert func()
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open connects to dsn ("sqlite:PATH", "sqlite::memory:" or
