@@ -47,7 +47,7 @@ func TestSendPrivate(t *testing.T) {
 	if m := a.expect("MESSAGE"); string(m.Body) != "second" {
 		t.Fatalf("a got %q", m.Body)
 	}
-	if !s.Server.conns[sessionA].HasSubscription("/user/session/message") {
+	if c := s.conn(sessionA); c == nil || !c.HasSubscription("/user/session/message") || c.HasSubscription("sub/other") {
 		t.Fatal("HasSubscription")
 	}
 }

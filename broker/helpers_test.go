@@ -141,6 +141,13 @@ func startServer(t testing.TB, cfg Config, bus Bus) *testServer {
 	return &testServer{Server: srv, app: app, http: hs, reg: reg}
 }
 
+// conn returns the local connection of session id, or nil.
+func (s *testServer) conn(id string) *Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns[id]
+}
+
 func (s *testServer) wsURL(path string) string {
 	return "ws" + strings.TrimPrefix(s.http.URL, "http") + path
 }
