@@ -35,7 +35,7 @@ import (
 // database (CSTALK_TEST_MYSQL=off skips it, CSTALK_TEST_MYSQL_DSN points
 // elsewhere).
 
-const defaultTestMySQL = "mysql://root@127.0.0.1:3306/test"
+const apiTestMySQL = "mysql://root@127.0.0.1:3306/test"
 
 type apiBackend struct {
 	name string
@@ -45,19 +45,19 @@ type apiBackend struct {
 func apiBackends() []apiBackend {
 	return []apiBackend{
 		{name: "sqlite", dsn: func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "cstalk.db") }},
-		{name: "mariadb", dsn: freshMariaDB},
+		{name: "mariadb", dsn: apiMariaDB},
 	}
 }
 
-// freshMariaDB creates a database of its own for t and drops it afterwards.
-func freshMariaDB(t *testing.T) string {
+// apiMariaDB creates a database of its own for t and drops it afterwards.
+func apiMariaDB(t *testing.T) string {
 	t.Helper()
 	if os.Getenv("CSTALK_TEST_MYSQL") == "off" {
 		t.Skip("CSTALK_TEST_MYSQL=off")
 	}
 	base := os.Getenv("CSTALK_TEST_MYSQL_DSN")
 	if base == "" {
-		base = defaultTestMySQL
+		base = apiTestMySQL
 	}
 	u, err := url.Parse(base)
 	if err != nil {
@@ -92,19 +92,19 @@ func freshMariaDB(t *testing.T) string {
 	return u.String()
 }
 
-// testClock is the service's clock; tests move it instead of sleeping.
-type testClock struct {
+// apiClock is the service's clock; tests move it instead of sleeping.
+type apiClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-func (c *testClock) Now() time.Time {
+func (c *apiClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
-func (c *testClock) Advance(d time.Duration) {
+func (c *apiClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
@@ -117,12 +117,12 @@ type apiEnv struct {
 	store     *store.Store
 	svc       *chat.Service
 	srv       *httptest.Server
-	clock     *testClock
+	clock     *apiClock
 	uploadDir string
 	secret    []byte
 }
 
-const testMaxUpload = 256 << 10
+const apiMaxUpload = 256 << 10
 
 func newAPIEnv(t *testing.T, dsn string) *apiEnv {
 	t.Helper()
@@ -140,14 +140,14 @@ func newAPIEnv(t *testing.T, dsn string) *apiEnv {
 		t:         t,
 		ctx:       ctx,
 		store:     st,
-		clock:     &testClock{now: time.Now().Truncate(time.Second)},
+		clock:     &apiClock{now: time.Now().Truncate(time.Second)},
 		uploadDir: filepath.Join(t.TempDir(), "uploads"),
 		secret:    []byte("api-test-secret-0123456789abcdef"),
 	}
 	cfg := chat.DefaultConfig()
 	cfg.JWTSecret = env.secret
 	cfg.UploadDir = env.uploadDir
-	cfg.MaxUploadBytes = testMaxUpload
+	cfg.MaxUploadBytes = apiMaxUpload
 	cfg.Now = env.clock.Now
 	if env.svc, err = chat.New(cfg, st, log); err != nil {
 		t.Fatalf("chat.New: %v", err)
@@ -184,14 +184,14 @@ func (e *apiEnv) request(method, path string, body io.Reader, header map[string]
 	return resp, data
 }
 
-func bearerHeader(token string) map[string]string {
+func apiBearer(token string) map[string]string {
 	return map[string]string{"Authorization": "Bearer " + token}
 }
 
 // getJSON GETs path as the holder of token, wants status and decodes into v.
 func (e *apiEnv) getJSON(path, token string, status int, v any) {
 	e.t.Helper()
-	resp, body := e.request(http.MethodGet, path, nil, bearerHeader(token))
+	resp, body := e.request(http.MethodGet, path, nil, apiBearer(token))
 	if resp.StatusCode != status {
 		e.t.Fatalf("GET %s: status %d, want %d: %s", path, resp.StatusCode, status, body)
 	}
@@ -202,7 +202,7 @@ func (e *apiEnv) getJSON(path, token string, status int, v any) {
 	}
 }
 
-type loginAnswer struct {
+type apiLoginAnswer struct {
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expiresAt"`
 	Member    struct {
@@ -214,7 +214,7 @@ type loginAnswer struct {
 	} `json:"member"`
 }
 
-func (e *apiEnv) loginAs(login string) (loginAnswer, *http.Response) {
+func (e *apiEnv) loginAs(login string) (apiLoginAnswer, *http.Response) {
 	e.t.Helper()
 	resp, body := e.request(http.MethodPost, "/api/auth/login",
 		strings.NewReader(fmt.Sprintf(`{"loginName":%q,"password":"demo1234"}`, login)),
@@ -222,7 +222,7 @@ func (e *apiEnv) loginAs(login string) (loginAnswer, *http.Response) {
 	if resp.StatusCode != http.StatusOK {
 		e.t.Fatalf("login %s: status %d: %s", login, resp.StatusCode, body)
 	}
-	var out loginAnswer
+	var out apiLoginAnswer
 	if err := json.Unmarshal(body, &out); err != nil {
 		e.t.Fatalf("login %s: %v: %s", login, err, body)
 	}
@@ -230,7 +230,7 @@ func (e *apiEnv) loginAs(login string) (loginAnswer, *http.Response) {
 }
 
 // token mints a bearer token for a demo member. It skips the login (and
-// its bcrypt work, which the race detector makes slow); testLogin covers
+// its bcrypt work, which the race detector makes slow); testAPILogin covers
 // that tokens from logins are the same thing.
 func (e *apiEnv) token(login string) string {
 	e.t.Helper()
@@ -302,9 +302,9 @@ type apiErrorBody struct {
 	Message string `json:"message"`
 }
 
-// wantError checks an error answer: status, JSON shape, code == status, and
+// wantAPIError checks an error answer: status, JSON shape, code == status, and
 // (when not empty) the exact message.
-func wantError(t *testing.T, resp *http.Response, body []byte, status int, message string) {
+func wantAPIError(t *testing.T, resp *http.Response, body []byte, status int, message string) {
 	t.Helper()
 	if resp.StatusCode != status {
 		t.Fatalf("status %d, want %d: %s", resp.StatusCode, status, body)
@@ -324,7 +324,7 @@ func wantError(t *testing.T, resp *http.Response, body []byte, status int, messa
 	}
 }
 
-type roomJSON struct {
+type apiRoom struct {
 	ID          int64  `json:"id"`
 	CompanyID   string `json:"companyId"`
 	Status      string `json:"status"`
@@ -341,7 +341,7 @@ type roomJSON struct {
 	} `json:"member"`
 }
 
-type messageJSON struct {
+type apiMessage struct {
 	ID               int64  `json:"id"`
 	RoomID           int64  `json:"roomId"`
 	Message          string `json:"message"`
@@ -356,23 +356,23 @@ func TestAPI(t *testing.T) {
 			env := newAPIEnv(t, b.dsn(t))
 			// Order matters only for rooms: it checks exact room lists, so it
 			// runs before anything else creates rooms.
-			t.Run("rooms", func(t *testing.T) { testRooms(t, env) })
-			t.Run("me", func(t *testing.T) { testMe(t, env) })
-			t.Run("messages", func(t *testing.T) { testMessages(t, env) })
-			t.Run("uploads", func(t *testing.T) { testUploads(t, env) })
-			t.Run("files", func(t *testing.T) { testFiles(t, env) })
-			t.Run("demo", func(t *testing.T) { testDemoIdempotent(t, env) })
+			t.Run("rooms", func(t *testing.T) { testAPIRooms(t, env) })
+			t.Run("me", func(t *testing.T) { testAPIMe(t, env) })
+			t.Run("messages", func(t *testing.T) { testAPIMessages(t, env) })
+			t.Run("uploads", func(t *testing.T) { testAPIUploads(t, env) })
+			t.Run("files", func(t *testing.T) { testAPIFiles(t, env) })
+			t.Run("demo", func(t *testing.T) { testAPIDemoIdempotent(t, env) })
 			// Password checks are the same code on every backend and each
 			// costs a bcrypt (seconds under the race detector): once is enough.
 			if i == 0 {
-				t.Run("login", func(t *testing.T) { testLogin(t, env) })
-				t.Run("addMember", func(t *testing.T) { testAddMember(t, env) })
+				t.Run("login", func(t *testing.T) { testAPILogin(t, env) })
+				t.Run("addMember", func(t *testing.T) { testAPIAddMember(t, env) })
 			}
 		})
 	}
 }
 
-func testLogin(t *testing.T, env *apiEnv) {
+func testAPILogin(t *testing.T, env *apiEnv) {
 	a, resp := env.loginAs("agent1")
 	if a.Token == "" || a.Member.LoginName != "agent1" || a.Member.CompanyID != "1" || a.Member.IsAdmin != 0 || a.Member.ID == 0 {
 		t.Fatalf("login answer %+v", a)
@@ -412,34 +412,34 @@ func testLogin(t *testing.T, env *apiEnv) {
 	}
 	const koBad, enBad = "아이디 또는 비밀번호가 올바르지 않습니다.", "The login name or password is incorrect."
 	resp, body := login(`{"loginName":"agent1","password":"wrong-password"}`, nil)
-	wantError(t, resp, body, http.StatusUnauthorized, koBad)
+	wantAPIError(t, resp, body, http.StatusUnauthorized, koBad)
 	if len(resp.Cookies()) != 0 {
 		t.Errorf("failed login set cookies %v", resp.Cookies())
 	}
 	// An unknown login name answers exactly like a wrong password.
 	resp, body2 := login(`{"loginName":"nobody","password":"demo1234"}`, nil)
-	wantError(t, resp, body2, http.StatusUnauthorized, koBad)
+	wantAPIError(t, resp, body2, http.StatusUnauthorized, koBad)
 	if string(body) != string(body2) {
 		t.Errorf("unknown login %s differs from wrong password %s", body2, body)
 	}
 	resp, body = login(`{"loginName":"agent1","password":"wrong-password"}`, map[string]string{"Accept-Language": "en-US,en;q=0.9"})
-	wantError(t, resp, body, http.StatusUnauthorized, enBad)
+	wantAPIError(t, resp, body, http.StatusUnauthorized, enBad)
 
 	for _, bad := range []string{``, `{`, `[]`, `{"loginName":"agent1"}`, `{"password":"demo1234"}`, `{"loginName":1,"password":2}`} {
 		resp, body := login(bad, nil)
-		wantError(t, resp, body, http.StatusBadRequest, "")
+		wantAPIError(t, resp, body, http.StatusBadRequest, "")
 	}
 	resp, body = login(`{"loginName":"agent1","password":"`+strings.Repeat("x", 8<<10)+`"}`, nil)
-	wantError(t, resp, body, http.StatusBadRequest, "")
+	wantAPIError(t, resp, body, http.StatusBadRequest, "")
 
 	resp, body = env.request(http.MethodGet, "/api/auth/login", nil, nil)
-	wantError(t, resp, body, http.StatusMethodNotAllowed, "허용되지 않는 요청 방식입니다.")
+	wantAPIError(t, resp, body, http.StatusMethodNotAllowed, "허용되지 않는 요청 방식입니다.")
 	if allow := resp.Header.Get("Allow"); allow != "POST" {
 		t.Errorf("Allow %q, want POST", allow)
 	}
 }
 
-func testMe(t *testing.T, env *apiEnv) {
+func testAPIMe(t *testing.T, env *apiEnv) {
 	token := env.token("admin1")
 	var me struct {
 		ID        int64  `json:"id"`
@@ -465,30 +465,30 @@ func testMe(t *testing.T, env *apiEnv) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, grant := env.fileAccess(bearerHeader(token))
+	_, grant := env.fileAccess(apiBearer(token))
 	for name, header := range map[string]map[string]string{
 		"none":    nil,
-		"forged":  bearerHeader(forged),
-		"garbage": bearerHeader("not-a-token"),
-		"grant":   bearerHeader(grant),
+		"forged":  apiBearer(forged),
+		"garbage": apiBearer("not-a-token"),
+		"grant":   apiBearer(grant),
 		"basic":   {"Authorization": "Basic YWdlbnQxOmRlbW8xMjM0"},
 	} {
 		resp, body := env.request(http.MethodGet, "/api/me", nil, header)
-		t.Run(name, func(t *testing.T) { wantError(t, resp, body, http.StatusUnauthorized, "인증이 필요합니다.") })
+		t.Run(name, func(t *testing.T) { wantAPIError(t, resp, body, http.StatusUnauthorized, "인증이 필요합니다.") })
 	}
 	resp, body := env.request(http.MethodGet, "/api/me", nil, map[string]string{"Accept-Language": "en"})
-	wantError(t, resp, body, http.StatusUnauthorized, "Authentication required.")
+	wantAPIError(t, resp, body, http.StatusUnauthorized, "Authentication required.")
 	if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer") {
 		t.Errorf("WWW-Authenticate %q", got)
 	}
 
 	env.clock.Advance(chat.DefaultConfig().TokenTTL + time.Minute)
 	defer env.clock.Advance(-(chat.DefaultConfig().TokenTTL + time.Minute))
-	resp, body = env.request(http.MethodGet, "/api/me", nil, bearerHeader(token))
-	wantError(t, resp, body, http.StatusUnauthorized, "")
+	resp, body = env.request(http.MethodGet, "/api/me", nil, apiBearer(token))
+	wantAPIError(t, resp, body, http.StatusUnauthorized, "")
 }
 
-func roomIDs(rooms []roomJSON) []int64 {
+func apiRoomIDs(rooms []apiRoom) []int64 {
 	ids := make([]int64, len(rooms))
 	for i, r := range rooms {
 		ids[i] = r.ID
@@ -496,7 +496,7 @@ func roomIDs(rooms []roomJSON) []int64 {
 	return ids
 }
 
-func testRooms(t *testing.T, env *apiEnv) {
+func testAPIRooms(t *testing.T, env *apiEnv) {
 	agent1 := env.member("agent1")
 	// Company 1: an ended room, an assigned one, a waiting one; company 2: one.
 	endedCustomer, ended := env.customerRoom(1, "1001", "김종료")
@@ -523,9 +523,9 @@ func testRooms(t *testing.T, env *apiEnv) {
 	last := env.customerSays(active, activeCustomer, "네 기다릴게요")
 
 	token := env.token("agent1")
-	var all struct{ Rooms []roomJSON }
+	var all struct{ Rooms []apiRoom }
 	env.getJSON("/api/rooms", token, http.StatusOK, &all)
-	if ids := roomIDs(all.Rooms); len(ids) != 3 || ids[0] != active.ID || !slices.Contains(ids, waiting.ID) || !slices.Contains(ids, ended.ID) {
+	if ids := apiRoomIDs(all.Rooms); len(ids) != 3 || ids[0] != active.ID || !slices.Contains(ids, waiting.ID) || !slices.Contains(ids, ended.ID) {
 		t.Fatalf("rooms of company 1 = %v, want %d (newest activity) first, then %d and %d", ids, active.ID, waiting.ID, ended.ID)
 	}
 	for _, r := range all.Rooms {
@@ -539,9 +539,9 @@ func testRooms(t *testing.T, env *apiEnv) {
 	}
 
 	for status, want := range map[string]int64{"WAITING": waiting.ID, "IN_PROGRESS": active.ID, "ENDED": ended.ID} {
-		var got struct{ Rooms []roomJSON }
+		var got struct{ Rooms []apiRoom }
 		env.getJSON("/api/rooms?status="+status, token, http.StatusOK, &got)
-		if ids := roomIDs(got.Rooms); len(ids) != 1 || ids[0] != want {
+		if ids := apiRoomIDs(got.Rooms); len(ids) != 1 || ids[0] != want {
 			t.Errorf("status=%s: rooms %v, want [%d]", status, ids, want)
 			continue
 		}
@@ -549,68 +549,68 @@ func testRooms(t *testing.T, env *apiEnv) {
 			t.Errorf("status=%s: room has status %s", status, got.Rooms[0].Status)
 		}
 	}
-	var waitingList struct{ Rooms []roomJSON }
+	var waitingList struct{ Rooms []apiRoom }
 	env.getJSON("/api/rooms?status=WAITING", token, http.StatusOK, &waitingList)
 	if w := waitingList.Rooms[0]; w.MemberNoReadCount != 2 || w.NoReadCount != 2 || w.LastMessage == nil || w.LastMessage.Message != "이사 전입 신청하려고요" {
 		t.Errorf("waiting room %+v: want 2 unread and the last message", w)
 	}
-	var limited struct{ Rooms []roomJSON }
+	var limited struct{ Rooms []apiRoom }
 	env.getJSON("/api/rooms?limit=1", token, http.StatusOK, &limited)
-	if ids := roomIDs(limited.Rooms); len(ids) != 1 || ids[0] != active.ID {
+	if ids := apiRoomIDs(limited.Rooms); len(ids) != 1 || ids[0] != active.ID {
 		t.Errorf("limit=1: %v", ids)
 	}
 
 	for _, bad := range []string{"status=waiting", "status=OPEN", "status=WAITING%00", "limit=0", "limit=x", "limit=-1"} {
-		resp, body := env.request(http.MethodGet, "/api/rooms?"+bad, nil, bearerHeader(token))
-		wantError(t, resp, body, http.StatusBadRequest, "")
+		resp, body := env.request(http.MethodGet, "/api/rooms?"+bad, nil, apiBearer(token))
+		wantAPIError(t, resp, body, http.StatusBadRequest, "")
 	}
 	resp, body := env.request(http.MethodGet, "/api/rooms?status=OPEN", nil, map[string]string{
 		"Authorization": "Bearer " + token, "Accept-Language": "en"})
-	wantError(t, resp, body, http.StatusBadRequest, "status must be WAITING, IN_PROGRESS or ENDED.")
+	wantAPIError(t, resp, body, http.StatusBadRequest, "status must be WAITING, IN_PROGRESS or ENDED.")
 
 	// Company 2 sees its own room and nothing of company 1.
 	token3 := env.token("agent3")
-	var rooms2 struct{ Rooms []roomJSON }
+	var rooms2 struct{ Rooms []apiRoom }
 	env.getJSON("/api/rooms", token3, http.StatusOK, &rooms2)
-	if ids := roomIDs(rooms2.Rooms); len(ids) != 1 || ids[0] != other.ID {
+	if ids := apiRoomIDs(rooms2.Rooms); len(ids) != 1 || ids[0] != other.ID {
 		t.Fatalf("rooms of company 2 = %v, want [%d]", ids, other.ID)
 	}
 
 	// One room: visible to its company, 404 to the other, exactly like a
 	// room that does not exist.
-	var one roomJSON
+	var one apiRoom
 	env.getJSON("/api/rooms/"+strconv.FormatInt(active.ID, 10), token, http.StatusOK, &one)
 	if one.ID != active.ID || one.CompanyID != "1" || one.Status != "IN_PROGRESS" || one.LastMessage == nil {
 		t.Errorf("room %d = %+v", active.ID, one)
 	}
-	_, missingBody := env.request(http.MethodGet, "/api/rooms/999999999", nil, bearerHeader(token3))
+	_, missingBody := env.request(http.MethodGet, "/api/rooms/999999999", nil, apiBearer(token3))
 	for _, path := range []string{
 		"/api/rooms/" + strconv.FormatInt(active.ID, 10),
 		"/api/rooms/" + strconv.FormatInt(active.ID, 10) + "/messages",
 		"/api/rooms/999999999",
 	} {
-		resp, body := env.request(http.MethodGet, path, nil, bearerHeader(token3))
-		wantError(t, resp, body, http.StatusNotFound, "상담방을 찾을 수 없습니다.")
+		resp, body := env.request(http.MethodGet, path, nil, apiBearer(token3))
+		wantAPIError(t, resp, body, http.StatusNotFound, "상담방을 찾을 수 없습니다.")
 		if string(body) != string(missingBody) {
 			t.Errorf("%s for another company: %s, a missing room: %s", path, body, missingBody)
 		}
 	}
 	for _, path := range []string{"/api/rooms/abc", "/api/rooms/-1", "/api/rooms/0", "/api/rooms/+5", "/api/rooms/99999999999999999999"} {
-		resp, body := env.request(http.MethodGet, path, nil, bearerHeader(token))
-		wantError(t, resp, body, http.StatusNotFound, "")
+		resp, body := env.request(http.MethodGet, path, nil, apiBearer(token))
+		wantAPIError(t, resp, body, http.StatusNotFound, "")
 	}
 	// Without a token: 401 before anything else.
 	for _, path := range []string{"/api/rooms", "/api/rooms/" + strconv.FormatInt(active.ID, 10), "/api/rooms/1/messages"} {
 		resp, body := env.request(http.MethodGet, path, nil, nil)
-		wantError(t, resp, body, http.StatusUnauthorized, "")
+		wantAPIError(t, resp, body, http.StatusUnauthorized, "")
 	}
-	resp, body = env.request(http.MethodDelete, "/api/rooms/"+strconv.FormatInt(active.ID, 10), nil, bearerHeader(token))
-	wantError(t, resp, body, http.StatusMethodNotAllowed, "")
-	resp, body = env.request(http.MethodGet, "/api/nothing-here", nil, bearerHeader(token))
-	wantError(t, resp, body, http.StatusNotFound, "요청한 항목을 찾을 수 없습니다.")
+	resp, body = env.request(http.MethodDelete, "/api/rooms/"+strconv.FormatInt(active.ID, 10), nil, apiBearer(token))
+	wantAPIError(t, resp, body, http.StatusMethodNotAllowed, "")
+	resp, body = env.request(http.MethodGet, "/api/nothing-here", nil, apiBearer(token))
+	wantAPIError(t, resp, body, http.StatusNotFound, "요청한 항목을 찾을 수 없습니다.")
 }
 
-func testMessages(t *testing.T, env *apiEnv) {
+func testAPIMessages(t *testing.T, env *apiEnv) {
 	agent2 := env.member("agent2")
 	c, room := env.customerRoom(1, "2001", "정페이지")
 	var ids []int64
@@ -631,7 +631,7 @@ func testMessages(t *testing.T, env *apiEnv) {
 	token := env.token("agent1") // any member of the company may read
 	base := "/api/rooms/" + strconv.FormatInt(room.ID, 10) + "/messages"
 	type page struct {
-		Messages []messageJSON
+		Messages []apiMessage
 		HasMore  bool
 	}
 	pageIDs := func(p page) []int64 {
@@ -650,7 +650,7 @@ func testMessages(t *testing.T, env *apiEnv) {
 	if got := pageIDs(p); !slices.Equal(got, ids[25:]) || !p.HasMore {
 		t.Fatalf("newest page %v (hasMore %v), want %v", got, p.HasMore, ids[25:])
 	}
-	if !slices.ContainsFunc(p.Messages, func(m messageJSON) bool { return m.ID == noteID && m.MessageAdminType == 1 }) {
+	if !slices.ContainsFunc(p.Messages, func(m apiMessage) bool { return m.ID == noteID && m.MessageAdminType == 1 }) {
 		t.Errorf("internal note %d missing from a member's page", noteID)
 	}
 	env.getJSON(fmt.Sprintf("%s?limit=20&before=%d", base, p.Messages[0].ID), token, http.StatusOK, &p)
@@ -674,23 +674,23 @@ func testMessages(t *testing.T, env *apiEnv) {
 		t.Errorf("first message %+v", p.Messages[0])
 	}
 	for _, bad := range []string{"?before=x", "?before=0", "?before=-3", "?limit=0", "?limit=ten"} {
-		resp, body := env.request(http.MethodGet, base+bad, nil, bearerHeader(token))
-		wantError(t, resp, body, http.StatusBadRequest, "")
+		resp, body := env.request(http.MethodGet, base+bad, nil, apiBearer(token))
+		wantAPIError(t, resp, body, http.StatusBadRequest, "")
 	}
 	// An empty room has an empty page, not null.
 	_, empty := env.customerRoom(1, "2002", "빈방")
-	resp, body := env.request(http.MethodGet, "/api/rooms/"+strconv.FormatInt(empty.ID, 10)+"/messages", nil, bearerHeader(token))
+	resp, body := env.request(http.MethodGet, "/api/rooms/"+strconv.FormatInt(empty.ID, 10)+"/messages", nil, apiBearer(token))
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"messages":[]`) {
 		t.Errorf("empty room: %d %s", resp.StatusCode, body)
 	}
 }
 
-func testDemoIdempotent(t *testing.T, env *apiEnv) {
-	before := demoSnapshot(t, env)
+func testAPIDemoIdempotent(t *testing.T, env *apiEnv) {
+	before := apiDemoSnapshot(t, env)
 	if err := env.svc.SeedDemo(env.ctx); err != nil {
 		t.Fatalf("second SeedDemo: %v", err)
 	}
-	if after := demoSnapshot(t, env); after != before {
+	if after := apiDemoSnapshot(t, env); after != before {
 		t.Fatalf("SeedDemo changed data:\nbefore %s\nafter  %s", before, after)
 	}
 	c1, err := env.store.Company(env.ctx, 1)
@@ -710,7 +710,7 @@ func testDemoIdempotent(t *testing.T, env *apiEnv) {
 			t.Errorf("company %d is missing hours or texts: %+v", c.ID, c)
 		}
 	}
-	// Their passwords: testLogin logs in as agent1 and admin1 (SeedDemo
+	// Their passwords: testAPILogin logs in as agent1 and admin1 (SeedDemo
 	// creates every account the same way).
 	want := map[string]struct {
 		company int64
@@ -740,9 +740,9 @@ func testDemoIdempotent(t *testing.T, env *apiEnv) {
 	}
 }
 
-// demoSnapshot renders the demo companies and members, password hashes
+// apiDemoSnapshot renders the demo companies and members, password hashes
 // included, so any change shows.
-func demoSnapshot(t *testing.T, env *apiEnv) string {
+func apiDemoSnapshot(t *testing.T, env *apiEnv) string {
 	t.Helper()
 	var b strings.Builder
 	for _, id := range []int64{1, 2} {
@@ -769,7 +769,7 @@ func demoSnapshot(t *testing.T, env *apiEnv) string {
 	return b.String()
 }
 
-func testAddMember(t *testing.T, env *apiEnv) {
+func testAPIAddMember(t *testing.T, env *apiEnv) {
 	ctx := env.ctx
 	m, err := env.svc.AddMember(ctx, 2, "Counselor.Kim", "correct-horse", "", false)
 	if err != nil {
@@ -833,7 +833,7 @@ func testAddMember(t *testing.T, env *apiEnv) {
 func TestOpenAPIDocument(t *testing.T) {
 	cfg := chat.DefaultConfig()
 	cfg.JWTSecret = []byte("openapi-test-secret-0123456789ab")
-	svc, err := chat.New(cfg, nopStore{}, nil)
+	svc, err := chat.New(cfg, apiNoStore{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -895,7 +895,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		case map[string]any:
 			for k, child := range v {
 				if ref, ok := child.(string); ok && k == "$ref" {
-					if _, err := resolveRef(doc, ref); err != nil {
+					if _, err := apiResolveRef(doc, ref); err != nil {
 						t.Errorf("$ref %s: %v", ref, err)
 					}
 				}
@@ -910,7 +910,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	walk(doc)
 }
 
-func resolveRef(doc map[string]any, ref string) (any, error) {
+func apiResolveRef(doc map[string]any, ref string) (any, error) {
 	pointer, ok := strings.CutPrefix(ref, "#/")
 	if !ok {
 		return nil, errors.New("not a local reference")
@@ -928,5 +928,5 @@ func resolveRef(doc map[string]any, ref string) (any, error) {
 	return cur, nil
 }
 
-// nopStore stands in where no data is read: any call would panic.
-type nopStore struct{ chat.Store }
+// apiNoStore stands in where no data is read: any call would panic.
+type apiNoStore struct{ chat.Store }

@@ -29,12 +29,12 @@ import (
 	_ "golang.org/x/image/webp"
 )
 
-// gopherWebP is golang.org/x/image's testdata/gopher-doc.1bpp.lossless.webp
+// apiGopherWebP is golang.org/x/image's testdata/gopher-doc.1bpp.lossless.webp
 // (BSD licence, The Go Authors): a real WebP for the upload tests, since Go
 // has no WebP encoder.
-const gopherWebP = "52494646b2010000574542505650384ca50100002f4ac018000f30fff33ffff31f7890246d7bda486ee6f10dc67d848125e930433b66fc8719960c279962269f604aeda16606d9d58abeaaffff153a4144ff19b86da4c8bbc738f00ac4a3af81df314a6259f7a6a0a5482297d1b7a015301714e2d71d2c85f1c08d719106e0ecb0b80e0a5557c90a202b53b18080923cfa524ffce28c4ff7c10237af83571807b615905b9681ada5c8f8b92341c5cb9613a56207834459a649e24555bda1d1c028ec28b16b8e19dc48ca7d8ebda083be183fc1ee93c1a74f04f6ea055e7c32c2e6309f3266739693c491cf837e428c8f2fe3276a6cccbdc135ac7344afdd45f462993d551c4bdc3b3e1847dfab2e07da8f7986ffa0b93a72e4e2274c0e2b79b987570a8d6e8455909830aeddc5c28205d80ff4790aafd82400ed8ff0629919655d2006ad41afb5203a6deaaca8ad5c1dcb4d71756f0991f93ac63117995410f8741d16be8e2a120ddf87575aad3ed2aafa10948279e54b1fdfa0bc64cbcaa33ae4f438e228739535f140a8ca6c0bec857822afb2e297dc382f66ef3327268d072a5da3023ba065636f22f8538bcdb7c8d6f12ac40868b6870000"
+const apiGopherWebP = "52494646b2010000574542505650384ca50100002f4ac018000f30fff33ffff31f7890246d7bda486ee6f10dc67d848125e930433b66fc8719960c279962269f604aeda16606d9d58abeaaffff153a4144ff19b86da4c8bbc738f00ac4a3af81df314a6259f7a6a0a5482297d1b7a015301714e2d71d2c85f1c08d719106e0ecb0b80e0a5557c90a202b53b18080923cfa524ffce28c4ff7c10237af83571807b615905b9681ada5c8f8b92341c5cb9613a56207834459a649e24555bda1d1c028ec28b16b8e19dc48ca7d8ebda083be183fc1ee93c1a74f04f6ea055e7c32c2e6309f3266739693c491cf837e428c8f2fe3276a6cccbdc135ac7344afdd45f462993d551c4bdc3b3e1847dfab2e07da8f7986ffa0b93a72e4e2274c0e2b79b987570a8d6e8455909830aeddc5c28205d80ff4790aafd82400ed8ff0629919655d2006ad41afb5203a6deaaca8ad5c1dcb4d71756f0991f93ac63117995410f8741d16be8e2a120ddf87575aad3ed2aafa10948279e54b1fdfa0bc64cbcaa33ae4f438e228739535f140a8ca6c0bec857822afb2e297dc382f66ef3327268d072a5da3023ba065636f22f8538bcdb7c8d6f12ac40868b6870000"
 
-type uploadAnswer struct {
+type apiUploadAnswer struct {
 	Path         string `json:"path"`
 	Thumbnail    string `json:"thumbnail"`
 	URL          string `json:"url"`
@@ -45,15 +45,15 @@ type uploadAnswer struct {
 	Size         int    `json:"size"`
 }
 
-// uploadFile is one part of an upload form.
-type uploadFile struct {
+// apiFormFile is one part of an upload form.
+type apiFormFile struct {
 	field, filename, contentType string
 	data                         []byte
 }
 
 // upload POSTs a multipart form with the given files and, when roomField is
 // not empty, a roomId field. streamed hides the length (chunked body).
-func (e *apiEnv) upload(header map[string]string, roomField string, streamed bool, files ...uploadFile) (*http.Response, []byte) {
+func (e *apiEnv) upload(header map[string]string, roomField string, streamed bool, files ...apiFormFile) (*http.Response, []byte) {
 	e.t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -82,17 +82,17 @@ func (e *apiEnv) upload(header map[string]string, roomField string, streamed boo
 	return e.request(http.MethodPost, "/api/uploads", body, h)
 }
 
-func imageFile(name, contentType string, data []byte) uploadFile {
-	return uploadFile{field: "file", filename: name, contentType: contentType, data: data}
+func apiImageFile(name, contentType string, data []byte) apiFormFile {
+	return apiFormFile{field: "file", filename: name, contentType: contentType, data: data}
 }
 
-func (e *apiEnv) mustUpload(header map[string]string, room int64, f uploadFile) uploadAnswer {
+func (e *apiEnv) mustUpload(header map[string]string, room int64, f apiFormFile) apiUploadAnswer {
 	e.t.Helper()
 	resp, body := e.upload(header, strconv.FormatInt(room, 10), false, f)
 	if resp.StatusCode != http.StatusCreated {
 		e.t.Fatalf("upload %s: %d %s", f.filename, resp.StatusCode, body)
 	}
-	var a uploadAnswer
+	var a apiUploadAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
 		e.t.Fatalf("upload answer %s: %v", body, err)
 	}
@@ -119,11 +119,11 @@ func (e *apiEnv) fileAccess(header map[string]string) (*http.Response, string) {
 	return resp, a.Access
 }
 
-func customerHeader(company int64, number string) map[string]string {
+func apiCustomerHeader(company int64, number string) map[string]string {
 	return map[string]string{"companyId": strconv.FormatInt(company, 10), "gasappMemberNumber": number}
 }
 
-func gradient(w, h int) *image.NRGBA {
+func apiGradient(w, h int) *image.NRGBA {
 	img := image.NewNRGBA(image.Rect(0, 0, w, h))
 	for y := range h {
 		for x := range w {
@@ -133,7 +133,7 @@ func gradient(w, h int) *image.NRGBA {
 	return img
 }
 
-func encodePNG(t *testing.T, img image.Image) []byte {
+func apiPNG(t *testing.T, img image.Image) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := png.Encode(&b, img); err != nil {
@@ -142,7 +142,7 @@ func encodePNG(t *testing.T, img image.Image) []byte {
 	return b.Bytes()
 }
 
-func encodeJPEG(t *testing.T, img image.Image) []byte {
+func apiJPEG(t *testing.T, img image.Image) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := jpeg.Encode(&b, img, nil); err != nil {
@@ -151,10 +151,10 @@ func encodeJPEG(t *testing.T, img image.Image) []byte {
 	return b.Bytes()
 }
 
-// pngBomb is a tiny PNG whose header claims w x h pixels.
-func pngBomb(t *testing.T, w, h uint32) []byte {
+// apiPNGBomb is a tiny PNG whose header claims w x h pixels.
+func apiPNGBomb(t *testing.T, w, h uint32) []byte {
 	t.Helper()
-	data := encodePNG(t, image.NewGray(image.Rect(0, 0, 1, 1)))
+	data := apiPNG(t, image.NewGray(image.Rect(0, 0, 1, 1)))
 	// IHDR data starts after the 8-byte signature, length and type.
 	ihdr := data[12 : 12+4+13]
 	binary.BigEndian.PutUint32(ihdr[4:], w)
@@ -163,14 +163,14 @@ func pngBomb(t *testing.T, w, h uint32) []byte {
 	return data
 }
 
-var storedPath = regexp.MustCompile(`^/files/(\d+)/(\d+)/([0-9a-f]{32})(\.thumb)?\.(png|jpg|gif|webp)$`)
+var apiStoredPath = regexp.MustCompile(`^/files/(\d+)/(\d+)/([0-9a-f]{32})(\.thumb)?\.(png|jpg|gif|webp)$`)
 
 // checkStored checks an upload answer against the disk and returns the
 // decoded thumbnail.
-func (e *apiEnv) checkStored(a uploadAnswer, company, room int64, ext, thumbExt string, original []byte) image.Image {
+func (e *apiEnv) checkStored(a apiUploadAnswer, company, room int64, ext, thumbExt string, original []byte) image.Image {
 	e.t.Helper()
 	prefix := fmt.Sprintf("/files/%d/%d/", company, room)
-	m := storedPath.FindStringSubmatch(a.Path)
+	m := apiStoredPath.FindStringSubmatch(a.Path)
 	if m == nil || !strings.HasPrefix(a.Path, prefix) || m[5] != ext || m[4] != "" {
 		e.t.Fatalf("path %q, want %s<random>.%s", a.Path, prefix, ext)
 	}
@@ -198,7 +198,7 @@ func (e *apiEnv) checkStored(a uploadAnswer, company, room int64, ext, thumbExt 
 	return thumb
 }
 
-func dirEntries(t *testing.T, dir string) int {
+func apiDirEntries(t *testing.T, dir string) int {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
@@ -210,15 +210,15 @@ func dirEntries(t *testing.T, dir string) int {
 	return len(entries)
 }
 
-func testUploads(t *testing.T, env *apiEnv) {
+func testAPIUploads(t *testing.T, env *apiEnv) {
 	customer, room := env.customerRoom(1, "3001", "한업로드")
-	agent1 := bearerHeader(env.token("agent1"))
+	agent1 := apiBearer(env.token("agent1"))
 	roomID := strconv.FormatInt(room.ID, 10)
 	roomDir := filepath.Join(env.uploadDir, "1", roomID)
 
 	t.Run("png", func(t *testing.T) {
-		data := encodePNG(t, gradient(600, 300))
-		a := env.mustUpload(agent1, room.ID, imageFile("사진.png", "image/png", data))
+		data := apiPNG(t, apiGradient(600, 300))
+		a := env.mustUpload(agent1, room.ID, apiImageFile("사진.png", "image/png", data))
 		if a.ContentType != "image/png" || a.Width != 600 || a.Height != 300 {
 			t.Errorf("answer %+v", a)
 		}
@@ -228,13 +228,13 @@ func testUploads(t *testing.T, env *apiEnv) {
 		}
 	})
 	t.Run("jpeg by header, whatever the name", func(t *testing.T) {
-		data := encodeJPEG(t, gradient(320, 800))
+		data := apiJPEG(t, apiGradient(320, 800))
 		h := map[string]string{"Authorization": agent1["Authorization"], "roomId": roomID}
-		resp, body := env.upload(h, "", false, imageFile("photo.gif", "application/octet-stream", data))
+		resp, body := env.upload(h, "", false, apiImageFile("photo.gif", "application/octet-stream", data))
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
-		var a uploadAnswer
+		var a apiUploadAnswer
 		json.Unmarshal(body, &a)
 		thumb := env.checkStored(a, 1, room.ID, "jpg", "jpg", data)
 		if b := thumb.Bounds(); b.Dx() != 96 || b.Dy() != 240 {
@@ -247,98 +247,98 @@ func testUploads(t *testing.T, env *apiEnv) {
 		if err := gif.Encode(&b, pal, nil); err != nil {
 			t.Fatal(err)
 		}
-		a := env.mustUpload(agent1, room.ID, imageFile("a.gif", "image/gif", b.Bytes()))
+		a := env.mustUpload(agent1, room.ID, apiImageFile("a.gif", "image/gif", b.Bytes()))
 		thumb := env.checkStored(a, 1, room.ID, "gif", "png", b.Bytes())
 		if tb := thumb.Bounds(); tb.Dx() != 10 || tb.Dy() != 12 {
 			t.Errorf("thumbnail %v, want 10x12", tb)
 		}
 	})
 	t.Run("webp", func(t *testing.T) {
-		data, _ := hex.DecodeString(gopherWebP)
-		a := env.mustUpload(agent1, room.ID, imageFile("g.webp", "image/webp", data))
+		data, _ := hex.DecodeString(apiGopherWebP)
+		a := env.mustUpload(agent1, room.ID, apiImageFile("g.webp", "image/webp", data))
 		if a.ContentType != "image/webp" {
 			t.Errorf("content type %q", a.ContentType)
 		}
 		env.checkStored(a, 1, room.ID, "webp", "png", data)
 	})
 	t.Run("customer with headers", func(t *testing.T) {
-		data := encodePNG(t, gradient(50, 40))
-		a := env.mustUpload(customerHeader(1, "3001"), room.ID, imageFile("c.png", "image/png", data))
+		data := apiPNG(t, apiGradient(50, 40))
+		a := env.mustUpload(apiCustomerHeader(1, "3001"), room.ID, apiImageFile("c.png", "image/png", data))
 		env.checkStored(a, 1, room.ID, "png", "png", data)
 		// The customer reads it back with the same headers.
-		resp, body := env.request(http.MethodGet, a.Path, nil, customerHeader(1, "3001"))
+		resp, body := env.request(http.MethodGet, a.Path, nil, apiCustomerHeader(1, "3001"))
 		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
 			t.Errorf("customer reads own upload: %d", resp.StatusCode)
 		}
 	})
 
-	png := encodePNG(t, gradient(20, 20))
+	png := apiPNG(t, apiGradient(20, 20))
 	refusals := []struct {
 		name     string
 		header   map[string]string
 		room     string
 		streamed bool
-		files    []uploadFile
+		files    []apiFormFile
 		status   int
 		message  string
 	}{
 		{"text disguised as png", agent1, roomID, false,
-			[]uploadFile{imageFile("evil.png", "image/png", []byte("just some text, not an image at all\n"))},
+			[]apiFormFile{apiImageFile("evil.png", "image/png", []byte("just some text, not an image at all\n"))},
 			http.StatusUnsupportedMediaType, "PNG, JPEG, GIF, WebP 이미지만 올릴 수 있습니다."},
 		{"html disguised as png", agent1, roomID, false,
-			[]uploadFile{imageFile("x.png", "image/png", []byte("<html><script>alert(1)</script></html>"))},
+			[]apiFormFile{apiImageFile("x.png", "image/png", []byte("<html><script>alert(1)</script></html>"))},
 			http.StatusUnsupportedMediaType, ""},
 		{"svg", agent1, roomID, false,
-			[]uploadFile{imageFile("x.svg", "image/svg+xml", []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`))},
+			[]apiFormFile{apiImageFile("x.svg", "image/svg+xml", []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`))},
 			http.StatusUnsupportedMediaType, ""},
 		{"truncated png", agent1, roomID, false,
-			[]uploadFile{imageFile("cut.png", "image/png", encodePNG(t, gradient(200, 200))[:300])},
+			[]apiFormFile{apiImageFile("cut.png", "image/png", apiPNG(t, apiGradient(200, 200))[:300])},
 			http.StatusUnsupportedMediaType, ""},
 		{"png header over a jpeg sniff", agent1, roomID, false,
-			[]uploadFile{imageFile("mix.jpg", "image/jpeg", append([]byte("\xff\xd8\xff"), png[3:]...))},
+			[]apiFormFile{apiImageFile("mix.jpg", "image/jpeg", append([]byte("\xff\xd8\xff"), png[3:]...))},
 			http.StatusUnsupportedMediaType, ""},
 		{"decompression bomb", agent1, roomID, false,
-			[]uploadFile{imageFile("bomb.png", "image/png", pngBomb(t, 50000, 50000))},
+			[]apiFormFile{apiImageFile("bomb.png", "image/png", apiPNGBomb(t, 50000, 50000))},
 			http.StatusRequestEntityTooLarge, "이미지 해상도가 너무 큽니다. 2,500만 화소 이하로 줄여 주세요."},
 		{"too large", agent1, roomID, false,
-			[]uploadFile{imageFile("big.png", "image/png", noisePNG(t, 400))},
+			[]apiFormFile{apiImageFile("big.png", "image/png", apiNoisePNG(t, 400))},
 			http.StatusRequestEntityTooLarge, "파일이 너무 큽니다. 최대 0.25 MB까지 올릴 수 있습니다."},
 		{"too large, streamed", agent1, roomID, true,
-			[]uploadFile{imageFile("big.png", "image/png", noisePNG(t, 400))},
+			[]apiFormFile{apiImageFile("big.png", "image/png", apiNoisePNG(t, 400))},
 			http.StatusRequestEntityTooLarge, ""},
 		{"too large in English", map[string]string{"Authorization": agent1["Authorization"], "Accept-Language": "en"}, roomID, false,
-			[]uploadFile{imageFile("big.png", "image/png", noisePNG(t, 400))},
+			[]apiFormFile{apiImageFile("big.png", "image/png", apiNoisePNG(t, 400))},
 			http.StatusRequestEntityTooLarge, "The file is too large; the limit is 0.25 MB."},
 		{"no file", agent1, roomID, false, nil, http.StatusBadRequest, "file 필드에 이미지를 첨부해 주세요."},
-		{"empty file", agent1, roomID, false, []uploadFile{imageFile("e.png", "image/png", nil)}, http.StatusBadRequest, ""},
+		{"empty file", agent1, roomID, false, []apiFormFile{apiImageFile("e.png", "image/png", nil)}, http.StatusBadRequest, ""},
 		{"two files", agent1, roomID, false,
-			[]uploadFile{imageFile("a.png", "image/png", png), imageFile("b.png", "image/png", png)},
+			[]apiFormFile{apiImageFile("a.png", "image/png", png), apiImageFile("b.png", "image/png", png)},
 			http.StatusBadRequest, ""},
-		{"no room", agent1, "", false, []uploadFile{imageFile("a.png", "image/png", png)}, http.StatusBadRequest, ""},
-		{"bad room", agent1, "abc", false, []uploadFile{imageFile("a.png", "image/png", png)}, http.StatusBadRequest, ""},
-		{"missing room", agent1, "999999999", false, []uploadFile{imageFile("a.png", "image/png", png)},
+		{"no room", agent1, "", false, []apiFormFile{apiImageFile("a.png", "image/png", png)}, http.StatusBadRequest, ""},
+		{"bad room", agent1, "abc", false, []apiFormFile{apiImageFile("a.png", "image/png", png)}, http.StatusBadRequest, ""},
+		{"missing room", agent1, "999999999", false, []apiFormFile{apiImageFile("a.png", "image/png", png)},
 			http.StatusNotFound, "상담방을 찾을 수 없습니다."},
-		{"member of another company", bearerHeader(env.token("agent3")), roomID, false,
-			[]uploadFile{imageFile("a.png", "image/png", png)}, http.StatusNotFound, "상담방을 찾을 수 없습니다."},
-		{"another customer", customerHeader(1, "3002"), roomID, false,
-			[]uploadFile{imageFile("a.png", "image/png", png)}, http.StatusNotFound, "상담방을 찾을 수 없습니다."},
-		{"same number, another company", customerHeader(2, "3001"), roomID, false,
-			[]uploadFile{imageFile("a.png", "image/png", png)}, http.StatusNotFound, ""},
-		{"unknown company", customerHeader(77, "3001"), roomID, false,
-			[]uploadFile{imageFile("a.png", "image/png", png)}, http.StatusUnauthorized, ""},
-		{"bad member number", customerHeader(1, "12ab"), roomID, false,
-			[]uploadFile{imageFile("a.png", "image/png", png)}, http.StatusUnauthorized, ""},
-		{"anonymous", nil, roomID, false, []uploadFile{imageFile("a.png", "image/png", png)},
+		{"member of another company", apiBearer(env.token("agent3")), roomID, false,
+			[]apiFormFile{apiImageFile("a.png", "image/png", png)}, http.StatusNotFound, "상담방을 찾을 수 없습니다."},
+		{"another customer", apiCustomerHeader(1, "3002"), roomID, false,
+			[]apiFormFile{apiImageFile("a.png", "image/png", png)}, http.StatusNotFound, "상담방을 찾을 수 없습니다."},
+		{"same number, another company", apiCustomerHeader(2, "3001"), roomID, false,
+			[]apiFormFile{apiImageFile("a.png", "image/png", png)}, http.StatusNotFound, ""},
+		{"unknown company", apiCustomerHeader(77, "3001"), roomID, false,
+			[]apiFormFile{apiImageFile("a.png", "image/png", png)}, http.StatusUnauthorized, ""},
+		{"bad member number", apiCustomerHeader(1, "12ab"), roomID, false,
+			[]apiFormFile{apiImageFile("a.png", "image/png", png)}, http.StatusUnauthorized, ""},
+		{"anonymous", nil, roomID, false, []apiFormFile{apiImageFile("a.png", "image/png", png)},
 			http.StatusUnauthorized, "인증이 필요합니다."},
-		{"forged token", bearerHeader("eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."), roomID, false,
-			[]uploadFile{imageFile("a.png", "image/png", png)}, http.StatusUnauthorized, ""},
+		{"forged token", apiBearer("eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."), roomID, false,
+			[]apiFormFile{apiImageFile("a.png", "image/png", png)}, http.StatusUnauthorized, ""},
 	}
 	for _, c := range refusals {
 		t.Run(c.name, func(t *testing.T) {
-			before := dirEntries(t, roomDir)
+			before := apiDirEntries(t, roomDir)
 			resp, body := env.upload(c.header, c.room, c.streamed, c.files...)
-			wantError(t, resp, body, c.status, c.message)
-			if after := dirEntries(t, roomDir); after != before {
+			wantAPIError(t, resp, body, c.status, c.message)
+			if after := apiDirEntries(t, roomDir); after != before {
 				t.Errorf("a refused upload left files: %d entries, were %d", after, before)
 			}
 		})
@@ -346,11 +346,11 @@ func testUploads(t *testing.T, env *apiEnv) {
 	t.Run("not multipart", func(t *testing.T) {
 		resp, body := env.request(http.MethodPost, "/api/uploads", bytes.NewReader(png),
 			map[string]string{"Authorization": agent1["Authorization"], "Content-Type": "image/png", "roomId": roomID})
-		wantError(t, resp, body, http.StatusUnsupportedMediaType, "")
+		wantAPIError(t, resp, body, http.StatusUnsupportedMediaType, "")
 	})
 	t.Run("declared length over the limit", func(t *testing.T) {
 		// Refused from the headers alone: the body is never read.
-		req, _ := http.NewRequestWithContext(env.ctx, http.MethodPost, env.srv.URL+"/api/uploads", io.LimitReader(zeroReader{}, 8<<20))
+		req, _ := http.NewRequestWithContext(env.ctx, http.MethodPost, env.srv.URL+"/api/uploads", io.LimitReader(apiZeros{}, 8<<20))
 		req.ContentLength = 8 << 20
 		req.Header.Set("Authorization", agent1["Authorization"])
 		req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
@@ -360,7 +360,7 @@ func testUploads(t *testing.T, env *apiEnv) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		wantError(t, resp, body, http.StatusRequestEntityTooLarge, "")
+		wantAPIError(t, resp, body, http.StatusRequestEntityTooLarge, "")
 	})
 	t.Run("from another site", func(t *testing.T) {
 		// The preflight a browser sends before a customer page elsewhere
@@ -376,53 +376,53 @@ func testUploads(t *testing.T, env *apiEnv) {
 			!strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "POST") {
 			t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
 		}
-		h := customerHeader(1, "3001")
+		h := apiCustomerHeader(1, "3001")
 		h["Origin"] = "https://app.example-gas.co.kr"
-		resp, body := env.upload(h, roomID, false, imageFile("c.png", "image/png", encodePNG(t, gradient(30, 30))))
+		resp, body := env.upload(h, roomID, false, apiImageFile("c.png", "image/png", apiPNG(t, apiGradient(30, 30))))
 		if resp.StatusCode != http.StatusCreated || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
 			resp.Header.Get("Access-Control-Allow-Credentials") != "" {
 			t.Fatalf("cross-site upload: %d %v %s", resp.StatusCode, resp.Header, body)
 		}
 	})
-	t.Run("orientation", func(t *testing.T) { testOrientation(t, env) })
+	t.Run("orientation", func(t *testing.T) { testAPIOrientation(t, env) })
 	t.Run("ended room", func(t *testing.T) {
 		_, ended := env.customerRoom(1, "3003", "끝난방")
 		if _, _, err := env.store.EndRoom(env.ctx, ended.ID, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		resp, body := env.upload(agent1, strconv.FormatInt(ended.ID, 10), false, imageFile("a.png", "image/png", png))
-		wantError(t, resp, body, http.StatusConflict, "종료된 상담입니다.")
+		resp, body := env.upload(agent1, strconv.FormatInt(ended.ID, 10), false, apiImageFile("a.png", "image/png", png))
+		wantAPIError(t, resp, body, http.StatusConflict, "종료된 상담입니다.")
 	})
 	_ = customer
 }
 
-type zeroReader struct{}
+type apiZeros struct{}
 
-func (zeroReader) Read(p []byte) (int, error) {
+func (apiZeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
 
-// noisePNG is a side x side PNG of random pixels: it does not compress, so
+// apiNoisePNG is a side x side PNG of random pixels: it does not compress, so
 // it is about side*side*4 bytes.
-func noisePNG(t *testing.T, side int) []byte {
+func apiNoisePNG(t *testing.T, side int) []byte {
 	t.Helper()
 	img := image.NewNRGBA(image.Rect(0, 0, side, side))
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range img.Pix {
 		img.Pix[i] = uint8(rng.Uint32())
 	}
-	return encodePNG(t, img)
+	return apiPNG(t, img)
 }
 
-func testFiles(t *testing.T, env *apiEnv) {
+func testAPIFiles(t *testing.T, env *apiEnv) {
 	customer, room := env.customerRoom(1, "4001", "파일고객")
 	_, otherRoom := env.customerRoom(1, "4002", "다른고객")
 	agent1Login, loginResp := env.loginAs("agent1")
-	agent1 := bearerHeader(agent1Login.Token)
-	data := encodePNG(t, gradient(300, 300))
-	a := env.mustUpload(agent1, room.ID, imageFile("x.png", "image/png", data))
-	other := env.mustUpload(agent1, otherRoom.ID, imageFile("y.png", "image/png", data))
+	agent1 := apiBearer(agent1Login.Token)
+	data := apiPNG(t, apiGradient(300, 300))
+	a := env.mustUpload(agent1, room.ID, apiImageFile("x.png", "image/png", data))
+	other := env.mustUpload(agent1, otherRoom.ID, apiImageFile("y.png", "image/png", data))
 	_ = customer
 
 	get := func(path string, header map[string]string) (*http.Response, []byte) {
@@ -449,14 +449,14 @@ func testFiles(t *testing.T, env *apiEnv) {
 		}
 	}
 	// POST /api/files/access sets the same cookie without a password.
-	agent3Access, _ := env.fileAccess(bearerHeader(env.token("agent3")))
+	agent3Access, _ := env.fileAccess(apiBearer(env.token("agent3")))
 	var agent3Cookie string
 	for _, c := range agent3Access.Cookies() {
 		if c.Name == "cstalk_files" {
 			agent3Cookie = c.Name + "=" + c.Value
 		}
 	}
-	_, customerGrant := env.fileAccess(customerHeader(1, "4001"))
+	_, customerGrant := env.fileAccess(apiCustomerHeader(1, "4001"))
 	_, memberGrant := env.fileAccess(agent1)
 
 	allowed := map[string]struct {
@@ -464,11 +464,11 @@ func testFiles(t *testing.T, env *apiEnv) {
 		header map[string]string
 	}{
 		"bearer":                {a.Path, agent1},
-		"colleague bearer":      {a.Path, bearerHeader(env.token("agent2"))},
+		"colleague bearer":      {a.Path, apiBearer(env.token("agent2"))},
 		"cookie":                {a.Path, map[string]string{"Cookie": fileCookie}},
 		"url from upload":       {a.URL, nil},
 		"member grant":          {a.Path + "?access=" + url.QueryEscape(memberGrant), nil},
-		"customer headers":      {a.Path, customerHeader(1, "4001")},
+		"customer headers":      {a.Path, apiCustomerHeader(1, "4001")},
 		"customer grant":        {a.Path + "?access=" + url.QueryEscape(customerGrant), nil},
 		"stale grant, good one": {a.Path + "?access=x", map[string]string{"Cookie": fileCookie}},
 	}
@@ -494,12 +494,12 @@ func testFiles(t *testing.T, env *apiEnv) {
 		status int
 	}{
 		"anonymous":               {a.Path, nil, http.StatusUnauthorized},
-		"other company bearer":    {a.Path, bearerHeader(env.token("agent3")), http.StatusNotFound},
+		"other company bearer":    {a.Path, apiBearer(env.token("agent3")), http.StatusNotFound},
 		"other company cookie":    {a.Path, map[string]string{"Cookie": agent3Cookie}, http.StatusNotFound},
-		"other company, its path": {strings.Replace(a.Path, "/files/1/", "/files/2/", 1), bearerHeader(env.token("agent3")), http.StatusNotFound},
-		"another customer":        {a.Path, customerHeader(1, "4002"), http.StatusNotFound},
+		"other company, its path": {strings.Replace(a.Path, "/files/1/", "/files/2/", 1), apiBearer(env.token("agent3")), http.StatusNotFound},
+		"another customer":        {a.Path, apiCustomerHeader(1, "4002"), http.StatusNotFound},
 		"customer of other room":  {other.Path + "?access=" + url.QueryEscape(customerGrant), nil, http.StatusNotFound},
-		"same number, other co":   {a.Path, customerHeader(2, "4001"), http.StatusNotFound},
+		"same number, other co":   {a.Path, apiCustomerHeader(2, "4001"), http.StatusNotFound},
 		"tampered grant":          {a.Path + "?access=" + url.QueryEscape(string(tampered)), nil, http.StatusUnauthorized},
 		"bearer token as grant":   {a.Path + "?access=" + url.QueryEscape(agent1Login.Token), nil, http.StatusUnauthorized},
 		"bearer token as cookie":  {a.Path, map[string]string{"Cookie": "cstalk_files=" + agent1Login.Token}, http.StatusUnauthorized},
@@ -512,7 +512,7 @@ func testFiles(t *testing.T, env *apiEnv) {
 	for name, c := range refused {
 		t.Run("refused/"+name, func(t *testing.T) {
 			resp, body := get(c.path, c.header)
-			wantError(t, resp, body, c.status, "")
+			wantAPIError(t, resp, body, c.status, "")
 		})
 	}
 
@@ -520,7 +520,7 @@ func testFiles(t *testing.T, env *apiEnv) {
 		env.clock.Advance(time.Hour + time.Second)
 		defer env.clock.Advance(-(time.Hour + time.Second))
 		resp, body := get(a.URL, nil)
-		wantError(t, resp, body, http.StatusUnauthorized, "")
+		wantAPIError(t, resp, body, http.StatusUnauthorized, "")
 	})
 	t.Run("range and head", func(t *testing.T) {
 		resp, body := get(a.Path, map[string]string{"Authorization": agent1["Authorization"], "Range": "bytes=0-3"})
@@ -532,14 +532,14 @@ func testFiles(t *testing.T, env *apiEnv) {
 			t.Errorf("head: %d, %d bytes, length %q", resp.StatusCode, len(body), resp.Header.Get("Content-Length"))
 		}
 		resp, body = env.request(http.MethodDelete, a.Path, nil, agent1)
-		wantError(t, resp, body, http.StatusMethodNotAllowed, "")
+		wantAPIError(t, resp, body, http.StatusMethodNotAllowed, "")
 	})
-	t.Run("traversal", func(t *testing.T) { testTraversal(t, env, room.ID, agent1) })
+	t.Run("traversal", func(t *testing.T) { testAPITraversal(t, env, room.ID, agent1) })
 }
 
-// testTraversal asks, as an authorized member, for paths that try to leave
+// testAPITraversal asks, as an authorized member, for paths that try to leave
 // the room's directory or the upload directory.
-func testTraversal(t *testing.T, env *apiEnv, roomID int64, auth map[string]string) {
+func testAPITraversal(t *testing.T, env *apiEnv, roomID int64, auth map[string]string) {
 	const secret = "TOP-SECRET-CONTENT"
 	outside := filepath.Dir(env.uploadDir)
 	roomDir := filepath.Join(env.uploadDir, "1", strconv.FormatInt(roomID, 10))
@@ -594,9 +594,9 @@ func testTraversal(t *testing.T, env *apiEnv, roomID int64, auth map[string]stri
 	}
 }
 
-// withOrientation inserts an EXIF segment with the given orientation after
+// apiWithOrientation inserts an EXIF segment with the given orientation after
 // a JPEG's SOI marker, in big- or little-endian TIFF order.
-func withOrientation(jpegData []byte, orientation uint16, bigEndian bool) []byte {
+func apiWithOrientation(jpegData []byte, orientation uint16, bigEndian bool) []byte {
 	var order binary.AppendByteOrder = binary.LittleEndian
 	tiff := []byte("II*\x00")
 	if bigEndian {
@@ -623,12 +623,12 @@ func withOrientation(jpegData []byte, orientation uint16, bigEndian bool) []byte
 	return append(out, jpegData[2:]...)
 }
 
-// testOrientation uploads a photo stored sideways (left half red, right
+// testAPIOrientation uploads a photo stored sideways (left half red, right
 // half blue, 400x200) with each EXIF orientation and checks that the
 // thumbnail comes out the way a browser shows the original.
-func testOrientation(t *testing.T, env *apiEnv) {
+func testAPIOrientation(t *testing.T, env *apiEnv) {
 	_, room := env.customerRoom(1, "3100", "사진고객")
-	agent1 := bearerHeader(env.token("agent1"))
+	agent1 := apiBearer(env.token("agent1"))
 	src := image.NewRGBA(image.Rect(0, 0, 400, 200))
 	for y := range 200 {
 		for x := range 400 {
@@ -639,7 +639,7 @@ func testOrientation(t *testing.T, env *apiEnv) {
 			src.Set(x, y, c)
 		}
 	}
-	plain := encodeJPEG(t, src)
+	plain := apiJPEG(t, src)
 	red := func(c color.Color) bool { r, _, b, _ := c.RGBA(); return r > 2*b }
 	// Where the red half ends up, as seen upright.
 	cases := []struct {
@@ -661,8 +661,8 @@ func testOrientation(t *testing.T, env *apiEnv) {
 		// Both TIFF byte orders, alternating: each upload costs a decode.
 		for _, bigEndian := range []bool{c.orientation%2 == 0} {
 			t.Run(fmt.Sprintf("%d/bigEndian=%v", c.orientation, bigEndian), func(t *testing.T) {
-				data := withOrientation(plain, c.orientation, bigEndian)
-				a := env.mustUpload(agent1, room.ID, imageFile("o.jpg", "image/jpeg", data))
+				data := apiWithOrientation(plain, c.orientation, bigEndian)
+				a := env.mustUpload(agent1, room.ID, apiImageFile("o.jpg", "image/jpeg", data))
 				thumb := env.checkStored(a, 1, room.ID, "jpg", "jpg", data)
 				if b := thumb.Bounds(); b.Dx() != c.w || b.Dy() != c.h {
 					t.Fatalf("thumbnail %v, want %dx%d", b, c.w, c.h)
@@ -677,9 +677,9 @@ func testOrientation(t *testing.T, env *apiEnv) {
 		}
 	}
 	// Malformed EXIF is ignored, never an error.
-	broken := withOrientation(plain, 6, true)
+	broken := apiWithOrientation(plain, 6, true)
 	copy(broken[4+2+6:], "XX\x00*")
-	a := env.mustUpload(agent1, room.ID, imageFile("b.jpg", "image/jpeg", broken))
+	a := env.mustUpload(agent1, room.ID, apiImageFile("b.jpg", "image/jpeg", broken))
 	if a.Width != 400 || a.Height != 200 {
 		t.Errorf("malformed EXIF: %dx%d", a.Width, a.Height)
 	}
