@@ -222,6 +222,20 @@ func testAPIUploads(t *testing.T, env *apiEnv) {
 		if a.ContentType != "image/png" || a.Width != 600 || a.Height != 300 {
 			t.Errorf("answer %+v", a)
 		}
+		// What an image MESSAGE of this room may carry, and what not.
+		if !env.svc.IsUploadedImage(room, a.Path) || !env.svc.IsUploadedImage(room, a.Thumbnail) {
+			t.Errorf("IsUploadedImage refuses %s / %s", a.Path, a.Thumbnail)
+		}
+		_, otherRoom := env.customerRoom(1, "3009", "다른방")
+		for _, p := range []string{a.URL, "https://evil.example/x.png", "javascript:alert(1)", "/files/1/" + roomID + "/../x.png",
+			strings.Replace(a.Path, ".png", ".jpg", 1), "/files/1/" + roomID + "/" + strings.Repeat("0", 32) + ".png"} {
+			if env.svc.IsUploadedImage(room, p) {
+				t.Errorf("IsUploadedImage accepts %q", p)
+			}
+		}
+		if env.svc.IsUploadedImage(otherRoom, a.Path) {
+			t.Errorf("IsUploadedImage accepts %s for another room", a.Path)
+		}
 		thumb := env.checkStored(a, 1, room.ID, "png", "png", data)
 		if b := thumb.Bounds(); b.Dx() != 240 || b.Dy() != 120 {
 			t.Errorf("thumbnail %v, want 240x120", b)

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/image/draw"
 	_ "golang.org/x/image/webp"
@@ -36,6 +37,9 @@ const (
 	multipartOverhead = 64 << 10
 	// defaultMaxUploadBytes applies when the configuration sets no limit.
 	defaultMaxUploadBytes = 10 << 20
+	// uploadReadTimeout is how long an upload body may take to arrive:
+	// 10 MB at 1 Mbit/s with room to spare.
+	uploadReadTimeout = 3 * time.Minute
 )
 
 var (
@@ -80,6 +84,11 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBytes+multipartOverhead)
+	// A client trickling its body must not hold the handler forever (the
+	// server has no overall read timeout: STOMP streams share it).
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadReadTimeout)); err != nil {
+		a.log.Debug("upload read deadline", "err", err)
+	}
 
 	// A roomId header lets us refuse before reading the body.
 	var room *Room
@@ -205,6 +214,25 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request) {
 	a.log.Info("upload stored", "companyId", room.CompanyID, "roomId", room.ID, "path", resp.Path,
 		"contentType", img.contentType, "size", len(data), "byMember", m != nil)
 	a.writeJSON(w, http.StatusCreated, resp)
+}
+
+// IsUploadedImage reports whether p is the path of an image (or thumbnail)
+// stored for room by POST /api/uploads: what an image MESSAGE may carry as
+// messageDetail and thumbnail, so no message can point clients at another
+// room's files or at anything outside cstalk.
+func (s *Service) IsUploadedImage(room *Room, p string) bool {
+	prefix := "/files/" + strconv.FormatInt(room.CompanyID, 10) + "/" + strconv.FormatInt(room.ID, 10) + "/"
+	name, ok := strings.CutPrefix(p, prefix)
+	if !ok || !storedFileName.MatchString(name) {
+		return false
+	}
+	root, err := os.OpenRoot(s.cfg.UploadDir)
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	info, err := root.Lstat(strings.TrimPrefix(p, "/files/"))
+	return err == nil && info.Mode().IsRegular()
 }
 
 // uploadRoom loads the room an upload is for and checks the uploader may use
