@@ -67,6 +67,66 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
+// company adds a tenant or changes its customer-authentication settings.
+func company(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	const synopsis = "cstalk company set --id ID [--name NAME] [--legacy-key-prefix P] [--signing-secret S] [--require-signed=true|false]"
+	if len(args) == 0 || args[0] != "set" {
+		fmt.Fprintf(stderr, "Usage: %s\n", synopsis)
+		return usageError{errors.New("company: want set")}
+	}
+	fs := flag.NewFlagSet("company set", flag.ContinueOnError)
+	db := dbFlag(fs, getenv)
+	id := fs.Int64("id", 0, "company id")
+	name := fs.String("name", "", "company name (required for a new company)")
+	prefix := fs.String("legacy-key-prefix", "", "customers' secretKey must be this prefix + today's YYYYMMDD")
+	secret := fs.String("signing-secret", "", "HMAC key of the signed customer CONNECT mode")
+	requireSigned := fs.Bool("require-signed", false, "refuse this company's customers that do not sign")
+	if err := parseFlags(fs, args[1:], synopsis, stderr); err != nil {
+		return err
+	}
+	if *id <= 0 {
+		return usageError{errors.New("--id is required")}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := openStore(ctx, *db, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	c, err := st.Company(ctx, *id)
+	switch {
+	case errors.Is(err, chat.ErrNotFound):
+		if *name == "" {
+			return usageError{fmt.Errorf("company %d does not exist: --name is required to create it", *id)}
+		}
+		c = &chat.Company{ID: *id}
+	case err != nil:
+		return err
+	}
+	if set["name"] {
+		c.Name = *name
+	}
+	if set["legacy-key-prefix"] {
+		c.LegacyKeyPrefix = *prefix
+	}
+	if set["signing-secret"] {
+		c.SigningSecret = *secret
+	}
+	if set["require-signed"] {
+		c.RequireSigned = *requireSigned
+	}
+	if c.RequireSigned && c.SigningSecret == "" {
+		return usageError{errors.New("--require-signed needs a --signing-secret")}
+	}
+	if err := st.SaveCompany(ctx, c); err != nil {
+		return fmt.Errorf("company set: %w", err)
+	}
+	fmt.Fprintf(stdout, "company %d (%s) saved\n", c.ID, c.Name)
+	return nil
+}
+
 func member(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const synopsis = "cstalk member add --company ID --login NAME --password PW [--name NAME] [--admin] | cstalk member list --company ID"
 	if len(args) == 0 || (args[0] != "add" && args[0] != "list") {

@@ -49,6 +49,7 @@ const topUsage = `Usage: cstalk <command> [flags]
 Commands:
   serve                     run the server (cstalk serve --help lists its flags)
   migrate                   apply database migrations and exit
+  company set               add a company or change its customer authentication
   member add|list           manage counselors without the console
   version                   print the version
 `
@@ -70,6 +71,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return serve(ctx, cfg, stderr)
 	case "migrate":
 		return migrate(ctx, args[1:], getenv, stdout, stderr)
+	case "company":
+		return company(ctx, args[1:], getenv, stdout, stderr)
 	case "member":
 		return member(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":
