@@ -32,6 +32,13 @@ RABBIT_PID=$(pgrep -x beam.smp | head -n1)
 [ -n "$RABBIT_PID" ] || { echo "RabbitMQ (beam.smp) is not running" >&2; exit 1; }
 RABBIT_AFFINITY=$(taskset -pc "$RABBIT_PID" | awk -F': ' '{print $2}')
 rabbitmq-plugins enable rabbitmq_web_stomp >/dev/null
+# RabbitMQ sizes its socket limit from the open-file limit it started with.
+RABBIT_NOFILE=$(awk '/Max open files/ {print $4}' "/proc/$RABBIT_PID/limits")
+if [ "$RABBIT_NOFILE" -lt $((IDLE_CONNS + SUBS + PUBS + 200)) ]; then
+	echo "RabbitMQ may open only $RABBIT_NOFILE files; restart it with a higher limit:" >&2
+	echo "  rabbitmqctl stop; (ulimit -n 20000; service rabbitmq-server start)" >&2
+	exit 1
+fi
 
 BROKER_PID=
 cleanup() {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // target describes the server under test and how its destinations are
@@ -93,7 +94,11 @@ func connectMany(ctx context.Context, t *target, n, parallel int, setup func(i i
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				c, err := t.dial(ctx)
+				// A server out of sockets may accept and then never answer:
+				// bound each connection's setup.
+				connCtx, connCancel := context.WithTimeout(ctx, 30*time.Second)
+				c, err := t.dial(connCtx)
+				connCancel()
 				if err == nil && setup != nil {
 					if err = setup(i, c); err != nil {
 						c.close()
