@@ -69,7 +69,7 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	reader := fileReader{}
+	var reader fileReader
 	if m != nil {
 		reader = fileReader{CompanyID: m.CompanyID, MemberID: m.ID}
 	} else {
