@@ -321,6 +321,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("store: migrate: another node held the migration lock for %ds", migrationLockTimeout)
 		}
 		defer conn.Exec("SELECT RELEASE_LOCK('cstalk_migrate')")
-		return run(conn)
+		// gormigrate creates its own table through GORM: utf8mb4 too.
+		return run(conn.Set("gorm:table_options", strings.TrimSpace(mysqlTableOptions)).Session(&gorm.Session{}))
 	})
 }
