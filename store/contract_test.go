@@ -36,6 +36,7 @@ var contract = []struct {
 	{"OpenRoom", testOpenRoom},
 	{"OpenRoomConcurrent", testOpenRoomConcurrent},
 	{"RoomsOrderAndFilter", testRooms},
+	{"RoomsOrderSubSecond", testRoomsSubSecond},
 	{"AssignRoom", testAssignRoom},
 	{"AssignRoomRace", testAssignRoomRace},
 	{"EndRoom", testEndRoom},
@@ -481,6 +482,33 @@ func testRooms(t *testing.T, e env) {
 	must(t, err)
 	if !got.UpdateDate.Equal(t0) {
 		t.Errorf("EndRoom with an older time moved UpdateDate back to %v", got.UpdateDate)
+	}
+}
+
+// Sub-second activity orders rooms too (SQLite compares stored times as
+// text, so its format must sort like time).
+func testRoomsSubSecond(t *testing.T, e env) {
+	co := newCompany(t, e, "A")
+	var rooms []*chat.Room
+	for i, offset := range []time.Duration{0, 500 * time.Millisecond, 250 * time.Millisecond, time.Second + 5*time.Microsecond, time.Second} {
+		c, err := e.s.EnsureCustomer(e.ctx, co.ID, fmt.Sprint(i), "")
+		must(t, err)
+		r, _, err := e.s.OpenRoom(e.ctx, c, t0.Add(offset))
+		must(t, err)
+		rooms = append(rooms, r)
+	}
+	// An older time must not move a room back.
+	_, _, err := e.s.EndRoom(e.ctx, rooms[2].ID, t0.Add(100*time.Millisecond))
+	must(t, err)
+	list, err := e.s.Rooms(e.ctx, co.ID, "", 0)
+	must(t, err)
+	var got []int64
+	for _, r := range list {
+		got = append(got, r.ID)
+	}
+	want := []int64{rooms[3].ID, rooms[4].ID, rooms[1].ID, rooms[2].ID, rooms[0].ID}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Rooms = %v, want %v", got, want)
 	}
 }
 

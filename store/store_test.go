@@ -138,14 +138,15 @@ func TestMySQLTablesAreUTF8MB4(t *testing.T) {
 	}
 }
 
-func TestSQLiteUsesWAL(t *testing.T) {
+func TestSQLitePragmas(t *testing.T) {
 	s, _ := backend{newDSN: newSQLiteDSN}.open(t)
 	var mode string
 	must(t, s.db.Raw("PRAGMA journal_mode").Scan(&mode).Error)
-	var fk int
+	var fk, sync int
 	must(t, s.db.Raw("PRAGMA foreign_keys").Scan(&fk).Error)
-	if mode != "wal" || fk != 1 {
-		t.Fatalf("journal_mode %q foreign_keys %d, want wal 1", mode, fk)
+	must(t, s.db.Raw("PRAGMA synchronous").Scan(&sync).Error)
+	if mode != "wal" || fk != 1 || sync != 2 {
+		t.Fatalf("journal_mode %q foreign_keys %d synchronous %d, want wal 1 2 (FULL)", mode, fk, sync)
 	}
 }
 
