@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,7 @@ type Server struct {
 
 	upgrader websocket.Upgrader
 	sockjs   *sockjs.Handler
+	polls    *pollTracker
 
 	chunks  sync.Pool // *[]byte read buffers
 	buffers sync.Pool // *[]byte write buffers
@@ -106,6 +108,7 @@ func New(cfg Config, app Application, bus Bus, reg prometheus.Registerer, log *s
 		CheckOrigin:     checkOrigin,
 	}
 	s.sockjs = sockjs.NewHandler(cfg.Path, opts, s.serveSockJS)
+	s.polls = newPollTracker()
 
 	s.runCtx, s.runCancel = context.WithCancel(context.Background())
 	go s.runBus()
@@ -173,6 +176,10 @@ func (s *Server) Handler() http.Handler {
 				// before the frame limits apply; bound it here.
 				r.Body = http.MaxBytesReader(w, r.Body, s.maxPostBody())
 			}
+			if id, ok := receivingSession(strings.TrimPrefix(r.URL.Path, s.cfg.Path)); ok && r.Method != http.MethodOptions {
+				s.polls.begin(id)
+				defer s.polls.end(id)
+			}
 			s.sockjs.ServeHTTP(w, r)
 		}
 	})
@@ -214,7 +221,7 @@ func (s *Server) serveRaw(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveSockJS(sess sockjs.Session) {
-	t := newSockJSTransport(sess)
+	t := newSockJSTransport(sess, s.polls)
 	if c := s.newConn(t, sess.Request().RemoteAddr); c != nil {
 		c.serve()
 	} else {

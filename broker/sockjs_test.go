@@ -88,4 +88,60 @@ func TestSockJSXHRPolling(t *testing.T) {
 	if n := testutilGauge(t, s, "cstalk_broker_connections", "xhr-polling"); n != 1 {
 		t.Fatalf("xhr-polling connections %v", n)
 	}
+	// The RECEIPT of DISCONNECT reaches the client before the session closes.
+	send("DISCONNECT\nreceipt:bye\n\n\x00")
+	if got := messages(poll()); got != "RECEIPT\nreceipt-id:bye\n\n\x00" {
+		t.Fatalf("got %q", got)
+	}
+	if got := poll(); !strings.HasPrefix(got, "c[3000,") {
+		t.Fatalf("after DISCONNECT: %q", got)
+	}
+	waitFor(t, "connection gone", func() bool { return s.Stats().Connections == 0 })
+}
+
+// TestSockJSPollingGetsFinalError: sockjs-go drops what it buffers for a
+// closing session, so the ERROR of a refused CONNECT must be fetched by the
+// client's next poll before the session closes.
+func TestSockJSPollingGetsFinalError(t *testing.T) {
+	s := startServer(t, DefaultConfig(), nil)
+	for _, transport := range []string{"xhr", "jsonp"} {
+		base := s.http.URL + "/ws/002/" + newSessionID()
+		poll := func() string {
+			t.Helper()
+			var resp *http.Response
+			var err error
+			if transport == "xhr" {
+				resp, err = http.Post(base+"/xhr", "text/plain", nil)
+			} else {
+				resp, err = http.Get(base + "/jsonp?c=cb")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return string(b)
+		}
+		if got := poll(); !strings.Contains(got, "o") {
+			t.Fatalf("%s open: %q", transport, got)
+		}
+		connect := `["CONNECT\naccept-version:1.2\nlogin:bad\n\n\u0000"]`
+		var resp *http.Response
+		var err error
+		if transport == "xhr" {
+			resp, err = http.Post(base+"/xhr_send", "text/plain", strings.NewReader(connect))
+		} else {
+			resp, err = http.PostForm(base+"/jsonp_send", map[string][]string{"d": {connect}})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := poll(); !strings.Contains(got, "ERROR") || !strings.Contains(got, "message:unauthorized") {
+			t.Fatalf("%s: the ERROR frame was lost: %q", transport, got)
+		}
+		if got := poll(); !strings.Contains(got, "c[3000,") {
+			t.Fatalf("%s: after ERROR: %q", transport, got)
+		}
+	}
 }

@@ -86,12 +86,13 @@ func (t *wsTransport) Abort() { _ = t.ws.Close() }
 // sockjsTransport adapts a sockjs-go session (websocket, xhr-streaming,
 // xhr-polling, eventsource, htmlfile, jsonp).
 type sockjsTransport struct {
-	s    sockjs.Session
-	name string
+	s     sockjs.Session
+	name  string
+	polls *pollTracker
 }
 
-func newSockJSTransport(s sockjs.Session) *sockjsTransport {
-	return &sockjsTransport{s: s, name: receiverName(s.ReceiverType())}
+func newSockJSTransport(s sockjs.Session, polls *pollTracker) *sockjsTransport {
+	return &sockjsTransport{s: s, name: receiverName(s.ReceiverType()), polls: polls}
 }
 
 func receiverName(r sockjs.ReceiverType) string {
@@ -128,17 +129,16 @@ func (t *sockjsTransport) NextReader() (io.Reader, error) {
 
 func (t *sockjsTransport) Send(p []byte) error { return t.s.Send(string(p)) }
 
-// pollCloseDelay gives a polling client time to fetch the last frames:
-// sockjs-go drops what is still buffered for a session when it closes.
-const pollCloseDelay = time.Second
-
-// SockJS close code 3000 is the protocol's "go away".
+// Close lets a WebSocket session go at once; an HTTP session first hands
+// its client what sockjs-go still buffers (see pollTracker). SockJS close
+// code 3000 is the protocol's "go away".
 func (t *sockjsTransport) Close() {
 	switch t.s.ReceiverType() {
 	case sockjs.ReceiverTypeWebsocket, sockjs.ReceiverTypeRawWebsocket:
-		_ = t.s.Close(3000, "Go away!")
+		t.Abort()
 	default:
-		time.AfterFunc(pollCloseDelay, func() { _ = t.s.Close(3000, "Go away!") })
+		t.polls.closeWhenDelivered(t.s.ID(), t.Abort)
 	}
 }
+
 func (t *sockjsTransport) Abort() { _ = t.s.Close(3000, "Go away!") }
