@@ -1,6 +1,8 @@
 package chat_test
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -283,14 +285,33 @@ func TestImagesAndDeletingNotes(t *testing.T) { onEveryBackend(t, testImagesAndD
 
 func testImagesAndDeletingNotes(t *testing.T, e *chatEnv) {
 	p := e.pair("1006", e.agent1)
-	p.cust.send("MESSAGE", map[string]any{"messageType": 1, "message": "", "messageDetail": "/files/1/a.png", "thumbnail": "/files/1/a_thumb.png"})
+	// Files as POST /api/uploads leaves them for this room.
+	dir := "/files/1/" + p.roomID + "/"
+	full, thumb, plain := dir+strings.Repeat("a", 32)+".png", dir+strings.Repeat("a", 32)+".thumb.png", dir+strings.Repeat("b", 32)+".png"
+	for _, f := range []string{full, thumb, plain} {
+		path := filepath.Join(e.cfg.UploadDir, strings.TrimPrefix(f, "/files/"))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("\x89PNG"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.cust.send("MESSAGE", map[string]any{"messageType": 1, "message": "", "messageDetail": full, "thumbnail": thumb})
 	img := p.agent.await(p.agentRoom, "MESSAGE").obj("data", "message")
-	if jsonNum(t, img, "messageType") != 1 || jsonStr(t, img, "messageDetail") != "/files/1/a.png" || jsonStr(t, img, "thumbnail") != "/files/1/a_thumb.png" {
+	if jsonNum(t, img, "messageType") != 1 || jsonStr(t, img, "messageDetail") != full || jsonStr(t, img, "thumbnail") != thumb {
 		t.Fatalf("image = %v", img)
 	}
-	p.cust.send("MESSAGE", map[string]any{"messageType": 1, "messageDetail": "/files/1/b.png"})
-	if img := p.agent.await(p.agentRoom, "MESSAGE").obj("data", "message"); jsonStr(t, img, "thumbnail") != "/files/1/b.png" {
+	p.cust.send("MESSAGE", map[string]any{"messageType": 1, "messageDetail": plain})
+	if img := p.agent.await(p.agentRoom, "MESSAGE").obj("data", "message"); jsonStr(t, img, "thumbnail") != plain {
 		t.Fatalf("image without thumbnail = %v", img)
+	}
+	// Paths that were not uploaded for this room are refused.
+	for _, bad := range []string{"/files/1/a.png", "https://elsewhere.example/x.png", "/files/1/999/" + strings.Repeat("a", 32) + ".png", dir + "../../2/1/" + strings.Repeat("a", 32) + ".png"} {
+		p.cust.send("MESSAGE", map[string]any{"messageType": 1, "messageDetail": bad})
+		if ev := p.cust.await(p.cust.private, "ERROR"); !strings.Contains(ev.reason(), "messageDetail") {
+			t.Fatalf("image %q: %s", bad, ev.Raw)
+		}
 	}
 
 	// Deleting an internal note is announced to members only.

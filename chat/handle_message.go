@@ -69,6 +69,11 @@ func (s *Service) handleMessage(ctx context.Context, r *request) error {
 	if room.Status == StatusEnded {
 		return reason("room_ended")
 	}
+	// An image message may only point at an image uploaded for this room,
+	// never at another room's files or at anything outside cstalk.
+	if m.Type == 1 && (!s.IsUploadedImage(room, m.Detail) || (m.Thumbnail != "" && !s.IsUploadedImage(room, m.Thumbnail))) {
+		return reason("invalid_field", "messageDetail")
+	}
 	var previous *Message
 	if !r.p.isMember() {
 		if previous, err = s.lastConversationMessage(ctx, room); err != nil {

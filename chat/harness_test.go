@@ -212,6 +212,7 @@ func newEnvOn(t *testing.T, dsn string, opts ...envOption) *chatEnv {
 	cfg := chat.DefaultConfig()
 	cfg.JWTSecret = []byte("test-secret-0123456789abcdef")
 	cfg.Now = e.clock.Now
+	cfg.UploadDir = t.TempDir()
 	seoul := &chat.Company{ID: 1, Name: "서울도시가스"}
 	for _, o := range opts {
 		o(&cfg, seoul)
