@@ -1016,6 +1016,14 @@ func testReadPositions(t *testing.T, e env) {
 	}
 	_, err = e.s.MarkRead(e.ctx, 1<<40, f.agentSp.ID, 1)
 	wantErr(t, err, chat.ErrNotFound)
+	// Nobody reads past the newest message.
+	mark(f.customerSp, 1<<40, true)
+	pos, err = e.s.ReadPositions(e.ctx, f.room.ID)
+	must(t, err)
+	if pos[f.customerSp.ID] != ids[5] {
+		t.Fatalf("position after reading the future = %d, want the newest message %d", pos[f.customerSp.ID], ids[5])
+	}
+	mark(f.customerSp, 1<<40, false)
 
 	// Concurrent marks end at the highest.
 	parallel(t, 12, func(i int) (int64, error) {

@@ -80,15 +80,22 @@ func (s *Store) DeleteMessage(ctx context.Context, id int64, now time.Time) (boo
 }
 
 // MarkRead moves speakerID's read position in roomID forward to lastID,
-// never backward. Concurrent calls end at the highest lastID: the forward
-// UPDATE is conditional, and a first position is inserted under the primary
-// key; whoever loses a race looks again.
+// never backward, and never past the room's newest message (a client
+// claiming to have read the future would otherwise hide what comes next).
+// Concurrent calls end at the highest lastID: the forward UPDATE is
+// conditional, and a first position is inserted under the primary key;
+// whoever loses a race looks again.
 func (s *Store) MarkRead(ctx context.Context, roomID, speakerID, lastID int64) (bool, error) {
 	what := fmt.Sprintf("mark room %d read by speaker %d up to %d", roomID, speakerID, lastID)
+	db := s.db.WithContext(ctx)
+	var room roomRow
+	if err := db.Select("id", "last_message_id").Take(&room, roomID).Error; err != nil {
+		return false, s.fail(what, err)
+	}
+	lastID = min(lastID, room.LastMessageID)
 	if lastID <= 0 {
 		return false, nil
 	}
-	db := s.db.WithContext(ctx)
 	for range markReadAttempts {
 		res := db.Model(&readPositionRow{}).
 			Where("room_id = ? AND speaker_id = ? AND last_read_id < ?", roomID, speakerID, lastID).
