@@ -53,6 +53,7 @@ var contract = []struct {
 	{"InvalidUTF8", testInvalidUTF8},
 	{"TimesInUTC", testTimesInUTC},
 	{"Close", testClose},
+	{"CloseUnderLoad", testCloseUnderLoad},
 }
 
 func TestStoreContract(t *testing.T) {
@@ -1150,5 +1151,81 @@ func testClose(t *testing.T, e env) {
 	must(t, err)
 	if got.Body != "닫기 전" {
 		t.Fatalf("message stored before Close = %q", got.Body)
+	}
+}
+
+// Closing while messages are in flight: every append either succeeds and
+// its message is stored, or fails as closed and its message is not.
+func testCloseUnderLoad(t *testing.T, e env) {
+	if e.dsn == "" {
+		t.Skip("an in-memory database ends with its store")
+	}
+	f := newFixture(t, e)
+	s, err := Open(e.ctx, e.dsn, testLogger(t))
+	must(t, err)
+	const senders = 32
+	var (
+		mu        sync.Mutex
+		outcomes  = map[string]error{}
+		succeeded int
+		wg        sync.WaitGroup
+	)
+	for w := range senders {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				m := f.msg(f.customerSp, "closing")
+				m.ClientMessageID = fmt.Sprintf("close-%d-%d", w, i)
+				_, _, err := s.AppendMessage(e.ctx, m)
+				mu.Lock()
+				outcomes[m.ClientMessageID] = err
+				if err == nil {
+					succeeded++
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	// Close once messages are flowing.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := succeeded
+		mu.Unlock()
+		if n >= 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d appends succeeded", n)
+		}
+	}
+	must(t, s.Close())
+	wg.Wait()
+
+	stored := map[string]bool{}
+	for before := int64(0); ; {
+		page, err := e.s.Messages(e.ctx, f.room.ID, before, maxMessageLimit, true)
+		must(t, err)
+		if len(page) == 0 {
+			break
+		}
+		for _, m := range page {
+			stored[m.ClientMessageID] = true
+		}
+		before = page[0].ID
+	}
+	for cid, err := range outcomes {
+		switch {
+		case err == nil && !stored[cid]:
+			t.Errorf("%s: acknowledged but not stored", cid)
+		case err != nil && !errors.Is(err, errClosed):
+			t.Errorf("%s: %v, want a closed error", cid, err)
+		case err != nil && stored[cid]:
+			t.Errorf("%s: refused as closed but stored", cid)
+		}
+	}
+	if len(stored) != succeeded {
+		t.Errorf("%d messages stored, %d acknowledged", len(stored), succeeded)
 	}
 }

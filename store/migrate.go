@@ -302,6 +302,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err := m.Migrate(); err != nil {
 			return fmt.Errorf("store: migrate: %w", err)
 		}
+		migrations := s.migrations()
+		s.log.Info("schema up to date", "version", migrations[len(migrations)-1].ID)
 		return nil
 	}
 	db := s.db.WithContext(ctx)
