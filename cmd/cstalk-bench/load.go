@@ -74,6 +74,7 @@ func runLoad(ctx context.Context, args []string, log *slog.Logger) error {
 }
 
 type loadResult struct {
+	Mode             string  `json:"mode"` // load or chat
 	Target           string  `json:"target"`
 	Subs             int     `json:"subs"`
 	Pubs             int     `json:"pubs"`
@@ -108,8 +109,13 @@ func (r loadResult) print(asJSON bool) {
 	if r.Rate > 0 {
 		rate = strconv.FormatFloat(r.Rate, 'f', 0, 64) + "/s"
 	}
-	fmt.Printf("target %s: %d subscribers, %d publishers, %d destinations (fan-out %.1f), rate %s\n",
-		r.Target, r.Subs, r.Pubs, r.Dests, r.FanOutPerMessage, rate)
+	if r.Mode == "chat" {
+		fmt.Printf("target %s: %d customers (one room each) and %d counselors, rate %s; each message stored, then delivered to its customer and counselor\n",
+			r.Target, r.Pubs, r.Subs-r.Pubs, rate)
+	} else {
+		fmt.Printf("target %s: %d subscribers, %d publishers, %d destinations (fan-out %.1f), rate %s\n",
+			r.Target, r.Subs, r.Pubs, r.Dests, r.FanOutPerMessage, rate)
+	}
 	fmt.Printf("published %d (%.0f/s)  delivered %d (%.0f/s over %.1fs)  lost %d  errors %d\n",
 		r.Published, r.PublishedPerSec, r.Delivered, r.DeliveredPerSec, r.MeasuredSeconds, r.Lost, r.Errors)
 	fmt.Printf("latency µs: p50 %d  p90 %d  p99 %d  p99.9 %d  max %d  (%d samples)\n",
@@ -161,7 +167,7 @@ func newHistogram() *hdrhistogram.Histogram {
 }
 
 func load(ctx context.Context, t *target, c loadConfig, log *slog.Logger) (loadResult, error) {
-	res := loadResult{Target: t.url, Subs: c.subs, Pubs: c.pubs, Dests: c.dests, Rate: c.rate}
+	res := loadResult{Mode: "load", Target: t.url, Subs: c.subs, Pubs: c.pubs, Dests: c.dests, Rate: c.rate}
 	fanout := make([]int64, c.dests)
 	subs := make([]*subscriber, c.subs)
 	for i := range subs {
@@ -318,11 +324,8 @@ func (s *subscriber) read(win *window, delivered *atomic.Int64, tokens chan stru
 	}
 }
 
-// publish sends until ctx ends or the message budget is spent. With a rate it
-// keeps a schedule and stamps each message with the time it was due (or sent,
-// if earlier), so a server that falls behind shows in latency rather than
-// silently slowing the generator. Without a rate it waits for an in-flight
-// token before each message.
+// publish sends until ctx ends or the message budget is spent, paced by
+// the rate, or without a rate by an in-flight token taken before each message.
 func publish(ctx context.Context, pc *stompClient, j int, t *target, c loadConfig, start time.Time,
 	tokens chan struct{}, published *atomic.Int64, perDest []atomic.Int64) error {
 	body := make([]byte, 0, max(c.size, 64))
@@ -330,11 +333,7 @@ func publish(ctx context.Context, pc *stompClient, j int, t *target, c loadConfi
 	for d := range dests {
 		dests[d] = t.dest(d)
 	}
-	var interval time.Duration
-	if c.rate > 0 {
-		interval = time.Duration(float64(c.pubs) / c.rate * float64(time.Second))
-	}
-	due := start.Add(time.Duration(j) * interval / time.Duration(c.pubs))
+	p := newPacer(start, c.rate/float64(c.pubs), j, c.pubs)
 	for k := 0; ; k++ {
 		if ctx.Err() != nil {
 			return nil
@@ -346,22 +345,9 @@ func publish(ctx context.Context, pc *stompClient, j int, t *target, c loadConfi
 				return nil
 			}
 		}
-		now := time.Now()
-		stamp := now
-		if interval > 0 {
-			if ahead := due.Sub(now); ahead > 200*time.Microsecond {
-				select {
-				case <-time.After(ahead):
-				case <-ctx.Done():
-					return nil
-				}
-				now = time.Now()
-			}
-			stamp = now
-			if due.Before(now) {
-				stamp = due
-			}
-			due = due.Add(interval)
+		stamp, ok := p.wait(ctx)
+		if !ok {
+			return nil
 		}
 		if published.Add(1) > c.maxMessages {
 			published.Add(-1)
@@ -401,4 +387,51 @@ func parseStamp(body []byte) (int64, bool) {
 		n = n*10 + int64(ch-'0')
 	}
 	return 0, false
+}
+
+// pacer spaces one sender's messages at its share of the rate. It keeps a
+// schedule and stamps each message with the time it was due (or sent, if
+// earlier), so a server that falls behind shows in latency rather than
+// silently slowing the generator. A zero rate does not pace.
+type pacer struct {
+	interval time.Duration
+	due      time.Time
+}
+
+// newPacer paces sender j of n at rate messages/s, offset within the
+// interval so the senders do not fire together.
+func newPacer(start time.Time, rate float64, j, n int) *pacer {
+	if rate <= 0 {
+		return &pacer{}
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	return &pacer{interval: interval, due: start.Add(time.Duration(j) * interval / time.Duration(n))}
+}
+
+// wait blocks until the next message is due and returns its stamp; false
+// when ctx ends first.
+func (p *pacer) wait(ctx context.Context) (time.Time, bool) {
+	if ctx.Err() != nil {
+		return time.Time{}, false
+	}
+	now := time.Now()
+	if p.interval == 0 {
+		return now, true
+	}
+	if ahead := p.due.Sub(now); ahead > 200*time.Microsecond {
+		timer := time.NewTimer(ahead)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return time.Time{}, false
+		}
+		now = time.Now()
+	}
+	stamp := now
+	if p.due.Before(now) {
+		stamp = p.due
+	}
+	p.due = p.due.Add(p.interval)
+	return stamp, true
 }

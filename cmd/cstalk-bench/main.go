@@ -4,7 +4,7 @@
 //	cstalk-bench broker --addr 127.0.0.1:18080        the broker package alone
 //	cstalk-bench load   --url ws://... --subs N ...    throughput and latency
 //	cstalk-bench idle   --url ws://... --conns K --pid PID   memory per connection
-//	cstalk-bench chat   --http http://... ...          the counseling chat end to end
+//	cstalk-bench chat   --http http://127.0.0.1:8080   the counseling chat end to end
 //
 // Every mode stops by itself (durations and counts are bounded) and talks to
 // loopback addresses only. compare.sh runs the whole comparison.

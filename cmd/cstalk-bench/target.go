@@ -61,6 +61,18 @@ func (t *target) dial(ctx context.Context) (*stompClient, error) {
 	return dialSTOMP(ctx, dialOptions{url: t.url, host: t.host, login: t.login, passcd: t.passcode, headers: t.headers.m})
 }
 
+func (t *target) withHeaders(extra map[string]string) *target {
+	c := *t
+	c.headers.m = make(map[string]string, len(t.headers.m)+len(extra))
+	for k, v := range t.headers.m {
+		c.headers.m[k] = v
+	}
+	for k, v := range extra {
+		c.headers.m[k] = v
+	}
+	return &c
+}
+
 type headerFlags struct{ m map[string]string }
 
 func (h *headerFlags) String() string { return fmt.Sprint(h.m) }
@@ -80,6 +92,13 @@ func (h *headerFlags) Set(s string) error {
 // runs on each new connection (e.g. SUBSCRIBE). On the first failure it
 // closes what it opened and returns the error.
 func connectMany(ctx context.Context, t *target, n, parallel int, setup func(i int, c *stompClient) error) ([]*stompClient, error) {
+	return connectManyWith(ctx, t, n, parallel, nil, setup)
+}
+
+// connectManyWith is connectMany with CONNECT headers of each connection's
+// own (added to the target's).
+func connectManyWith(ctx context.Context, t *target, n, parallel int, headers func(i int) map[string]string,
+	setup func(i int, c *stompClient) error) ([]*stompClient, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	clients := make([]*stompClient, n)
@@ -97,7 +116,11 @@ func connectMany(ctx context.Context, t *target, n, parallel int, setup func(i i
 				// A server out of sockets may accept and then never answer:
 				// bound each connection's setup.
 				connCtx, connCancel := context.WithTimeout(ctx, 30*time.Second)
-				c, err := t.dial(connCtx)
+				ct := t
+				if headers != nil {
+					ct = t.withHeaders(headers(i))
+				}
+				c, err := ct.dial(connCtx)
 				connCancel()
 				if err == nil && setup != nil {
 					if err = setup(i, c); err != nil {
