@@ -123,6 +123,10 @@ func (c *Conn) serve() {
 	defer c.teardown()
 	for {
 		r, err := c.t.NextReader()
+		if errors.Is(err, errMessageTooLarge) {
+			c.fail(limitError("frame too large", "a transport message exceeds the limit"), "")
+			continue
+		}
 		if err != nil {
 			return
 		}

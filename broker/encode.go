@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"bytes"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Outbound frames are encoded here rather than with go-stomp's frame.Writer:
@@ -90,7 +92,13 @@ func encodeError(v version, e *protocolError, receiptID string, extra ...string)
 
 // encodeMessageSuffix encodes what every subscriber's MESSAGE shares:
 // content-type, content-length, the blank line, the body and the NUL.
+// Bodies are text (JSON) and must reach browsers as valid UTF-8 in a text
+// WebSocket or SockJS message, so invalid bytes become U+FFFD here, before
+// content-length is counted.
 func encodeMessageSuffix(contentType string, body []byte) []byte {
+	if !utf8.Valid(body) {
+		body = bytes.ToValidUTF8(body, []byte("\uFFFD"))
+	}
 	b := make([]byte, 0, 48+len(contentType)+len(body))
 	if contentType != "" {
 		b = append(b, "content-type:"...)

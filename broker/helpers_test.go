@@ -227,21 +227,24 @@ type rawClient struct {
 func newRawClient(t testing.TB, url string) *rawClient {
 	t.Helper()
 	c := &rawClient{t: t, stream: dialWS(t, url), frames: make(chan *frame.Frame, 1024), done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		r := frame.NewReader(bufio.NewReader(c.stream))
-		for {
-			f, err := r.Read()
-			if err != nil {
-				return
-			}
-			if f == nil {
-				f = frame.New("HEARTBEAT")
-			}
-			c.frames <- f
-		}
-	}()
+	go c.readFrom(c.stream)
 	return c
+}
+
+// readFrom reads frames from r until it fails, then closes c.done.
+func (c *rawClient) readFrom(r io.Reader) {
+	defer close(c.done)
+	fr := frame.NewReader(bufio.NewReader(r))
+	for {
+		f, err := fr.Read()
+		if err != nil {
+			return
+		}
+		if f == nil {
+			f = frame.New("HEARTBEAT")
+		}
+		c.frames <- f
+	}
 }
 
 func (c *rawClient) write(s string) {

@@ -29,9 +29,10 @@ type Server struct {
 	limits  limits
 	hub     hub
 
-	upgrader websocket.Upgrader
-	sockjs   *sockjs.Handler
-	polls    *pollTracker
+	upgrader       websocket.Upgrader // raw STOMP WebSocket
+	sockjsUpgrader websocket.Upgrader // SockJS websocket transport
+	sockjs         *sockjs.Handler
+	polls          *pollTracker
 
 	chunks  sync.Pool // *[]byte read buffers
 	buffers sync.Pool // *[]byte write buffers
@@ -98,6 +99,12 @@ func New(cfg Config, app Application, bus Bus, reg prometheus.Registerer, log *s
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		Subprotocols:    []string{"v12.stomp", "v11.stomp", "v10.stomp"},
+		CheckOrigin:     checkOrigin,
+	}
+	s.sockjsUpgrader = websocket.Upgrader{
+		ReadBufferSize:  512,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     checkOrigin,
 	}
 	opts := sockjs.DefaultOptions
@@ -175,6 +182,10 @@ func (s *Server) Handler() http.Handler {
 				// sockjs-go decodes a whole xhr_send or jsonp_send body
 				// before the frame limits apply; bound it here.
 				r.Body = http.MaxBytesReader(w, r.Body, s.maxPostBody())
+			}
+			if isSockJSWebSocket(strings.TrimPrefix(r.URL.Path, s.cfg.Path)) {
+				s.serveSockJSWebSocket(w, r)
+				return
 			}
 			if id, ok := receivingSession(strings.TrimPrefix(r.URL.Path, s.cfg.Path)); ok && r.Method != http.MethodOptions {
 				s.polls.begin(id)

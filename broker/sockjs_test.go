@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/go-stomp/stomp/v3/frame"
+	"github.com/gorilla/websocket"
 )
 
 func TestSockJSInfo(t *testing.T) {
@@ -142,6 +145,58 @@ func TestSockJSPollingGetsFinalError(t *testing.T) {
 		}
 		if got := poll(); !strings.Contains(got, "c[3000,") {
 			t.Fatalf("%s: after ERROR: %q", transport, got)
+		}
+	}
+}
+
+func TestSockJSWebSocketLimits(t *testing.T) {
+	s := startServer(t, limitedConfig(), nil)
+	by := newBystander(t, s)
+	stream := dialSockJS(t, s)
+	c := &rawClient{t: t, stream: nil, frames: make(chan *frame.Frame, 16), done: make(chan struct{})}
+	go c.readFrom(stream)
+	write := func(msg string) {
+		t.Helper()
+		if err := stream.ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A lone JSON string is a valid SockJS message too.
+	write(`"CONNECT\naccept-version:1.2\n\n\u0000"`)
+	c.expect("CONNECTED")
+	write(`["SUBSCRIBE\nid:0\ndestination:/sub/utf\nreceipt:r\n\n\u0000"]`)
+	c.expect("RECEIPT")
+	// Invalid UTF-8 from a raw client reaches a SockJS client as U+FFFD.
+	raw := newRawClient(t, s.wsURL("/ws/websocket"))
+	raw.connect("")
+	raw.write("SEND\ndestination:/sub/utf\n\nbad \xff byte, line\u2028sep\x00")
+	if m := c.expect("MESSAGE"); string(m.Body) != "bad \ufffd byte, line\u2028sep" {
+		t.Fatalf("body %q", m.Body)
+	}
+	// One SockJS message over the limit (1 MiB at least) is refused.
+	write(`["` + strings.Repeat("x", 1<<20+10) + `"]`)
+	if f := c.expect("ERROR"); f.Header.Get("message") != "frame too large" {
+		t.Fatalf("ERROR %s", headerString(f.Header))
+	}
+	c.expectClosed()
+	by.check(t)
+}
+
+func TestAppendJSONString(t *testing.T) {
+	for _, in := range []string{"", "plain", "quote\" back\\slash", "ctl \x00\x01\x1f\n\r\t", "한글 메시지", "\u2028\u2029", "bad \xff\xfe utf8", "\xe2\x82"} {
+		var out string
+		if err := json.Unmarshal(appendJSONString(nil, []byte(in)), &out); err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		want := strings.ToValidUTF8(in, "\ufffd")
+		if in == "\xe2\x82" {
+			want = "\ufffd\ufffd"
+		}
+		if in == "bad \xff\xfe utf8" {
+			want = "bad \ufffd\ufffd utf8"
+		}
+		if out != want {
+			t.Fatalf("%q: round trip gave %q, want %q", in, out, want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/igm/sockjs-go/v3/sockjs"
@@ -65,7 +66,14 @@ func (t *wsTransport) Send(p []byte) error {
 	if err := t.ws.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
 		return err
 	}
-	return t.ws.WriteMessage(websocket.TextMessage, p)
+	// A text message must be valid UTF-8 or browsers drop the connection;
+	// a body that is not goes out as a binary message, which STOMP clients
+	// read the same way.
+	kind := websocket.TextMessage
+	if !utf8.Valid(p) {
+		kind = websocket.BinaryMessage
+	}
+	return t.ws.WriteMessage(kind, p)
 }
 
 func (t *wsTransport) Close() {
