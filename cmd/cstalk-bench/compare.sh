@@ -5,7 +5,9 @@
 #   1. KB of server memory per idle connection (CONNECT + one SUBSCRIBE),
 #   2. maximum delivered messages/s (closed loop, bounded in-flight window),
 #   3. latency percentiles at half of each server's maximum, and at one rate
-#      common to both (half of the slower server's maximum).
+#      common to both (half of the slower server's maximum);
+# then, with CHAT=1 (the default), the whole cstalk server (cstalk serve
+# --demo, SQLite) with customers and counselors at CHAT_RATES messages/s.
 # Needs root (to pin RabbitMQ), RabbitMQ running locally, jq. Results go to
 # $OUT (default /tmp/cstalk-bench-results) as JSON, and a summary to stdout.
 # Every run is bounded by its --duration; the script ends by itself.
@@ -20,6 +22,10 @@ DURATION=${DURATION:-15s}
 WARMUP=${WARMUP:-3s}
 IDLE_CONNS=${IDLE_CONNS:-2000}
 PORT=${PORT:-18080}
+CHAT=${CHAT:-1}
+CHAT_PORT=${CHAT_PORT:-18090}
+CHAT_CUSTOMERS=${CHAT_CUSTOMERS:-100}
+CHAT_RATES=${CHAT_RATES:-"200 1000"}
 CSTALK_URL=ws://127.0.0.1:$PORT/ws/websocket
 RABBIT_URL=ws://127.0.0.1:15674/ws
 
@@ -41,7 +47,9 @@ if [ "$RABBIT_NOFILE" -lt $((IDLE_CONNS + SUBS + PUBS + 200)) ]; then
 fi
 
 BROKER_PID=
+CHAT_PID=
 cleanup() {
+	if [ -n "$CHAT_PID" ]; then kill "$CHAT_PID" 2>/dev/null || true; wait "$CHAT_PID" 2>/dev/null || true; fi
 	taskset -a -pc "$RABBIT_AFFINITY" "$RABBIT_PID" >/dev/null 2>&1 || true
 	if [ -n "$BROKER_PID" ]; then kill "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null || true; fi
 }
@@ -73,6 +81,9 @@ idle() { # name, then idle flags
 	taskset -c 1 "$BIN" idle --json --conns "$IDLE_CONNS" "$@" 2>>"$OUT/load.log" | tee "$OUT/$name.json" >&2
 }
 
+# Other work on the machine skews every figure; the load average says how much.
+echo "start: $(uptime)" | tee "$OUT/uptime.txt" >&2
+
 # Both servers on core 0, the generator alone on core 1.
 start_broker
 taskset -a -pc 0 "$RABBIT_PID" >/dev/null
@@ -94,6 +105,29 @@ load rabbit-half --url "$RABBIT_URL" --topic-style rabbit --pid "$RABBIT_PID" --
 load cstalk-common --url "$CSTALK_URL" --pid "$BROKER_PID" --rate "$COMMON"
 load rabbit-common --url "$RABBIT_URL" --topic-style rabbit --pid "$RABBIT_PID" --rate "$COMMON"
 
+kill "$BROKER_PID" 2>/dev/null || true
+wait "$BROKER_PID" 2>/dev/null || true
+BROKER_PID=
+
+if [ "$CHAT" = 1 ]; then
+	go build -o "$OUT/cstalk" ./cmd/cstalk
+	rm -rf "$OUT/chat" && mkdir -p "$OUT/chat"
+	taskset -c 0 "$OUT/cstalk" serve --demo --addr "127.0.0.1:$CHAT_PORT" --db "sqlite:$OUT/chat/cstalk.db" \
+		--upload-dir "$OUT/chat/uploads" --log-level warn 2>>"$OUT/chat/server.log" &
+	CHAT_PID=$!
+	for _ in $(seq 100); do
+		if curl -fs -o /dev/null "http://127.0.0.1:$CHAT_PORT/healthz"; then break; fi
+		sleep 0.1
+	done
+	for rate in $CHAT_RATES; do
+		echo "== chat-$rate" >&2
+		taskset -c 1 "$BIN" chat --json --http "http://127.0.0.1:$CHAT_PORT" --customers "$CHAT_CUSTOMERS" \
+			--rate "$rate" --duration "$DURATION" --warmup "$WARMUP" --pid "$CHAT_PID" 2>>"$OUT/load.log" |
+			tee "$OUT/chat-$rate.json" >&2
+	done
+fi
+echo "end: $(uptime)" | tee -a "$OUT/uptime.txt" >&2
+
 echo
 echo "subs=$SUBS pubs=$PUBS dests=$DESTS (fan-out $((SUBS / DESTS))) duration=$DURATION, servers on core 0, generator on core 1"
 printf '%-14s %12s %12s %9s %9s %9s %9s %7s %7s\n' run pub/s deliv/s p50us p99us p999us maxus lost errors
@@ -101,6 +135,13 @@ for r in cstalk-max rabbit-max cstalk-half rabbit-half cstalk-common rabbit-comm
 	jq -r --arg r "$r" '[$r, (.published_per_sec|floor), (.delivered_per_sec|floor), .p50_us, .p99_us, .p999_us, .max_us, .lost, .errors] | @tsv' "$OUT/$r.json" |
 		awk -F'\t' '{printf "%-14s %12s %12s %9s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}'
 done
+if [ "$CHAT" = 1 ]; then
+	echo "chat server (cstalk serve --demo, SQLite) on core 0: $CHAT_CUSTOMERS customers in their rooms with 2 counselors; each MESSAGE stored, then delivered to 2"
+	for rate in $CHAT_RATES; do
+		jq -r --arg r "chat-$rate" '[$r, (.published_per_sec|floor), (.delivered_per_sec|floor), .p50_us, .p99_us, .p999_us, .max_us, .lost, .errors] | @tsv' "$OUT/chat-$rate.json" |
+			awk -F'\t' '{printf "%-14s %12s %12s %9s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}'
+	done
+fi
 for r in cstalk-idle rabbit-idle; do
 	jq -r --arg r "$r" '"\($r): \(.conns) idle connections, \(.kib_per_conn) KiB each"' "$OUT/$r.json"
 done
