@@ -302,11 +302,13 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*appendRequest, precheck 
 		if err := bumpRooms(tx, rows); err != nil {
 			return err
 		}
+		rowOf := make(map[int]int, len(owners)) // request -> its row
 		for n, i := range owners {
 			results[i] = appendResult{msg: rows[n].toChat()}
+			rowOf[i] = n
 		}
 		for i, first := range sameAs {
-			results[i] = appendResult{msg: rows[slices.Index(owners, first)].toChat(), duplicate: true}
+			results[i] = appendResult{msg: rows[rowOf[first]].toChat(), duplicate: true}
 		}
 		return nil
 	})

@@ -121,15 +121,15 @@ func (readPositionRow) TableName() string { return "read_positions" }
 // mode fails, otherwise truncates). Text limits count characters, identifier
 // limits bytes (they are VARBINARY on MySQL).
 const (
-	maxNameChars      = 255
-	maxLoginBytes     = 100
-	maxNumberBytes    = 64
-	maxClientIDBytes  = 128
-	maxHoursChars     = 8
-	maxBodyBytes      = 16<<20 - 1 // MEDIUMTEXT
-	maxTextBytes      = 65535      // TEXT
-	maxPasswordChars  = 255
-	maxConfigJSONByte = 16<<20 - 1
+	maxNameChars       = 255
+	maxLoginBytes      = 100
+	maxNumberBytes     = 64
+	maxClientIDBytes   = 128
+	maxHoursChars      = 8
+	maxBodyBytes       = 16<<20 - 1 // MEDIUMTEXT
+	maxTextBytes       = 65535      // TEXT
+	maxPasswordChars   = 255
+	maxConfigJSONBytes = 16<<20 - 1
 )
 
 // cleanText applies the package's text policy: invalid UTF-8 becomes U+FFFD.
@@ -206,7 +206,7 @@ func newCompanyRow(c *chat.Company) (companyRow, error) {
 	l.chars("legacy key prefix", r.LegacyKeyPrefix, maxNameChars)
 	l.chars("signing secret", r.SigningSecret, maxNameChars)
 	if r.UseConfigJSON != nil {
-		l.bytes("use config json", *r.UseConfigJSON, maxConfigJSONByte)
+		l.bytes("use config json", *r.UseConfigJSON, maxConfigJSONBytes)
 	}
 	if r.WaitingText != nil {
 		l.bytes("waiting text", *r.WaitingText, maxTextBytes)
