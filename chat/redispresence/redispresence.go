@@ -1,0 +1,516 @@
+// Package redispresence is the cluster-wide chat.Presence on Redis: which
+// connections, on any node, are present in which room. It knows rooms,
+// sessions and speakers as chat.Attendee values, nothing of STOMP or SQL.
+//
+// Layout, for room R and node N (the braces keep a room's keys in one Redis
+// Cluster slot):
+//
+//	{prefix}presence:{R}:node:N  hash  session id -> "m:<speakerId>" | "c:<speakerId>"
+//	{prefix}presence:{R}:nodes   set   nodes that have a hash for R
+//
+// Both keys expire after TTL unless the owning node's heartbeat refreshes
+// them, so the entries of a node that dies (SIGKILL, lost host) disappear by
+// themselves; readers drop a set member whose hash has expired. A node never
+// writes another node's hash.
+//
+// Redis is the shared view, the node's own map is the truth about its own
+// connections. While Redis cannot be reached, Enter and Leave only update the
+// local map and Attendees answers with this node's connections: the node keeps
+// serving its own clients (isOnline and notes for local counselors stay
+// right) instead of failing every subscription. The heartbeat rewrites what
+// changed meanwhile, and everything after a Redis restart lost the keys.
+package redispresence
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cstalk/cstalk/chat"
+)
+
+var _ chat.Presence = (*Presence)(nil)
+
+// ErrClosed is returned by every call on a closed Presence.
+var ErrClosed = errors.New("redispresence: closed")
+
+// Options configure a Presence. Only URL is required.
+type Options struct {
+	// URL of the Redis server, redis://[user:password@]host:port/db.
+	URL string
+	// Prefix is put in front of every key, so deployments (or tests) can
+	// share one Redis: "cstalk:".
+	Prefix string
+	// NodeID names this node's entries; two live nodes must never share one.
+	// Empty: a random id.
+	NodeID string
+	// Heartbeat is how often the node refreshes (and, when needed,
+	// rewrites) its entries. Default 5s.
+	Heartbeat time.Duration
+	// TTL is how long entries outlive their node's last heartbeat: the time
+	// a dead node's connections still count as present. Default three
+	// heartbeats; it must exceed Heartbeat.
+	TTL time.Duration
+	// Timeout bounds each Redis call. Default 1s.
+	Timeout time.Duration
+	// Log receives Redis trouble and recovery; nil discards.
+	Log *slog.Logger
+	// Registerer receives the presence metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// Presence is a chat.Presence shared by every node through Redis.
+type Presence struct {
+	log       *slog.Logger
+	prefix    string
+	nodeID    string
+	heartbeat time.Duration
+	ttl       time.Duration
+	timeout   time.Duration
+	client    *redis.Client
+	metrics   *metrics
+
+	// mu guards the local state and orders this node's Redis writes, so a
+	// heartbeat's rewrite can never resurrect a session that just left.
+	mu    sync.Mutex
+	local map[int64]map[string]chat.Attendee
+	// dirty holds rooms whose Redis entries may differ from local, because a
+	// write failed or was skipped while Redis was unreachable.
+	dirty map[int64]struct{}
+	// healthy is false from a failed Redis call until a heartbeat has
+	// brought Redis back in line with local.
+	healthy atomic.Bool
+
+	ctx       context.Context // ends at Close; owns the heartbeat goroutine
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New connects to Redis and starts the heartbeat; Close stops it. It fails if
+// Redis cannot be reached now, so a misconfigured node does not start.
+func New(ctx context.Context, opts Options) (*Presence, error) {
+	ropts, err := redis.ParseURL(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redispresence: parse URL: %w", err)
+	}
+	// While Redis is down a call should fail at once and the node carry on
+	// locally; the heartbeat is the retry.
+	ropts.DialerRetries = 1
+	ropts.MaxRetries = 1 // every call is idempotent; one retry replaces a connection a Redis restart broke
+	nodeID := opts.NodeID
+	if nodeID == "" {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("redispresence: node id: %w", err)
+		}
+		nodeID = hex.EncodeToString(b[:])
+	}
+	heartbeat := opts.Heartbeat
+	if heartbeat <= 0 {
+		heartbeat = 5 * time.Second
+	}
+	ttl := opts.TTL
+	if ttl <= 0 {
+		ttl = 3 * heartbeat
+	}
+	if ttl <= heartbeat {
+		return nil, fmt.Errorf("redispresence: TTL %v must exceed the heartbeat %v", ttl, heartbeat)
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Presence{
+		log:       log.With("component", "redispresence", "node", nodeID),
+		prefix:    opts.Prefix,
+		nodeID:    nodeID,
+		heartbeat: heartbeat,
+		ttl:       ttl,
+		timeout:   timeout,
+		client:    redis.NewClient(ropts),
+		local:     make(map[int64]map[string]chat.Attendee),
+		dirty:     make(map[int64]struct{}),
+	}
+	if p.metrics, err = newMetrics(opts.Registerer, p); err != nil {
+		_ = p.client.Close()
+		return nil, err
+	}
+	if err := p.client.Ping(ctx).Err(); err != nil {
+		_ = p.client.Close()
+		return nil, fmt.Errorf("redispresence: connect to %s: %w", ropts.Addr, err)
+	}
+	p.setHealthy(true)
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.wg.Add(1)
+	go p.beat()
+	return p, nil
+}
+
+// NodeID is the id of this node's entries.
+func (p *Presence) NodeID() string { return p.nodeID }
+
+func (p *Presence) roomKey(roomID int64) string {
+	return p.prefix + "presence:{" + strconv.FormatInt(roomID, 10) + "}:nodes"
+}
+
+func (p *Presence) nodeKeyPrefix(roomID int64) string {
+	return p.prefix + "presence:{" + strconv.FormatInt(roomID, 10) + "}:node:"
+}
+
+func (p *Presence) nodeKey(roomID int64) string { return p.nodeKeyPrefix(roomID) + p.nodeID }
+
+// Enter records a in the room. It fails only on a closed Presence: Redis
+// trouble leaves the entry to the heartbeat.
+func (p *Presence) Enter(ctx context.Context, roomID int64, a chat.Attendee) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ctx.Err() != nil {
+		return ErrClosed
+	}
+	room := p.local[roomID]
+	if room == nil {
+		room = make(map[string]chat.Attendee)
+		p.local[roomID] = room
+	}
+	room[a.SessionID] = a
+	if !p.healthy.Load() {
+		p.dirty[roomID] = struct{}{}
+		return nil
+	}
+	ctx, cancel := p.callContext(ctx)
+	defer cancel()
+	_, err := p.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		nodeKey, roomKey := p.nodeKey(roomID), p.roomKey(roomID)
+		pipe.HSet(ctx, nodeKey, a.SessionID, encodeAttendee(a))
+		pipe.PExpire(ctx, nodeKey, p.ttl)
+		pipe.SAdd(ctx, roomKey, p.nodeID)
+		pipe.PExpire(ctx, roomKey, p.ttl)
+		return nil
+	})
+	if err != nil {
+		p.dirty[roomID] = struct{}{}
+		p.failed("enter", err)
+	}
+	return nil
+}
+
+// leaveScript drops one session from this node's hash, and the node from the
+// room's set once its hash is empty, in one step so a reader never sees a
+// set member without entries that is in fact alive.
+var leaveScript = redis.NewScript(`
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[2], ARGV[2])
+end
+return 1
+`)
+
+// Leave forgets the session in the room; leaving twice is harmless.
+func (p *Presence) Leave(ctx context.Context, roomID int64, sessionID string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ctx.Err() != nil {
+		return ErrClosed
+	}
+	if room := p.local[roomID]; room != nil {
+		delete(room, sessionID)
+		if len(room) == 0 {
+			delete(p.local, roomID)
+		}
+	}
+	if !p.healthy.Load() {
+		p.dirty[roomID] = struct{}{}
+		return nil
+	}
+	ctx, cancel := p.callContext(ctx)
+	defer cancel()
+	if err := leaveScript.Run(ctx, p.client, []string{p.nodeKey(roomID), p.roomKey(roomID)}, sessionID, p.nodeID).Err(); err != nil {
+		p.dirty[roomID] = struct{}{}
+		p.failed("leave", err)
+	}
+	return nil
+}
+
+// attendeesScript lists a room's entries as (node, session, value) triples
+// and drops the set members whose hash has expired (a dead node).
+var attendeesScript = redis.NewScript(`
+local out = {}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local entries = redis.call('HGETALL', ARGV[1] .. node)
+  if #entries == 0 then
+    redis.call('SREM', KEYS[1], node)
+  else
+    for i = 1, #entries, 2 do
+      out[#out + 1] = node
+      out[#out + 1] = entries[i]
+      out[#out + 1] = entries[i + 1]
+    end
+  end
+end
+return out
+`)
+
+// Attendees lists the room's connections on every live node, ordered by
+// session ID. This node's own connections come from its local map, which is
+// exact even while its Redis entries lag behind.
+func (p *Presence) Attendees(ctx context.Context, roomID int64) ([]chat.Attendee, error) {
+	if p.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	var remote []chat.Attendee
+	if p.healthy.Load() {
+		ctx, cancel := p.callContext(ctx)
+		res, err := attendeesScript.Run(ctx, p.client, []string{p.roomKey(roomID)}, p.nodeKeyPrefix(roomID)).StringSlice()
+		cancel()
+		if err != nil {
+			p.failed("attendees", err)
+		} else {
+			for i := 0; i+2 < len(res); i += 3 {
+				if res[i] == p.nodeID {
+					continue
+				}
+				a, err := decodeAttendee(res[i+1], res[i+2])
+				if err != nil {
+					p.log.Warn("unreadable entry", "room", roomID, "from", res[i], "err", err)
+					continue
+				}
+				remote = append(remote, a)
+			}
+		}
+	}
+	p.mu.Lock()
+	out := remote
+	for _, a := range p.local[roomID] {
+		out = append(out, a)
+	}
+	p.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].SessionID < out[j].SessionID })
+	return out, nil
+}
+
+func (p *Presence) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, p.timeout)
+}
+
+// failed marks Redis unreachable until the next successful heartbeat.
+func (p *Presence) failed(op string, err error) {
+	p.metrics.errors.Inc()
+	if p.healthy.Swap(false) {
+		p.metrics.healthy.Set(0)
+		p.log.Warn("redis unreachable, serving this node's presence only", "op", op, "err", err)
+	}
+}
+
+func (p *Presence) setHealthy(v bool) {
+	p.healthy.Store(v)
+	if v {
+		p.metrics.healthy.Set(1)
+	} else {
+		p.metrics.healthy.Set(0)
+	}
+}
+
+// beat refreshes this node's entries every heartbeat until Close.
+func (p *Presence) beat() {
+	defer p.wg.Done()
+	tick := time.NewTicker(p.heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := p.refresh(p.ctx); err != nil && p.ctx.Err() == nil {
+			p.failed("heartbeat", err)
+		}
+	}
+}
+
+// refresh extends the TTL of every key this node holds and rewrites the rooms
+// whose entries are missing (expired during a stall, or lost in a Redis
+// restart) or dirty. It marks the Presence healthy once Redis matches local.
+func (p *Presence) refresh(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, p.timeout+p.heartbeat)
+	defer cancel()
+
+	rooms := make([]int64, 0, len(p.local))
+	for id := range p.local {
+		rooms = append(rooms, id)
+	}
+	rewrite := make(map[int64]struct{}, len(p.dirty))
+	for id := range p.dirty {
+		rewrite[id] = struct{}{}
+	}
+	if len(rooms) > 0 {
+		cmds, err := p.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			for _, id := range rooms {
+				pipe.PExpire(ctx, p.nodeKey(id), p.ttl)
+				pipe.PExpire(ctx, p.roomKey(id), p.ttl)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("redispresence: refresh %d rooms: %w", len(rooms), err)
+		}
+		for i, id := range rooms {
+			if !cmds[2*i].(*redis.BoolCmd).Val() || !cmds[2*i+1].(*redis.BoolCmd).Val() {
+				rewrite[id] = struct{}{}
+			}
+		}
+	} else {
+		// Nothing to refresh: still find out whether Redis is back.
+		if err := p.client.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("redispresence: ping: %w", err)
+		}
+	}
+	if len(rewrite) > 0 {
+		_, err := p.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			for id := range rewrite {
+				p.queueRewrite(ctx, pipe, id)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("redispresence: rewrite %d rooms: %w", len(rewrite), err)
+		}
+		p.metrics.rewrites.Add(float64(len(rewrite)))
+		clear(p.dirty)
+	}
+	if !p.healthy.Load() {
+		p.setHealthy(true)
+		p.log.Info("redis reachable again, presence rewritten", "rooms", len(rewrite))
+	}
+	return nil
+}
+
+// queueRewrite replaces this node's entries of a room with the local ones.
+func (p *Presence) queueRewrite(ctx context.Context, pipe redis.Pipeliner, roomID int64) {
+	nodeKey, roomKey := p.nodeKey(roomID), p.roomKey(roomID)
+	pipe.Del(ctx, nodeKey)
+	room := p.local[roomID]
+	if len(room) == 0 {
+		pipe.SRem(ctx, roomKey, p.nodeID)
+		return
+	}
+	fields := make([]any, 0, 2*len(room))
+	for sid, a := range room {
+		fields = append(fields, sid, encodeAttendee(a))
+	}
+	pipe.HSet(ctx, nodeKey, fields...)
+	pipe.PExpire(ctx, nodeKey, p.ttl)
+	pipe.SAdd(ctx, roomKey, p.nodeID)
+	pipe.PExpire(ctx, roomKey, p.ttl)
+}
+
+// Close stops the heartbeat and removes this node's entries, so the other
+// nodes see its connections leave at once rather than after TTL.
+func (p *Presence) Close() error {
+	var err error
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.cancel()
+		p.mu.Unlock()
+		p.wg.Wait()
+
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if len(p.local) > 0 && p.healthy.Load() {
+			ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+			_, err = p.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+				for id := range p.local {
+					pipe.Del(ctx, p.nodeKey(id))
+					pipe.SRem(ctx, p.roomKey(id), p.nodeID)
+				}
+				return nil
+			})
+			cancel()
+			if err != nil {
+				// Not fatal: the entries expire after TTL.
+				err = fmt.Errorf("redispresence: remove entries: %w", err)
+			}
+		}
+		clear(p.local)
+		err = errors.Join(err, p.client.Close())
+	})
+	return err
+}
+
+func encodeAttendee(a chat.Attendee) string {
+	kind := "c:"
+	if a.IsMember {
+		kind = "m:"
+	}
+	return kind + strconv.FormatInt(a.SpeakerID, 10)
+}
+
+func decodeAttendee(sessionID, v string) (chat.Attendee, error) {
+	kind, id, ok := strings.Cut(v, ":")
+	speaker, err := strconv.ParseInt(id, 10, 64)
+	if !ok || err != nil || (kind != "m" && kind != "c") {
+		return chat.Attendee{}, fmt.Errorf("redispresence: malformed entry %q", v)
+	}
+	return chat.Attendee{SessionID: sessionID, SpeakerID: speaker, IsMember: kind == "m"}, nil
+}
+
+type metrics struct {
+	healthy  prometheus.Gauge
+	errors   prometheus.Counter
+	rewrites prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, p *Presence) (*metrics, error) {
+	m := &metrics{
+		healthy: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "cstalk", Subsystem: "presence", Name: "redis_up",
+			Help: "1 while cluster-wide presence is in line with Redis, 0 while this node serves its own connections only.",
+		}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "cstalk", Subsystem: "presence", Name: "redis_errors_total",
+			Help: "Failed presence calls to Redis.",
+		}),
+		rewrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "cstalk", Subsystem: "presence", Name: "rewrites_total",
+			Help: "Rooms whose entries of this node were rewritten (after an outage, a stall or a Redis restart).",
+		}),
+	}
+	attendees := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "cstalk", Subsystem: "presence", Name: "local_attendees",
+		Help: "Connections of this node present in rooms.",
+	}, func() float64 {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		n := 0
+		for _, room := range p.local {
+			n += len(room)
+		}
+		return float64(n)
+	})
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.healthy, m.errors, m.rewrites, attendees} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("redispresence: register metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
