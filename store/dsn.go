@@ -165,7 +165,10 @@ func (t target) open(ctx context.Context, log logger.Interface) (*gorm.DB, error
 	default:
 		sqlDB.SetMaxOpenConns(32)
 		sqlDB.SetMaxIdleConns(32)
+		// Recycle connections before a server's wait_timeout or a proxy
+		// drops them under us.
 		sqlDB.SetConnMaxLifetime(30 * time.Minute)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	if err := sqlDB.PingContext(ctx); err != nil {
 		_ = sqlDB.Close()
