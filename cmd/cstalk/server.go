@@ -22,20 +22,23 @@ import (
 	"github.com/cstalk/cstalk/broker"
 	"github.com/cstalk/cstalk/broker/redisbus"
 	"github.com/cstalk/cstalk/chat"
+	"github.com/cstalk/cstalk/chat/redispresence"
 	"github.com/cstalk/cstalk/store"
 )
 
 // server is one cstalk node: the store, the bus, the broker, chat and the
 // HTTP surface, built by newServer and nothing else.
 type server struct {
-	cfg    serveConfig
-	log    *slog.Logger
-	store  *store.Store
-	bus    broker.Bus
-	broker *broker.Server
-	chat   *chat.Service
-	http   *http.Server
-	ln     net.Listener
+	cfg   serveConfig
+	log   *slog.Logger
+	store *store.Store
+	bus   broker.Bus
+	// presence is the cluster-wide presence with --redis; nil on one node.
+	presence *redispresence.Presence
+	broker   *broker.Server
+	chat     *chat.Service
+	http     *http.Server
+	ln       net.Listener
 }
 
 func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
@@ -95,8 +98,20 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.Redis == "" {
 		s.bus = broker.NewMemoryBus()
-	} else if s.bus, err = redisbus.New(ctx, redisbus.Options{URL: cfg.Redis, Prefix: "cstalk:", Log: log}); err != nil {
-		return nil, fmt.Errorf("redis bus: %w", err)
+	} else {
+		bus, err := redisbus.New(ctx, redisbus.Options{URL: cfg.Redis, Prefix: "cstalk:", Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("redis bus: %w", err)
+		}
+		s.bus = bus
+		// Presence shares the bus's node id so both read alike in logs.
+		s.presence, err = redispresence.New(ctx, redispresence.Options{
+			URL: cfg.Redis, Prefix: "cstalk:", NodeID: bus.NodeID(), Log: log, Registerer: reg,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("redis presence: %w", err)
+		}
+		s.chat.UsePresence(s.presence)
 	}
 	brokerCfg := broker.DefaultConfig()
 	brokerCfg.MaxFrameSize = cfg.MaxFrameBytes
@@ -186,6 +201,9 @@ func (s *server) Close() error {
 		if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if s.presence != nil {
+		errs = append(errs, s.presence.Close())
 	}
 	if s.bus != nil {
 		errs = append(errs, s.bus.Close())
