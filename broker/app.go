@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Application is what a domain plugs into the broker. The broker calls it from
@@ -45,3 +46,10 @@ type Application interface {
 
 // ErrHandled marks a refusal the application already reported to the client.
 var ErrHandled = errors.New("broker: refusal already reported to the client")
+
+// ErrNotDone marks a handled refusal (it wraps ErrHandled) of a SEND that
+// did not take effect, e.g. a message that could not be stored. The
+// connection stays open as with ErrHandled, but no RECEIPT is written for
+// the frame (nor for the COMMIT that replays it): a receipt tells the client
+// its message is safe, and it must never say so for a message that is not.
+var ErrNotDone = fmt.Errorf("%w (the frame took no effect)", ErrHandled)

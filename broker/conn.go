@@ -38,7 +38,8 @@ type Conn struct {
 	// Owned by the reader goroutine.
 	in      inputBuffer
 	txs     map[string][]*frame.Frame
-	txBytes int // body bytes buffered by all open transactions
+	txBytes int  // body bytes buffered by all open transactions
+	notDone bool // the frame being handled was refused with ErrNotDone
 
 	lastRead  atomic.Int64 // unix nanos of the last inbound bytes
 	lastWrite atomic.Int64 // unix nanos of the last outbound message

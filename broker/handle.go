@@ -15,6 +15,7 @@ import (
 func (c *Conn) handle(f *frame.Frame) {
 	c.srv.metrics.frameIn(f.Command)
 	receipt := f.Header.Get(frame.Receipt)
+	c.notDone = false
 	var perr *protocolError
 	if f.Command == frame.CONNECT || f.Command == frame.STOMP {
 		perr = c.onConnect(f)
@@ -27,7 +28,7 @@ func (c *Conn) handle(f *frame.Frame) {
 		c.fail(perr, receipt)
 		return
 	}
-	if receipt != "" && f.Command != frame.CONNECT && f.Command != frame.STOMP {
+	if receipt != "" && f.Command != frame.CONNECT && f.Command != frame.STOMP && !c.notDone {
 		c.send(encodeReceipt(c.version, receipt), outReceipt)
 	}
 	if f.Command == frame.DISCONNECT {
@@ -303,7 +304,11 @@ func (c *Conn) onSend(f *frame.Frame) *protocolError {
 	norm := normalizeDestination(dest)
 	switch c.srv.classify(norm) {
 	case destApp:
-		return refusal(c.srv.app.HandleSend(c.ctx, c, norm, f.Header, f.Body))
+		err := c.srv.app.HandleSend(c.ctx, c, norm, f.Header, f.Body)
+		if errors.Is(err, ErrNotDone) {
+			c.notDone = true
+		}
+		return refusal(err)
 	case destBroker:
 		if err := c.srv.app.AuthorizeSend(c.ctx, c, norm, f.Header); err != nil {
 			return refusal(err)
