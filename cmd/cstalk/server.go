@@ -24,6 +24,7 @@ import (
 	"github.com/cstalk/cstalk/chat"
 	"github.com/cstalk/cstalk/chat/redispresence"
 	"github.com/cstalk/cstalk/store"
+	"github.com/cstalk/cstalk/web"
 )
 
 // server is one cstalk node: the store, the bus, the broker, chat and the
@@ -129,6 +130,8 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	api := s.chat.APIHandler()
 	mux.Handle("/api/", api)
 	mux.Handle("/files/", api)
+	mux.Handle("/api/admin/", s.chat.AdminAPIHandler())
+	mux.Handle("/", web.Handler(log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

@@ -1,0 +1,195 @@
+import { $ } from './dom.js';
+import { t, initLang, bindToggle, onLangChange } from './i18n.js';
+import { request, uploadImage } from './api.js';
+import { Connection, PRIVATE, room as roomDest, renderState } from './stomp.js';
+import { RoomView } from './room-view.js';
+import { Banner, Composer, clientMessageId } from './common.js';
+
+// The page the gas app opens in a web view:
+// /customer?companyId=1&gasappMemberNumber=3825&name=... (plus secretKey,
+// or timestamp and signature, when the company requires them).
+const params = new URLSearchParams(location.search);
+const banner = new Banner($('#banner'));
+const state = {
+  conn: null,
+  roomId: 0,
+  roomSub: null,
+  ended: false,
+  access: '',
+  readUpTo: 0,
+  pendingOlder: false,
+  welcome: null,
+};
+
+// identity is what both STOMP CONNECT and the HTTP API accept from a
+// customer. name is left out of HTTP headers: they must be ASCII.
+function identity() {
+  const id = { companyId: params.get('companyId') || '', gasappMemberNumber: params.get('gasappMemberNumber') || '' };
+  for (const k of ['secretKey', 'timestamp', 'signature']) if (params.get(k)) id[k] = params.get(k);
+  return id;
+}
+
+const view = new RoomView({
+  viewer: 'customer',
+  fileUrl: (p) => (state.access ? `${p}?access=${encodeURIComponent(state.access)}` : p),
+  onDelete: (m) => send('DELETE_MESSAGE', { id: m.id }),
+  onLoadOlder: (startId) => {
+    state.pendingOlder = true;
+    if (!send('MESSAGE_LIST', { messageAdminType: 0, startId })) view.setPage([], true);
+  },
+});
+
+const composer = new Composer({
+  notes: false,
+  onSend: (text) => send('MESSAGE', { messageType: 0, message: text, messageDetail: '', clientMessageId: clientMessageId() }),
+  onImage: sendImage,
+});
+
+function send(eventName, data) {
+  if (!state.roomId) return false;
+  try {
+    state.conn.send(eventName, data, state.roomId);
+    return true;
+  } catch (err) {
+    banner.show(err.message);
+    return false;
+  }
+}
+
+async function sendImage(file) {
+  composer.setBusy(t('uploading'));
+  try {
+    const up = await uploadImage(file, state.roomId, identity());
+    send('MESSAGE', { messageType: 1, message: '', messageDetail: up.path, thumbnail: up.thumbnail, clientMessageId: clientMessageId() });
+  } catch (err) {
+    banner.show(err.message);
+  } finally {
+    composer.setBusy('');
+  }
+}
+
+// refreshAccess gets a grant for showing this customer's images; cookies
+// are not relied on, since app web views often drop them.
+async function refreshAccess() {
+  try {
+    const res = await request('POST', '/api/files/access', { headers: identity() });
+    state.access = res.access;
+    view.render('keep');
+  } catch { /* images then show as broken; text still works */ }
+}
+
+function markRead() {
+  if (document.hidden || !state.roomId || state.ended) return;
+  const last = view.lastOtherId();
+  if (last > state.readUpTo) {
+    const start = state.readUpTo ? state.readUpTo + 1 : view.firstId();
+    state.readUpTo = last;
+    send('READ_MESSAGE', { startId: start, endId: last });
+  }
+}
+
+function setEnded(ended) {
+  state.ended = ended;
+  $('#ended').hidden = !ended;
+  composer.el.hidden = ended;
+}
+
+function renderWelcome() {
+  const el = $('#welcome');
+  el.textContent = state.welcome || t('customerWelcome');
+  el.hidden = state.ended || !state.roomId;
+}
+
+function onEvent(env) {
+  const data = env.data || {};
+  switch (env.eventName) {
+    case 'LOGINED': {
+      const roomId = Number(env.roomId || (data.profile && data.profile.roomId));
+      view.mySpeakerId = data.profile ? data.profile.speakerId : 0;
+      if (roomId && roomId !== state.roomId) {
+        if (state.roomSub) state.roomSub.unsubscribe();
+        state.roomId = roomId;
+      }
+      state.readUpTo = 0;
+      state.roomSub = state.conn.subscribe(roomDest(state.roomId), onEvent);
+      setEnded(false);
+      renderWelcome();
+      return;
+    }
+    case 'UNAUTHORIZED':
+      banner.show(t('missingParams'));
+      state.conn.stop();
+      return;
+    case 'ERROR':
+      banner.show(data.reason || 'ERROR');
+      return;
+  }
+  if (Number(env.roomId) !== state.roomId) return;
+  switch (env.eventName) {
+    case 'WELCOME_MESSAGE':
+      state.welcome = data.autoMessage1 || null;
+      renderWelcome();
+      break;
+    case 'ROOM_DETAIL':
+      if (data.room) setEnded(data.room.status === 'ENDED');
+      break;
+    case 'MESSAGE_LIST':
+      view.setPage(data.messages || [], state.pendingOlder);
+      state.pendingOlder = false;
+      markRead();
+      break;
+    case 'MESSAGE':
+      if (data.message) view.add(data.message);
+      markRead();
+      break;
+    case 'READ_MESSAGE':
+      view.applyRead(data);
+      break;
+    case 'DELETE_MESSAGE':
+      if (data.success) view.markDeleted(Number(data.id));
+      break;
+    case 'END':
+      setEnded(true);
+      renderWelcome();
+      break;
+  }
+}
+
+function main() {
+  initLang();
+  bindToggle($('#lang'));
+  $('#conversation').append(view.el);
+  $('#composer').replaceWith(composer.el);
+  onLangChange(() => {
+    view.relabel();
+    composer.relabel();
+    renderWelcome();
+    if (state.conn) renderState($('#conn'), state.conn.state);
+  });
+  $('#restart').addEventListener('click', () => location.reload());
+  document.addEventListener('visibilitychange', markRead);
+  const id = identity();
+  if (!/^\d+$/.test(id.companyId) || !/^\d+$/.test(id.gasappMemberNumber)) {
+    banner.show(t('missingParams'));
+    composer.el.hidden = true;
+    view.empty.hidden = true;
+    renderState($('#conn'), 'disconnected');
+    return;
+  }
+  const headers = { ...id, 'accept-language': document.documentElement.lang };
+  if (params.get('name')) headers.name = params.get('name');
+  state.conn = new Connection({
+    headers,
+    onState: (s) => renderState($('#conn'), s),
+    onConnect: () => {
+      state.roomSub = null;
+      state.conn.subscribe(PRIVATE, onEvent);
+    },
+  });
+  state.conn.start();
+  refreshAccess();
+  // Grants last an hour; renew well before.
+  setInterval(refreshAccess, 45 * 60 * 1000);
+}
+
+main();
