@@ -114,7 +114,15 @@ func (s *Service) handleSend(ctx context.Context, sessionID string, p *principal
 	if req.room != nil {
 		roomID = req.room.ID
 	}
-	return s.refuse(ctx, sessionID, p, roomID, err)
+	refused := s.refuse(ctx, sessionID, p, roomID, err)
+	if !isReason(err) && errors.Is(refused, broker.ErrHandled) {
+		// The server failed (e.g. the store is unreachable), so the event
+		// may not have taken effect: no receipt may say it did. A refusal
+		// for a reason is still receipted: the client was told the outcome.
+		// Retrying is safe: a MESSAGE's clientMessageId is stored once.
+		return fmt.Errorf("%w: %w", refused, broker.ErrNotDone)
+	}
+	return refused
 }
 
 // request is one client event being handled.
