@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,4 +70,56 @@ func BenchmarkReadFrame(b *testing.B) {
 			b.Fatal(perr)
 		}
 	}
+}
+
+// discardTransport accepts every write; it isolates the broker's own cost.
+type discardTransport struct{ closed chan struct{} }
+
+func (d *discardTransport) Name() string                   { return "discard" }
+func (d *discardTransport) NextReader() (io.Reader, error) { <-d.closed; return nil, io.EOF }
+func (d *discardTransport) Send(p []byte) error            { return nil }
+func (d *discardTransport) Close()                         {}
+func (d *discardTransport) Abort()                         {}
+func (d *discardTransport) Context() context.Context       { return nil }
+
+// BenchmarkDeliver measures hub fan-out, queueing and MESSAGE encoding to
+// 100 subscribers, without a network: allocations are per publish.
+func BenchmarkDeliver(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.OutboundQueue = 1 << 22 // the loop publishes faster than any writer drains
+	s := startServer(b, cfg, nil)
+	const subscribers = 100
+	for i := range subscribers {
+		c := s.newConn(&discardTransport{closed: make(chan struct{})}, "test")
+		c.mu.Lock()
+		c.version, c.connected = v12, true
+		c.mu.Unlock()
+		sub := &subscription{conn: c, id: fmt.Sprint(i), dest: "sub/bench", topic: "sub/bench",
+			prefix: encodeSubscriptionPrefix(v12, "/sub/bench", fmt.Sprint(i))}
+		s.subscribe(sub)
+	}
+	body := []byte(`{"eventName":"MESSAGE","companyId":"1","roomId":"147","data":{}}`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		_ = s.publish(context.Background(), "sub/bench", s.cfg.ContentType, body)
+	}
+	waitFor(b, "queues drained", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, c := range s.conns {
+			c.mu.Lock()
+			busy := c.writing
+			c.mu.Unlock()
+			if busy {
+				return false
+			}
+		}
+		return true
+	})
+	b.StopTimer()
+	if n := s.Stats().Connections; n != subscribers {
+		b.Fatalf("%d of %d subscribers left", n, subscribers)
+	}
+	b.ReportMetric(float64(b.N*subscribers)/b.Elapsed().Seconds(), "deliveries/s")
 }

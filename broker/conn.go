@@ -61,13 +61,13 @@ type Conn struct {
 	unacked   map[uint64]*subscription
 }
 
-// outItem is one queued frame: either a MESSAGE (sub and msg, encoded by the
-// writer so a fan-out costs no allocation per subscriber) or a pre-encoded
-// frame in raw.
+// outItem is one queued frame: a MESSAGE for sub (encoded by the writer,
+// so a fan-out costs no allocation per subscriber), or, with sub nil, the
+// pre-encoded frame in msg.suffix. Small, since idle connections keep their
+// queue's backing array.
 type outItem struct {
 	sub *subscription
 	msg *message
-	raw []byte
 	cmd outCommand
 }
 
@@ -82,7 +82,20 @@ const (
 	outCommands
 )
 
-var outCommandNames = [outCommands]string{"MESSAGE", "CONNECTED", "RECEIPT", "ERROR", "HEARTBEAT"}
+func (c outCommand) String() string {
+	switch c {
+	case outMessage:
+		return "MESSAGE"
+	case outConnected:
+		return "CONNECTED"
+	case outReceipt:
+		return "RECEIPT"
+	case outError:
+		return "ERROR"
+	default:
+		return "HEARTBEAT"
+	}
+}
 
 func (c *Conn) ID() string { return c.id } // STOMP session id (unique per node and cluster)
 
@@ -253,7 +266,7 @@ func (c *Conn) send(raw []byte, cmd outCommand) {
 		c.mu.Unlock()
 		return
 	}
-	c.queue = append(c.queue, outItem{raw: raw, cmd: cmd})
+	c.queue = append(c.queue, outItem{msg: &message{suffix: raw}, cmd: cmd})
 	start := c.startWriterLocked()
 	c.mu.Unlock()
 	if start {
@@ -301,7 +314,7 @@ func (c *Conn) failLocked(e *protocolError, receiptID string, extra ...string) (
 		v = v12
 	}
 	if e.message != "" {
-		c.queue = append(c.queue, outItem{raw: encodeError(v, e, receiptID, extra...), cmd: outError})
+		c.queue = append(c.queue, outItem{msg: &message{suffix: encodeError(v, e, receiptID, extra...)}, cmd: outError})
 	}
 	// A writer stuck on a dead peer would hold the connection forever.
 	time.AfterFunc(c.srv.cfg.WriteTimeout+closeGrace, c.t.Abort)
@@ -332,10 +345,13 @@ func (c *Conn) writeLoop() {
 		c.mu.Lock()
 		if c.closed || len(c.queue) == 0 {
 			c.writing = false
-			// An idle connection keeps at most a small queue.
-			c.spare = nil
-			if cap(c.queue) > 8 {
+			// An idle connection keeps its two queue arrays only while
+			// they are small.
+			if cap(c.queue) > 16 {
 				c.queue = nil
+			}
+			if cap(c.spare) > 16 {
+				c.spare = nil
 			}
 			closeNow := c.closing && !c.closed
 			c.mu.Unlock()
@@ -345,7 +361,7 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		items := c.queue
-		c.queue, c.spare = c.spare[:0], nil
+		c.queue, c.spare = c.spare[:0], nil // items return as spare below
 		v := c.version
 		c.mu.Unlock()
 
@@ -353,14 +369,14 @@ func (c *Conn) writeLoop() {
 		buf := (*bufp)[:0]
 		for i := range items {
 			it := &items[i]
-			if it.msg != nil {
+			if it.sub != nil {
 				if !it.sub.active.Load() {
 					continue
 				}
 				buf = c.appendMessage(buf, v, it.sub, it.msg)
 				c.srv.metrics.latency.Observe(float64(now-it.msg.published) / 1e9)
 			} else {
-				buf = append(buf, it.raw...)
+				buf = append(buf, it.msg.suffix...)
 			}
 			counts[it.cmd]++
 			if len(buf) >= writeBatchSize || i == len(items)-1 {
@@ -389,7 +405,7 @@ func (c *Conn) writeLoop() {
 		}
 		clear(items)
 		c.mu.Lock()
-		if cap(items) <= 64 {
+		if cap(items) <= 256 && !c.closed {
 			c.spare = items[:0]
 		}
 		c.mu.Unlock()
@@ -455,7 +471,7 @@ func (c *Conn) onTimer() {
 		idle := time.Duration(now - c.lastWrite.Load())
 		wait := send - idle
 		if idle >= send*9/10 {
-			c.send(heartbeatFrame, outHeartbeat)
+			c.send([]byte{'\n'}, outHeartbeat)
 			wait = send
 		}
 		next = wait
@@ -479,8 +495,6 @@ func (c *Conn) onTimer() {
 		c.mu.Unlock()
 	}
 }
-
-var heartbeatFrame = []byte{'\n'}
 
 // teardown runs once, on the reader goroutine, after the transport is done.
 func (c *Conn) teardown() {

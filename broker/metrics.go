@@ -45,8 +45,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Namespace: "cstalk", Subsystem: "broker", Name: "frames_out_total",
 		Help: "STOMP frames written, by command (HEARTBEAT for heart-beat EOLs).",
 	}, []string{"command"})
-	for i, name := range outCommandNames {
-		m.framesOut[i] = out.WithLabelValues(name)
+	for cmd := range outCommands {
+		m.framesOut[cmd] = out.WithLabelValues(cmd.String())
 	}
 	m.framesIn = make(map[string]prometheus.Counter)
 	for _, cmd := range []string{frame.CONNECT, frame.STOMP, frame.SEND, frame.SUBSCRIBE, frame.UNSUBSCRIBE,
