@@ -45,7 +45,7 @@ export class Composer {
     this.note = notes ? h('input', { type: 'checkbox', class: 'note-toggle' }) : null;
     this.noteLabel = h('span', {}, t('noteToggle'));
     this.file = h('input', { type: 'file', accept: 'image/png,image/jpeg,image/gif,image/webp', hidden: true, class: 'compose-file' });
-    this.attach = h('button', { type: 'button', class: 'ghost attach', title: t('attachImage'), 'aria-label': t('attachImage') }, '＋');
+    this.attach = h('button', { type: 'button', class: 'ghost attach', title: t('attachImage'), 'aria-label': t('attachImage') }, '+');
     this.sendButton = h('button', { type: 'submit', class: 'primary send' }, t('send'));
     this.status = h('span', { class: 'compose-status', role: 'status' });
     this.el = h('form', { class: 'composer' },

@@ -109,6 +109,7 @@ function onEvent(env) {
       if (roomId && roomId !== state.roomId) {
         if (state.roomSub) state.roomSub.unsubscribe();
         state.roomId = roomId;
+        document.body.dataset.roomId = String(roomId);
       }
       state.readUpTo = 0;
       state.roomSub = state.conn.subscribe(roomDest(state.roomId), onEvent);
