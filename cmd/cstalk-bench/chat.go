@@ -233,6 +233,7 @@ func runChat(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	if !cpuFrom.at.IsZero() {
 		res.ServerCPUPct, res.GeneratorCPUPct = cpuTo.since(cpuFrom)
+		res.perCPU()
 	}
 	res.print(*jsonOut)
 	return nil

@@ -46,9 +46,11 @@ if [ "$RABBIT_NOFILE" -lt $((IDLE_CONNS + SUBS + PUBS + 200)) ]; then
 	exit 1
 fi
 
+RABBIT_SCHEDULERS=$(rabbitmqctl eval 'erlang:system_info(schedulers_online).' 2>/dev/null | tail -n1)
 BROKER_PID=
 CHAT_PID=
 cleanup() {
+	rabbitmqctl eval "erlang:system_flag(schedulers_online, $RABBIT_SCHEDULERS)." >/dev/null 2>&1 || true
 	if [ -n "$CHAT_PID" ]; then kill "$CHAT_PID" 2>/dev/null || true; wait "$CHAT_PID" 2>/dev/null || true; fi
 	taskset -a -pc "$RABBIT_AFFINITY" "$RABBIT_PID" >/dev/null 2>&1 || true
 	if [ -n "$BROKER_PID" ]; then kill "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null || true; fi
@@ -85,8 +87,11 @@ idle() { # name, then idle flags
 echo "start: $(uptime)" | tee "$OUT/uptime.txt" >&2
 
 # Both servers on core 0, the generator alone on core 1.
+# RabbitMQ gets one scheduler for its one core: two schedulers sharing a
+# core only take turns spinning (measured: about half the throughput).
 start_broker
 taskset -a -pc 0 "$RABBIT_PID" >/dev/null
+rabbitmqctl eval 'erlang:system_flag(schedulers_online, 1).' >/dev/null
 
 # Idle first, on a fresh cstalk process whose heap has not grown under load.
 idle cstalk-idle --url "$CSTALK_URL" --pid "$BROKER_PID"
@@ -128,18 +133,22 @@ if [ "$CHAT" = 1 ]; then
 fi
 echo "end: $(uptime)" | tee -a "$OUT/uptime.txt" >&2
 
+row() { # name, result file
+	jq -r --arg r "$1" '[$r, (.published_per_sec|floor), (.delivered_per_sec|floor), .p50_us, .p99_us, .p999_us,
+		.max_us, .lost, .errors, ((.server_cpu_pct // 0)|floor), ((.delivered_per_server_cpu_sec // 0)|floor)] | @tsv' "$2" |
+		awk -F'\t' '{printf "%-14s %10s %10s %8s %8s %8s %8s %6s %6s %6s %12s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11}'
+}
+
 echo
 echo "subs=$SUBS pubs=$PUBS dests=$DESTS (fan-out $((SUBS / DESTS))) duration=$DURATION, servers on core 0, generator on core 1"
-printf '%-14s %12s %12s %9s %9s %9s %9s %7s %7s\n' run pub/s deliv/s p50us p99us p999us maxus lost errors
+printf '%-14s %10s %10s %8s %8s %8s %8s %6s %6s %6s %12s\n' run pub/s deliv/s p50us p99us p999us maxus lost errors cpu% deliv/cpu-s
 for r in cstalk-max rabbit-max cstalk-half rabbit-half cstalk-common rabbit-common; do
-	jq -r --arg r "$r" '[$r, (.published_per_sec|floor), (.delivered_per_sec|floor), .p50_us, .p99_us, .p999_us, .max_us, .lost, .errors] | @tsv' "$OUT/$r.json" |
-		awk -F'\t' '{printf "%-14s %12s %12s %9s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}'
+	row "$r" "$OUT/$r.json"
 done
 if [ "$CHAT" = 1 ]; then
 	echo "chat server (cstalk serve --demo, SQLite) on core 0: $CHAT_CUSTOMERS customers in their rooms with 2 counselors; each MESSAGE stored, then delivered to 2"
 	for rate in $CHAT_RATES; do
-		jq -r --arg r "chat-$rate" '[$r, (.published_per_sec|floor), (.delivered_per_sec|floor), .p50_us, .p99_us, .p999_us, .max_us, .lost, .errors] | @tsv' "$OUT/chat-$rate.json" |
-			awk -F'\t' '{printf "%-14s %12s %12s %9s %9s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9}'
+		row "chat-$rate" "$OUT/chat-$rate.json"
 	done
 fi
 for r in cstalk-idle rabbit-idle; do

@@ -97,7 +97,10 @@ type loadResult struct {
 	MeasuredSeconds  float64 `json:"measured_seconds"`
 	FanOutPerMessage float64 `json:"fan_out"`
 	ServerCPUPct     float64 `json:"server_cpu_pct,omitempty"`
-	GeneratorCPUPct  float64 `json:"generator_cpu_pct"`
+	// DeliveredPerCPUSec is delivered messages per second of server CPU:
+	// steadier than msgs/s on a machine where other work takes the server's core.
+	DeliveredPerCPUSec float64 `json:"delivered_per_server_cpu_sec,omitempty"`
+	GeneratorCPUPct    float64 `json:"generator_cpu_pct"`
 }
 
 func (r loadResult) print(asJSON bool) {
@@ -120,9 +123,19 @@ func (r loadResult) print(asJSON bool) {
 		r.Published, r.PublishedPerSec, r.Delivered, r.DeliveredPerSec, r.MeasuredSeconds, r.Lost, r.Errors)
 	fmt.Printf("latency µs: p50 %d  p90 %d  p99 %d  p99.9 %d  max %d  (%d samples)\n",
 		r.LatencyP50us, r.LatencyP90us, r.LatencyP99us, r.LatencyP999us, r.LatencyMaxus, r.LatencySamples)
-	fmt.Printf("cpu over the measured window: server %.0f%%  generator %.0f%% (100%% = one core)\n", r.ServerCPUPct, r.GeneratorCPUPct)
+	fmt.Printf("cpu over the measured window: server %.0f%%  generator %.0f%% (100%% = one core)", r.ServerCPUPct, r.GeneratorCPUPct)
+	if r.DeliveredPerCPUSec > 0 {
+		fmt.Printf("; %.0f deliveries per server CPU-second", r.DeliveredPerCPUSec)
+	}
+	fmt.Println()
 	if r.FirstError != "" {
 		fmt.Printf("first error: %s\n", r.FirstError)
+	}
+}
+
+func (r *loadResult) perCPU() {
+	if r.ServerCPUPct > 0 {
+		r.DeliveredPerCPUSec = r.DeliveredPerSec / (r.ServerCPUPct / 100)
 	}
 }
 
@@ -284,6 +297,7 @@ func load(ctx context.Context, t *target, c loadConfig, log *slog.Logger) (loadR
 	res.FanOutPerMessage = float64(c.subs) / float64(c.dests)
 	if !cpuFrom.at.IsZero() {
 		res.ServerCPUPct, res.GeneratorCPUPct = cpuTo.since(cpuFrom)
+		res.perCPU()
 	}
 	return res, nil
 }
