@@ -48,6 +48,7 @@ type Conn struct {
 	version   version // set once at CONNECT, before anything else is queued
 	principal any
 	connected bool                     // CONNECTED queued
+	english   bool                     // CONNECT asked for accept-language: en
 	subs      map[string]*subscription // by subscription id
 	queue     []outItem
 	spare     []outItem
@@ -313,6 +314,7 @@ func (c *Conn) failLocked(e *protocolError, receiptID string, extra ...string) (
 	if v == 0 {
 		v = v12
 	}
+	e = localized(e, c.english)
 	if e.message != "" {
 		c.queue = append(c.queue, outItem{msg: &message{suffix: encodeError(v, e, receiptID, extra...)}, cmd: outError})
 	}

@@ -9,10 +9,12 @@
 //
 // Server.Handler serves Config.Path (default /ws): every SockJS transport
 // sockjs-client 1.6 uses (websocket, xhr-streaming, xhr-polling,
-// eventsource, iframe/htmlfile, jsonp) and /ws/info through sockjs-go, and
-// a raw WebSocket at /ws/websocket carrying plain STOMP frames (subprotocols
-// v12.stomp, v11.stomp, v10.stomp). When several frames are queued for a
-// client they travel in one transport message.
+// eventsource, iframe/htmlfile, jsonp) and /ws/info, and a raw WebSocket at
+// /ws/websocket carrying plain STOMP frames (subprotocols v12.stomp,
+// v11.stomp, v10.stomp). sockjs-go serves the HTTP transports, /info and the
+// iframe page; the SockJS websocket transport is served here, with a size
+// limit on inbound messages. When several frames are queued for a client
+// they travel in one transport message.
 //
 // # Destinations
 //
@@ -29,9 +31,9 @@
 // Frame size, header count and header line length are checked on the raw
 // bytes before a frame is parsed; subscriptions, transactions and the
 // outbound queue are bounded per connection. A breach, a malformed frame or
-// a refusal gets an ERROR frame (a short stable message header and a
-// readable body) and the connection closes; other connections never wait
-// for it. A client that cannot keep up with its messages is cut with
+// a refusal gets an ERROR frame (a short stable English code in the message
+// header, a readable body in Korean, or English after accept-language: en)
+// and the connection closes; other connections never wait for it. A client that cannot keep up with its messages is cut with
 // "slow consumer".
 //
 // # Cluster

@@ -133,6 +133,24 @@ func TestBadInputGetsErrorAndHarmsNobody(t *testing.T) {
 	}
 }
 
+func TestErrorBodyLanguage(t *testing.T) {
+	s := startServer(t, DefaultConfig(), nil)
+	ko := newRawClient(t, s.wsURL("/ws/websocket"))
+	ko.connect("")
+	ko.write("SEND\n\nx\x00")
+	f := ko.expect("ERROR")
+	if f.Header.Get("message") != "missing destination" || !strings.HasPrefix(string(f.Body), "destination 헤더가 필요합니다.") {
+		t.Fatalf("Korean ERROR: %s %q", headerString(f.Header), f.Body)
+	}
+	en := newRawClient(t, s.wsURL("/ws/websocket"))
+	en.connect("accept-language:en-US")
+	en.write("SEND\n\nx\x00")
+	f = en.expect("ERROR")
+	if f.Header.Get("message") != "missing destination" || string(f.Body) != "SEND needs a destination header\n" {
+		t.Fatalf("English ERROR: %s %q", headerString(f.Header), f.Body)
+	}
+}
+
 func TestSplitAndCoalescedFrames(t *testing.T) {
 	s := startServer(t, limitedConfig(), nil)
 	c := newRawClient(t, s.wsURL("/ws/websocket"))
