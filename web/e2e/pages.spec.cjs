@@ -171,6 +171,9 @@ async function main() {
       assert.equal(await page.locator('.messages script').count(), 0, 'markup became a script');
     }
     assert.equal(await bubble(agent, XSS_IMG).locator('.text').textContent(), XSS_IMG);
+    assert.equal(await cust.locator('#welcome').isVisible(), false, 'waiting text stays after assignment');
+    await shot(agent, 'console-conversation');
+    await shot(cust, 'customer-chat');
 
     step('counselor deletes its own message; both sides see it deleted');
     const doomed = bubble(pane, '확인 후 바로 안내드리겠습니다.');
@@ -183,7 +186,6 @@ async function main() {
     step('history pages back with MESSAGE_LIST startId');
     for (let i = 1; i <= 32; i++) await say(cust, `추가 질문 ${i}`);
     await bubble(pane, '추가 질문 32').waitFor();
-    await shot(cust, 'customer-chat');
     await agent.locator(`.open-tab[data-room-id="${roomId}"] .open-tab-close`).click();
     await agent.locator(`.room-item[data-room-id="${roomId}"]`).click();
     await bubble(pane, '추가 질문 32').waitFor();
@@ -204,7 +206,7 @@ async function main() {
     await agent.locator(`.open-tab[data-room-id="${roomId}"] .open-tab-main`).click();
     await say(cust2, '다음 주 화요일이요.');
     await agent.locator(`.open-tab[data-room-id="${room2}"] .badge`).filter({ hasText: '1' }).waitFor();
-    await shot(agent, 'console-conversation');
+    await shot(agent, 'console-two-rooms');
 
     step('admin sees every room, who is assigned, and the counselors');
     const admin = await adminCtx.newPage();

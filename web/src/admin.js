@@ -128,9 +128,9 @@ function renderRooms() {
       h('td', { class: 'assignee' }, r.member ? r.member.name : h('span', { class: 'muted' }, t('unassigned'))),
       h('td', { class: 'preview' }, preview(r.lastMessage)),
       h('td', { class: 'muted nowrap' }, r.updateDate),
-      h('td', { class: 'actions nowrap' },
+      h('td', { class: 'actions nowrap' }, h('div', {},
         h('button', { type: 'button', class: 'ghost small view-room', onclick: () => openDetail(r) }, t('view')),
-        r.status !== 'ENDED' ? h('button', { type: 'button', class: 'danger small end-room', onclick: (e) => confirmEnd(e.currentTarget, r) }, t('endRoom')) : null)));
+        r.status !== 'ENDED' ? h('button', { type: 'button', class: 'danger small end-room', onclick: (e) => confirmEnd(e.currentTarget, r) }, t('endRoom')) : null))));
   }
 }
 

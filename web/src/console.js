@@ -218,6 +218,7 @@ function activate(id) {
   }
   const r = state.open.get(id);
   if (r) {
+    r.view.follow();
     markRead(r);
     r.composer.text.focus();
   }

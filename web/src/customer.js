@@ -19,6 +19,7 @@ const state = {
   readUpTo: 0,
   pendingOlder: false,
   welcome: null,
+  status: '',
 };
 
 // identity is what both STOMP CONNECT and the HTTP API accept from a
@@ -97,7 +98,8 @@ function setEnded(ended) {
 function renderWelcome() {
   const el = $('#welcome');
   el.textContent = state.welcome || t('customerWelcome');
-  el.hidden = state.ended || !state.roomId;
+  // The waiting text matters only until a counselor takes the room.
+  el.hidden = state.ended || !state.roomId || state.status !== 'WAITING';
 }
 
 function onEvent(env) {
@@ -132,7 +134,11 @@ function onEvent(env) {
       renderWelcome();
       break;
     case 'ROOM_DETAIL':
-      if (data.room) setEnded(data.room.status === 'ENDED');
+      if (data.room) {
+        state.status = data.room.status;
+        setEnded(data.room.status === 'ENDED');
+        renderWelcome();
+      }
       break;
     case 'MESSAGE_LIST':
       view.setPage(data.messages || [], state.pendingOlder);

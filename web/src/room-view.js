@@ -20,6 +20,14 @@ export class RoomView {
     this.list = h('ol', { class: 'messages', 'aria-live': 'polite' });
     this.empty = h('p', { class: 'empty-note' }, t('loading'));
     this.el = h('div', { class: 'conversation' }, this.olderButton, this.empty, this.list);
+    // pinned: the reader is at the newest message, so the view follows
+    // what arrives (and images that finish loading) down.
+    this.pinned = true;
+    this.el.addEventListener('scroll', () => { this.pinned = this.nearBottom(); });
+  }
+
+  follow() {
+    if (this.pinned) this.el.scrollTop = this.el.scrollHeight;
   }
 
   loadOlder() {
@@ -62,9 +70,8 @@ export class RoomView {
   }
 
   add(m) {
-    const stick = this.nearBottom();
     this.messages.set(m.id, m);
-    this.render(stick ? 'bottom' : 'keep');
+    this.render('keep');
   }
 
   markDeleted(id) {
@@ -105,21 +112,33 @@ export class RoomView {
     const sorted = [...this.messages.values()].sort((a, b) => a.id - b.id);
     clear(this.list);
     let day = '';
+    let prev = null;
     for (const m of sorted) {
       const d = (m.createDate || '').slice(0, 10);
       if (d && d !== day) {
         day = d;
+        prev = null;
         this.list.append(h('li', { class: 'day' }, h('span', {}, d)));
       }
-      this.list.append(this.renderMessage(m));
+      // A run of messages by one speaker names the speaker once.
+      const continued = prev && !prev.isSystemMessage && prev.speakerId === m.speakerId &&
+        prev.messageAdminType === m.messageAdminType;
+      this.list.append(this.renderMessage(m, continued));
+      prev = m;
     }
     this.empty.textContent = t('noMessageYet');
     this.empty.hidden = sorted.length > 0;
     this.olderButton.hidden = !this.hasMore;
     this.olderButton.disabled = this.loadingOlder;
     if (!this.loadingOlder) this.olderButton.textContent = t('loadOlder');
-    if (scroll === 'bottom') s.scrollTop = s.scrollHeight;
-    else s.scrollTop = s.scrollHeight - fromBottom;
+    if (scroll === 'bottom') {
+      s.scrollTop = s.scrollHeight;
+      this.pinned = true;
+    } else if (this.pinned) {
+      s.scrollTop = s.scrollHeight;
+    } else {
+      s.scrollTop = s.scrollHeight - fromBottom;
+    }
   }
 
   isMine(m) {
@@ -133,7 +152,7 @@ export class RoomView {
     return m.speakerId === this.mySpeakerId && this.mySpeakerId !== 0;
   }
 
-  renderMessage(m) {
+  renderMessage(m, continued) {
     if (m.isSystemMessage) {
       return h('li', { class: 'msg system', dataset: { id: m.id } }, h('span', {}, m.message));
     }
@@ -147,15 +166,16 @@ export class RoomView {
     else if (m.messageType === 1) body = this.renderImage(m);
     else body = h('span', { class: 'text' }, m.message);
     const side = h('div', { class: 'side' });
+    if (this.canDelete(m)) {
+      side.append(h('button', { class: 'link delete', type: 'button', onclick: () => this.onDelete(m) }, t('deleteMsg')));
+    }
     if (mine && !m.isDeleted && !note) {
       side.append(h('span', { class: m.noReadCount > 0 ? 'read-state unread' : 'read-state', dataset: { unread: m.noReadCount } },
         m.noReadCount > 0 ? t('unread') : t('read')));
     }
     side.append(h('time', { title: m.createDate }, (m.createDate || '').slice(11, 16)));
-    if (this.canDelete(m)) {
-      side.append(h('button', { class: 'link delete', type: 'button', onclick: () => this.onDelete(m) }, t('deleteMsg')));
-    }
-    const who = mine && this.viewer === 'customer' ? null : m.speakerName;
+    const who = continued || (mine && this.viewer === 'customer') ? null : m.speakerName;
+    if (continued) classes.push('continued');
     return h('li', { class: classes.join(' '), dataset: { id: m.id } },
       (who || note) ? h('div', { class: 'who' }, note ? h('span', { class: 'note-tag' }, t('internalNote')) : null, who) : null,
       h('div', { class: 'row' }, h('div', { class: 'bubble' }, body), side));
@@ -166,7 +186,7 @@ export class RoomView {
     const thumb = safePath(m.thumbnail) || full;
     if (!full) return h('span', { class: 'text' }, t('image'));
     return h('a', { href: this.fileUrl(full), target: '_blank', rel: 'noopener noreferrer', class: 'image-link' },
-      h('img', { src: this.fileUrl(thumb), alt: t('image'), loading: 'lazy' }));
+      h('img', { src: this.fileUrl(thumb), alt: t('image'), onload: () => this.follow() }));
   }
 }
 
