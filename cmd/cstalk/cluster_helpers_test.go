@@ -1,0 +1,673 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mysqldriver "github.com/go-sql-driver/mysql"
+	"github.com/go-stomp/stomp/v3"
+	"github.com/go-stomp/stomp/v3/frame"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cstalk/cstalk/broker/brokertest"
+)
+
+// Helpers of the multi-node tests: a redis-server and a MariaDB database of
+// each test's own, a TCP proxy that can cut the database off, in-process
+// nodes, and chat clients on go-stomp.
+
+const clusterWait = 15 * time.Second
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// waitUntil polls cond until it holds or fails the test after timeout.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true after %v", what, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// redisProc is a redis-server of the test's own on a spare port, so the
+// test can kill it and start it again (empty, as after a crash).
+type redisProc struct {
+	t    *testing.T
+	port int
+	cmd  *exec.Cmd
+	exit chan error
+}
+
+func startRedis(t *testing.T) *redisProc {
+	t.Helper()
+	r := &redisProc{t: t, port: freePort(t)}
+	r.start()
+	t.Cleanup(func() {
+		if r.cmd != nil {
+			r.kill()
+		}
+	})
+	return r
+}
+
+func (r *redisProc) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
+
+func (r *redisProc) start() {
+	r.t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		r.t.Fatalf("redis-server is required: %v", err)
+	}
+	r.cmd = exec.Command(path, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--loglevel", "warning")
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatalf("start redis-server: %v", err)
+	}
+	r.exit = make(chan error, 1)
+	go func(cmd *exec.Cmd, exit chan<- error) { exit <- cmd.Wait() }(r.cmd, r.exit)
+	client := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port), MaxRetries: -1})
+	defer client.Close()
+	waitUntil(r.t, clusterWait, "redis-server answers", func() bool {
+		select {
+		case err := <-r.exit:
+			r.t.Fatalf("redis-server exited at start: %v", err)
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return client.Ping(ctx).Err() == nil
+	})
+}
+
+// kill stops the server as a crash would.
+func (r *redisProc) kill() {
+	r.t.Helper()
+	if err := r.cmd.Process.Kill(); err != nil {
+		r.t.Fatalf("kill redis-server: %v", err)
+	}
+	select {
+	case <-r.exit:
+	case <-time.After(clusterWait):
+		r.t.Fatal("redis-server did not exit after kill")
+	}
+	r.cmd = nil
+}
+
+// freshMariaDB creates an empty database on the machine's MariaDB for this
+// test, dropped when it ends, and returns its cstalk DSN and a handle for
+// checking what is stored. An unreachable MariaDB fails the test.
+func freshMariaDB(t *testing.T) (dsn string, db *sql.DB) {
+	t.Helper()
+	cfg := mysqldriver.NewConfig()
+	cfg.User, cfg.Net, cfg.Addr = "root", "tcp", "127.0.0.1:3306"
+	admin, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatalf("open MariaDB: %v", err)
+	}
+	defer admin.Close()
+	name := "cstalk_cluster_" + randomHex(6)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
+		t.Fatalf("MariaDB on 127.0.0.1:3306 is required: create database: %v", err)
+	}
+	cfg.DBName = name
+	cfg.ParseTime = true
+	if db, err = sql.Open("mysql", cfg.FormatDSN()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		cfg.DBName = ""
+		drop, err := sql.Open("mysql", cfg.FormatDSN())
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, _ = drop.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name)
+			cancel()
+			drop.Close()
+		}
+	})
+	return "mysql://root@127.0.0.1:3306/" + name, db
+}
+
+// storedBodies returns the text of every message of room, in id order.
+func storedBodies(t *testing.T, db *sql.DB, room string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, "SELECT body FROM messages WHERE room_id = ? ORDER BY id", room)
+	if err != nil {
+		t.Fatalf("read stored messages: %v", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, body)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// tcpProxy forwards connections to a target and can cut them off: cut
+// closes every open connection and refuses new ones until restore, as a
+// network partition or a database crash would look to a client.
+type tcpProxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		ln.Close()
+		p.closeAll()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *tcpProxy) accept() {
+	defer p.wg.Done()
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		refused := p.cut
+		p.mu.Unlock()
+		if refused {
+			client.Close()
+			continue
+		}
+		server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+		if err != nil {
+			client.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[client], p.conns[server] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(client, server)
+		go p.pipe(server, client)
+	}
+}
+
+func (p *tcpProxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	_, _ = io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+	p.mu.Lock()
+	delete(p.conns, dst)
+	delete(p.conns, src)
+	p.mu.Unlock()
+}
+
+func (p *tcpProxy) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+func (p *tcpProxy) setCut(cut bool) {
+	p.mu.Lock()
+	p.cut = cut
+	p.mu.Unlock()
+	if cut {
+		p.closeAll()
+	}
+}
+
+// clusterNode is one in-process node built by newServer, as `cstalk serve`
+// builds it.
+type clusterNode struct {
+	srv  *server
+	base string // http://127.0.0.1:PORT
+	stop context.CancelFunc
+	ran  chan error
+}
+
+// clusterConfig is the configuration every node of one test shares.
+func clusterConfig(t *testing.T, db, redisURL string) serveConfig {
+	cfg := defaultServeConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DB = db
+	cfg.Redis = redisURL
+	cfg.JWTSecret = "cluster-test-secret-" + randomHex(8)
+	cfg.UploadDir = filepath.Join(t.TempDir(), "uploads")
+	cfg.Demo = true
+	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.LogLevel = "warn"
+	return cfg
+}
+
+func startClusterNode(t *testing.T, name string, cfg serveConfig) *clusterNode {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", name)
+	srv, err := newServer(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("node %s: %v", name, err)
+	}
+	n := &clusterNode{srv: srv, base: "http://" + srv.ln.Addr().String(), stop: cancel, ran: make(chan error, 1)}
+	go func() { n.ran <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-n.ran:
+		case <-time.After(clusterWait):
+			t.Errorf("node %s did not stop", name)
+		}
+		srv.Close()
+	})
+	return n
+}
+
+func (n *clusterNode) wsURL() string { return "ws" + strings.TrimPrefix(n.base, "http") + "/ws/websocket" }
+
+func (n *clusterNode) sockJSURL() string { return n.base + "/ws" }
+
+// testLogWriter sends node logs to the test log, shown when a test fails.
+type testLogWriter struct{ t *testing.T }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func readyStatus(base string) int {
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+func waitReady(t *testing.T, base string, want int) {
+	t.Helper()
+	waitUntil(t, clusterWait, fmt.Sprintf("%s/readyz answers %d", base, want), func() bool { return readyStatus(base) == want })
+}
+
+// login returns a counselor's bearer token from any node.
+func login(t *testing.T, base, name string) string {
+	t.Helper()
+	resp, err := http.Post(base+"/api/auth/login", "application/json",
+		strings.NewReader(`{"loginName":"`+name+`","password":"demo1234"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Token == "" {
+		t.Fatalf("login %s: status %d, %v", name, resp.StatusCode, err)
+	}
+	return out.Token
+}
+
+// event is one chat event as received.
+type event struct {
+	Name string
+	Raw  string
+	M    map[string]any
+}
+
+func (e event) data() map[string]any {
+	d, _ := e.M["data"].(map[string]any)
+	return d
+}
+
+// message returns data.message of a MESSAGE event.
+func (e event) message() map[string]any {
+	m, _ := e.data()["message"].(map[string]any)
+	return m
+}
+
+func (e event) text() string {
+	s, _ := e.message()["message"].(string)
+	return s
+}
+
+func (e event) listTexts() []string {
+	list, _ := e.data()["messages"].([]any)
+	out := make([]string, 0, len(list))
+	for _, m := range list {
+		if mm, ok := m.(map[string]any); ok {
+			s, _ := mm["message"].(string)
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (e event) listIDs() []int64 {
+	list, _ := e.data()["messages"].([]any)
+	out := make([]int64, 0, len(list))
+	for _, m := range list {
+		if mm, ok := m.(map[string]any); ok {
+			id, _ := mm["id"].(float64)
+			out = append(out, int64(id))
+		}
+	}
+	return out
+}
+
+func parseEvent(t *testing.T, body []byte) event {
+	t.Helper()
+	var ev event
+	ev.Raw = string(body)
+	if err := json.Unmarshal(body, &ev.M); err != nil {
+		t.Fatalf("event is not JSON: %q", body)
+	}
+	ev.Name, _ = ev.M["eventName"].(string)
+	return ev
+}
+
+// chatClient is a go-stomp connection to one node.
+type chatClient struct {
+	t       *testing.T
+	name    string
+	conn    *stomp.Conn
+	private *stomp.Subscription
+}
+
+func dialChat(t *testing.T, name string, n *clusterNode, headers map[string]string) *chatClient {
+	t.Helper()
+	opts := []func(*stomp.Conn) error{stomp.ConnOpt.HeartBeat(0, 0)}
+	for k, v := range headers {
+		opts = append(opts, stomp.ConnOpt.Header(k, v))
+	}
+	conn := brokertest.ConnectGo(t, n.wsURL(), opts...)
+	c := &chatClient{t: t, name: name, conn: conn}
+	c.private = c.subscribe("/user/session/message")
+	return c
+}
+
+func customerHeaders(number string) map[string]string {
+	return map[string]string{"companyId": "1", "gasappMemberNumber": number, "name": "고객" + number}
+}
+
+func memberHeaders(token string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + token}
+}
+
+func (c *chatClient) subscribe(dest string) *stomp.Subscription {
+	c.t.Helper()
+	sub, err := c.conn.Subscribe(dest, stomp.AckAuto)
+	if err != nil {
+		c.t.Fatalf("%s: subscribe %s: %v", c.name, dest, err)
+	}
+	return sub
+}
+
+// next returns the next event on sub.
+func (c *chatClient) next(sub *stomp.Subscription) event {
+	c.t.Helper()
+	msg, err := brokertest.NextGoMessage(sub, clusterWait)
+	if err != nil {
+		c.t.Fatalf("%s: waiting on %s: %v", c.name, sub.Destination(), err)
+	}
+	return parseEvent(c.t, msg.Body)
+}
+
+// await skips events until one named name that match accepts (nil: any).
+func (c *chatClient) await(sub *stomp.Subscription, name string, match func(event) bool) event {
+	c.t.Helper()
+	deadline := time.Now().Add(clusterWait)
+	for time.Now().Before(deadline) {
+		ev := c.next(sub)
+		if ev.Name == name && (match == nil || match(ev)) {
+			return ev
+		}
+	}
+	c.t.Fatalf("%s: no %s on %s within %v", c.name, name, sub.Destination(), clusterWait)
+	return event{}
+}
+
+func withText(text string) func(event) bool {
+	return func(ev event) bool { return ev.text() == text }
+}
+
+func chatBody(name string, data any) []byte {
+	b, _ := json.Marshal(map[string]any{"eventName": name, "data": data})
+	return b
+}
+
+// trySend SENDs an event and waits for its receipt; it returns the error of
+// a send that got none (the connection failed).
+func (c *chatClient) trySend(name string, data any, headers ...string) error {
+	sendOpts := []func(*frame.Frame) error{stomp.SendOpt.Receipt}
+	for i := 0; i+1 < len(headers); i += 2 {
+		sendOpts = append(sendOpts, stomp.SendOpt.Header(headers[i], headers[i+1]))
+	}
+	return c.conn.Send("/pub/socket/message", "application/json", chatBody(name, data), sendOpts...)
+}
+
+func (c *chatClient) send(name string, data any, headers ...string) {
+	c.t.Helper()
+	if err := c.trySend(name, data, headers...); err != nil {
+		c.t.Fatalf("%s: send %s: %v", c.name, name, err)
+	}
+}
+
+// sendNoWait SENDs an event without a receipt.
+func (c *chatClient) sendNoWait(name string, data any, headers ...string) {
+	c.t.Helper()
+	var sendOpts []func(*frame.Frame) error
+	for i := 0; i+1 < len(headers); i += 2 {
+		sendOpts = append(sendOpts, stomp.SendOpt.Header(headers[i], headers[i+1]))
+	}
+	if err := c.conn.Send("/pub/socket/message", "application/json", chatBody(name, data), sendOpts...); err != nil {
+		c.t.Fatalf("%s: send %s: %v", c.name, name, err)
+	}
+}
+
+func textMessage(text, clientID string) map[string]any {
+	d := map[string]any{"messageType": 0, "message": text, "messageDetail": ""}
+	if clientID != "" {
+		d["clientMessageId"] = clientID
+	}
+	return d
+}
+
+// rawClient speaks STOMP frames itself over the raw WebSocket, for tests
+// that must see exactly which frames arrive and in what order (a receipt
+// that must not come).
+type rawClient struct {
+	t      *testing.T
+	name   string
+	stream io.ReadWriteCloser
+	w      *frame.Writer
+	frames chan *frame.Frame
+	done   chan struct{}
+}
+
+func dialRaw(t *testing.T, name string, n *clusterNode, headers map[string]string) *rawClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
+	defer cancel()
+	stream, err := brokertest.DialWebSocket(ctx, n.wsURL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &rawClient{t: t, name: name, stream: stream, w: frame.NewWriter(stream),
+		frames: make(chan *frame.Frame, 256), done: make(chan struct{})}
+	t.Cleanup(func() { stream.Close() })
+	go func() {
+		defer close(c.done)
+		r := frame.NewReader(stream)
+		for {
+			f, err := r.Read()
+			if err != nil {
+				return
+			}
+			if f != nil { // nil: a heart-beat
+				c.frames <- f
+			}
+		}
+	}()
+	connect := frame.New(frame.CONNECT, frame.AcceptVersion, "1.2", frame.Host, "/")
+	for k, v := range headers {
+		connect.Header.Add(k, v)
+	}
+	c.write(connect)
+	c.expect(frame.CONNECTED)
+	c.write(frame.New(frame.SUBSCRIBE, frame.Id, "private", frame.Destination, "/user/session/message"))
+	return c
+}
+
+func (c *rawClient) write(f *frame.Frame) {
+	c.t.Helper()
+	if err := c.w.Write(f); err != nil {
+		c.t.Fatalf("%s: write %s: %v", c.name, f.Command, err)
+	}
+}
+
+func (c *rawClient) next() *frame.Frame {
+	c.t.Helper()
+	select {
+	case f := <-c.frames:
+		return f
+	case <-c.done:
+		select {
+		case f := <-c.frames:
+			return f
+		default:
+		}
+		c.t.Fatalf("%s: connection closed", c.name)
+	case <-time.After(clusterWait):
+		c.t.Fatalf("%s: no frame within %v", c.name, clusterWait)
+	}
+	return nil
+}
+
+func (c *rawClient) expect(command string) *frame.Frame {
+	c.t.Helper()
+	f := c.next()
+	if f.Command != command {
+		c.t.Fatalf("%s: got %s %v %q, want %s", c.name, f.Command, f.Header, f.Body, command)
+	}
+	return f
+}
+
+// expectEvent reads the next frame, which must be a MESSAGE carrying the
+// chat event name, and returns the event.
+func (c *rawClient) expectEvent(name string) event {
+	c.t.Helper()
+	f := c.expect(frame.MESSAGE)
+	ev := parseEvent(c.t, f.Body)
+	if ev.Name != name {
+		c.t.Fatalf("%s: got event %s, want %s", c.name, ev.Raw, name)
+	}
+	return ev
+}
+
+// awaitEvent skips frames until the chat event name on destination arrives.
+func (c *rawClient) awaitEvent(destination, name string) event {
+	c.t.Helper()
+	deadline := time.Now().Add(clusterWait)
+	for time.Now().Before(deadline) {
+		f := c.next()
+		if f.Command == frame.ERROR {
+			c.t.Fatalf("%s: ERROR frame %v %q", c.name, f.Header, f.Body)
+		}
+		if f.Command != frame.MESSAGE || strings.TrimPrefix(f.Header.Get(frame.Destination), "/") != strings.TrimPrefix(destination, "/") {
+			continue
+		}
+		if ev := parseEvent(c.t, f.Body); ev.Name == name {
+			return ev
+		}
+	}
+	c.t.Fatalf("%s: no %s on %s within %v", c.name, name, destination, clusterWait)
+	return event{}
+}
+
+func (c *rawClient) sendEvent(receipt, name string, data any) {
+	c.t.Helper()
+	f := frame.New(frame.SEND, frame.Destination, "/pub/socket/message", frame.ContentType, "application/json")
+	if receipt != "" {
+		f.Header.Add(frame.Receipt, receipt)
+	}
+	f.Body = chatBody(name, data)
+	c.write(f)
+}
+
+// awaitReceipt skips MESSAGE frames until the RECEIPT id; any other RECEIPT
+// or an ERROR frame first fails the test.
+func (c *rawClient) awaitReceipt(id string) {
+	c.t.Helper()
+	for {
+		f := c.next()
+		switch f.Command {
+		case frame.MESSAGE:
+			continue
+		case frame.RECEIPT:
+			if got := f.Header.Get(frame.ReceiptId); got != id {
+				c.t.Fatalf("%s: RECEIPT %q, want %q", c.name, got, id)
+			}
+			return
+		default:
+			c.t.Fatalf("%s: got %s %v %q while waiting for RECEIPT %s", c.name, f.Command, f.Header, f.Body, id)
+		}
+	}
+}

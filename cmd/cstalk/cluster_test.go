@@ -1,0 +1,136 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/go-stomp/stomp/v3/frame"
+)
+
+// The cluster tests run several nodes that share one MariaDB database (fresh
+// per test) and one redis-server (of the test's own, so it can be killed),
+// and check that they behave as one server through faults, losing nothing a
+// client was told is stored.
+
+// TestClusterRedisRestart: while Redis is down both nodes say they are not
+// ready, yet each keeps serving its own clients and storing; when Redis is
+// back they reconnect and resubscribe by themselves, and a counselor on the
+// other node recovers what it missed with MESSAGE_LIST.
+func TestClusterRedisRestart(t *testing.T) {
+	rds := startRedis(t)
+	dsn, db := freshMariaDB(t)
+	cfg := clusterConfig(t, dsn, rds.url())
+	a := startClusterNode(t, "a", cfg)
+	b := startClusterNode(t, "b", cfg)
+	waitReady(t, a.base, 200)
+	waitReady(t, b.base, 200)
+
+	cust := dialChat(t, "customer@a", a, customerHeaders("5001"))
+	roomID := cust.await(cust.private, "LOGINED", nil).M["roomId"].(string)
+	roomDest := "/sub/socket/room/" + roomID
+	custRoom := cust.subscribe(roomDest)
+	cust.await(cust.private, "WELCOME_MESSAGE", nil)
+
+	agent := dialChat(t, "agent1@b", b, memberHeaders(login(t, b.base, "agent1")))
+	agentRoom := agent.subscribe(roomDest)
+	agent.await(agent.private, "MESSAGE_LIST", nil)
+	watcher := dialChat(t, "agent2@a", a, memberHeaders(login(t, a.base, "agent2")))
+	watcherRoom := watcher.subscribe(roomDest)
+	watcher.await(watcher.private, "MESSAGE_LIST", nil)
+
+	cust.send("MESSAGE", textMessage("before", "c-before"))
+	agent.await(agentRoom, "MESSAGE", withText("before"))
+
+	rds.kill()
+	waitReady(t, a.base, 503)
+	waitReady(t, b.base, 503)
+	// The customer's node still stores and serves its own subscribers; the
+	// receipt comes once the message is stored.
+	cust.send("MESSAGE", textMessage("during", "c-during"))
+	if !slices.Contains(storedBodies(t, db, roomID), "during") {
+		t.Fatal("a receipted message is not in the store")
+	}
+	watcher.await(watcherRoom, "MESSAGE", withText("during"))
+	cust.await(custRoom, "MESSAGE", withText("during"))
+
+	rds.start()
+	waitReady(t, a.base, 200)
+	waitReady(t, b.base, 200)
+	// Nobody subscribed again: the nodes did.
+	cust.send("MESSAGE", textMessage("after", "c-after"))
+	got := agent.await(agentRoom, "MESSAGE", nil)
+	if got.text() != "after" {
+		t.Fatalf("first message after the outage on node b: %s", got.Raw)
+	}
+	agent.send("MESSAGE", textMessage("답변", ""))
+	cust.await(custRoom, "MESSAGE", withText("답변"))
+
+	// The counselor catches up with what Redis could not carry.
+	agent.send("MESSAGE_LIST", map[string]any{"messageAdminType": 0})
+	texts := agent.await(agent.private, "MESSAGE_LIST", nil).listTexts()
+	if i, j, k := slices.Index(texts, "before"), slices.Index(texts, "during"), slices.Index(texts, "after"); i < 0 || j < i || k < j {
+		t.Fatalf("MESSAGE_LIST after the outage: %q", texts)
+	}
+}
+
+// TestClusterDatabaseOutage: a node whose database is cut off refuses a
+// MESSAGE with an ERROR event and no receipt, delivers it nowhere, and says
+// it is not ready; when the database is back the client's retry (same
+// clientMessageId) is stored once and delivered on both nodes.
+func TestClusterDatabaseOutage(t *testing.T) {
+	rds := startRedis(t)
+	dsn, db := freshMariaDB(t)
+	proxy := startProxy(t, "127.0.0.1:3306")
+	cfgB := clusterConfig(t, dsn, rds.url())
+	cfgA := cfgB
+	cfgA.DB = strings.Replace(dsn, "127.0.0.1:3306", proxy.addr(), 1)
+	b := startClusterNode(t, "b", cfgB) // b creates the demo data
+	a := startClusterNode(t, "a", cfgA)
+
+	cust := dialRaw(t, "customer@a", a, customerHeaders("5002"))
+	roomID := cust.expectEvent("LOGINED").M["roomId"].(string)
+	roomDest := "/sub/socket/room/" + roomID
+	cust.write(frame.New(frame.SUBSCRIBE, frame.Id, "room", frame.Destination, roomDest))
+	cust.awaitEvent("/user/session/message", "WELCOME_MESSAGE")
+
+	agent := dialChat(t, "agent1@b", b, memberHeaders(login(t, b.base, "agent1")))
+	agentRoom := agent.subscribe(roomDest)
+	agent.await(agent.private, "MESSAGE_LIST", nil)
+
+	cust.sendEvent("r-first", "MESSAGE", textMessage("first", "c-first"))
+	cust.awaitReceipt("r-first")
+	if !slices.Contains(storedBodies(t, db, roomID), "first") {
+		t.Fatal("a receipted message is not in the store")
+	}
+	agent.await(agentRoom, "MESSAGE", withText("first"))
+
+	proxy.setCut(true)
+	waitReady(t, a.base, 503)
+	cust.sendEvent("r-lost", "MESSAGE", textMessage("lost", "c-lost"))
+	if ev := cust.expectEvent("ERROR"); !strings.Contains(ev.Raw, "일시적인 오류") {
+		t.Fatalf("ERROR event: %s", ev.Raw)
+	}
+	// Frames on a connection keep their order: had the refused MESSAGE been
+	// receipted or delivered, that would arrive before the probe's answer.
+	probe := frame.New(frame.SEND, frame.Destination, "/pub/socket/message", frame.Receipt, "r-probe")
+	probe.Body = []byte(`{"eventName":`)
+	cust.write(probe)
+	cust.expectEvent("ERROR")
+	if r := cust.expect(frame.RECEIPT); r.Header.Get(frame.ReceiptId) != "r-probe" {
+		t.Fatalf("RECEIPT %v", r.Header)
+	}
+
+	proxy.setCut(false)
+	waitReady(t, a.base, 200)
+	cust.sendEvent("r-retry", "MESSAGE", textMessage("lost", "c-lost"))
+	cust.awaitReceipt("r-retry")
+	if got := agent.await(agentRoom, "MESSAGE", nil); got.text() != "lost" {
+		t.Fatalf("first message node b got after the outage: %s", got.Raw)
+	}
+	bodies := storedBodies(t, db, roomID)
+	first, lost := slices.Index(bodies, "first"), slices.Index(bodies, "lost")
+	if first < 0 || lost < first || slices.Index(bodies[lost+1:], "lost") >= 0 {
+		t.Fatalf("stored: %q", bodies)
+	}
+}
