@@ -320,7 +320,9 @@ func startClusterNode(t *testing.T, name string, cfg serveConfig) *clusterNode {
 	return n
 }
 
-func (n *clusterNode) wsURL() string { return "ws" + strings.TrimPrefix(n.base, "http") + "/ws/websocket" }
+func (n *clusterNode) wsURL() string {
+	return "ws" + strings.TrimPrefix(n.base, "http") + "/ws/websocket"
+}
 
 func (n *clusterNode) sockJSURL() string { return n.base + "/ws" }
 
