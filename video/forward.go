@@ -1,0 +1,181 @@
+package video
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// forwardTrack is one participant's outgoing audio or video as every
+// subscriber sees it. It exists from join to leave, whether or not the
+// participant publishes, so a subscription made before the publisher's
+// offer (the seed's clients do that) needs no renegotiation: packets start
+// flowing when the publisher does. When the source changes (a republish
+// after a reconnect) sequence numbers and timestamps continue where they
+// left off, so subscribers' jitter buffers see one unbroken stream.
+type forwardTrack struct {
+	local     *webrtc.TrackLocalStaticRTP
+	kind      webrtc.RTPCodecType
+	clockRate uint32
+	bindings  atomic.Int32 // subscribers bound to local
+
+	inPackets, inBytes   prometheus.Counter
+	outPackets, outBytes prometheus.Counter
+	keyframes            prometheus.Counter
+	keyframeInterval     time.Duration
+	now                  func() time.Time
+
+	mu        sync.Mutex // guards the rewrite state (one writer at a time)
+	started   bool
+	srcSSRC   uint32
+	seqOffset uint16
+	tsOffset  uint32
+	lastSeq   uint16 // last sequence number sent
+	lastTS    uint32
+	lastAt    time.Time
+
+	kmu        sync.Mutex // guards keyframe requests
+	source     any        // the publishing peer, nil while none
+	requestPLI func()     // asks the source for a keyframe
+	lastPLI    time.Time
+	pliTimer   *time.Timer
+	pliStopped bool
+}
+
+func newForwardTrack(codec webrtc.RTPCodecCapability, kind webrtc.RTPCodecType, streamID string, m *metrics, cfg Config) (*forwardTrack, error) {
+	id := kind.String()
+	local, err := webrtc.NewTrackLocalStaticRTP(codec, id, streamID)
+	if err != nil {
+		return nil, errorf("%s track for %s: %w", id, streamID, err)
+	}
+	return &forwardTrack{
+		local: local, kind: kind, clockRate: codec.ClockRate,
+		inPackets: m.receivedPackets.WithLabelValues(id), inBytes: m.receivedBytes.WithLabelValues(id),
+		outPackets: m.forwardedPackets.WithLabelValues(id), outBytes: m.forwardedBytes.WithLabelValues(id),
+		keyframes: m.keyframeRequests, keyframeInterval: cfg.KeyframeInterval, now: clock(cfg),
+	}, nil
+}
+
+// trackLocal is what subscriptions add: the static track with a count of
+// its bindings, so forwarded packets are counted per subscriber.
+func (f *forwardTrack) trackLocal() webrtc.TrackLocal { return (*countingTrack)(f) }
+
+type countingTrack forwardTrack
+
+func (c *countingTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	p, err := c.local.Bind(ctx)
+	if err == nil {
+		c.bindings.Add(1)
+	}
+	return p, err
+}
+
+func (c *countingTrack) Unbind(ctx webrtc.TrackLocalContext) error {
+	err := c.local.Unbind(ctx)
+	if err == nil {
+		c.bindings.Add(-1)
+	}
+	return err
+}
+
+func (c *countingTrack) ID() string                { return c.local.ID() }
+func (c *countingTrack) RID() string               { return c.local.RID() }
+func (c *countingTrack) StreamID() string          { return c.local.StreamID() }
+func (c *countingTrack) Kind() webrtc.RTPCodecType { return c.local.Kind() }
+
+var _ webrtc.TrackLocal = (*countingTrack)(nil)
+
+// write forwards one packet from the current source. p is modified.
+func (f *forwardTrack) write(p *rtp.Packet, size int) {
+	f.mu.Lock()
+	now := f.now()
+	if !f.started || p.SSRC != f.srcSSRC {
+		if f.started {
+			// Continue after the last packet sent, the timestamp advanced by
+			// the wall time in between.
+			gap := uint32(now.Sub(f.lastAt).Seconds()*float64(f.clockRate)) + 1
+			f.seqOffset = f.lastSeq + 1 - p.SequenceNumber
+			f.tsOffset = f.lastTS + gap - p.Timestamp
+		}
+		f.started, f.srcSSRC = true, p.SSRC
+	}
+	// Header extension ids were negotiated with the publisher and mean
+	// something else (or nothing) to each subscriber.
+	p.Extension, p.Extensions = false, nil
+	p.SequenceNumber += f.seqOffset
+	p.Timestamp += f.tsOffset
+	if int16(p.SequenceNumber-f.lastSeq) > 0 || f.lastAt.IsZero() {
+		f.lastSeq, f.lastTS, f.lastAt = p.SequenceNumber, p.Timestamp, now
+	}
+	// Under the lock so a source switch never interleaves two streams.
+	err := f.local.WriteRTP(p)
+	f.mu.Unlock()
+
+	f.inPackets.Inc()
+	f.inBytes.Add(float64(size))
+	if n := f.bindings.Load(); n > 0 && err == nil {
+		f.outPackets.Add(float64(n))
+		f.outBytes.Add(float64(int(n) * size))
+	}
+}
+
+// setSource makes source (a publishing peer) the one asked for keyframes.
+func (f *forwardTrack) setSource(source any, pli func()) {
+	f.kmu.Lock()
+	f.source, f.requestPLI = source, pli
+	f.kmu.Unlock()
+}
+
+// clearSource forgets source unless another has replaced it already.
+func (f *forwardTrack) clearSource(source any) {
+	f.kmu.Lock()
+	if f.source == source {
+		f.source, f.requestPLI = nil, nil
+	}
+	f.kmu.Unlock()
+}
+
+// requestKeyframe asks the publisher for a keyframe, at most once per
+// keyframeInterval: a request inside the interval is sent at its end, so a
+// new subscriber always gets one soon and a storm of requests costs one.
+func (f *forwardTrack) requestKeyframe() {
+	f.kmu.Lock()
+	if f.pliStopped || f.pliTimer != nil {
+		f.kmu.Unlock()
+		return
+	}
+	wait := f.keyframeInterval - f.now().Sub(f.lastPLI)
+	if wait > 0 {
+		f.pliTimer = time.AfterFunc(wait, func() {
+			f.kmu.Lock()
+			f.pliTimer = nil
+			f.kmu.Unlock()
+			f.requestKeyframe()
+		})
+		f.kmu.Unlock()
+		return
+	}
+	f.lastPLI = f.now()
+	pli := f.requestPLI
+	f.kmu.Unlock()
+	if pli != nil {
+		f.keyframes.Inc()
+		pli()
+	}
+}
+
+// stop cancels a pending keyframe request; the track is done.
+func (f *forwardTrack) stop() {
+	f.kmu.Lock()
+	f.pliStopped = true
+	f.source, f.requestPLI = nil, nil
+	if f.pliTimer != nil {
+		f.pliTimer.Stop()
+		f.pliTimer = nil
+	}
+	f.kmu.Unlock()
+}

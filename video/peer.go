@@ -1,0 +1,386 @@
+package video
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v3"
+)
+
+// peer is one peer connection of a participant: its publication (target is
+// its own id) or its subscription to target, the seed's receiveVideoFrom
+// model of one connection per stream.
+type peer struct {
+	owner   *participant
+	target  string
+	publish bool
+	pc      *webrtc.PeerConnection
+
+	mu          sync.Mutex
+	answered    bool                      // the answer is queued; candidates may follow it
+	localCands  []webrtc.ICECandidateInit // gathered before the answer went out
+	remoteCands int
+	closed      bool
+}
+
+func (pe *peer) role() string {
+	if pe.publish {
+		return "publish"
+	}
+	return "subscribe"
+}
+
+// close ends the peer connection; safe to call more than once.
+func (pe *peer) close() {
+	pe.mu.Lock()
+	if pe.closed {
+		pe.mu.Unlock()
+		return
+	}
+	pe.closed = true
+	pe.mu.Unlock()
+	p := pe.owner
+	s := p.room.srv
+	if pe.publish {
+		p.audio.clearSource(pe)
+		p.video.clearSource(pe)
+	}
+	if err := pe.pc.Close(); err != nil {
+		s.log.Debug("close peer connection", "room", p.room.id, "user", p.ident.UserID, "target", pe.target, "err", err)
+	}
+	s.metrics.peerConnections.WithLabelValues(pe.role()).Dec()
+}
+
+// onLocalCandidate trickles the server's candidates, held back until the
+// answer is queued: a browser cannot add a candidate before the answer.
+func (pe *peer) onLocalCandidate(c *webrtc.ICECandidate) {
+	if c == nil {
+		return // end of gathering; the seed's clients expect nothing
+	}
+	init := c.ToJSON()
+	pe.mu.Lock()
+	if pe.closed {
+		pe.mu.Unlock()
+		return
+	}
+	if !pe.answered {
+		pe.localCands = append(pe.localCands, init)
+		pe.mu.Unlock()
+		return
+	}
+	pe.mu.Unlock()
+	pe.sendCandidate(init)
+}
+
+func (pe *peer) sendCandidate(c webrtc.ICECandidateInit) {
+	sess := pe.owner.session()
+	if sess == nil {
+		return // within the reconnect grace; the client re-offers on resume
+	}
+	sess.sendAbout(pe.target, iceCandidateMsg{ID: msgIceCandidate, UserID: pe.target, Name: pe.target,
+		Candidate: candidateJSON{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex}})
+}
+
+// answerSent releases the candidates gathered so far.
+func (pe *peer) answerSent() {
+	pe.mu.Lock()
+	pe.answered = true
+	cands := pe.localCands
+	pe.localCands = nil
+	pe.mu.Unlock()
+	for _, c := range cands {
+		pe.sendCandidate(c)
+	}
+}
+
+// addRemote applies a client candidate, within the per-peer cap.
+func (pe *peer) addRemote(c webrtc.ICECandidateInit, limit int) *Error {
+	pe.mu.Lock()
+	if pe.remoteCands >= limit {
+		pe.mu.Unlock()
+		return clientError(CodeTooManyCandidates)
+	}
+	pe.remoteCands++
+	pe.mu.Unlock()
+	if err := pe.pc.AddICECandidate(c); err != nil {
+		return clientError(CodeBadCandidate)
+	}
+	return nil
+}
+
+func (p *participant) session() *session {
+	r := p.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return p.sess
+}
+
+// checkOffer rejects what is not worth handing to pion: oversized or
+// unparsable SDP, or an offer without audio or video.
+func checkOffer(offer string, maxBytes int) *Error {
+	if offer == "" || len(offer) > maxBytes {
+		return clientError(CodeBadSDP)
+	}
+	var desc sdp.SessionDescription
+	if err := desc.UnmarshalString(offer); err != nil {
+		return clientError(CodeBadSDP)
+	}
+	media := 0
+	for _, m := range desc.MediaDescriptions {
+		switch m.MediaName.Media {
+		case "audio", "video":
+			media++
+		}
+	}
+	if media == 0 {
+		return clientError(CodeBadSDP)
+	}
+	return nil
+}
+
+// receiveVideoFrom answers an offer: publishing p's own media when target
+// is p, subscribing to target's otherwise. A new offer for the same target
+// replaces the previous connection (what clients do after a reconnect).
+func (p *participant) receiveVideoFrom(sess *session, target, offer string) *Error {
+	r := p.room
+	s := r.srv
+	if err := checkOffer(offer, s.cfg.MaxSDPBytes); err != nil {
+		return err
+	}
+	publish := target == p.ident.UserID
+	var source *participant
+	r.mu.Lock()
+	if p.left {
+		r.mu.Unlock()
+		return clientError(CodeNotJoined)
+	}
+	if publish {
+		if !p.publishing && r.publishersLocked() >= s.cfg.MaxPublishers {
+			r.mu.Unlock()
+			return clientError(CodeTooManyPublishers)
+		}
+		p.publishing = true
+	} else if source = r.participants[target]; source == nil {
+		r.mu.Unlock()
+		return clientError(CodeUnknownParticipant)
+	}
+	r.mu.Unlock()
+	if !publish {
+		p.mu.Lock()
+		subs := len(p.peers)
+		if p.peers[p.ident.UserID] != nil {
+			subs--
+		}
+		_, again := p.peers[target]
+		p.mu.Unlock()
+		if !again && subs >= s.cfg.MaxSubscriptions {
+			return clientError(CodeTooManySubscription)
+		}
+	}
+
+	pc, err := s.media.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		s.log.Error("new peer connection", "room", r.id, "user", p.ident.UserID, "err", err)
+		return clientError(CodeInternal)
+	}
+	pe := &peer{owner: p, target: target, publish: publish, pc: pc}
+	s.metrics.peerConnections.WithLabelValues(pe.role()).Inc()
+	fail := func(code string) *Error {
+		pe.close()
+		if publish {
+			r.mu.Lock()
+			p.mu.Lock()
+			if p.peers[target] == nil {
+				p.publishing = false
+			}
+			p.mu.Unlock()
+			r.mu.Unlock()
+		}
+		return clientError(code)
+	}
+	pc.OnICECandidate(pe.onLocalCandidate)
+	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
+		switch state {
+		case webrtc.PeerConnectionStateConnected:
+			if !publish {
+				source.video.requestKeyframe() // so the new subscriber sees video at once
+			}
+		case webrtc.PeerConnectionStateFailed:
+			s.log.Info("peer connection failed", "room", r.id, "user", p.ident.UserID, "target", target)
+			p.mu.Lock()
+			if p.peers[target] == pe {
+				delete(p.peers, target)
+			}
+			p.mu.Unlock()
+			pe.close()
+		}
+	})
+	if publish {
+		pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { pe.forward(track) })
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		s.log.Debug("bad offer", "room", r.id, "user", p.ident.UserID, "err", err)
+		return fail(CodeBadSDP)
+	}
+	if !publish {
+		kinds := map[webrtc.RTPCodecType]bool{}
+		for _, t := range pc.GetTransceivers() {
+			kinds[t.Kind()] = true
+		}
+		for _, fwd := range []*forwardTrack{source.audio, source.video} {
+			if !kinds[fwd.kind] {
+				continue
+			}
+			sender, err := pc.AddTrack(fwd.trackLocal())
+			if err != nil {
+				s.log.Error("add track", "room", r.id, "user", p.ident.UserID, "target", target, "err", err)
+				return fail(CodeInternal)
+			}
+			s.goRTCP(sender, fwd)
+		}
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		s.log.Debug("create answer", "room", r.id, "user", p.ident.UserID, "err", err)
+		return fail(CodeBadSDP)
+	}
+	if err := pc.SetLocalDescription(answer); err != nil {
+		s.log.Debug("set local description", "room", r.id, "user", p.ident.UserID, "err", err)
+		return fail(CodeBadSDP)
+	}
+
+	p.mu.Lock()
+	if p.peersClosed {
+		p.mu.Unlock()
+		return fail(CodeNotJoined)
+	}
+	old := p.peers[target]
+	p.peers[target] = pe
+	pending := p.pending[target]
+	delete(p.pending, target)
+	p.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	sess.sendAbout(target, answerMsg{ID: msgReceiveVideoAnswer, UserID: target, Name: target, SDPAnswer: answer.SDP})
+	pe.answerSent()
+	for _, c := range pending {
+		if err := pe.addRemote(c, s.cfg.MaxCandidatesPerPeer); err != nil {
+			sess.sendError(err, msgOnIceCandidate)
+		}
+	}
+	return nil
+}
+
+// addCandidate applies a client candidate to its peer connection, or keeps
+// it until the offer for target arrives.
+func (p *participant) addCandidate(target string, c webrtc.ICECandidateInit) *Error {
+	r := p.room
+	s := r.srv
+	if target != p.ident.UserID {
+		r.mu.Lock()
+		known := r.participants[target] != nil
+		r.mu.Unlock()
+		if !known {
+			return clientError(CodeUnknownParticipant)
+		}
+	}
+	p.mu.Lock()
+	pe := p.peers[target]
+	if pe == nil {
+		if len(p.pending[target]) >= s.cfg.MaxCandidatesPerPeer {
+			p.mu.Unlock()
+			return clientError(CodeTooManyCandidates)
+		}
+		if len(p.pending) >= s.cfg.MaxParticipants && p.pending[target] == nil {
+			p.mu.Unlock()
+			return clientError(CodeTooManyCandidates)
+		}
+		p.pending[target] = append(p.pending[target], c)
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.Unlock()
+	return pe.addRemote(c, s.cfg.MaxCandidatesPerPeer)
+}
+
+// forward reads a published track into the participant's forward track.
+// A second track of a kind already published on this connection is read
+// and dropped (screen sharing comes with its own usage later).
+func (pe *peer) forward(track *webrtc.TrackRemote) {
+	p := pe.owner
+	s := p.room.srv
+	fwd := p.audio
+	if track.Kind() == webrtc.RTPCodecTypeVideo {
+		fwd = p.video
+	}
+	pc := pe.pc
+	ssrc := uint32(track.SSRC())
+	fwd.kmu.Lock()
+	taken := fwd.source == pe
+	fwd.kmu.Unlock()
+	if taken {
+		s.log.Info("extra track ignored", "room", p.room.id, "user", p.ident.UserID, "kind", track.Kind().String())
+		drain(track)
+		return
+	}
+	fwd.setSource(pe, func() {
+		_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+	})
+	kind := track.Kind().String()
+	s.metrics.publishedTracks.WithLabelValues(kind).Inc()
+	s.log.Info("track published", "room", p.room.id, "user", p.ident.UserID, "kind", kind, "codec", track.Codec().MimeType)
+	// Runs on pion's OnTrack goroutine until the connection closes.
+	defer s.metrics.publishedTracks.WithLabelValues(kind).Dec()
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	for {
+		n, _, err := track.Read(buf)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "closed") {
+				s.log.Debug("read track", "room", p.room.id, "user", p.ident.UserID, "err", err)
+			}
+			return
+		}
+		if err := pkt.Unmarshal(buf[:n]); err != nil {
+			continue
+		}
+		fwd.write(&pkt, n)
+	}
+}
+
+// goRTCP reads a subscriber's RTCP for one sender: reading is what lets the
+// interceptors answer NACKs and take receiver reports; PLI and FIR go on to
+// the publisher.
+func (s *Server) goRTCP(sender *webrtc.RTPSender, fwd *forwardTrack) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, pkt := range pkts {
+				switch pkt.(type) {
+				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+					fwd.requestKeyframe()
+				}
+			}
+		}
+	}()
+}
+
+func drain(track *webrtc.TrackRemote) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := track.Read(buf); err != nil {
+			return
+		}
+	}
+}

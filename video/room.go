@@ -1,0 +1,418 @@
+package video
+
+import (
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pion/webrtc/v3"
+)
+
+// Room ids follow seed 002: c-{channelId} (a community's standing channel)
+// and r-{roomId} (a call opened from chat room {roomId}).
+var roomIDPattern = regexp.MustCompile(`^[cr]-[0-9A-Za-z_-]{1,64}$`)
+
+func validRoomID(id string) bool { return roomIDPattern.MatchString(id) }
+
+func validUserID(id string) bool {
+	if id == "" || len(id) > 128 || !utf8.ValidString(id) {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// room is one video room: its participants and who publishes. Its mutex
+// orders joins, leaves and state changes, and the announcements of them,
+// so every participant sees the same sequence.
+type room struct {
+	id       string
+	srv      *Server
+	openedAt time.Time
+
+	mu           sync.Mutex
+	participants map[string]*participant // by user id
+	nextSeq      uint64
+	closed       bool // no longer in the registry; joiners retry
+}
+
+// participant is one user in a room. Its forward tracks live as long as it
+// is in the room; its peer connections come and go with offers.
+type participant struct {
+	room     *room
+	ident    Identity
+	token    string
+	seq      uint64
+	joinedAt time.Time
+	audio    *forwardTrack
+	video    *forwardTrack
+
+	// guarded by room.mu
+	sess       *session // nil within the reconnect grace
+	videoOn    bool
+	audioOn    bool
+	publishing bool
+	left       bool
+	grace      *time.Timer
+
+	mu          sync.Mutex // guards peers, pending and peersClosed
+	peersClosed bool       // left: no new peer connections
+	peers       map[string]*peer
+	pending     map[string][]webrtc.ICECandidateInit // candidates before their offer
+}
+
+func (p *participant) member() Member {
+	return Member{UserID: p.ident.UserID, Video: p.videoOn, Audio: p.audioOn}
+}
+
+// othersLocked returns the other participants in join order.
+func (r *room) othersLocked(except *participant) []*participant {
+	out := make([]*participant, 0, len(r.participants))
+	for _, p := range r.participants {
+		if p != except {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b *participant) int { return int(a.seq) - int(b.seq) })
+	return out
+}
+
+// welcomeLocked sends the joiner the others and tells it whom it now knows.
+func (r *room) welcomeLocked(p *participant) {
+	others := r.othersLocked(p)
+	msg := existingParticipantsMsg{ID: msgExistingParticipants, Members: make([]Member, 0, len(others)),
+		Data: make([]string, 0, len(others)), UserID: p.ident.UserID,
+		ICEServers: r.srv.iceServers(p.ident.UserID), Layout: layoutFor(len(r.participants))}
+	ids := make([]string, 0, len(others)+1)
+	ids = append(ids, p.ident.UserID)
+	for _, o := range others {
+		msg.Members = append(msg.Members, o.member())
+		msg.Data = append(msg.Data, o.ident.UserID)
+		ids = append(ids, o.ident.UserID)
+	}
+	p.sess.sendIntroducing(ids, msg)
+}
+
+// broadcastLocked sends msg to every participant with a socket.
+func (r *room) broadcastLocked(msg any, except *participant) {
+	for _, o := range r.participants {
+		if o != except && o.sess != nil {
+			o.sess.send(msg)
+		}
+	}
+}
+
+// removeLocked takes p out of the room and tells the others. The caller
+// closes the returned peer connections outside the lock.
+func (r *room) removeLocked(p *participant) (toClose []*peer) {
+	if p.left {
+		return nil
+	}
+	p.left = true
+	if p.grace != nil {
+		p.grace.Stop()
+		p.grace = nil
+	}
+	delete(r.participants, p.ident.UserID)
+	layout := layoutFor(len(r.participants))
+	for _, o := range r.participants {
+		if o.sess != nil {
+			o.sess.sendForgetting(p.ident.UserID, participantLeftMsg{ID: msgParticipantLeft,
+				UserID: p.ident.UserID, Name: p.ident.UserID, Layout: layout})
+		}
+		toClose = append(toClose, o.takePeer(p.ident.UserID)...)
+	}
+	toClose = append(toClose, p.takeAllPeers()...)
+	if p.publishing {
+		p.publishing = false
+	}
+	p.audio.stop()
+	p.video.stop()
+	return toClose
+}
+
+// publishersLocked counts participants that publish.
+func (r *room) publishersLocked() int {
+	n := 0
+	for _, p := range r.participants {
+		if p.publishing {
+			n++
+		}
+	}
+	return n
+}
+
+// takePeer removes and returns p's peer connection for target, and any
+// candidates kept for it.
+func (p *participant) takePeer(target string) []*peer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.pending, target)
+	if pe := p.peers[target]; pe != nil {
+		delete(p.peers, target)
+		return []*peer{pe}
+	}
+	return nil
+}
+
+func (p *participant) takeAllPeers() []*peer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*peer, 0, len(p.peers))
+	for _, pe := range p.peers {
+		out = append(out, pe)
+	}
+	p.peers = map[string]*peer{}
+	p.pending = map[string][]webrtc.ICECandidateInit{}
+	p.peersClosed = true
+	return out
+}
+
+func closePeers(peers []*peer) {
+	for _, pe := range peers {
+		pe.close()
+	}
+}
+
+// join puts sess's user into room roomID: a new participant, or, when the
+// same user joins with the same token while its place is held (socket
+// dropped, or a second tab taking over), the existing one resumed.
+func (s *Server) join(sess *session, ident Identity, token, roomID string, videoOn, audioOn bool) (*participant, *Error) {
+	for {
+		r, opened, err := s.roomFor(roomID)
+		if err != nil {
+			return nil, err
+		}
+		p, retry, err := r.join(sess, ident, token, videoOn, audioOn, opened)
+		if retry {
+			continue
+		}
+		return p, err
+	}
+}
+
+// roomFor returns the open room roomID, creating it.
+func (s *Server) roomFor(roomID string) (*room, bool, *Error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false, fatalError(CodeShutdown)
+	}
+	if r := s.rooms[roomID]; r != nil {
+		return r, false, nil
+	}
+	r := &room{id: roomID, srv: s, openedAt: s.now(), participants: map[string]*participant{}}
+	s.rooms[roomID] = r
+	s.metrics.rooms.Inc()
+	return r, true, nil
+}
+
+func (r *room) join(sess *session, ident Identity, token string, videoOn, audioOn, opened bool) (_ *participant, retry bool, _ *Error) {
+	s := r.srv
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, true, nil
+	}
+	var toClose []*peer
+	var replaced *session
+	var evicted *participant
+	if old := r.participants[ident.UserID]; old != nil {
+		if old.token == token {
+			// Resume: the others never saw it leave.
+			replaced = old.sess
+			old.sess = sess
+			if old.grace != nil {
+				old.grace.Stop()
+				old.grace = nil
+			}
+			sess.attach(old)
+			r.welcomeLocked(old)
+			r.mu.Unlock()
+			if replaced != nil {
+				replaced.fail(fatalError(CodeReplaced))
+			}
+			s.log.Info("participant resumed", "room", r.id, "user", ident.UserID)
+			return old, false, nil
+		}
+		// The same user with another token: the old place is given up.
+		evicted = old
+		replaced = old.sess
+		toClose = r.removeLocked(old)
+	}
+	if len(r.participants) >= s.cfg.MaxParticipants {
+		empty := len(r.participants) == 0
+		r.mu.Unlock()
+		closePeers(toClose)
+		if empty {
+			r.closeIfEmpty()
+		}
+		return nil, false, clientError(CodeRoomFull)
+	}
+	audio, err := newForwardTrack(opusCodec.RTPCodecCapability, webrtc.RTPCodecTypeAudio, ident.UserID, s.metrics, s.cfg)
+	var video *forwardTrack
+	if err == nil {
+		video, err = newForwardTrack(s.media.videoCodec, webrtc.RTPCodecTypeVideo, ident.UserID, s.metrics, s.cfg)
+	}
+	if err != nil {
+		r.mu.Unlock()
+		s.log.Error("create forward tracks", "room", r.id, "err", err)
+		closePeers(toClose)
+		r.closeIfEmpty()
+		return nil, false, fatalError(CodeInternal)
+	}
+	now := s.now()
+	r.nextSeq++
+	p := &participant{room: r, ident: ident, token: token, seq: r.nextSeq, joinedAt: now, audio: audio, video: video,
+		sess: sess, videoOn: videoOn, audioOn: audioOn,
+		peers: map[string]*peer{}, pending: map[string][]webrtc.ICECandidateInit{}}
+	r.participants[ident.UserID] = p
+	sess.attach(p)
+	r.welcomeLocked(p)
+	layout := layoutFor(len(r.participants))
+	for _, o := range r.othersLocked(p) {
+		if o.sess != nil {
+			o.sess.sendIntroducing([]string{ident.UserID}, newParticipantMsg{ID: msgNewParticipantArrived,
+				Member: p.member(), Name: ident.UserID, Layout: layout})
+		}
+	}
+	r.mu.Unlock()
+	s.metrics.participants.Inc()
+
+	if evicted != nil {
+		if replaced != nil {
+			replaced.fail(fatalError(CodeReplaced))
+		}
+		closePeers(toClose)
+		s.metrics.participants.Dec()
+		s.events.emit(Event{Kind: EventLeft, RoomID: r.id, User: evicted.ident, At: now, Duration: now.Sub(evicted.joinedAt), Reason: "replaced"})
+	}
+	if opened {
+		s.events.emit(Event{Kind: EventRoomOpened, RoomID: r.id, At: now})
+	}
+	s.events.emit(Event{Kind: EventJoined, RoomID: r.id, User: ident, At: now})
+	s.log.Info("participant joined", "room", r.id, "user", ident.UserID, "customer", ident.Customer)
+	return p, false, nil
+}
+
+// leave takes p out of its room for reason ("leave", "dropped", "closed").
+func (r *room) leave(p *participant, reason string) {
+	r.mu.Lock()
+	if p.left {
+		r.mu.Unlock()
+		return
+	}
+	toClose := r.removeLocked(p)
+	r.mu.Unlock()
+	closePeers(toClose)
+	s := r.srv
+	s.metrics.participants.Dec()
+	now := s.now()
+	s.events.emit(Event{Kind: EventLeft, RoomID: r.id, User: p.ident, At: now, Duration: now.Sub(p.joinedAt), Reason: reason})
+	s.log.Info("participant left", "room", r.id, "user", p.ident.UserID, "reason", reason)
+	r.closeIfEmpty()
+}
+
+// closeIfEmpty drops an empty room from the registry.
+func (r *room) closeIfEmpty() {
+	s := r.srv
+	s.mu.Lock()
+	r.mu.Lock()
+	empty := len(r.participants) == 0 && !r.closed
+	if empty {
+		r.closed = true
+		if s.rooms[r.id] == r {
+			delete(s.rooms, r.id)
+		}
+	}
+	r.mu.Unlock()
+	s.mu.Unlock()
+	if empty {
+		s.metrics.rooms.Dec()
+		now := s.now()
+		s.events.emit(Event{Kind: EventRoomClosed, RoomID: r.id, At: now, Duration: now.Sub(r.openedAt)})
+	}
+}
+
+// dropped is called when p's socket sess is gone: p keeps its place for
+// the reconnect grace, then leaves.
+func (r *room) dropped(p *participant, sess *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.left || p.sess != sess {
+		return
+	}
+	p.sess = nil
+	grace := r.srv.cfg.ReconnectGrace
+	p.grace = time.AfterFunc(grace, func() {
+		r.mu.Lock()
+		expired := p.sess == nil && !p.left
+		r.mu.Unlock()
+		if expired {
+			r.leave(p, "dropped")
+		}
+	})
+}
+
+// setState records p's mute state and tells everyone, p included.
+func (r *room) setState(p *participant, video, audio *bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.left {
+		return
+	}
+	if video != nil {
+		p.videoOn = *video
+		r.broadcastLocked(videoStateMsg{ID: msgVideoStateAnswer, UserID: p.ident.UserID, Video: *video}, nil)
+	}
+	if audio != nil {
+		p.audioOn = *audio
+		r.broadcastLocked(audioStateMsg{ID: msgAudioStateAnswer, UserID: p.ident.UserID, Audio: *audio}, nil)
+	}
+}
+
+// closeAll ends the room: every participant is told code and disconnected.
+func (r *room) closeAll(code string) int {
+	s := r.srv
+	s.mu.Lock()
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		s.mu.Unlock()
+		return 0
+	}
+	r.closed = true
+	if s.rooms[r.id] == r {
+		delete(s.rooms, r.id)
+	}
+	s.mu.Unlock()
+	var toClose []*peer
+	var sessions []*session
+	parts := r.othersLocked(nil)
+	for _, p := range parts {
+		if p.sess != nil {
+			sessions = append(sessions, p.sess)
+			p.sess.detach(p)
+		}
+		toClose = append(toClose, r.removeLocked(p)...)
+	}
+	r.mu.Unlock()
+	for _, sess := range sessions {
+		sess.fail(fatalError(code))
+	}
+	closePeers(toClose)
+	now := s.now()
+	for _, p := range parts {
+		s.metrics.participants.Dec()
+		s.events.emit(Event{Kind: EventLeft, RoomID: r.id, User: p.ident, At: now, Duration: now.Sub(p.joinedAt), Reason: "closed"})
+	}
+	s.metrics.rooms.Dec()
+	s.events.emit(Event{Kind: EventRoomClosed, RoomID: r.id, At: now, Duration: now.Sub(r.openedAt)})
+	return len(parts)
+}

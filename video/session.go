@@ -1,0 +1,399 @@
+package video
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v3"
+)
+
+// session is one signaling connection. Its reader (serve) handles client
+// messages one at a time, in order; its writer owns the socket's writes,
+// fed by a bounded queue. Whoever decides to close calls fail or abort.
+type session struct {
+	srv      *Server
+	t        transport
+	log      *slog.Logger
+	lang     string
+	urlToken string // a token from the URL, for clients that cannot put one in joinRoom
+
+	out     chan []byte
+	closing chan struct{} // closed: the writer flushes and closes
+	done    chan struct{} // closed when the writer has finished
+
+	mu          sync.Mutex
+	told        map[string]bool // ids the client knows are in the room
+	part        *participant
+	closed      bool
+	closeReason string
+}
+
+func (s *Server) newSession(t transport, r *http.Request) *session {
+	sess := &session{srv: s, t: t, lang: requestLanguage(r, s.cfg.Language),
+		out: make(chan []byte, s.cfg.SendQueue), closing: make(chan struct{}), done: make(chan struct{}),
+		told: map[string]bool{}}
+	if r != nil {
+		sess.urlToken = r.URL.Query().Get("token")
+		if sess.urlToken == "" {
+			sess.urlToken, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		}
+	}
+	sess.log = s.log.With("transport", t.Name())
+	return sess
+}
+
+// requestLanguage picks "en" when the client asks for it (?lang=en or an
+// Accept-Language starting with en), else def.
+func requestLanguage(r *http.Request, def string) string {
+	if r == nil {
+		return def
+	}
+	if l := r.URL.Query().Get("lang"); l == "en" || l == "ko" {
+		return l
+	}
+	if al := strings.ToLower(r.Header.Get("Accept-Language")); strings.HasPrefix(al, "en") {
+		return "en"
+	}
+	return def
+}
+
+// serve runs the session until the connection ends; it returns after the
+// writer has stopped.
+func (sess *session) serve() {
+	s := sess.srv
+	if !s.addSession(sess) {
+		sess.fail(fatalError(CodeShutdown))
+		sess.writer()
+		return
+	}
+	s.metrics.connections.WithLabelValues(sess.t.Name()).Inc()
+	defer s.metrics.connections.WithLabelValues(sess.t.Name()).Dec()
+	defer s.removeSession(sess)
+
+	joinTimer := time.AfterFunc(s.cfg.JoinTimeout, func() {
+		if sess.participant() == nil && !sess.everJoined() {
+			sess.fail(fatalError(CodeJoinTimeout))
+		}
+	})
+	defer joinTimer.Stop()
+
+	go sess.writer()
+	for {
+		msg, err := sess.t.Recv()
+		if errors.Is(err, errTooLarge) {
+			sess.sendError(clientError(CodeTooLarge), "")
+			continue
+		}
+		if err != nil {
+			break
+		}
+		sess.handle(msg)
+	}
+	// The socket is gone: stop the writer, then give up the place after
+	// the grace.
+	sess.abort()
+	<-sess.done
+	sess.t.Abort()
+	sess.mu.Lock()
+	p := sess.part
+	sess.part = nil
+	sess.mu.Unlock()
+	if p != nil {
+		if s.cfg.ReconnectGrace == 0 {
+			p.room.leave(p, "dropped")
+		} else {
+			p.room.dropped(p, sess)
+		}
+	}
+}
+
+func (sess *session) writer() {
+	defer close(sess.done)
+	ping := time.NewTicker(sess.srv.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case msg := <-sess.out:
+			if err := sess.t.Send(msg); err != nil {
+				sess.t.Abort()
+				return
+			}
+		case <-ping.C:
+			if err := sess.t.Ping(); err != nil {
+				sess.t.Abort()
+				return
+			}
+		case <-sess.closing:
+			for {
+				select {
+				case msg := <-sess.out:
+					if err := sess.t.Send(msg); err != nil {
+						sess.t.Abort()
+						return
+					}
+				default:
+					if sess.closeReason == "abort" {
+						sess.t.Abort()
+					} else {
+						sess.t.Close()
+					}
+					return
+				}
+			}
+		}
+	}
+}
+
+// enqueue queues an encoded message; a full queue means the client does
+// not read, and it is dropped. Called with sess.mu held.
+func (sess *session) enqueueLocked(b []byte) {
+	if sess.closed {
+		return
+	}
+	select {
+	case sess.out <- b:
+	default:
+		sess.log.Warn("signaling client too slow; closing", "queue", cap(sess.out))
+		sess.closeLocked("abort")
+	}
+}
+
+func (sess *session) closeLocked(reason string) {
+	if sess.closed {
+		return
+	}
+	sess.closed = true
+	sess.closeReason = reason
+	close(sess.closing)
+}
+
+func encode(msg any) []byte {
+	b, err := json.Marshal(msg)
+	if err != nil {
+		panic("video: encode " + err.Error()) // only our own types are encoded
+	}
+	return b
+}
+
+// send queues msg.
+func (sess *session) send(msg any) {
+	b := encode(msg)
+	sess.mu.Lock()
+	sess.enqueueLocked(b)
+	sess.mu.Unlock()
+}
+
+// sendIntroducing queues msg, which tells the client about ids.
+func (sess *session) sendIntroducing(ids []string, msg any) {
+	b := encode(msg)
+	sess.mu.Lock()
+	for _, id := range ids {
+		sess.told[id] = true
+	}
+	sess.enqueueLocked(b)
+	sess.mu.Unlock()
+}
+
+// sendAbout queues msg only if the client knows id: the seed's clients
+// fail on a message about a participant they were never told of.
+func (sess *session) sendAbout(id string, msg any) {
+	b := encode(msg)
+	sess.mu.Lock()
+	if sess.told[id] {
+		sess.enqueueLocked(b)
+	}
+	sess.mu.Unlock()
+}
+
+// sendForgetting queues msg (participantLeft) if the client knows id, and
+// forgets id.
+func (sess *session) sendForgetting(id string, msg any) {
+	b := encode(msg)
+	sess.mu.Lock()
+	if sess.told[id] {
+		delete(sess.told, id)
+		sess.enqueueLocked(b)
+	}
+	sess.mu.Unlock()
+}
+
+func (sess *session) sendError(e *Error, request string) {
+	sess.srv.metrics.errors.WithLabelValues(e.Code).Inc()
+	sess.send(errorMsg{ID: msgError, Code: e.Code, Message: text(e.Code, sess.lang), Request: request})
+	if e.Close {
+		sess.mu.Lock()
+		sess.closeLocked("error")
+		sess.mu.Unlock()
+	}
+}
+
+// fail tells the client why and closes the connection.
+func (sess *session) fail(e *Error) {
+	e = &Error{Code: e.Code, Close: true}
+	sess.sendError(e, "")
+}
+
+func (sess *session) abort() {
+	sess.mu.Lock()
+	sess.closeLocked("abort")
+	sess.mu.Unlock()
+}
+
+func (sess *session) attach(p *participant) {
+	sess.mu.Lock()
+	sess.part = p
+	sess.told = map[string]bool{}
+	sess.mu.Unlock()
+}
+
+// detach forgets p (the room closed around it).
+func (sess *session) detach(p *participant) {
+	sess.mu.Lock()
+	if sess.part == p {
+		sess.part = nil
+	}
+	sess.mu.Unlock()
+}
+
+func (sess *session) participant() *participant {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.part
+}
+
+func (sess *session) everJoined() bool {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return len(sess.told) > 0
+}
+
+// handle runs one client message. A panic in it (pion on a pathological
+// SDP) costs this request, never the process or the room.
+func (sess *session) handle(raw []byte) {
+	var m inbound
+	defer func() {
+		if v := recover(); v != nil {
+			sess.log.Error("signaling handler panic", "id", m.ID, "panic", v)
+			sess.sendError(clientError(CodeInternal), m.ID)
+		}
+	}()
+	if err := json.Unmarshal(raw, &m); err != nil || m.ID == "" {
+		sess.sendError(clientError(CodeBadMessage), "")
+		return
+	}
+	if e := sess.dispatch(&m); e != nil {
+		sess.sendError(e, m.ID)
+	}
+}
+
+func (sess *session) dispatch(m *inbound) *Error {
+	switch m.ID {
+	case msgJoinRoom:
+		return sess.join(m)
+	case msgReceiveVideoFrom, msgOnIceCandidate, msgLeaveRoom, msgVideoStateFrom, msgAudioStateFrom:
+	default:
+		return clientError(CodeUnknownMessage)
+	}
+	p := sess.participant()
+	if p == nil {
+		return clientError(CodeNotJoined)
+	}
+	if room := m.room(); room != "" && room != p.room.id {
+		return clientError(CodeWrongRoom)
+	}
+	switch m.ID {
+	case msgReceiveVideoFrom:
+		target := m.user()
+		if !validUserID(target) {
+			return clientError(CodeBadUser)
+		}
+		return p.receiveVideoFrom(sess, target, m.SDPOffer)
+	case msgOnIceCandidate:
+		target := m.user()
+		if !validUserID(target) {
+			return clientError(CodeBadUser)
+		}
+		c := m.Candidate
+		if c == nil || len(c.Candidate) > 1024 || (c.SDPMid != nil && len(*c.SDPMid) > 64) {
+			return clientError(CodeBadCandidate)
+		}
+		return p.addCandidate(target, webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex})
+	case msgLeaveRoom:
+		sess.detach(p)
+		p.room.leave(p, "leave")
+		return nil
+	default: // videoStateFrom, audioStateFrom
+		if u := m.user(); u != "" && u != p.ident.UserID {
+			return clientError(CodeBadUser)
+		}
+		var video, audio *bool
+		if m.ID == msgVideoStateFrom {
+			if m.Video == nil {
+				return clientError(CodeBadMessage)
+			}
+			v := bool(*m.Video)
+			video = &v
+		} else {
+			if m.Audio == nil {
+				return clientError(CodeBadMessage)
+			}
+			a := bool(*m.Audio)
+			audio = &a
+		}
+		p.room.setState(p, video, audio)
+		return nil
+	}
+}
+
+func (sess *session) join(m *inbound) *Error {
+	if sess.participant() != nil {
+		return clientError(CodeAlreadyJoined)
+	}
+	s := sess.srv
+	roomID, userID := m.room(), m.user()
+	if !validRoomID(roomID) {
+		return clientError(CodeBadRoom)
+	}
+	if !validUserID(userID) {
+		return clientError(CodeBadUser)
+	}
+	token := m.Token
+	if token == "" {
+		token = sess.urlToken
+	}
+	ctx, cancel := contextWithTimeout(s.ctx, s.cfg.AuthTimeout)
+	ident, err := s.auth.AuthorizeJoin(ctx, token, userID, string(m.CommunityID), roomID)
+	cancel()
+	if err != nil {
+		e := authError(err)
+		if e.Code == CodeInternal {
+			sess.log.Error("authorize join", "room", roomID, "user", userID, "err", err)
+		} else {
+			sess.log.Info("join refused", "room", roomID, "user", userID, "code", e.Code)
+		}
+		return e
+	}
+	if ident.UserID == "" {
+		ident.UserID = userID
+	}
+	if ident.CommunityID == "" {
+		ident.CommunityID = string(m.CommunityID)
+	}
+	// Kurento's clients send no state and always publish both.
+	videoOn, audioOn := m.kurentoNames(), m.kurentoNames()
+	if m.Video != nil {
+		videoOn = bool(*m.Video)
+	}
+	if m.Audio != nil {
+		audioOn = bool(*m.Audio)
+	}
+	if _, e := s.join(sess, ident, token, roomID, videoOn, audioOn); e != nil {
+		return e
+	}
+	return nil
+}
