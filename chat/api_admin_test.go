@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/cstalk/cstalk/chat"
 )
 
@@ -191,5 +193,47 @@ func TestAdminAPI(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// The admin routes are part of the served OpenAPI document.
+func TestAdminAPIDocumented(t *testing.T) {
+	cfg := chat.DefaultConfig()
+	cfg.JWTSecret = []byte("openapi-test-secret-0123456789ab")
+	svc, err := chat.New(cfg, apiNoStore{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(svc.APIHandler())
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/api/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Security  []map[string]any `yaml:"security"`
+			Responses map[string]any   `yaml:"responses"`
+		} `yaml:"paths"`
+	}
+	if err := yaml.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	for path, method := range map[string]string{
+		"/api/admin/members":        "get",
+		"/api/admin/rooms/{id}/end": "post",
+	} {
+		op, ok := doc.Paths[path][method]
+		if !ok {
+			t.Errorf("%s %s is not documented", method, path)
+			continue
+		}
+		if _, ok := op.Responses["403"]; !ok || len(op.Security) == 0 {
+			t.Errorf("%s %s: bearer security and the 403 answer must be documented", method, path)
+		}
+	}
+	if _, ok := doc.Paths["/api/admin/members"]["post"]; !ok {
+		t.Error("post /api/admin/members is not documented")
 	}
 }
