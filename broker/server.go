@@ -1,11 +1,13 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -44,9 +46,10 @@ type Server struct {
 
 	subscriptions atomic.Int64
 
-	mu       sync.Mutex
-	conns    map[string]*Conn
-	shutdown bool
+	mu          sync.Mutex
+	conns       map[string]*Conn
+	sockjsConns map[string]*Conn // by SockJS session id (HTTP transports)
+	shutdown    bool
 }
 
 // Stats is a snapshot of a node's load.
@@ -75,14 +78,15 @@ func New(cfg Config, app Application, bus Bus, reg prometheus.Registerer, log *s
 		return nil, err
 	}
 	s := &Server{
-		cfg:     cfg,
-		app:     app,
-		bus:     bus,
-		log:     log.With("component", "broker"),
-		metrics: m,
-		limits:  limits{maxFrame: cfg.MaxFrameSize, maxHeaders: cfg.MaxHeaders, maxLine: cfg.MaxHeaderLine},
-		conns:   make(map[string]*Conn),
-		busDone: make(chan struct{}),
+		cfg:         cfg,
+		app:         app,
+		bus:         bus,
+		log:         log.With("component", "broker"),
+		metrics:     m,
+		limits:      limits{maxFrame: cfg.MaxFrameSize, maxHeaders: cfg.MaxHeaders, maxLine: cfg.MaxHeaderLine},
+		conns:       make(map[string]*Conn),
+		sockjsConns: make(map[string]*Conn),
+		busDone:     make(chan struct{}),
 	}
 	s.hub = hub{srv: s, topics: make(map[string]*topic)}
 	s.chunks.New = func() any { b := make([]byte, 4096); return &b }
@@ -178,10 +182,8 @@ func (s *Server) Handler() http.Handler {
 			}
 			s.sockjs.ServeHTTP(w, r)
 		default:
-			if r.Method == http.MethodPost && r.Body != nil {
-				// sockjs-go decodes a whole xhr_send or jsonp_send body
-				// before the frame limits apply; bound it here.
-				r.Body = http.MaxBytesReader(w, r.Body, s.maxPostBody())
+			if r.Method == http.MethodPost && r.Body != nil && !s.boundPostBody(w, r) {
+				return
 			}
 			if isSockJSWebSocket(strings.TrimPrefix(r.URL.Path, s.cfg.Path)) {
 				s.serveSockJSWebSocket(w, r)
@@ -233,11 +235,47 @@ func (s *Server) serveRaw(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveSockJS(sess sockjs.Session) {
 	t := newSockJSTransport(sess, s.polls)
-	if c := s.newConn(t, sess.Request().RemoteAddr); c != nil {
-		c.serve()
-	} else {
+	c := s.newConn(t, sess.Request().RemoteAddr)
+	if c == nil {
 		t.Close()
+		return
 	}
+	s.mu.Lock()
+	s.sockjsConns[sess.ID()] = c
+	s.mu.Unlock()
+	c.serve()
+	s.mu.Lock()
+	delete(s.sockjsConns, sess.ID())
+	s.mu.Unlock()
+}
+
+// boundPostBody reads a SockJS POST body (xhr_send, jsonp_send) up to
+// maxPostBody, since sockjs-go decodes it whole and ignores a read error.
+// A larger body is refused with 413 and its session ends with an ERROR
+// frame; it reports whether to go on.
+func (s *Server) boundPostBody(w http.ResponseWriter, r *http.Request) bool {
+	limit := s.maxPostBody()
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	_ = r.Body.Close()
+	if err != nil {
+		http.Error(w, "cannot read the request body", http.StatusBadRequest)
+		return false
+	}
+	if int64(len(body)) > limit {
+		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		parts := strings.Split(strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, s.cfg.Path), "/"), "/")
+		if len(parts) == 3 {
+			s.mu.Lock()
+			c := s.sockjsConns[parts[1]]
+			s.mu.Unlock()
+			if c != nil {
+				c.fail(limitError("frame too large", "a SockJS message exceeds the limit of %d bytes", limit), "")
+			}
+		}
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return true
 }
 
 // newConn registers a connection, or returns nil during shutdown.
