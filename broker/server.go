@@ -111,13 +111,10 @@ func New(cfg Config, app Application, bus Bus, reg prometheus.Registerer, log *s
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     checkOrigin,
 	}
+	// sockjs-go's own websocket route is never reached (Handler serves the
+	// websocket transport), but Websocket stays on so /info offers it.
 	opts := sockjs.DefaultOptions
 	opts.SockJSURL = cfg.SockJSURL
-	opts.WebsocketWriteTimeout = cfg.WriteTimeout
-	opts.WebsocketUpgrader = &websocket.Upgrader{
-		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     checkOrigin,
-	}
 	s.sockjs = sockjs.NewHandler(cfg.Path, opts, s.serveSockJS)
 	s.polls = newPollTracker()
 
@@ -138,11 +135,11 @@ func (s *Server) runBus() {
 		if s.runCtx.Err() != nil || errors.Is(err, ErrBusClosed) {
 			return
 		}
-		s.metrics.errors.WithLabelValues("bus").Inc()
-		s.log.Error("bus stopped; restarting", "err", err, "pause", pause)
-		if time.Since(started) > time.Minute {
+		if time.Since(started) > time.Minute { // it ran well for a while
 			pause = 100 * time.Millisecond
 		}
+		s.metrics.errors.WithLabelValues("bus").Inc()
+		s.log.Error("bus stopped; restarting", "err", err, "pause", pause)
 		select {
 		case <-s.runCtx.Done():
 			return
