@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +38,7 @@ func TestPagesEndToEnd(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/cstalk: %v\n%s", err, out)
 	}
-	base := startServer(ctx, t, bin, dir)
+	srv, addr := startServer(ctx, t, bin, dir, "127.0.0.1:0")
 
 	imgPath := filepath.Join(dir, "photo.png")
 	writeTestImage(t, imgPath)
@@ -52,15 +53,42 @@ func TestPagesEndToEnd(t *testing.T) {
 	defer specCancel()
 	spec := exec.CommandContext(specCtx, "node", filepath.Join("e2e", "pages.spec.cjs"))
 	spec.Env = append(os.Environ(),
-		"CSTALK_URL="+base,
+		"CSTALK_URL=http://"+addr,
 		"CSTALK_ARTIFACTS="+artifacts,
 		"CSTALK_CHROMIUM="+chromiumPath,
 		"CSTALK_TEST_IMAGE="+imgPath,
 	)
-	var out bytes.Buffer
-	spec.Stdout, spec.Stderr = &out, &out
-	err = spec.Run()
-	t.Logf("pages.spec.cjs:\n%s", out.String())
+	var out, errOut bytes.Buffer
+	spec.Stderr = &errOut
+	stdout, err := spec.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := spec.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spec.Start(); err != nil {
+		t.Fatalf("node pages.spec.cjs: %v", err)
+	}
+	// The spec asks for the server to go away and come back (on the same
+	// address) to check that the pages show it and reconnect.
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		switch line {
+		case "@@stop-server":
+			srv.stop()
+			io.WriteString(stdin, "stopped\n")
+		case "@@start-server":
+			srv, _ = startServer(ctx, t, bin, dir, addr)
+			io.WriteString(stdin, "started\n")
+		default:
+			out.WriteString(line + "\n")
+		}
+	}
+	err = spec.Wait()
+	t.Logf("pages.spec.cjs:\n%s%s", out.String(), errOut.String())
 	if err != nil {
 		t.Fatalf("pages.spec.cjs failed: %v", err)
 	}
@@ -81,15 +109,24 @@ func requireTools(t *testing.T) {
 	}
 }
 
-// startServer runs the binary on a free port and returns its base URL once
-// it logs that it listens; the server is stopped with SIGTERM at cleanup.
-func startServer(ctx context.Context, t *testing.T, bin, dir string) string {
+// server is one run of the cstalk binary.
+type server struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	exited chan struct{}
+	logs   *bytes.Buffer
+}
+
+// startServer runs the binary on addr ("127.0.0.1:0" for a free port) and
+// returns once it logs that it listens, with the address it took.
+func startServer(ctx context.Context, t *testing.T, bin, dir, addr string) (*server, string) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, bin, "serve", "--demo",
-		"--addr", "127.0.0.1:0",
+		"--addr", addr,
 		"--db", "sqlite:"+filepath.Join(dir, "cstalk.db"),
 		"--upload-dir", filepath.Join(dir, "uploads"),
 		"--jwt-secret", "e2e-secret-0123456789abcdef-0123",
+		"--shutdown-timeout", "5s",
 		"--log-format", "json")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -98,51 +135,58 @@ func startServer(ctx context.Context, t *testing.T, bin, dir string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start cstalk: %v", err)
 	}
-	exited := make(chan struct{})
-	addr := make(chan string, 1)
-	var logs bytes.Buffer
+	s := &server{t: t, cmd: cmd, exited: make(chan struct{}), logs: &bytes.Buffer{}}
+	listening := make(chan string, 1)
 	go func() {
-		defer close(exited)
+		defer close(s.exited)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Bytes()
-			logs.Write(line)
-			logs.WriteByte('\n')
+			s.logs.Write(line)
+			s.logs.WriteByte('\n')
 			var rec struct {
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
 			}
 			if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
 				select {
-				case addr <- rec.Addr:
+				case listening <- rec.Addr:
 				default:
 				}
 			}
 		}
 		cmd.Wait()
 	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", tail(logs.String(), 60))
-		}
-	})
+	t.Cleanup(s.stop)
 	select {
-	case a := <-addr:
-		return "http://" + a
-	case <-exited:
-		t.Fatalf("cstalk exited before listening:\n%s", logs.String())
+	case a := <-listening:
+		return s, a
+	case <-s.exited:
+		t.Fatalf("cstalk exited before listening:\n%s", s.logs.String())
 	case <-time.After(60 * time.Second):
 		t.Fatal("cstalk did not start listening within a minute")
 	}
-	return ""
+	return nil, ""
+}
+
+// stop drains the server with SIGTERM, as an operator would; idempotent.
+func (s *server) stop() {
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(15 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+	if s.t.Failed() {
+		s.t.Logf("server log:\n%s", tail(s.logs.String(), 60))
+	}
 }
 
 func tail(s string, lines int) string {

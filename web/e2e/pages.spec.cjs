@@ -10,6 +10,7 @@
 const { chromium } = require('playwright-core');
 const assert = require('node:assert/strict');
 const path = require('node:path');
+const readline = require('node:readline');
 
 const base = process.env.CSTALK_URL;
 const artifacts = process.env.CSTALK_ARTIFACTS;
@@ -20,6 +21,15 @@ const XSS_IMG = '<img src=x onerror="window.__xss=1;alert(1)">';
 const XSS_SCRIPT = '<script>window.__xss=2;alert(2)</script>';
 
 function step(name) { console.log(`- ${name}`); }
+
+// control asks the Go test to act on the server (one line on stdout) and
+// waits for its answer (one line on stdin).
+const answers = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function control(command, answer) {
+  console.log(`@@${command}`);
+  const { value } = await answers.next();
+  assert.equal(value, answer);
+}
 
 // watch records what must never happen on a page: dialogs, uncaught
 // errors, CSP violations.
@@ -208,6 +218,20 @@ async function main() {
     await agent.locator(`.open-tab[data-room-id="${room2}"] .badge`).filter({ hasText: '1' }).waitFor();
     await shot(agent, 'console-two-rooms');
 
+    step('the server restarts: the pages show it and reconnect by themselves');
+    await control('stop-server', 'stopped');
+    await agent.locator('#conn[data-state="reconnecting"]').waitFor();
+    await cust2.locator('#conn[data-state="reconnecting"]').waitFor();
+    await shot(cust2, 'customer-reconnecting');
+    await control('start-server', 'started');
+    await agent.locator('#conn[data-state="connected"]').waitFor({ timeout: 30000 });
+    await cust2.locator('#conn[data-state="connected"]').waitFor({ timeout: 30000 });
+    await say(cust2, '재연결 후 보내는 메시지입니다.');
+    await agent.locator(`.open-tab[data-room-id="${room2}"] .open-tab-main`).click();
+    await bubble(pane2, '재연결 후 보내는').waitFor();
+    await say(agent, '네, 잘 받았습니다.', pane2);
+    await bubble(cust2, '잘 받았습니다').waitFor();
+
     step('admin sees every room, who is assigned, and the counselors');
     const admin = await adminCtx.newPage();
     watch(admin, 'admin', problems);
@@ -292,7 +316,7 @@ async function main() {
   }
 }
 
-main().catch((err) => {
+main().then(() => process.exit(0), (err) => {
   console.error(err && err.stack ? err.stack : err);
   process.exit(1);
 });
