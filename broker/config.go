@@ -33,6 +33,9 @@ type Config struct {
 	MaxTransactionBytes  int
 	// SockJSURL is the sockjs-client script the SockJS iframe transports load.
 	SockJSURL string
+	// SockJSHeartbeat is how often a quiet SockJS session gets an "h" frame,
+	// which keeps proxies from closing it.
+	SockJSHeartbeat time.Duration
 	// CheckOrigin decides whether a WebSocket upgrade from another origin is
 	// accepted. Nil accepts every origin: CONNECT carries the credentials, not
 	// cookies, so a foreign page gains nothing by opening a socket.
@@ -60,6 +63,7 @@ func DefaultConfig() Config {
 		MaxTransactionFrames: 64,
 		MaxTransactionBytes:  256 << 10,
 		SockJSURL:            "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js",
+		SockJSHeartbeat:      25 * time.Second,
 	}
 }
 
@@ -120,6 +124,9 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.SockJSURL == "" {
 		c.SockJSURL = d.SockJSURL
+	}
+	if c.SockJSHeartbeat <= 0 {
+		c.SockJSHeartbeat = d.SockJSHeartbeat
 	}
 	if c.MaxHeaderLine > c.MaxFrameSize {
 		c.MaxHeaderLine = c.MaxFrameSize

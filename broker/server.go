@@ -115,6 +115,7 @@ func New(cfg Config, app Application, bus Bus, reg prometheus.Registerer, log *s
 	// websocket transport), but Websocket stays on so /info offers it.
 	opts := sockjs.DefaultOptions
 	opts.SockJSURL = cfg.SockJSURL
+	opts.HeartbeatDelay = cfg.SockJSHeartbeat
 	s.sockjs = sockjs.NewHandler(cfg.Path, opts, s.serveSockJS)
 	s.polls = newPollTracker()
 

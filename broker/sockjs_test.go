@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-stomp/stomp/v3/frame"
 	"github.com/gorilla/websocket"
@@ -198,5 +199,55 @@ func TestAppendJSONString(t *testing.T) {
 		if out != want {
 			t.Fatalf("%q: round trip gave %q, want %q", in, out, want)
 		}
+	}
+}
+
+func TestSockJSWebSocketHeartbeat(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.SockJSHeartbeat = 30 * time.Millisecond
+	cfg.ConnectTimeout = 300 * time.Millisecond
+	s := startServer(t, cfg, nil)
+	ws, _, err := websocket.DefaultDialer.Dial(s.wsURL("/ws/9/"+newSessionID()+"/websocket"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	var got []string
+	for len(got) < 3 {
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		got = append(got, string(msg))
+	}
+	if got[0] != "o" || got[1] != "h" || got[2] != "h" {
+		t.Fatalf("frames %q, want o then heart-beats", got)
+	}
+	// No CONNECT in time: the STOMP ERROR arrives, then SockJS's close frame.
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(string(msg), "a[") {
+			if !strings.Contains(string(msg), "connect timeout") {
+				t.Fatalf("got %q", msg)
+			}
+			break
+		}
+	}
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(msg) == "h" {
+			continue
+		}
+		if !strings.HasPrefix(string(msg), "c[3000,") {
+			t.Fatalf("got %q, want the close frame", msg)
+		}
+		break
 	}
 }

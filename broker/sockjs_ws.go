@@ -22,9 +22,6 @@ import (
 // heart-beats, a["..."] for messages both ways, c[code,"reason"] on close.
 // sockjs-go still serves /info, the iframe page and the HTTP transports.
 
-// sockjsHeartbeat is the SockJS heart-beat period (sockjs-go's default).
-const sockjsHeartbeat = 25 * time.Second
-
 // errMessageTooLarge is returned by NextReader for an inbound transport
 // message over the limit; the connection answers with an ERROR frame.
 var errMessageTooLarge = errors.New("broker: transport message too large")
@@ -51,7 +48,7 @@ func (s *Server) serveSockJSWebSocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	t := &sockjsWSTransport{ws: ws, writeTimeout: s.cfg.WriteTimeout, maxMessage: s.maxPostBody()}
+	t := &sockjsWSTransport{ws: ws, writeTimeout: s.cfg.WriteTimeout, maxMessage: s.maxPostBody(), beatEvery: s.cfg.SockJSHeartbeat}
 	if err := t.writeRaw([]byte("o")); err != nil {
 		_ = ws.Close()
 		return
@@ -62,7 +59,7 @@ func (s *Server) serveSockJSWebSocket(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close()
 		return
 	}
-	t.heartbeat = time.AfterFunc(sockjsHeartbeat, t.beat)
+	t.heartbeat = time.AfterFunc(t.beatEvery, t.beat)
 	go func() { // see serveRaw
 		c.serve()
 		t.heartbeat.Stop()
@@ -74,6 +71,7 @@ type sockjsWSTransport struct {
 	ws           *websocket.Conn
 	writeTimeout time.Duration
 	maxMessage   int64
+	beatEvery    time.Duration
 
 	pending   []string // decoded inbound messages not yet read
 	wmu       sync.Mutex
@@ -163,13 +161,13 @@ func (t *sockjsWSTransport) beat() {
 	t.wmu.Lock()
 	idle := time.Since(t.lastWrite)
 	t.wmu.Unlock()
-	if idle >= sockjsHeartbeat*9/10 {
+	if idle >= t.beatEvery*9/10 {
 		if err := t.writeRaw([]byte("h")); err != nil {
 			return
 		}
 		idle = 0
 	}
-	t.heartbeat.Reset(sockjsHeartbeat - idle)
+	t.heartbeat.Reset(t.beatEvery - idle)
 }
 
 func (t *sockjsWSTransport) Close() {
