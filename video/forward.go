@@ -44,6 +44,7 @@ type forwardTrack struct {
 	lastPLI    time.Time
 	pliTimer   *time.Timer
 	pliStopped bool
+	kfWanted   bool // a request came while there was no source
 }
 
 func newForwardTrack(codec webrtc.RTPCodecCapability, kind webrtc.RTPCodecType, streamID string, m *metrics, cfg Config) (*forwardTrack, error) {
@@ -127,7 +128,12 @@ func (f *forwardTrack) write(p *rtp.Packet, size int) {
 func (f *forwardTrack) setSource(source any, pli func()) {
 	f.kmu.Lock()
 	f.source, f.requestPLI = source, pli
+	wanted := f.kfWanted
+	f.kfWanted = false
 	f.kmu.Unlock()
+	if wanted {
+		f.requestKeyframe()
+	}
 }
 
 // clearSource forgets source unless another has replaced it already.
@@ -159,13 +165,16 @@ func (f *forwardTrack) requestKeyframe() {
 		f.kmu.Unlock()
 		return
 	}
-	f.lastPLI = f.now()
 	pli := f.requestPLI
-	f.kmu.Unlock()
-	if pli != nil {
-		f.keyframes.Inc()
-		pli()
+	if pli == nil {
+		f.kfWanted = true
+		f.kmu.Unlock()
+		return
 	}
+	f.lastPLI = f.now()
+	f.kmu.Unlock()
+	f.keyframes.Inc()
+	pli()
 }
 
 // stop cancels a pending keyframe request; the track is done.

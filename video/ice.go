@@ -49,6 +49,7 @@ type media struct {
 	videoCodec webrtc.RTPCodecCapability
 	udpMux     ice.UDPMux
 	turn       *turn.Server
+	turnPort   int // the embedded TURN server's bound port
 }
 
 func newMedia(cfg Config, log *slog.Logger) (_ *media, err error) {
@@ -118,7 +119,7 @@ func newMedia(cfg Config, log *slog.Logger) (_ *media, err error) {
 	m.api = webrtc.NewAPI(webrtc.WithMediaEngine(engine), webrtc.WithInterceptorRegistry(registry), webrtc.WithSettingEngine(se))
 
 	if cfg.TURN.Enabled {
-		if m.turn, err = startTURN(cfg, log); err != nil {
+		if m.turn, m.turnPort, err = startTURN(cfg, log); err != nil {
 			return nil, err
 		}
 	}
@@ -137,10 +138,10 @@ func (m *media) close() {
 // startTURN runs the embedded TURN server with REST-style credentials
 // (the scheme coturn calls use-auth-secret), so the same credentials work
 // for it and for external TURN servers sharing the secret.
-func startTURN(cfg Config, log *slog.Logger) (*turn.Server, error) {
+func startTURN(cfg Config, log *slog.Logger) (*turn.Server, int, error) {
 	conn, err := net.ListenPacket("udp4", cfg.TURN.ListenAddr)
 	if err != nil {
-		return nil, errorf("turn listen %s: %w", cfg.TURN.ListenAddr, err)
+		return nil, 0, errorf("turn listen %s: %w", cfg.TURN.ListenAddr, err)
 	}
 	now := clock(cfg)
 	secret := cfg.TURNSecret
@@ -165,10 +166,10 @@ func startTURN(cfg Config, log *slog.Logger) (*turn.Server, error) {
 	})
 	if err != nil {
 		_ = conn.Close()
-		return nil, errorf("turn server: %w", err)
+		return nil, 0, errorf("turn server: %w", err)
 	}
 	log.Info("embedded turn listening", "addr", conn.LocalAddr().String(), "public_ip", cfg.TURN.PublicIP)
-	return srv, nil
+	return srv, conn.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
 // turnPassword is base64(HMAC-SHA1(secret, username)), the TURN REST API
@@ -204,10 +205,7 @@ func (s *Server) iceServers(userID string) []ICEServer {
 	var turnURLs []string
 	turnURLs = append(turnURLs, s.cfg.TURNURLs...)
 	if s.cfg.TURN.Enabled {
-		_, port, err := net.SplitHostPort(s.cfg.TURN.ListenAddr)
-		if err != nil || port == "" {
-			port = "3478"
-		}
+		port := strconv.Itoa(s.media.turnPort)
 		turnURLs = append(turnURLs, "turn:"+net.JoinHostPort(s.cfg.TURN.PublicIP, port)+"?transport=udp")
 	}
 	if len(turnURLs) > 0 {

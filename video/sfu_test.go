@@ -1,0 +1,148 @@
+package video
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+)
+
+// TestTwoParticipants: each of two participants publishes and receives the
+// other's audio and video through the SFU.
+func TestTwoParticipants(t *testing.T) {
+	ts := startServer(t, nil)
+	a := dial(t, ts, "1", "/signal")
+	b := dial(t, ts, "2", "/signal")
+
+	ex := a.join("r-5", true, true)
+	if members := ex["members"].([]any); len(members) != 0 {
+		t.Fatalf("first joiner got members %v", members)
+	}
+	ex = b.join("r-5", true, false)
+	members := ex["members"].([]any)
+	if len(members) != 1 || members[0].(map[string]any)["userId"] != "1" || members[0].(map[string]any)["audio"] != true {
+		t.Fatalf("second joiner got members %v", members)
+	}
+	arrived := a.await("newParticipantArrived")
+	if m := arrived["member"].(map[string]any); m["userId"] != "2" || m["video"] != true || m["audio"] != false {
+		t.Fatalf("newParticipantArrived %v", arrived)
+	}
+
+	a.publish()
+	b.publish()
+	aFromB := a.subscribe("2")
+	bFromA := b.subscribe("1")
+	awaitMedia(t, "1<-2", aFromB, 20)
+	awaitMedia(t, "2<-1", bFromA, 20)
+
+	if got := ts.metricSum(t, "cstalk_video_forwarded_packets_total"); got < 80 {
+		t.Errorf("forwarded packets metric %v, want >= 80", got)
+	}
+	if got := ts.metricSum(t, "cstalk_video_published_tracks"); got != 4 {
+		t.Errorf("published tracks %v, want 4", got)
+	}
+	if got := ts.Participants("r-5"); len(got) != 2 || got[0].UserID != "1" || got[1].UserID != "2" {
+		t.Errorf("Participants = %v", got)
+	}
+	checkFor(t, 2*time.Second, func() error {
+		if !ts.events.has(EventRoomOpened, "r-5", "") || !ts.events.has(EventJoined, "r-5", "1") || !ts.events.has(EventJoined, "r-5", "2") {
+			return errors.New("join events missing")
+		}
+		return nil
+	})
+	a.checkRules()
+	b.checkRules()
+}
+
+// TestFourParticipants: every one of four participants receives the three
+// others.
+func TestFourParticipants(t *testing.T) {
+	ts := startServer(t, nil)
+	users := []string{"1", "2", "3", "4"}
+	clients := map[string]*client{}
+	for _, u := range users {
+		c := dial(t, ts, u, "/signal")
+		ex := c.join("c-10", true, true)
+		if n := len(ex["members"].([]any)); n != len(clients) {
+			t.Fatalf("%s sees %d members, want %d", u, n, len(clients))
+		}
+		clients[u] = c
+		c.publish()
+	}
+	subs := map[string]*clientPeer{}
+	for _, u := range users {
+		for _, o := range users {
+			if o != u {
+				subs[u+"<-"+o] = clients[u].subscribe(o)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(subs))
+	for name, p := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			deadline := time.Now().Add(20 * time.Second)
+			for time.Now().Before(deadline) {
+				if p.audioPkts.Load() >= 10 && p.videoPkts.Load() >= 10 {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			errs <- fmt.Errorf("%s: audio %d video %d packets", name, p.audioPkts.Load(), p.videoPkts.Load())
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, c := range clients {
+		c.checkRules()
+	}
+	if got := ts.metricSum(t, "cstalk_video_peer_connections"); got != 16 {
+		t.Errorf("peer connections %v, want 16", got)
+	}
+}
+
+// TestKeyframeRequests: a new subscriber makes the SFU ask the publisher
+// for a keyframe, and a subscriber's PLI reaches the publisher.
+func TestKeyframeRequests(t *testing.T) {
+	ts := startServer(t, nil)
+	a := dial(t, ts, "1", "/signal")
+	b := dial(t, ts, "2", "/signal")
+	a.join("r-1", true, true)
+	b.join("r-1", true, true)
+	pub := a.publish()
+	sub := b.subscribe("1")
+	awaitMedia(t, "2<-1", sub, 5)
+	checkFor(t, 5*time.Second, func() error {
+		if pub.plis.Load() == 0 {
+			return errors.New("no keyframe request after the subscription")
+		}
+		return nil
+	})
+	before := pub.plis.Load()
+	var ssrc uint32
+	for _, tr := range sub.pc.GetTransceivers() {
+		if tr.Receiver() != nil && tr.Receiver().Track() != nil && tr.Kind().String() == "video" {
+			ssrc = uint32(tr.Receiver().Track().SSRC())
+		}
+	}
+	if ssrc == 0 {
+		t.Fatal("subscriber has no video track")
+	}
+	checkFor(t, 5*time.Second, func() error {
+		if err := sub.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+			return err
+		}
+		if pub.plis.Load() <= before {
+			return errors.New("subscriber's PLI has not reached the publisher")
+		}
+		return nil
+	})
+}
