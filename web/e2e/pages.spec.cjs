@@ -130,6 +130,7 @@ async function main() {
     const waitingItem = agent.locator(`.room-item[data-room-id="${roomId}"]`);
     await waitingItem.filter({ hasText: '김고객' }).waitFor();
     await waitingItem.filter({ hasText: '요금 문의' }).waitFor();
+    await waitingItem.locator('.badge[data-unread="1"]').waitFor();
     assert.equal(await agent.locator('#count-waiting').textContent(), String(await agent.locator('.room-item').count()));
     await shot(agent, 'console-lobby');
 

@@ -298,7 +298,10 @@ function main() {
     renderRooms();
     renderMembers();
     if (state.detail) state.detail.view.relabel();
-    if (state.conn) renderState($('#conn'), state.conn.state);
+    if (state.conn) {
+      state.conn.setLanguage(document.documentElement.lang);
+      renderState($('#conn'), state.conn.state);
+    }
   });
   $('#login-form').addEventListener('submit', onLogin);
   $('#logout').addEventListener('click', () => logout(''));

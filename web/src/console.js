@@ -406,7 +406,10 @@ function main() {
   onLangChange(() => {
     renderLobby();
     for (const r of state.open.values()) { renderHeader(r); r.view.relabel(); }
-    if (state.conn) renderState($('#conn'), state.conn.state);
+    if (state.conn) {
+      state.conn.setLanguage(document.documentElement.lang);
+      renderState($('#conn'), state.conn.state);
+    }
   });
   $('#login-form').addEventListener('submit', onLogin);
   $('#logout').addEventListener('click', () => logout(''));

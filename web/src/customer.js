@@ -171,7 +171,10 @@ function main() {
     view.relabel();
     composer.relabel();
     renderWelcome();
-    if (state.conn) renderState($('#conn'), state.conn.state);
+    if (state.conn) {
+      state.conn.setLanguage(document.documentElement.lang);
+      renderState($('#conn'), state.conn.state);
+    }
   });
   $('#restart').addEventListener('click', () => location.reload());
   document.addEventListener('visibilitychange', markRead);

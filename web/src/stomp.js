@@ -56,6 +56,10 @@ export class Connection {
 
   get connected() { return this.client.connected; }
 
+  // setLanguage makes the server's ERROR reasons follow the page's language
+  // from the next (re)connect on.
+  setLanguage(l) { this.client.connectHeaders['accept-language'] = l; }
+
   // subscribe delivers each event's parsed envelope to fn.
   subscribe(destination, fn) {
     return this.client.subscribe(destination, (frame) => {
