@@ -430,7 +430,18 @@ type chatClient struct {
 	t       *testing.T
 	name    string
 	conn    *stomp.Conn
-	private *stomp.Subscription
+	private *inbox
+}
+
+// inbox drains one subscription as its events arrive, so go-stomp's small
+// per-subscription buffer never fills and stalls the connection (receipts
+// included) while the test looks elsewhere.
+type inbox struct {
+	dest   string
+	mu     sync.Mutex
+	events []event
+	err    error
+	notify chan struct{} // signalled (cap 1) on every change
 }
 
 func dialChat(t *testing.T, name string, n *clusterNode, headers map[string]string) *chatClient {
@@ -453,36 +464,74 @@ func memberHeaders(token string) map[string]string {
 	return map[string]string{"Authorization": "Bearer " + token}
 }
 
-func (c *chatClient) subscribe(dest string) *stomp.Subscription {
+func (c *chatClient) subscribe(dest string) *inbox {
 	c.t.Helper()
 	sub, err := c.conn.Subscribe(dest, stomp.AckAuto)
 	if err != nil {
 		c.t.Fatalf("%s: subscribe %s: %v", c.name, dest, err)
 	}
-	return sub
+	in := &inbox{dest: dest, notify: make(chan struct{}, 1)}
+	go func() {
+		for msg := range sub.C {
+			in.mu.Lock()
+			if msg.Err != nil {
+				in.err = msg.Err
+			} else {
+				var ev event
+				ev.Raw = string(msg.Body)
+				if err := json.Unmarshal(msg.Body, &ev.M); err != nil {
+					in.err = fmt.Errorf("event is not JSON: %q", msg.Body)
+				}
+				ev.Name, _ = ev.M["eventName"].(string)
+				in.events = append(in.events, ev)
+			}
+			in.mu.Unlock()
+			select {
+			case in.notify <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return in
 }
 
-// next returns the next event on sub.
-func (c *chatClient) next(sub *stomp.Subscription) event {
+// next returns the next event of in.
+func (c *chatClient) next(in *inbox) event {
 	c.t.Helper()
-	msg, err := brokertest.NextGoMessage(sub, clusterWait)
-	if err != nil {
-		c.t.Fatalf("%s: waiting on %s: %v", c.name, sub.Destination(), err)
+	timeout := time.NewTimer(clusterWait)
+	defer timeout.Stop()
+	for {
+		in.mu.Lock()
+		if len(in.events) > 0 {
+			ev := in.events[0]
+			in.events = in.events[1:]
+			in.mu.Unlock()
+			return ev
+		}
+		err := in.err
+		in.mu.Unlock()
+		if err != nil {
+			c.t.Fatalf("%s: %s: %v", c.name, in.dest, err)
+		}
+		select {
+		case <-in.notify:
+		case <-timeout.C:
+			c.t.Fatalf("%s: no event on %s within %v", c.name, in.dest, clusterWait)
+		}
 	}
-	return parseEvent(c.t, msg.Body)
 }
 
 // await skips events until one named name that match accepts (nil: any).
-func (c *chatClient) await(sub *stomp.Subscription, name string, match func(event) bool) event {
+func (c *chatClient) await(in *inbox, name string, match func(event) bool) event {
 	c.t.Helper()
 	deadline := time.Now().Add(clusterWait)
 	for time.Now().Before(deadline) {
-		ev := c.next(sub)
+		ev := c.next(in)
 		if ev.Name == name && (match == nil || match(ev)) {
 			return ev
 		}
 	}
-	c.t.Fatalf("%s: no %s on %s within %v", c.name, name, sub.Destination(), clusterWait)
+	c.t.Fatalf("%s: no %s on %s within %v", c.name, name, in.dest, clusterWait)
 	return event{}
 }
 
