@@ -194,4 +194,3 @@ func allSeen(seen map[string]int, texts []string) bool {
 	}
 	return true
 }
-
