@@ -48,7 +48,7 @@ func (s *Server) serveSockJSWebSocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	t := &sockjsWSTransport{ws: ws, writeTimeout: s.cfg.WriteTimeout, maxMessage: s.maxPostBody(), beatEvery: s.cfg.SockJSHeartbeat}
+	t := &sockjsWSTransport{ws: ws, writeTimeout: s.cfg.WriteTimeout, maxMessage: s.maxPostBody(), beatEvery: s.cfg.SockJSHeartbeat, buffers: &s.buffers}
 	if err := t.writeRaw([]byte("o")); err != nil {
 		_ = ws.Close()
 		return
@@ -74,8 +74,8 @@ type sockjsWSTransport struct {
 	beatEvery    time.Duration
 
 	pending   []string // decoded inbound messages not yet read
+	buffers   *sync.Pool // *[]byte, shared by the server's writers
 	wmu       sync.Mutex
-	buf       []byte // encoding buffer, guarded by wmu
 	lastWrite time.Time
 	heartbeat *time.Timer
 	closeOnce sync.Once
@@ -127,18 +127,15 @@ func (t *sockjsWSTransport) NextReader() (io.Reader, error) {
 
 // Send writes p, one or more STOMP frames, as one SockJS message.
 func (t *sockjsWSTransport) Send(p []byte) error {
-	t.wmu.Lock()
-	defer t.wmu.Unlock()
-	b := append(t.buf[:0], 'a', '[')
+	bufp := t.buffers.Get().(*[]byte)
+	defer t.buffers.Put(bufp)
+	b := append((*bufp)[:0], 'a', '[')
 	b = appendJSONString(b, p)
 	b = append(b, ']')
-	err := t.writeLocked(b)
-	if cap(b) <= 64<<10 {
-		t.buf = b[:0]
-	} else {
-		t.buf = nil
-	}
-	return err
+	*bufp = b[:0]
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	return t.writeLocked(b)
 }
 
 func (t *sockjsWSTransport) writeRaw(p []byte) error {
