@@ -73,7 +73,7 @@ type sockjsWSTransport struct {
 	maxMessage   int64
 	beatEvery    time.Duration
 
-	pending   []string // decoded inbound messages not yet read
+	pending   []string   // decoded inbound messages not yet read
 	buffers   *sync.Pool // *[]byte, shared by the server's writers
 	wmu       sync.Mutex
 	lastWrite time.Time
