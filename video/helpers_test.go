@@ -572,3 +572,11 @@ func awaitMedia(t *testing.T, who string, p *clientPeer, n int64) {
 		return nil
 	})
 }
+
+const videoKind = webrtc.RTPCodecTypeVideo
+
+func webrtcConfig() webrtc.Configuration { return webrtc.Configuration{} }
+
+func recvonly() webrtc.RTPTransceiverInit {
+	return webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}
+}
