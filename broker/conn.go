@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,12 +181,24 @@ func (c *Conn) consume(data []byte) {
 			c.fail(perr, "")
 			return false
 		}
-		c.handle(f)
+		c.handleSafely(f)
 		return !c.isClosing()
 	})
 	if perr != nil {
 		c.fail(perr, "")
 	}
+}
+
+// handleSafely handles f; a panic in the broker or an Application hook
+// ends this connection with an ERROR frame instead of the whole node.
+func (c *Conn) handleSafely(f *frame.Frame) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.log.Error("panic while handling a frame", "session", c.id, "command", f.Command, "panic", r, "stack", string(debug.Stack()))
+			c.fail(&protocolError{kind: "internal", message: "internal error", detail: "the server failed to handle the frame"}, "")
+		}
+	}()
+	c.handle(f)
 }
 
 // inputBuffer holds the incomplete frame at the end of what a connection

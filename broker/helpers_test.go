@@ -86,6 +86,8 @@ func (a *testApp) HandleSend(ctx context.Context, c *Conn, dest string, h Header
 		return errors.New("handler refused")
 	case "pub/handled":
 		return fmt.Errorf("told the client: %w", ErrHandled)
+	case "pub/panic":
+		panic("application bug")
 	}
 	return nil
 }

@@ -93,6 +93,7 @@ func TestBadInputGetsErrorAndHarmsNobody(t *testing.T) {
 		{"send to the private destination", true, []string{"SEND\ndestination:/user/session/message\n\nx\x00"}, "unknown destination"},
 		{"refused subscription", true, []string{"SUBSCRIBE\nid:1\ndestination:/sub/forbidden\n\n\x00"}, "forbidden destination"},
 		{"refused send", true, []string{"SEND\ndestination:/sub/readonly\n\nx\x00"}, "read-only destination"},
+		{"application panic", true, []string{"SEND\ndestination:/pub/panic\n\nx\x00"}, "internal error"},
 		{"handler error", true, []string{"SEND\ndestination:/pub/fail\n\nx\x00"}, "handler refused"},
 		{"second CONNECT", true, []string{connect}, "already connected"},
 		{"bad heart-beat", false, []string{"CONNECT\naccept-version:1.2\nheart-beat:soon\n\n\x00"}, "invalid heart-beat"},

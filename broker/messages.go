@@ -59,6 +59,8 @@ func koreanText(code string) string {
 		return "메시지를 충분히 빨리 받지 못해 연결을 닫습니다."
 	case "unknown destination":
 		return "사용할 수 없는 destination입니다."
+	case "internal error":
+		return "서버가 프레임을 처리하지 못했습니다."
 	case "unsupported protocol version":
 		return "지원하지 않는 STOMP 버전입니다. 1.0, 1.1, 1.2를 지원합니다."
 	}
