@@ -530,12 +530,24 @@ func (c *Conn) teardown() {
 
 	for _, s := range subs {
 		c.srv.unsubscribe(s)
-		c.srv.app.Unsubscribed(c.ctx, c, s.dest)
+		c.safely("Unsubscribed", func() { c.srv.app.Unsubscribed(c.ctx, c, s.dest) })
 	}
 	if connected {
-		c.srv.app.Disconnected(c.ctx, c)
+		c.safely("Disconnected", func() { c.srv.app.Disconnected(c.ctx, c) })
 	}
 	c.cancel()
 	c.srv.removeConn(c)
 	close(c.done)
+}
+
+// safely runs an Application hook of the teardown, where a panic must not
+// stop the rest of it or the node.
+func (c *Conn) safely(hook string, fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.metrics.errors.WithLabelValues("internal").Inc()
+			c.srv.log.Error("panic in application hook", "session", c.id, "hook", hook, "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	fn()
 }
