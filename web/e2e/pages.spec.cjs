@@ -281,8 +281,16 @@ async function main() {
     await pane.locator('.confirm-end').click();
     await cust.locator('#ended').filter({ hasText: '상담이 종료되었습니다.' }).waitFor();
     await pane.locator('.ended-note').waitFor();
+    assert.equal(await cust.locator('button.delete').count(), 0, 'an ended room offers no delete');
+    assert.equal(await pane.locator('button.delete').count(), 0, 'an ended room offers no delete');
     await admin.locator(`tr[data-room-id="${roomId}"] .status-badge[data-status="ENDED"]`).waitFor();
+
+    step('the customer rates the ended consultation');
+    await cust.locator('.score[data-score="5"]').click();
+    await cust.locator('#review-thanks').waitFor();
     await shot(cust, 'customer-ended');
+    await admin.reload();
+    await admin.locator(`tr[data-room-id="${roomId}"] .review-cell`).filter({ hasText: '5/5' }).waitFor();
 
     step('English on request, remembered');
     await admin.locator('#lang').click();

@@ -297,6 +297,10 @@ async function sendImage(r, file) {
 
 function renderHeader(r) {
   const d = r.detail;
+  if (r.view.readOnly !== r.ended) {
+    r.view.readOnly = r.ended;
+    r.view.render('keep');
+  }
   r.title.textContent = d.customer.name || d.roomName || `#${d.id}`;
   r.status.textContent = statusText(d.status);
   r.status.dataset.status = d.status;

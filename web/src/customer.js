@@ -1,4 +1,4 @@
-import { $ } from './dom.js';
+import { $, h } from './dom.js';
 import { t, initLang, bindToggle, onLangChange } from './i18n.js';
 import { request, uploadImage } from './api.js';
 import { Connection, PRIVATE, room as roomDest, renderState } from './stomp.js';
@@ -91,8 +91,24 @@ function markRead() {
 
 function setEnded(ended) {
   state.ended = ended;
+  if (view.readOnly !== ended) {
+    view.readOnly = ended;
+    view.render('keep');
+  }
   $('#ended').hidden = !ended;
   composer.el.hidden = ended;
+}
+
+// renderReview offers a 1-5 rating once the consultation has ended.
+function renderReview() {
+  const box = $('#review-scores');
+  box.replaceChildren(...[1, 2, 3, 4, 5].map((n) => h('button', {
+    type: 'button', class: 'score', dataset: { score: n }, 'aria-label': `${n} ${t('reviewScore')}`,
+    onclick: () => {
+      for (const b of box.querySelectorAll('button')) b.disabled = true;
+      if (!send('REVIEW', { reviewScore: n })) for (const b of box.querySelectorAll('button')) b.disabled = false;
+    },
+  }, '★', h('span', {}, String(n)))));
 }
 
 function renderWelcome() {
@@ -159,6 +175,12 @@ function onEvent(env) {
       setEnded(true);
       renderWelcome();
       break;
+    case 'REVIEW':
+      if (data.success) {
+        $('#review-scores').hidden = true;
+        $('#review-thanks').hidden = false;
+      }
+      break;
   }
 }
 
@@ -168,6 +190,7 @@ function main() {
   $('#conversation').append(view.el);
   $('#composer').replaceWith(composer.el);
   onLangChange(() => {
+    renderReview();
     view.relabel();
     composer.relabel();
     renderWelcome();
@@ -177,6 +200,7 @@ function main() {
     }
   });
   $('#restart').addEventListener('click', () => location.reload());
+  renderReview();
   document.addEventListener('visibilitychange', markRead);
   const id = identity();
   if (!/^\d+$/.test(id.companyId) || !/^\d+$/.test(id.gasappMemberNumber)) {

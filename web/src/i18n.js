@@ -76,6 +76,10 @@ const texts = {
     system: '안내',
     counselor: '상담사',
     me: '나',
+    reviewAsk: '상담은 만족스러우셨나요?',
+    reviewThanks: '소중한 평가 감사합니다.',
+    reviewScore: '점',
+    review: '평가',
   },
   en: {
     appConsole: 'cstalk Counselor Console',
@@ -152,6 +156,10 @@ const texts = {
     system: 'Notice',
     counselor: 'Counselor',
     me: 'Me',
+    reviewAsk: 'How was your consultation?',
+    reviewThanks: 'Thank you for your feedback.',
+    reviewScore: 'of 5',
+    review: 'Rating',
   },
 };
 

@@ -13,6 +13,8 @@ export class RoomView {
     this.onDelete = onDelete;
     this.onLoadOlder = onLoadOlder;
     this.mySpeakerId = 0;
+    // readOnly: the room has ended; nothing more may change.
+    this.readOnly = false;
     this.messages = new Map();
     this.hasMore = false;
     this.loadingOlder = false;
@@ -147,7 +149,7 @@ export class RoomView {
   }
 
   canDelete(m) {
-    if (m.isDeleted || m.isSystemMessage) return false;
+    if (this.readOnly || m.isDeleted || m.isSystemMessage) return false;
     if (this.viewer === 'admin') return true;
     return m.speakerId === this.mySpeakerId && this.mySpeakerId !== 0;
   }
@@ -166,14 +168,15 @@ export class RoomView {
     else if (m.messageType === 1) body = this.renderImage(m);
     else body = h('span', { class: 'text' }, m.message);
     const side = h('div', { class: 'side' });
-    if (this.canDelete(m)) {
-      side.append(h('button', { class: 'link delete', type: 'button', onclick: () => this.onDelete(m) }, t('deleteMsg')));
-    }
     if (mine && !m.isDeleted && !note) {
       side.append(h('span', { class: m.noReadCount > 0 ? 'read-state unread' : 'read-state', dataset: { unread: m.noReadCount } },
         m.noReadCount > 0 ? t('unread') : t('read')));
     }
-    side.append(h('time', { title: m.createDate }, (m.createDate || '').slice(11, 16)));
+    const time = h('time', { title: m.createDate }, (m.createDate || '').slice(11, 16));
+    const del = this.canDelete(m)
+      ? h('button', { class: 'link delete', type: 'button', onclick: () => this.onDelete(m) }, t('deleteMsg'))
+      : null;
+    side.append(h('div', { class: 'time-row' }, mine ? [del, time] : [time, del]));
     const who = continued || (mine && this.viewer === 'customer') ? null : m.speakerName;
     if (continued) classes.push('continued');
     return h('li', { class: classes.join(' '), dataset: { id: m.id } },
