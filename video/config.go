@@ -28,6 +28,12 @@ type Config struct {
 	// MaxParticipants and MaxPublishers are per room.
 	MaxParticipants int
 	MaxPublishers   int
+	// MessageRate and MessageBurst bound what one connection may ask per
+	// second (a token bucket); an offer or a join costs OfferCost messages
+	// because each builds a peer connection or calls the authorizer.
+	MessageRate  float64
+	MessageBurst float64
+	OfferCost    float64
 	// SendQueue bounds each connection's outbound messages; a client that
 	// does not drain it is disconnected.
 	SendQueue int
@@ -118,6 +124,9 @@ func DefaultConfig() Config {
 		MaxSubscriptions:       35,
 		MaxParticipants:        36,
 		MaxPublishers:          16,
+		MessageRate:            50,
+		MessageBurst:           400,
+		OfferCost:              5,
 		SendQueue:              256,
 		WriteTimeout:           10 * time.Second,
 		PingInterval:           20 * time.Second,
@@ -160,6 +169,10 @@ func (c *Config) validate() error {
 		if v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, v))
 		}
+	}
+	if c.MessageRate <= 0 || c.MessageBurst < 1 || c.OfferCost < 1 || c.OfferCost > c.MessageBurst {
+		errs = append(errs, fmt.Errorf("message rate %v/s, burst %v, offer cost %v: rate positive, 1 <= offer cost <= burst",
+			c.MessageRate, c.MessageBurst, c.OfferCost))
 	}
 	if c.ReconnectGrace < 0 {
 		errs = append(errs, fmt.Errorf("reconnect grace must not be negative, got %s", c.ReconnectGrace))

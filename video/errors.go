@@ -34,6 +34,7 @@ const (
 	CodeTooManySubscription = "tooManySubscriptions"
 	CodeRoomFull            = "roomFull"
 	CodeTooManyPublishers   = "tooManyPublishers"
+	CodeRateLimited         = "rateLimited"
 	CodeJoinTimeout         = "joinTimeout"
 	CodeReplaced            = "replaced"
 	CodeRoomClosed          = "roomClosed"
@@ -96,6 +97,8 @@ func texts(code string) (ko, en string) {
 		return "방 인원이 가득 찼습니다.", "The room is full."
 	case CodeTooManyPublishers:
 		return "영상을 보내는 참여자가 너무 많습니다.", "Too many participants are publishing in this room."
+	case CodeRateLimited:
+		return "요청이 너무 잦습니다. 잠시 후 다시 시도해 주세요.", "Too many requests; slow down."
 	case CodeJoinTimeout:
 		return "방 접속 요청이 없어 연결을 닫습니다.", "No joinRoom in time; closing."
 	case CodeReplaced:

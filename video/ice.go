@@ -83,7 +83,7 @@ func newMedia(cfg Config, log *slog.Logger) (_ *media, err error) {
 		return nil, errorf("register abs-send-time: %w", err)
 	}
 
-	se := webrtc.SettingEngine{}
+	se := webrtc.SettingEngine{LoggerFactory: pionLogs{log}}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetICETimeouts(cfg.ICEDisconnectedTimeout, cfg.ICEFailedTimeout, 2*time.Second)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
@@ -146,7 +146,8 @@ func startTURN(cfg Config, log *slog.Logger) (*turn.Server, int, error) {
 	now := clock(cfg)
 	secret := cfg.TURNSecret
 	srv, err := turn.NewServer(turn.ServerConfig{
-		Realm: cfg.TURN.Realm,
+		Realm:         cfg.TURN.Realm,
+		LoggerFactory: pionLogs{log},
 		AuthHandler: func(username, realm string, src net.Addr) ([]byte, bool) {
 			if !turnUsernameValid(username, now()) {
 				log.Debug("turn credentials refused", "username", username, "src", src.String())

@@ -358,9 +358,8 @@ func (pe *peer) forward(track *webrtc.TrackRemote) {
 // interceptors answer NACKs and take receiver reports; PLI and FIR go on to
 // the publisher.
 func (s *Server) goRTCP(sender *webrtc.RTPSender, fwd *forwardTrack) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	// When the server is closing the connection is about to be closed too.
+	s.goOwned(func() {
 		for {
 			pkts, _, err := sender.ReadRTCP()
 			if err != nil {
@@ -373,7 +372,7 @@ func (s *Server) goRTCP(sender *webrtc.RTPSender, fwd *forwardTrack) {
 				}
 			}
 		}
-	}()
+	})
 }
 
 func drain(track *webrtc.TrackRemote) {

@@ -32,7 +32,8 @@ type Server struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // goroutines the server started
+	wg     sync.WaitGroup // goroutines the server started; Add only under mu while !closed
+	conns  sync.WaitGroup // sessions being served
 
 	mu       sync.Mutex
 	rooms    map[string]*room
@@ -152,6 +153,7 @@ func (s *Server) addSession(sess *session) bool {
 		return false
 	}
 	s.sessions[sess] = struct{}{}
+	s.conns.Add(1)
 	return true
 }
 
@@ -159,6 +161,22 @@ func (s *Server) removeSession(sess *session) {
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.mu.Unlock()
+	s.conns.Done()
+}
+
+// goOwned runs fn on a goroutine Close waits for; false once closing.
+func (s *Server) goOwned(fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn()
+	}()
+	return true
 }
 
 // Participants lists the members of room roomID in join order (nil when no
@@ -231,6 +249,18 @@ func (s *Server) Close() error {
 	}
 	for _, sess := range sessions {
 		sess.fail(fatalError(CodeShutdown))
+	}
+	// Sessions end within the close handshake's grace; a stuck one is not
+	// worth holding shutdown for.
+	done := make(chan struct{})
+	go func() {
+		s.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.log.Warn("signaling connections still open at shutdown")
 	}
 	s.media.close()
 	s.cancel()

@@ -26,6 +26,10 @@ type session struct {
 	closing chan struct{} // closed: the writer flushes and closes
 	done    chan struct{} // closed when the writer has finished
 
+	// token bucket, used only by the reader
+	tokens   float64
+	refilled time.Time
+
 	mu          sync.Mutex
 	told        map[string]bool // ids the client knows are in the room
 	part        *participant
@@ -36,7 +40,7 @@ type session struct {
 func (s *Server) newSession(t transport, r *http.Request) *session {
 	sess := &session{srv: s, t: t, lang: requestLanguage(r, s.cfg.Language),
 		out: make(chan []byte, s.cfg.SendQueue), closing: make(chan struct{}), done: make(chan struct{}),
-		told: map[string]bool{}}
+		told: map[string]bool{}, tokens: s.cfg.MessageBurst, refilled: s.now()}
 	if r != nil {
 		sess.urlToken = r.URL.Query().Get("token")
 		if sess.urlToken == "" {
@@ -282,13 +286,36 @@ func (sess *session) handle(raw []byte) {
 			sess.sendError(clientError(CodeInternal), m.ID)
 		}
 	}()
+	if !sess.allow(1) {
+		sess.sendError(clientError(CodeRateLimited), "")
+		return
+	}
 	if err := json.Unmarshal(raw, &m); err != nil || m.ID == "" {
 		sess.sendError(clientError(CodeBadMessage), "")
 		return
 	}
+	if m.ID == msgReceiveVideoFrom || m.ID == msgJoinRoom {
+		if !sess.allow(sess.srv.cfg.OfferCost - 1) {
+			sess.sendError(clientError(CodeRateLimited), m.ID)
+			return
+		}
+	}
 	if e := sess.dispatch(&m); e != nil {
 		sess.sendError(e, m.ID)
 	}
+}
+
+// allow takes cost tokens from the connection's bucket.
+func (sess *session) allow(cost float64) bool {
+	cfg := sess.srv.cfg
+	now := sess.srv.now()
+	sess.tokens = min(cfg.MessageBurst, sess.tokens+now.Sub(sess.refilled).Seconds()*cfg.MessageRate)
+	sess.refilled = now
+	if sess.tokens < cost {
+		return false
+	}
+	sess.tokens -= cost
+	return true
 }
 
 func (sess *session) dispatch(m *inbound) *Error {
