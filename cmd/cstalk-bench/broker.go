@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cstalk/cstalk/broker"
+	"github.com/cstalk/cstalk/broker/redisbus"
 )
 
 // runBroker serves the broker package alone, so it can be pinned to a core
@@ -23,13 +24,21 @@ func runBroker(ctx context.Context, args []string, log *slog.Logger) error {
 	addr := fs.String("addr", "127.0.0.1:18080", "listen address (loopback)")
 	lifetime := fs.Duration("for", 30*time.Minute, "stop after this long even without a signal")
 	queue := fs.Int("outbound-queue", broker.DefaultConfig().OutboundQueue, "frames queued per connection before it counts as slow")
+	redisURL := fs.String("redis", "", "empty: in-process bus; redis://127.0.0.1:PORT/0: Redis bus, so several broker processes form one cluster")
 	_ = fs.Parse(args)
 
 	cfg := broker.DefaultConfig()
 	cfg.OutboundQueue = *queue
-	bus := broker.NewMemoryBus()
-	defer func() { _ = bus.Close() }()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var bus broker.Bus = broker.NewMemoryBus()
+	if *redisURL != "" {
+		rb, err := redisbus.New(ctx, redisbus.Options{URL: *redisURL, Prefix: "cstalk-bench:", Log: quiet})
+		if err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+		bus = rb
+	}
+	defer func() { _ = bus.Close() }()
 	srv, err := broker.New(cfg, openApp{}, bus, prometheus.NewRegistry(), quiet)
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
@@ -41,7 +50,7 @@ func runBroker(ctx context.Context, args []string, log *slog.Logger) error {
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	log.Info("broker listening", "addr", ln.Addr().String(), "pid", os.Getpid(),
+	log.Info("broker listening", "addr", ln.Addr().String(), "pid", os.Getpid(), "redis", *redisURL != "",
 		"ws", "ws://"+ln.Addr().String()+cfg.Path+"/websocket")
 
 	ctx, cancel := context.WithTimeout(ctx, *lifetime)

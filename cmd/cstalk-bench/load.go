@@ -28,6 +28,7 @@ type loadConfig struct {
 	parallel          int
 	jsonOut           bool
 	serverPID         int
+	pubURL            string // publishers' endpoint when it is another node than --url
 }
 
 // runLoad measures fan-out: subscribers spread over destinations, publishers
@@ -50,9 +51,17 @@ func runLoad(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.IntVar(&c.parallel, "connect-parallel", 32, "connections opened at a time")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as one JSON object")
 	fs.IntVar(&c.serverPID, "pid", 0, "server process id: report its CPU use over the measured window (RabbitMQ: beam.smp)")
+	fs.StringVar(&c.pubURL, "pub-url", "", "publishers connect here instead of --url (another node of a cluster: every delivery crosses the bus)")
 	_ = fs.Parse(args)
 	if err := t.resolve(); err != nil {
 		return err
+	}
+	if c.pubURL != "" {
+		pt := t
+		pt.url = c.pubURL
+		if err := pt.resolve(); err != nil {
+			return fmt.Errorf("--pub-url: %w", err)
+		}
 	}
 	if c.subs < 1 || c.pubs < 1 || c.dests < 1 || c.dests > c.subs {
 		return errors.New("load: need subs >= dests >= 1 and pubs >= 1")
@@ -200,7 +209,14 @@ func load(ctx context.Context, t *target, c loadConfig, log *slog.Logger) (loadR
 		subs[i].c = sc
 	}
 	log.Info("connecting publishers", "n", c.pubs)
-	pubClients, err := connectMany(ctx, t, c.pubs, c.parallel, nil)
+	pubTarget := t
+	if c.pubURL != "" {
+		pt := *t
+		pt.url = c.pubURL
+		pubTarget = &pt
+		res.Target = "subscribers " + t.url + ", publishers " + c.pubURL
+	}
+	pubClients, err := connectMany(ctx, pubTarget, c.pubs, c.parallel, nil)
 	if err != nil {
 		return res, fmt.Errorf("load: publishers: %w", err)
 	}
