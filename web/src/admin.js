@@ -101,6 +101,13 @@ async function loadRooms() {
     const res = await request('GET', '/api/rooms?limit=500', { headers: auth() });
     state.rooms = res.rooms;
     state.roomsError = '';
+    // A room watched while WAITING can be followed live once taken.
+    const d = state.detail;
+    const now = d && res.rooms.find((r) => r.id === d.room.id);
+    if (now) {
+      d.room = now;
+      watchDetail();
+    }
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return logout(t('sessionExpired'));
     state.roomsError = err.message;
