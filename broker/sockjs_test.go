@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -249,5 +250,82 @@ func TestSockJSWebSocketHeartbeat(t *testing.T) {
 			t.Fatalf("got %q, want the close frame", msg)
 		}
 		break
+	}
+}
+
+// TestSockJSStreamingTransports drives eventsource and htmlfile, the
+// streaming transports of browsers without WebSocket or CORS XHR.
+func TestSockJSStreamingTransports(t *testing.T) {
+	s := startServer(t, DefaultConfig(), nil)
+	for _, tc := range []struct {
+		transport, query, name string
+		decode                 func(line string) (string, bool) // a SockJS frame from a stream line
+	}{
+		{"eventsource", "", "eventsource", func(line string) (string, bool) {
+			return strings.CutPrefix(strings.TrimRight(line, "\r\n"), "data: ")
+		}},
+		{"htmlfile", "?c=cb", "htmlfile", func(line string) (string, bool) {
+			inner, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "p(")
+			if !ok {
+				return "", false
+			}
+			var frame string
+			if err := json.Unmarshal([]byte(strings.TrimSuffix(inner, ");")), &frame); err != nil {
+				return "", false
+			}
+			return frame, true
+		}},
+	} {
+		t.Run(tc.transport, func(t *testing.T) {
+			base := s.http.URL + "/ws/004/" + newSessionID()
+			resp, err := http.Get(base + "/" + tc.transport + tc.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			lines := bufio.NewReader(resp.Body)
+			next := func() string {
+				t.Helper()
+				for {
+					line, err := lines.ReadString('\n')
+					if err != nil {
+						t.Fatalf("stream ended: %v", err)
+					}
+					if f, ok := tc.decode(line); ok && f != "h" {
+						return f
+					}
+				}
+			}
+			if f := next(); f != "o" {
+				t.Fatalf("open frame %q", f)
+			}
+			body, _ := json.Marshal([]string{"CONNECT\naccept-version:1.2\n\n\x00SUBSCRIBE\nid:0\ndestination:/sub/stream\nreceipt:r\n\n\x00"})
+			post, err := http.Post(base+"/xhr_send", "text/plain", strings.NewReader(string(body)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			post.Body.Close()
+			got := ""
+			for !strings.Contains(got, "RECEIPT") {
+				f := next()
+				var parts []string
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(f, "a")), &parts); err != nil {
+					t.Fatalf("frame %q: %v", f, err)
+				}
+				got += strings.Join(parts, "")
+			}
+			if !strings.HasPrefix(got, "CONNECTED\n") {
+				t.Fatalf("got %q", got)
+			}
+			if err := s.Publish(t.Context(), "/sub/stream", []byte(`{"n":1}`)); err != nil {
+				t.Fatal(err)
+			}
+			if f := next(); !strings.Contains(f, `{\"n\":1}`) {
+				t.Fatalf("MESSAGE frame %q", f)
+			}
+			if n := testutilGauge(t, s, "cstalk_broker_connections", tc.name); n != 1 {
+				t.Fatalf("%s connections %v", tc.name, n)
+			}
+		})
 	}
 }
