@@ -1,0 +1,236 @@
+// Command cstalk-videobench measures the SFU's forwarding cost: N
+// publishers send synthetic VP8 (and Opus) into one room, M subscribers
+// each receive every publisher, and the server, running in a child
+// process so its CPU time is its own, reports forwarded packets per second
+// and per CPU core.
+//
+//	cstalk-videobench -publishers 4 -subscribers 8 -duration 20s
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cstalk/cstalk/video"
+)
+
+type options struct {
+	publishers  int
+	subscribers int
+	duration    time.Duration
+	warmup      time.Duration
+	fps         int
+	frameBytes  int
+	audio       bool
+	serve       bool
+	procs       int
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.publishers, "publishers", 4, "publishers in the room")
+	flag.IntVar(&o.subscribers, "subscribers", 8, "subscribers, each receiving every publisher")
+	flag.DurationVar(&o.duration, "duration", 20*time.Second, "measured time")
+	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "time to settle before measuring")
+	flag.IntVar(&o.fps, "fps", 30, "video frames per second per publisher")
+	flag.IntVar(&o.frameBytes, "frame-bytes", 2400, "bytes per video frame (1200-byte packets)")
+	flag.BoolVar(&o.audio, "audio", true, "publish Opus too (50 packets/s)")
+	flag.IntVar(&o.procs, "server-procs", 1, "GOMAXPROCS of the server process")
+	flag.BoolVar(&o.serve, "serve", false, "internal: run the server side and print its address")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if o.serve {
+		err = serve(ctx)
+	} else {
+		err = run(ctx, o)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cstalk-videobench:", err)
+		os.Exit(1)
+	}
+}
+
+// allowAll lets every bench client in.
+type allowAll struct{}
+
+func (allowAll) AuthorizeJoin(_ context.Context, _, userID, communityID, _ string) (video.Identity, error) {
+	return video.Identity{UserID: userID, CommunityID: communityID}, nil
+}
+
+// serve runs the SFU on loopback until stdin closes (the parent is gone).
+func serve(ctx context.Context) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg := video.DefaultConfig()
+	cfg.IncludeLoopback = true
+	cfg.Interfaces = []string{"lo"}
+	cfg.MaxParticipants, cfg.MaxPublishers, cfg.MaxSubscriptions = 1000, 1000, 1000
+	cfg.MessageRate, cfg.MessageBurst = 10000, 100000
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := video.New(cfg, allowAll{}, reg, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/signal", srv.Handler())
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	fmt.Printf("ADDR %s\n", ln.Addr())
+	stdinClosed := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(stdinClosed)
+	}()
+	select {
+	case <-ctx.Done():
+	case <-stdinClosed:
+	}
+	_ = hs.Close()
+	return nil
+}
+
+// startServer runs this program with -serve and returns its address.
+func startServer(ctx context.Context, procs int) (addr string, wait func(), err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.CommandContext(ctx, self, "-serve")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "ADDR ") {
+		_ = cmd.Process.Kill()
+		return "", nil, fmt.Errorf("server did not start: %q %v", line, err)
+	}
+	return strings.TrimSpace(strings.TrimPrefix(line, "ADDR ")), func() {
+		_ = stdin.Close()
+		_ = cmd.Wait()
+	}, nil
+}
+
+type sample struct {
+	at        time.Time
+	forwarded float64 // packets
+	fwdBytes  float64
+	cpu       float64 // seconds
+	received  int64   // by the bench's subscribers
+}
+
+func run(ctx context.Context, o options) error {
+	if o.publishers < 1 || o.subscribers < 1 {
+		return errors.New("need at least one publisher and one subscriber")
+	}
+	addr, wait, err := startServer(ctx, o.procs)
+	if err != nil {
+		return err
+	}
+	defer wait()
+	b := &bench{addr: addr, opts: o}
+	defer b.close()
+	fmt.Printf("server %s (GOMAXPROCS=%d), bench GOMAXPROCS=%d, %d CPUs\n", addr, o.procs, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Printf("%d publishers x %d subscribers, %d fps x %d B video%s\n", o.publishers, o.subscribers, o.fps, o.frameBytes,
+		map[bool]string{true: " + Opus 50 pkt/s", false: ""}[o.audio])
+	if err := b.setup(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-time.After(o.warmup):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	start, err := b.sample()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-time.After(o.duration):
+	case <-ctx.Done():
+	}
+	end, err := b.sample()
+	if err != nil {
+		return err
+	}
+	secs := end.at.Sub(start.at).Seconds()
+	fwd := (end.forwarded - start.forwarded) / secs
+	rcv := float64(end.received-start.received) / secs
+	cores := (end.cpu - start.cpu) / secs
+	mbps := (end.fwdBytes - start.fwdBytes) * 8 / secs / 1e6
+	fmt.Printf("forwarded   %10.0f packets/s  %7.1f Mbit/s\n", fwd, mbps)
+	fmt.Printf("received    %10.0f packets/s  (%.2f%% of forwarded)\n", rcv, 100*rcv/max(fwd, 1))
+	fmt.Printf("server CPU  %10.2f cores\n", cores)
+	if cores > 0 {
+		fmt.Printf("per core    %10.0f forwarded packets/s\n", fwd/cores)
+	}
+	return nil
+}
+
+// metrics reads the server's forwarded counters and CPU seconds.
+func (b *bench) sample() (sample, error) {
+	s := sample{at: time.Now(), received: b.received()}
+	resp, err := http.Get("http://" + b.addr + "/metrics")
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(name, "cstalk_video_forwarded_packets_total"):
+			s.forwarded += v
+		case strings.HasPrefix(name, "cstalk_video_forwarded_bytes_total"):
+			s.fwdBytes += v
+		case name == "process_cpu_seconds_total":
+			s.cpu = v
+		}
+	}
+	return s, sc.Err()
+}
