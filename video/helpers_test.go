@@ -191,6 +191,7 @@ type clientPeer struct {
 	answered chan struct{}
 	mu       sync.Mutex
 	hasAns   bool
+	answer   string
 	pending  []webrtc.ICECandidateInit
 
 	audioPkts, videoPkts atomic.Int64 // received (subscriptions)
@@ -354,6 +355,7 @@ func (c *client) applyAnswer(p *clientPeer, sdp string) {
 	}
 	p.mu.Lock()
 	p.hasAns = true
+	p.answer = sdp
 	pending := p.pending
 	p.pending = nil
 	p.mu.Unlock()

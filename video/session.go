@@ -327,7 +327,9 @@ func (sess *session) dispatch(m *inbound) *Error {
 		return clientError(CodeUnknownMessage)
 	}
 	p := sess.participant()
-	if p == nil {
+	if p == nil || p.session() != sess {
+		// Never joined, left, or replaced by a newer connection of the
+		// same user that now owns the place.
 		return clientError(CodeNotJoined)
 	}
 	if room := m.room(); room != "" && room != p.room.id {

@@ -3,11 +3,15 @@ package video
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v3"
 )
 
 // TestTwoParticipants: each of two participants publishes and receives the
@@ -145,4 +149,55 @@ func TestKeyframeRequests(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// mediaKinds lists the m-line kinds of an SDP in order.
+func mediaKinds(t *testing.T, s string) []string {
+	t.Helper()
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(s); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range d.MediaDescriptions {
+		out = append(out, m.MediaName.Media)
+	}
+	return out
+}
+
+// TestAnswersKeepEveryMLine: an offer with more lines than the SFU uses
+// (a second video, as a screen share would add) is answered line for line,
+// and the media that is used still flows.
+func TestAnswersKeepEveryMLine(t *testing.T) {
+	ts := startServer(t, nil)
+	a := dial(t, ts, "1", "/signal")
+	b := dial(t, ts, "2", "/signal")
+	a.join("r-8", true, true)
+	b.join("r-8", true, true)
+
+	pub := a.newPeer("1")
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeVideo} {
+		if _, err := pub.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.offer(pub, "1")
+	offer := pub.pc.LocalDescription().SDP
+	if got, want := mediaKinds(t, pub.answer), mediaKinds(t, offer); !slices.Equal(got, want) {
+		t.Errorf("publish answer lines %v, offer %v", got, want)
+	}
+
+	sub := b.newPeer("1")
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if _, err := sub.pc.AddTransceiverFromKind(kind, recvonly()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.offer(sub, "1")
+	if got, want := mediaKinds(t, sub.answer), mediaKinds(t, sub.pc.LocalDescription().SDP); !slices.Equal(got, want) {
+		t.Errorf("subscribe answer lines %v, offer %v", got, want)
+	}
+	if !strings.Contains(sub.answer, "a=sendonly") {
+		t.Errorf("subscription answer sends nothing:\n%s", sub.answer)
+	}
 }
