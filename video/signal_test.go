@@ -362,3 +362,33 @@ func TestCloseRoom(t *testing.T) {
 		t.Errorf("gauges after close: %v", got)
 	}
 }
+
+// TestShutdown: Close tells every client, ends every peer connection and
+// returns; later connections are refused.
+func TestShutdown(t *testing.T) {
+	ts := startServer(t, nil)
+	a := dial(t, ts, "1", "/signal")
+	b := dial(t, ts, "2", "/signal")
+	idle := dial(t, ts, "3", "/signal")
+	a.join("c-5", true, true)
+	b.join("c-5", true, true)
+	a.publish()
+	sub := b.subscribe("1")
+	awaitMedia(t, "2<-1", sub, 5)
+	start := time.Now()
+	if err := ts.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %s", d)
+	}
+	for _, c := range []*client{a, b, idle} {
+		c.awaitError(CodeShutdown)
+		<-c.readDone
+	}
+	if got := ts.metricSum(t, "cstalk_video_peer_connections") + ts.metricSum(t, "cstalk_video_signaling_connections"); got != 0 {
+		t.Errorf("open connections after Close: %v", got)
+	}
+	late := dial(t, ts, "4", "/signal")
+	late.awaitError(CodeShutdown)
+}
