@@ -15,6 +15,15 @@
 // Every message is stored before it is delivered. A refused event is answered
 // with an ERROR event whose reason is a catalog text in the connection's
 // language; internal errors are logged here and reported as "internal".
+//
+// Faults: a STOMP RECEIPT for a SEND means the event was carried out (a
+// MESSAGE is stored) or refused for the reason its ERROR event gives. When the
+// server itself fails (the store is unreachable) the client gets the ERROR
+// event and no receipt, and retries with the same clientMessageId, which is
+// stored once. Events cross nodes on the bus only after they are stored, and
+// a bus outage costs other nodes' clients the live events, not the messages:
+// a client catches up with MESSAGE_LIST, the newest page first, then older
+// pages (startId = the smallest id received) down to the last id it had seen.
 package chat
 
 import (
