@@ -63,6 +63,17 @@ func TestLeaveAndReconnect(t *testing.T) {
 	awaitMedia(t, "2<-1 across the drop", bFromA, 10)
 	bFromA2 := b2.subscribe("1") // a re-offer replaces the old subscription
 	awaitMedia(t, "2<-1 resubscribed", bFromA2, 10)
+	// A republish replaces the old publication; a's subscription, made
+	// before, goes on receiving without a new offer.
+	before := ts.metricSum(t, "cstalk_video_peer_connections")
+	b2.publish()
+	checkFor(t, 5*time.Second, func() error {
+		if ts.metricSum(t, "cstalk_video_peer_connections") != before {
+			return errors.New("the old publication is still open")
+		}
+		return nil
+	})
+	awaitMedia(t, "1<-2 republished", aFromB, 10)
 	time.Sleep(2 * time.Second) // longer than the grace: the resume must hold
 	if !a.none("participantLeft") || !a.none("newParticipantArrived") {
 		t.Fatal("a resume was announced to the others")
