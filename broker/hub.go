@@ -41,6 +41,8 @@ type hub struct {
 	srv    *Server
 	mu     sync.RWMutex
 	topics map[string]*topic
+	// busRetry is set when a bus subscription failed; see retryBus.
+	busRetry atomic.Bool
 }
 
 type topic struct {
@@ -90,7 +92,8 @@ func (h *hub) add(s *subscription) {
 		err := h.srv.bus.Subscribe(ctx, t.name)
 		cancel()
 		if err != nil {
-			// Local delivery still works; the next subscriber retries.
+			// Local delivery still works; retryBus subscribes later.
+			h.busRetry.Store(true)
 			h.srv.metrics.errors.WithLabelValues("bus").Inc()
 			h.srv.log.Warn("bus subscribe failed", "topic", t.name, "err", err)
 		} else {

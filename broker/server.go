@@ -129,6 +129,13 @@ func New(cfg Config, app Application, bus Bus, reg prometheus.Registerer, log *s
 // delivery only while it lasts.
 func (s *Server) runBus() {
 	defer close(s.busDone)
+	retryCtx, stopRetry := context.WithCancel(s.runCtx)
+	retried := make(chan struct{})
+	go func() {
+		defer close(retried)
+		s.hub.retryBus(retryCtx)
+	}()
+	defer func() { stopRetry(); <-retried }()
 	pause := 100 * time.Millisecond
 	for {
 		started := time.Now()

@@ -446,7 +446,7 @@ type inbox struct {
 
 func dialChat(t *testing.T, name string, n *clusterNode, headers map[string]string) *chatClient {
 	t.Helper()
-	opts := []func(*stomp.Conn) error{stomp.ConnOpt.HeartBeat(0, 0)}
+	var opts []func(*stomp.Conn) error
 	for k, v := range headers {
 		opts = append(opts, stomp.ConnOpt.Header(k, v))
 	}

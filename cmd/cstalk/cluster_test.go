@@ -53,6 +53,12 @@ func TestClusterRedisRestart(t *testing.T) {
 	}
 	watcher.await(watcherRoom, "MESSAGE", withText("during"))
 	cust.await(custRoom, "MESSAGE", withText("during"))
+	// A customer who arrives during the outage is served by its node, and
+	// must hear from the other node once Redis is back.
+	late := dialChat(t, "late customer@a", a, customerHeaders("5010"))
+	lateRoomID := late.await(late.private, "LOGINED", nil).M["roomId"].(string)
+	lateRoom := late.subscribe("/sub/socket/room/" + lateRoomID)
+	late.await(late.private, "WELCOME_MESSAGE", nil)
 
 	rds.start()
 	waitReady(t, a.base, 200)
@@ -65,6 +71,13 @@ func TestClusterRedisRestart(t *testing.T) {
 	}
 	agent.send("MESSAGE", textMessage("답변", ""))
 	cust.await(custRoom, "MESSAGE", withText("답변"))
+
+	lateAgent := dialChat(t, "agent2@b", b, memberHeaders(login(t, b.base, "agent2")))
+	lateAgent.subscribe("/sub/socket/room/" + lateRoomID)
+	lateAgent.await(lateAgent.private, "MESSAGE_LIST", nil)
+	late.await(lateRoom, "ROOM_DETAIL", nil) // the assignment, from node b
+	lateAgent.send("MESSAGE", textMessage("늦어서 죄송합니다", ""))
+	late.await(lateRoom, "MESSAGE", withText("늦어서 죄송합니다"))
 
 	// The counselor catches up with what Redis could not carry.
 	agent.send("MESSAGE_LIST", map[string]any{"messageAdminType": 0})
