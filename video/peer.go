@@ -25,7 +25,10 @@ type peer struct {
 	answered    bool                      // the answer is queued; candidates may follow it
 	localCands  []webrtc.ICECandidateInit // gathered before the answer went out
 	remoteCands int
-	closed      bool
+	// the client's candidates that came before the offer, applied after
+	// the answer
+	pendingRemote []webrtc.ICECandidateInit
+	closed        bool
 }
 
 func (pe *peer) role() string {
@@ -78,12 +81,11 @@ func (pe *peer) onLocalCandidate(c *webrtc.ICECandidate) {
 }
 
 func (pe *peer) sendCandidate(c webrtc.ICECandidateInit) {
-	sess := pe.owner.session()
-	if sess == nil {
+	sig := pe.owner.signaler()
+	if sig == nil {
 		return // within the reconnect grace; the client re-offers on resume
 	}
-	sess.sendAbout(pe.target, iceCandidateMsg{ID: msgIceCandidate, UserID: pe.target, Name: pe.target,
-		Candidate: candidateJSON{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex}})
+	sig.candidate(pe.target, c)
 }
 
 // answerSent releases the candidates gathered so far.
@@ -113,7 +115,7 @@ func (pe *peer) addRemote(c webrtc.ICECandidateInit, limit int) *Error {
 	return nil
 }
 
-func (p *participant) session() *session {
+func (p *participant) signaler() signaler {
 	r := p.room
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -146,28 +148,29 @@ func checkOffer(offer string, maxBytes int) *Error {
 // receiveVideoFrom answers an offer: publishing p's own media when target
 // is p, subscribing to target's otherwise. A new offer for the same target
 // replaces the previous connection (what clients do after a reconnect).
-func (p *participant) receiveVideoFrom(sess *session, target, offer string) *Error {
+// The caller sends the answer, then calls afterAnswer.
+func (p *participant) receiveVideoFrom(target, offer string) (string, *peer, *Error) {
 	r := p.room
 	s := r.srv
 	if err := checkOffer(offer, s.cfg.MaxSDPBytes); err != nil {
-		return err
+		return "", nil, err
 	}
 	publish := target == p.ident.UserID
 	var source *participant
 	r.mu.Lock()
 	if p.left {
 		r.mu.Unlock()
-		return clientError(CodeNotJoined)
+		return "", nil, clientError(CodeNotJoined)
 	}
 	if publish {
 		if !p.publishing && r.publishersLocked() >= s.cfg.MaxPublishers {
 			r.mu.Unlock()
-			return clientError(CodeTooManyPublishers)
+			return "", nil, clientError(CodeTooManyPublishers)
 		}
 		p.publishing = true
 	} else if source = r.participants[target]; source == nil {
 		r.mu.Unlock()
-		return clientError(CodeUnknownParticipant)
+		return "", nil, clientError(CodeUnknownParticipant)
 	}
 	r.mu.Unlock()
 	if !publish {
@@ -179,18 +182,18 @@ func (p *participant) receiveVideoFrom(sess *session, target, offer string) *Err
 		_, again := p.peers[target]
 		p.mu.Unlock()
 		if !again && subs >= s.cfg.MaxSubscriptions {
-			return clientError(CodeTooManySubscription)
+			return "", nil, clientError(CodeTooManySubscription)
 		}
 	}
 
 	pc, err := s.media.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		s.log.Error("new peer connection", "room", r.id, "user", p.ident.UserID, "err", err)
-		return clientError(CodeInternal)
+		return "", nil, clientError(CodeInternal)
 	}
 	pe := &peer{owner: p, target: target, publish: publish, pc: pc}
 	s.metrics.peerConnections.WithLabelValues(pe.role()).Inc()
-	fail := func(code string) *Error {
+	fail := func(code string) (string, *peer, *Error) {
 		pe.close()
 		if publish {
 			r.mu.Lock()
@@ -201,7 +204,7 @@ func (p *participant) receiveVideoFrom(sess *session, target, offer string) *Err
 			p.mu.Unlock()
 			r.mu.Unlock()
 		}
-		return clientError(code)
+		return "", nil, clientError(code)
 	}
 	pc.OnICECandidate(pe.onLocalCandidate)
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
@@ -267,14 +270,26 @@ func (p *participant) receiveVideoFrom(sess *session, target, offer string) *Err
 	if old != nil {
 		old.close()
 	}
-	sess.sendAbout(target, answerMsg{ID: msgReceiveVideoAnswer, UserID: target, Name: target, SDPAnswer: answer.SDP})
+	pe.pendingRemote = pending
+	return answer.SDP, pe, nil
+}
+
+// afterAnswer is called once the answer is on its way: the server's
+// candidates may follow it now, and the client's that came before the
+// offer are applied. It returns the errors of those.
+func (pe *peer) afterAnswer() []*Error {
 	pe.answerSent()
+	pe.mu.Lock()
+	pending := pe.pendingRemote
+	pe.pendingRemote = nil
+	pe.mu.Unlock()
+	var errs []*Error
 	for _, c := range pending {
-		if err := pe.addRemote(c, s.cfg.MaxCandidatesPerPeer); err != nil {
-			sess.sendError(err, msgOnIceCandidate)
+		if err := pe.addRemote(c, pe.owner.room.srv.cfg.MaxCandidatesPerPeer); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errs
 }
 
 // addCandidate applies a client candidate to its peer connection, or keeps

@@ -54,7 +54,7 @@ type participant struct {
 	video    *forwardTrack
 
 	// guarded by room.mu
-	sess       *session // nil within the reconnect grace
+	sess       signaler // nil within the reconnect grace
 	videoOn    bool
 	audioOn    bool
 	publishing bool
@@ -83,29 +83,25 @@ func (r *room) othersLocked(except *participant) []*participant {
 	return out
 }
 
-// welcomeLocked sends the joiner the others and tells it whom it now knows.
+// welcomeLocked sends the joiner the others.
 func (r *room) welcomeLocked(p *participant) {
 	others := r.othersLocked(p)
-	msg := existingParticipantsMsg{ID: msgExistingParticipants, Members: make([]Member, 0, len(others)),
-		Data: make([]string, 0, len(others)), UserID: p.ident.UserID,
-		ICEServers: r.srv.iceServers(p.ident.UserID), Layout: layoutFor(len(r.participants))}
-	ids := make([]string, 0, len(others)+1)
-	ids = append(ids, p.ident.UserID)
+	members := make([]Member, 0, len(others))
 	for _, o := range others {
-		msg.Members = append(msg.Members, o.member())
-		msg.Data = append(msg.Data, o.ident.UserID)
-		ids = append(ids, o.ident.UserID)
+		members = append(members, o.member())
 	}
-	p.sess.sendIntroducing(ids, msg)
+	p.sess.welcome(p.ident.UserID, members, r.srv.iceServers(p.ident.UserID), layoutFor(len(r.participants)))
 }
 
-// broadcastLocked sends msg to every participant with a socket.
-func (r *room) broadcastLocked(msg any, except *participant) {
+// signalersLocked returns the front ends of everyone with a socket.
+func (r *room) signalersLocked() []signaler {
+	out := make([]signaler, 0, len(r.participants))
 	for _, o := range r.participants {
-		if o != except && o.sess != nil {
-			o.sess.send(msg)
+		if o.sess != nil {
+			out = append(out, o.sess)
 		}
 	}
+	return out
 }
 
 // removeLocked takes p out of the room and tells the others. The caller
@@ -123,8 +119,7 @@ func (r *room) removeLocked(p *participant) (toClose []*peer) {
 	layout := layoutFor(len(r.participants))
 	for _, o := range r.participants {
 		if o.sess != nil {
-			o.sess.sendForgetting(p.ident.UserID, participantLeftMsg{ID: msgParticipantLeft,
-				UserID: p.ident.UserID, Name: p.ident.UserID, Layout: layout})
+			o.sess.left(p.ident.UserID, layout)
 		}
 		toClose = append(toClose, o.takePeer(p.ident.UserID)...)
 	}
@@ -183,7 +178,7 @@ func closePeers(peers []*peer) {
 // join puts sess's user into room roomID: a new participant, or, when the
 // same user joins with the same token while its place is held (socket
 // dropped, or a second tab taking over), the existing one resumed.
-func (s *Server) join(sess *session, ident Identity, token, roomID string, videoOn, audioOn bool) (*participant, *Error) {
+func (s *Server) join(sess signaler, ident Identity, token, roomID string, videoOn, audioOn bool) (*participant, *Error) {
 	for {
 		r, opened, err := s.roomFor(roomID)
 		if err != nil {
@@ -213,7 +208,7 @@ func (s *Server) roomFor(roomID string) (*room, bool, *Error) {
 	return r, true, nil
 }
 
-func (r *room) join(sess *session, ident Identity, token string, videoOn, audioOn, opened bool) (_ *participant, retry bool, _ *Error) {
+func (r *room) join(sess signaler, ident Identity, token string, videoOn, audioOn, opened bool) (_ *participant, retry bool, _ *Error) {
 	s := r.srv
 	r.mu.Lock()
 	if r.closed {
@@ -221,7 +216,7 @@ func (r *room) join(sess *session, ident Identity, token string, videoOn, audioO
 		return nil, true, nil
 	}
 	var toClose []*peer
-	var replaced *session
+	var replaced signaler
 	var evicted *participant
 	if old := r.participants[ident.UserID]; old != nil {
 		if old.token == token {
@@ -278,8 +273,7 @@ func (r *room) join(sess *session, ident Identity, token string, videoOn, audioO
 	layout := layoutFor(len(r.participants))
 	for _, o := range r.othersLocked(p) {
 		if o.sess != nil {
-			o.sess.sendIntroducing([]string{ident.UserID}, newParticipantMsg{ID: msgNewParticipantArrived,
-				Member: p.member(), Name: ident.UserID, Layout: layout})
+			o.sess.arrived(p.member(), layout)
 		}
 	}
 	r.mu.Unlock()
@@ -342,7 +336,7 @@ func (r *room) closeIfEmpty() {
 
 // dropped is called when p's socket sess is gone: p keeps its place for
 // the reconnect grace, then leaves.
-func (r *room) dropped(p *participant, sess *session) {
+func (r *room) dropped(p *participant, sess signaler) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p.left || p.sess != sess {
@@ -369,11 +363,15 @@ func (r *room) setState(p *participant, video, audio *bool) {
 	}
 	if video != nil {
 		p.videoOn = *video
-		r.broadcastLocked(videoStateMsg{ID: msgVideoStateAnswer, UserID: p.ident.UserID, Video: *video}, nil)
+		for _, sig := range r.signalersLocked() {
+			sig.videoState(p.ident.UserID, *video)
+		}
 	}
 	if audio != nil {
 		p.audioOn = *audio
-		r.broadcastLocked(audioStateMsg{ID: msgAudioStateAnswer, UserID: p.ident.UserID, Audio: *audio}, nil)
+		for _, sig := range r.signalersLocked() {
+			sig.audioState(p.ident.UserID, *audio)
+		}
 	}
 }
 
@@ -393,7 +391,7 @@ func (r *room) closeAll(code string) int {
 	}
 	s.mu.Unlock()
 	var toClose []*peer
-	var sessions []*session
+	var sessions []signaler
 	parts := r.othersLocked(nil)
 	for _, p := range parts {
 		if p.sess != nil {

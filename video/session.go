@@ -327,7 +327,7 @@ func (sess *session) dispatch(m *inbound) *Error {
 		return clientError(CodeUnknownMessage)
 	}
 	p := sess.participant()
-	if p == nil || p.session() != sess {
+	if p == nil || p.signaler() != signaler(sess) {
 		// Never joined, left, or replaced by a newer connection of the
 		// same user that now owns the place.
 		return clientError(CodeNotJoined)
@@ -341,7 +341,15 @@ func (sess *session) dispatch(m *inbound) *Error {
 		if !validUserID(target) {
 			return clientError(CodeBadUser)
 		}
-		return p.receiveVideoFrom(sess, target, m.SDPOffer)
+		answer, pe, e := p.receiveVideoFrom(target, m.SDPOffer)
+		if e != nil {
+			return e
+		}
+		sess.sendAbout(target, answerMsg{ID: msgReceiveVideoAnswer, UserID: target, Name: target, SDPAnswer: answer})
+		for _, e := range pe.afterAnswer() {
+			sess.sendError(e, msgOnIceCandidate)
+		}
+		return nil
 	case msgOnIceCandidate:
 		target := m.user()
 		if !validUserID(target) {
