@@ -92,6 +92,8 @@ type Presence struct {
 	// healthy is false from a failed Redis call until a heartbeat has
 	// brought Redis back in line with local.
 	healthy atomic.Bool
+	// outage wakes the heartbeat when a call finds Redis unreachable.
+	outage chan struct{}
 
 	ctx       context.Context // ends at Close; owns the heartbeat goroutine
 	cancel    context.CancelFunc
@@ -147,6 +149,7 @@ func New(ctx context.Context, opts Options) (*Presence, error) {
 		client:    redis.NewClient(ropts),
 		local:     make(map[int64]map[string]chat.Attendee),
 		dirty:     make(map[int64]struct{}),
+		outage:    make(chan struct{}, 1),
 	}
 	if p.metrics, err = newMetrics(opts.Registerer, p); err != nil {
 		_ = p.client.Close()
@@ -313,6 +316,10 @@ func (p *Presence) callContext(ctx context.Context) (context.Context, context.Ca
 func (p *Presence) failed(op string, err error) {
 	p.metrics.errors.Inc()
 	if p.healthy.Swap(false) {
+		select {
+		case p.outage <- struct{}{}:
+		default:
+		}
 		p.metrics.healthy.Set(0)
 		p.log.Warn("redis unreachable, serving this node's presence only", "op", op, "err", err)
 	}
@@ -327,20 +334,33 @@ func (p *Presence) setHealthy(v bool) {
 	}
 }
 
+// outageProbe is how often the heartbeat tries Redis while it is
+// unreachable, so the cluster view is whole again soon after it returns.
+const outageProbe = 250 * time.Millisecond
+
 // beat refreshes this node's entries every heartbeat until Close.
 func (p *Presence) beat() {
 	defer p.wg.Done()
-	tick := time.NewTicker(p.heartbeat)
-	defer tick.Stop()
+	timer := time.NewTimer(p.heartbeat)
+	defer timer.Stop()
 	for {
 		select {
 		case <-p.ctx.Done():
 			return
-		case <-tick.C:
+		case <-p.outage:
+			// A call just failed: probe soon rather than at the next beat.
+			timer.Reset(outageProbe)
+			continue
+		case <-timer.C:
 		}
 		if err := p.refresh(p.ctx); err != nil && p.ctx.Err() == nil {
 			p.failed("heartbeat", err)
 		}
+		next := p.heartbeat
+		if !p.healthy.Load() {
+			next = min(next, outageProbe)
+		}
+		timer.Reset(next)
 	}
 }
 
@@ -350,7 +370,7 @@ func (p *Presence) beat() {
 func (p *Presence) refresh(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, p.timeout+p.heartbeat)
+	ctx, cancel := context.WithTimeout(ctx, 2*p.timeout) // one pipelined round trip per step
 	defer cancel()
 
 	rooms := make([]int64, 0, len(p.local))
