@@ -213,13 +213,20 @@ func (p *participant) receiveVideoFrom(target, offer string) (string, *peer, *Er
 			if !publish {
 				source.video.requestKeyframe() // so the new subscriber sees video at once
 			}
-		case webrtc.PeerConnectionStateFailed:
-			s.log.Info("peer connection failed", "room", r.id, "user", p.ident.UserID, "target", target)
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			if state == webrtc.PeerConnectionStateFailed {
+				s.log.Info("peer connection failed", "room", r.id, "user", p.ident.UserID, "target", target)
+			}
+			r.mu.Lock()
 			p.mu.Lock()
 			if p.peers[target] == pe {
 				delete(p.peers, target)
+				if publish {
+					p.publishing = false // its place among the publishers is free
+				}
 			}
 			p.mu.Unlock()
+			r.mu.Unlock()
 			pe.close()
 		}
 	})

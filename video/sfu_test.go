@@ -201,3 +201,34 @@ func TestAnswersKeepEveryMLine(t *testing.T) {
 		t.Errorf("subscription answer sends nothing:\n%s", sub.answer)
 	}
 }
+
+// TestDeadPublisherFreesItsPlace: a publication whose connection dies is
+// dropped, and its place among the room's publishers goes to the next.
+func TestDeadPublisherFreesItsPlace(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.MaxPublishers = 1
+		c.ICEDisconnectedTimeout = 500 * time.Millisecond
+		c.ICEFailedTimeout = time.Second
+	})
+	a := dial(t, ts, "1", "/signal")
+	b := dial(t, ts, "2", "/signal")
+	a.join("r-6", true, true)
+	b.join("r-6", true, true)
+	pub := a.publish()
+	sub := b.subscribe("1")
+	awaitMedia(t, "2<-1", sub, 5)
+	b.send(map[string]any{"id": "receiveVideoFrom", "userId": "2", "sdpOffer": validOffer(t)})
+	b.awaitError(CodeTooManyPublishers)
+
+	pub.stop()
+	_ = pub.pc.Close()
+	checkFor(t, 10*time.Second, func() error {
+		if got := ts.metricSum(t, "cstalk_video_published_tracks"); got != 0 {
+			return fmt.Errorf("%v tracks still published", got)
+		}
+		return nil
+	})
+	b.publish()
+	aFromB := a.subscribe("2")
+	awaitMedia(t, "1<-2", aFromB, 5)
+}
