@@ -76,8 +76,11 @@ func (sess *session) serve() {
 		return
 	}
 	s.metrics.connections.WithLabelValues(sess.t.Name()).Inc()
-	defer s.metrics.connections.WithLabelValues(sess.t.Name()).Dec()
-	defer s.removeSession(sess)
+	defer func() {
+		// Gauge first: Close returns once the session is removed.
+		s.metrics.connections.WithLabelValues(sess.t.Name()).Dec()
+		s.removeSession(sess)
+	}()
 
 	joinTimer := time.AfterFunc(s.cfg.JoinTimeout, func() {
 		if sess.participant() == nil && !sess.everJoined() {
