@@ -276,6 +276,14 @@ func (r *room) join(sess signaler, ident Identity, token string, videoOn, audioO
 			o.sess.arrived(p.member(), layout)
 		}
 	}
+	// Events are queued under the lock so their order is the room's.
+	if evicted != nil {
+		s.events.emit(Event{Kind: EventLeft, RoomID: r.id, User: evicted.ident, At: now, Duration: now.Sub(evicted.joinedAt), Reason: "replaced"})
+	}
+	if opened {
+		s.events.emit(Event{Kind: EventRoomOpened, RoomID: r.id, At: r.openedAt})
+	}
+	s.events.emit(Event{Kind: EventJoined, RoomID: r.id, User: ident, At: now})
 	r.mu.Unlock()
 	s.metrics.participants.Inc()
 
@@ -285,12 +293,7 @@ func (r *room) join(sess signaler, ident Identity, token string, videoOn, audioO
 		}
 		closePeers(toClose)
 		s.metrics.participants.Dec()
-		s.events.emit(Event{Kind: EventLeft, RoomID: r.id, User: evicted.ident, At: now, Duration: now.Sub(evicted.joinedAt), Reason: "replaced"})
 	}
-	if opened {
-		s.events.emit(Event{Kind: EventRoomOpened, RoomID: r.id, At: now})
-	}
-	s.events.emit(Event{Kind: EventJoined, RoomID: r.id, User: ident, At: now})
 	s.log.Info("participant joined", "room", r.id, "user", ident.UserID, "customer", ident.Customer)
 	return p, false, nil
 }
@@ -303,12 +306,12 @@ func (r *room) leave(p *participant, reason string) {
 		return
 	}
 	toClose := r.removeLocked(p)
-	r.mu.Unlock()
-	closePeers(toClose)
 	s := r.srv
-	s.metrics.participants.Dec()
 	now := s.now()
 	s.events.emit(Event{Kind: EventLeft, RoomID: r.id, User: p.ident, At: now, Duration: now.Sub(p.joinedAt), Reason: reason})
+	r.mu.Unlock()
+	closePeers(toClose)
+	s.metrics.participants.Dec()
 	s.log.Info("participant left", "room", r.id, "user", p.ident.UserID, "reason", reason)
 	r.closeIfEmpty()
 }
@@ -324,13 +327,14 @@ func (r *room) closeIfEmpty() {
 		if s.rooms[r.id] == r {
 			delete(s.rooms, r.id)
 		}
+		// Under s.mu: a room of the same id opened next is reported after.
+		now := s.now()
+		s.events.emit(Event{Kind: EventRoomClosed, RoomID: r.id, At: now, Duration: now.Sub(r.openedAt)})
 	}
 	r.mu.Unlock()
 	s.mu.Unlock()
 	if empty {
 		s.metrics.rooms.Dec()
-		now := s.now()
-		s.events.emit(Event{Kind: EventRoomClosed, RoomID: r.id, At: now, Duration: now.Sub(r.openedAt)})
 	}
 }
 
@@ -389,9 +393,9 @@ func (r *room) closeAll(code string) int {
 	if s.rooms[r.id] == r {
 		delete(s.rooms, r.id)
 	}
-	s.mu.Unlock()
 	var toClose []*peer
 	var sessions []signaler
+	now := s.now()
 	parts := r.othersLocked(nil)
 	for _, p := range parts {
 		if p.sess != nil {
@@ -399,18 +403,16 @@ func (r *room) closeAll(code string) int {
 			p.sess.detach(p)
 		}
 		toClose = append(toClose, r.removeLocked(p)...)
+		s.events.emit(Event{Kind: EventLeft, RoomID: r.id, User: p.ident, At: now, Duration: now.Sub(p.joinedAt), Reason: "closed"})
 	}
+	s.events.emit(Event{Kind: EventRoomClosed, RoomID: r.id, At: now, Duration: now.Sub(r.openedAt)})
 	r.mu.Unlock()
+	s.mu.Unlock()
 	for _, sess := range sessions {
 		sess.fail(fatalError(code))
 	}
 	closePeers(toClose)
-	now := s.now()
-	for _, p := range parts {
-		s.metrics.participants.Dec()
-		s.events.emit(Event{Kind: EventLeft, RoomID: r.id, User: p.ident, At: now, Duration: now.Sub(p.joinedAt), Reason: "closed"})
-	}
+	s.metrics.participants.Sub(float64(len(parts)))
 	s.metrics.rooms.Dec()
-	s.events.emit(Event{Kind: EventRoomClosed, RoomID: r.id, At: now, Duration: now.Sub(r.openedAt)})
 	return len(parts)
 }

@@ -403,3 +403,37 @@ func TestShutdown(t *testing.T) {
 	late := dial(t, ts, "4", "/signal")
 	late.awaitError(CodeShutdown)
 }
+
+// TestEvents: the hook sees a room's life in order, with who and why.
+func TestEvents(t *testing.T) {
+	ts := startServer(t, nil)
+	a := dial(t, ts, "1", "/signal")
+	b := dial(t, ts, "cust7", "/signal")
+	a.join("r-12", true, true)
+	b.join("r-12", true, true)
+	b.send(map[string]any{"id": "leaveRoom"})
+	a.await("participantLeft")
+	a.send(map[string]any{"id": "leaveRoom"})
+	var got []string
+	checkFor(t, 5*time.Second, func() error {
+		ts.events.mu.Lock()
+		defer ts.events.mu.Unlock()
+		got = got[:0]
+		for _, e := range ts.events.evs {
+			got = append(got, string(e.Kind)+":"+e.User.UserID+":"+e.Reason)
+		}
+		if len(got) < 6 {
+			return errors.New("waiting for events")
+		}
+		return nil
+	})
+	want := []string{"roomOpened::", "joined:1:", "joined:cust7:", "left:cust7:leave", "left:1:leave", "roomClosed::"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	ts.events.mu.Lock()
+	defer ts.events.mu.Unlock()
+	if !ts.events.evs[2].User.Customer || ts.events.evs[1].User.Customer {
+		t.Errorf("customer flag lost: %+v", ts.events.evs)
+	}
+}
