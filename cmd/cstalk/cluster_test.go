@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -42,6 +44,9 @@ func TestClusterRedisRestart(t *testing.T) {
 	cust.send("MESSAGE", textMessage("before", "c-before"))
 	agent.await(agentRoom, "MESSAGE", withText("before"))
 
+	if m := metricsText(t, a.base); !strings.Contains(m, "cstalk_presence_redis_up 1") || !strings.Contains(m, "cstalk_presence_local_attendees 2") {
+		t.Fatalf("presence metrics:\n%s", grepLines(m, "cstalk_presence_"))
+	}
 	rds.kill()
 	waitReady(t, a.base, 503)
 	waitReady(t, b.base, 503)
@@ -63,6 +68,9 @@ func TestClusterRedisRestart(t *testing.T) {
 	rds.start()
 	waitReady(t, a.base, 200)
 	waitReady(t, b.base, 200)
+	waitUntil(t, clusterWait, "presence back in line with Redis", func() bool {
+		return strings.Contains(metricsText(t, a.base), "cstalk_presence_redis_up 1")
+	})
 	// Nobody subscribed again: the nodes did.
 	cust.send("MESSAGE", textMessage("after", "c-after"))
 	got := agent.await(agentRoom, "MESSAGE", nil)
@@ -146,4 +154,28 @@ func TestClusterDatabaseOutage(t *testing.T) {
 	if first < 0 || lost < first || slices.Index(bodies[lost+1:], "lost") >= 0 {
 		t.Fatalf("stored: %q", bodies)
 	}
+}
+
+func metricsText(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func grepLines(text, prefix string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
