@@ -33,9 +33,14 @@ func uniquePrefix(t *testing.T) string {
 // open starts a Presence for node on url; it is closed when the test ends.
 func open(t *testing.T, url, prefix, node string, heartbeat time.Duration) *Presence {
 	t.Helper()
+	return openTTL(t, url, prefix, node, heartbeat, 3*heartbeat)
+}
+
+func openTTL(t *testing.T, url, prefix, node string, heartbeat, ttl time.Duration) *Presence {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	p, err := New(ctx, Options{URL: url, Prefix: prefix, NodeID: node, Heartbeat: heartbeat, TTL: 3 * heartbeat})
+	p, err := New(ctx, Options{URL: url, Prefix: prefix, NodeID: node, Heartbeat: heartbeat, TTL: ttl})
 	if err != nil {
 		t.Fatalf("Redis is required: %v", err)
 	}
@@ -142,13 +147,14 @@ func halt(t *testing.T, p *Presence) {
 // until their TTL, then readers ignore them and drop the node from the room.
 func TestDeadNodeExpires(t *testing.T) {
 	prefix := uniquePrefix(t)
-	a := open(t, sharedRedis, prefix, "a", 50*time.Millisecond)
-	b := open(t, sharedRedis, prefix, "b", 50*time.Millisecond)
+	// The TTL leaves a loaded machine room for late heartbeats.
+	a := openTTL(t, sharedRedis, prefix, "a", 100*time.Millisecond, time.Second)
+	b := openTTL(t, sharedRedis, prefix, "b", 100*time.Millisecond, time.Second)
 	mustEnter(t, a, 1, chat.Attendee{SessionID: "on-a", SpeakerID: 1})
 	mustEnter(t, b, 1, chat.Attendee{SessionID: "on-b", SpeakerID: 2, IsMember: true})
 
 	// Heartbeats keep a's entry well past its TTL while a lives.
-	deadline := time.Now().Add(4 * a.ttl)
+	deadline := time.Now().Add(2 * a.ttl)
 	for time.Now().Before(deadline) {
 		if got := sessions(attendees(t, b, 1)); got != "on-a,on-b" {
 			t.Fatalf("live node's entry lost: %q", got)
