@@ -43,12 +43,21 @@ func runChat(ctx context.Context, args []string, log *slog.Logger) error {
 	parallel := fs.Int("connect-parallel", 8, "connections opened at a time")
 	pid := fs.Int("pid", 0, "server process id: report its CPU use over the measured window")
 	jsonOut := fs.Bool("json", false, "print the result as one JSON object")
+	memberBase := fs.String("member-http", "", "counselors use this node instead of --http (another node of a cluster: every message crosses the bus)")
 	_ = fs.Parse(args)
 
 	u, err := url.Parse(*base)
 	if err != nil || u.Scheme != "http" || !isLoopback(u.Hostname()) {
 		return fmt.Errorf("chat: --http %s: want http:// on a loopback address", *base)
 	}
+	if *memberBase == "" {
+		*memberBase = *base
+	}
+	mu, err := url.Parse(*memberBase)
+	if err != nil || mu.Scheme != "http" || !isLoopback(mu.Hostname()) {
+		return fmt.Errorf("chat: --member-http %s: want http:// on a loopback address", *memberBase)
+	}
+	memberWS := "ws://" + mu.Host + "/ws/websocket"
 	if *rate <= 0 || *customers < 1 || *warmup >= *duration {
 		return errors.New("chat: need --rate > 0, --customers >= 1 and --warmup < --duration")
 	}
@@ -100,11 +109,11 @@ func runChat(ctx context.Context, args []string, log *slog.Logger) error {
 	memberClients := make([]*stompClient, len(logins))
 	defer closeAll(memberClients)
 	for m, login := range logins {
-		token, err := memberToken(ctx, *base, login, *password)
+		token, err := memberToken(ctx, *memberBase, login, *password)
 		if err != nil {
 			return err
 		}
-		mt := &target{url: wsURL, host: "/", headers: headerFlags{m: map[string]string{"Authorization": "Bearer " + token}}}
+		mt := &target{url: memberWS, host: "/", headers: headerFlags{m: map[string]string{"Authorization": "Bearer " + token}}}
 		c, err := mt.dial(ctx)
 		if err != nil {
 			return fmt.Errorf("chat: counselor %s: %w", login, err)
