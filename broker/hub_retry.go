@@ -42,7 +42,9 @@ func (h *hub) resubscribe(ctx context.Context) bool {
 	done, restored := true, 0
 	for _, t := range held {
 		t.mu.Lock()
-		if !t.busSubscribed && len(t.subsSlice()) > 0 && ctx.Err() == nil {
+		// After one failure the bus is still down: the rest waits for the
+		// next round rather than each costing a timeout now.
+		if done && !t.busSubscribed && len(t.subsSlice()) > 0 && ctx.Err() == nil {
 			subCtx, cancel := context.WithTimeout(ctx, busTimeout)
 			err := h.srv.bus.Subscribe(subCtx, t.name)
 			cancel()
