@@ -107,6 +107,22 @@ func (f *forwardTrack) write(p *rtp.Packet, size int) {
 	// Header extension ids were negotiated with the publisher and mean
 	// something else (or nothing) to each subscriber.
 	p.Extension, p.Extensions = false, nil
+	if p.Padding {
+		// pion writes the header and payload only, so padding goes (and
+		// with it the P bit, which would otherwise eat the payload's last
+		// byte). A padding-only packet is a bandwidth probe for the
+		// publisher's link, worth nothing downstream: dropped, and when it
+		// is the next in order the numbering closes over it, so
+		// subscribers see no loss.
+		p.Padding, p.PaddingSize = false, 0
+		if len(p.Payload) == 0 {
+			if p.SequenceNumber+f.seqOffset == f.lastSeq+1 {
+				f.seqOffset--
+			}
+			f.mu.Unlock()
+			return
+		}
+	}
 	p.SequenceNumber += f.seqOffset
 	p.Timestamp += f.tsOffset
 	if int16(p.SequenceNumber-f.lastSeq) > 0 || f.lastAt.IsZero() {

@@ -99,3 +99,22 @@ func TestLayoutFor(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardTrackPadding: padding is stripped, padding-only probes are
+// dropped without a hole in the numbering.
+func TestForwardTrackPadding(t *testing.T) {
+	f := testForwardTrack(t, DefaultConfig())
+	p := &rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: 10, Timestamp: 1}, Payload: []byte{1, 2}}
+	f.write(p, 100)
+	probe := &rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: 11, Timestamp: 1, Padding: true}, PaddingSize: 200}
+	f.write(probe, 212)
+	p = &rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: 12, Timestamp: 3000, Padding: true}, Payload: []byte{3}, PaddingSize: 4}
+	f.write(p, 100)
+	if p.SequenceNumber != 11 || p.Padding || p.PaddingSize != 0 {
+		t.Fatalf("after a probe: seq %d padding %v/%d", p.SequenceNumber, p.Padding, p.PaddingSize)
+	}
+	buf, err := p.Marshal()
+	if err != nil || len(buf) != 12+1 {
+		t.Fatalf("marshal: %d bytes, %v", len(buf), err)
+	}
+}

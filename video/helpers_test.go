@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -569,7 +570,8 @@ func awaitMedia(t *testing.T, who string, p *clientPeer, n int64) {
 	a0, v0 := p.audioPkts.Load(), p.videoPkts.Load()
 	checkFor(t, 15*time.Second, func() error {
 		if p.audioPkts.Load()-a0 < n || p.videoPkts.Load()-v0 < n {
-			return errors.New(who + ": media not flowing")
+			return fmt.Errorf("%s: media not flowing: %d audio, %d video packets (state %s)", who,
+				p.audioPkts.Load(), p.videoPkts.Load(), p.pc.ConnectionState())
 		}
 		return nil
 	})
@@ -581,4 +583,22 @@ func webrtcConfig() webrtc.Configuration { return webrtc.Configuration{} }
 
 func recvonly() webrtc.RTPTransceiverInit {
 	return webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}
+}
+
+// browserClientAPI is clientAPI on every interface, to meet browsers.
+func browserClientAPI(t *testing.T) *webrtc.API {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 }

@@ -1,0 +1,54 @@
+// Opens Chromium pages running call.html, one per user, and waits until
+// every page decodes every other page's video and receives the Go
+// publisher's packets, prints the figures as one JSON line and stays until
+// stdin closes: node browser.cjs BASE_URL ROOM GO_USER USER...
+const { chromium } = require('playwright-core');
+
+const [base, room, goUser, ...users] = process.argv.slice(2);
+const deadline = Date.now() + 45000;
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: process.env.CSTALK_CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required',
+      '--disable-features=WebRtcHideLocalIpsWithMdns'],
+  });
+  let ok = false;
+  try {
+    const pages = {};
+    for (const u of users) {
+      const ctx = await browser.newContext();
+      const page = await ctx.newPage();
+      page.on('console', (m) => process.stderr.write(`[${u}] ${m.text()}\n`));
+      page.on('pageerror', (e) => process.stderr.write(`[${u}] page error ${e}\n`));
+      await page.goto(`${base}/test/call.html?user=${u}&room=${room}`);
+      pages[u] = page;
+    }
+    let last = {};
+    while (Date.now() < deadline) {
+      ok = true;
+      for (const u of users) {
+        for (const other of users.filter((o) => o !== u)) {
+          const r = await pages[u].evaluate((t) => window.received(t), other);
+          last[`${u}<-${other}`] = r;
+          if (r.framesDecoded < 10 || r.width === 0 || r.audioPackets < 20) ok = false;
+        }
+        const g = await pages[u].evaluate((t) => window.received(t), goUser);
+        last[`${u}<-${goUser}`] = g;
+        if (g.videoPackets < 20 || g.audioPackets < 20) ok = false;
+        const errs = await pages[u].evaluate(() => window.errors);
+        if (errs.length) { last.errors = errs; ok = false; }
+      }
+      if (ok) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    process.stdout.write(JSON.stringify({ ok, received: last }) + '\n');
+    // Stay in the room until the caller is done with its own checks.
+    if (ok) await new Promise((r) => { process.stdin.on('end', r); process.stdin.resume(); });
+  } finally {
+    await browser.close();
+  }
+  process.exit(ok ? 0 : 1);
+})().catch((e) => { process.stderr.write(String(e.stack || e) + '\n'); process.exit(2); });
