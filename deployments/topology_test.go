@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -74,12 +75,14 @@ func TestTopology(t *testing.T) {
 	token := loginThrough(t, lb.base, "agent1")
 	wsURL := "ws" + strings.TrimPrefix(lb.base, "http") + "/ws/websocket"
 
+	// Customers new to this run: presence in the shared Redis outlives runs.
+	memberBase := 7_000_000_000 + mathrand.IntN(900_000_000)
 	for i, transport := range []string{brokertest.TransportXHRStreaming, brokertest.TransportXHRPolling, brokertest.TransportWebSocket} {
 		t.Run(transport, func(t *testing.T) {
 			customer := brokertest.StartNode(t, brokertest.WithName("customer/"+transport))
 			customer.Connect(t, brokertest.ConnectOptions{
 				Lib: brokertest.LibStompJS2, URL: lb.base + "/ws", Transport: transport,
-				Headers: map[string]string{"companyId": "1", "gasappMemberNumber": strconv.Itoa(7100000 + i), "name": "고객 " + transport},
+				Headers: map[string]string{"companyId": "1", "gasappMemberNumber": strconv.Itoa(memberBase + i), "name": "고객 " + transport},
 			})
 			customer.Subscribe(t, "private", "/user/session/message", nil)
 			roomID := jsAwait(t, customer, "private", func(ev chatEvent) bool { return ev.Name == "LOGINED" }).str("roomId")
