@@ -18,7 +18,8 @@ import (
 // TestBrowsers: two Chromium pages (fake camera and microphone) and a pion
 // client in one room; each page decodes the other's video through the SFU
 // and receives the pion client's media, and the pion client receives the
-// pages'. Chromium's VP8, RTCP and ICE against ours, end to end.
+// pages'; then a third page joins late and decodes both. Chromium's VP8,
+// RTCP and ICE against ours, end to end.
 func TestBrowsers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test; run without -short")
@@ -68,7 +69,7 @@ func TestBrowsers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "testdata/browser.cjs", hs.URL, "c-browser", "go1", "b1", "b2")
-	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "CSTALK_CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "CSTALK_CHROMIUM="+chromium, "LATE_USER=b3")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()

@@ -44,7 +44,28 @@ const deadline = Date.now() + 45000;
       if (ok) break;
       await new Promise((r) => setTimeout(r, 250));
     }
-    process.stdout.write(JSON.stringify({ ok, received: last }) + '\n');
+    // A late joiner must see the others' video soon: the SFU asks the
+    // publishers for a keyframe when it subscribes.
+    let lateJoinMs = -1;
+    if (ok && process.env.LATE_USER) {
+      const late = process.env.LATE_USER;
+      const ctx = await browser.newContext();
+      const page = await ctx.newPage();
+      const start = Date.now();
+      await page.goto(`${base}/test/call.html?user=${late}&room=${room}`);
+      ok = false;
+      while (!ok && Date.now() < deadline) {
+        ok = true;
+        for (const other of users) {
+          const r = await page.evaluate((t) => window.received(t), other);
+          last[`${late}<-${other}`] = r;
+          if (r.framesDecoded < 1 || r.width === 0) ok = false;
+        }
+        if (!ok) await new Promise((r) => setTimeout(r, 50));
+      }
+      lateJoinMs = Date.now() - start;
+    }
+    process.stdout.write(JSON.stringify({ ok, lateJoinMs, received: last }) + '\n');
     // Stay in the room until the caller is done with its own checks.
     if (ok) await new Promise((r) => { process.stdin.on('end', r); process.stdin.resume(); });
   } finally {
