@@ -21,7 +21,9 @@ import (
 
 // codecFor returns the video codec named by Config.VideoCodec.
 func codecFor(name string) (webrtc.RTPCodecParameters, error) {
-	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "transport-cc"}, {Type: "ccm", Parameter: "fir"},
+	// transport-cc: publishers' congestion control runs on the TWCC
+	// feedback the interceptors send; no REMB is generated.
+	fb := []webrtc.RTCPFeedback{{Type: "transport-cc"}, {Type: "ccm", Parameter: "fir"},
 		{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
 	switch strings.ToUpper(name) {
 	case "VP8":
@@ -73,14 +75,11 @@ func newMedia(cfg Config, log *slog.Logger) (_ *media, err error) {
 		return nil, errorf("register %s: %w", cfg.VideoCodec, err)
 	}
 	// NACK generator and responder (retransmission both ways), sender and
-	// receiver reports, TWCC feedback to publishers so their congestion
-	// control works, and the abs-send-time extension for REMB estimators.
+	// receiver reports, and TWCC feedback to publishers so their
+	// congestion control works.
 	registry := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(engine, registry); err != nil {
 		return nil, errorf("register interceptors: %w", err)
-	}
-	if err := engine.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"}, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, errorf("register abs-send-time: %w", err)
 	}
 
 	se := webrtc.SettingEngine{LoggerFactory: pionLogs{log}}
