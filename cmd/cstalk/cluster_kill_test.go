@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -84,9 +85,9 @@ func startProcess(t *testing.T, name, bin string, args ...string) *nodeProcess {
 func (p *nodeProcess) node() *clusterNode { return &clusterNode{base: p.base} }
 
 // TestClusterNodeKilled: two `cstalk serve` processes share MariaDB and
-// Redis. A customer on node A writes with receipts, each checked in the store
-// as it arrives; A is killed with SIGKILL in the middle. The customer
-// reconnects to node B and MESSAGE_LIST shows every receipted message, once;
+// Redis. Customers on node A write with receipts, each checked in the store
+// as it arrives; A is killed with SIGKILL in the middle. The customers
+// reconnect to node B and MESSAGE_LIST shows every receipted message, once;
 // the conversation carries on through B.
 func TestClusterNodeKilled(t *testing.T) {
 	bin := buildCstalk(t)
@@ -99,83 +100,107 @@ func TestClusterNodeKilled(t *testing.T) {
 	waitReady(t, a.base, 200)
 	waitReady(t, b.base, 200)
 
-	cust := dialChat(t, "customer@a", a, customerHeaders("5003"))
-	roomID := cust.await(cust.private, "LOGINED", nil).M["roomId"].(string)
-	roomDest := "/sub/socket/room/" + roomID
-	cust.subscribe(roomDest)
-	cust.await(cust.private, "WELCOME_MESSAGE", nil)
+	// Several customers write at once, so the kill lands while group
+	// commits are in flight; the first one's counselor is on node b.
+	const publishers, killAfter = 4, 40
+	type publisher struct {
+		number, roomID string
+		receipted      []string // written by its goroutine until done closes
+		problems       []string
+		done           chan struct{}
+	}
+	pubs := make([]*publisher, publishers)
+	clients := make([]*chatClient, publishers)
+	for i := range pubs {
+		number := fmt.Sprintf("%d", 5003+i)
+		c := dialChat(t, "customer "+number+"@a", a, customerHeaders(number))
+		roomID := c.await(c.private, "LOGINED", nil).M["roomId"].(string)
+		c.subscribe("/sub/socket/room/" + roomID)
+		c.await(c.private, "WELCOME_MESSAGE", nil)
+		pubs[i] = &publisher{number: number, roomID: roomID, done: make(chan struct{})}
+		clients[i] = c
+	}
+	roomDest := "/sub/socket/room/" + pubs[0].roomID
 	agent := dialChat(t, "agent1@b", b, memberHeaders(login(t, b.base, "agent1")))
 	agentRoom := agent.subscribe(roomDest)
 	agent.await(agent.private, "MESSAGE_LIST", nil)
 
-	const killAfter = 20
-	var (
-		receipted []string
-		problems  []string
-	)
+	var total atomic.Int64
 	enough := make(chan struct{})
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		for i := 0; i < 500; i++ {
-			text := fmt.Sprintf("m-%03d", i)
-			if err := cust.trySend("MESSAGE", textMessage(text, "c-"+text)); err != nil {
-				return // node a is gone
+	var enoughOnce sync.Once
+	for i, p := range pubs {
+		go func() {
+			defer close(p.done)
+			for n := 0; n < 2000; n++ {
+				text := fmt.Sprintf("%s-%04d", p.number, n)
+				if err := clients[i].trySend("MESSAGE", textMessage(text, "c-"+text)); err != nil {
+					return // node a is gone
+				}
+				p.receipted = append(p.receipted, text)
+				if !storedNow(db, p.roomID, text) {
+					p.problems = append(p.problems, text+" receipted but not stored")
+				}
+				if total.Add(1) == killAfter {
+					enoughOnce.Do(func() { close(enough) })
+				}
 			}
-			receipted = append(receipted, text)
-			if !storedNow(db, roomID, text) {
-				problems = append(problems, text+" receipted but not stored")
-			}
-			if len(receipted) == killAfter {
-				close(enough)
-			}
-		}
-	}()
+		}()
+	}
 	select {
 	case <-enough:
-	case <-published:
-		t.Fatalf("publisher stopped after %d receipts", len(receipted))
+	case <-pubs[0].done:
+		t.Fatalf("a publisher stopped after %d receipts in all", total.Load())
 	}
 	if err := procA.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	<-procA.exited
-	select {
-	case <-published:
-	case <-time.After(40 * time.Second):
-		t.Fatal("the publisher did not notice node a died")
+	for _, p := range pubs {
+		select {
+		case <-p.done:
+		case <-time.After(40 * time.Second):
+			t.Fatalf("customer %s did not notice node a died", p.number)
+		}
+		if len(p.problems) > 0 {
+			t.Fatalf("%s", strings.Join(p.problems, "; "))
+		}
 	}
-	if len(problems) > 0 {
-		t.Fatalf("%s", strings.Join(problems, "; "))
-	}
-	t.Logf("%d messages receipted before the kill", len(receipted))
+	t.Logf("%d messages receipted before the kill", total.Load())
 
-	// The customer's app reconnects, to node b this time.
-	cust = dialChat(t, "customer@b", b, customerHeaders("5003"))
-	if got := cust.await(cust.private, "LOGINED", nil).M["roomId"]; got != roomID {
-		t.Fatalf("room after reconnecting: %v, want %s", got, roomID)
-	}
-	custRoom := cust.subscribe(roomDest)
-	seen := map[string]int{}
-	list := cust.await(cust.private, "MESSAGE_LIST", nil)
-	for {
-		for _, text := range list.listTexts() {
-			seen[text]++
+	// Each customer's app reconnects, to node b this time, and finds every
+	// receipted message of its room, once.
+	var custRoom *inbox
+	var first *chatClient
+	for i, p := range pubs {
+		c := dialChat(t, "customer "+p.number+"@b", b, customerHeaders(p.number))
+		if got := c.await(c.private, "LOGINED", nil).M["roomId"]; got != p.roomID {
+			t.Fatalf("room after reconnecting: %v, want %s", got, p.roomID)
 		}
-		ids := list.listIDs()
-		if len(ids) == 0 || allSeen(seen, receipted) {
-			break
+		in := c.subscribe("/sub/socket/room/" + p.roomID)
+		if i == 0 {
+			first, custRoom = c, in
 		}
-		cust.send("MESSAGE_LIST", map[string]any{"messageAdminType": 0, "startId": slices.Min(ids)}, "roomId", roomID)
-		list = cust.await(cust.private, "MESSAGE_LIST", nil)
-	}
-	for _, text := range receipted {
-		if seen[text] != 1 {
-			t.Errorf("receipted %s listed %d times", text, seen[text])
+		seen := map[string]int{}
+		list := c.await(c.private, "MESSAGE_LIST", nil)
+		for {
+			for _, text := range list.listTexts() {
+				seen[text]++
+			}
+			ids := list.listIDs()
+			if len(ids) == 0 || allSeen(seen, p.receipted) {
+				break
+			}
+			c.send("MESSAGE_LIST", map[string]any{"messageAdminType": 0, "startId": slices.Min(ids)}, "roomId", p.roomID)
+			list = c.await(c.private, "MESSAGE_LIST", nil)
+		}
+		for _, text := range p.receipted {
+			if seen[text] != 1 {
+				t.Errorf("receipted %s listed %d times", text, seen[text])
+			}
 		}
 	}
 	agent.send("MESSAGE", textMessage("B 노드에서 답변", ""))
-	cust.await(custRoom, "MESSAGE", withText("B 노드에서 답변"))
+	first.await(custRoom, "MESSAGE", withText("B 노드에서 답변"))
 	agent.await(agentRoom, "MESSAGE", withText("B 노드에서 답변"))
 	waitReady(t, b.base, 200)
 }
