@@ -190,6 +190,15 @@ func TestClusterScenarioWithDeployedClients(t *testing.T) {
 	jsEvent(t, colleague, "private", "DELETE_MESSAGE", func(ev event) bool { return ev.data()["id"] == noteID })
 	noteFree(t, "the customer", app.Pending())
 
+	// The customer writes from a connection on B that is not in the room:
+	// the message counts as written online, because its app on A is there.
+	other := dialChat(t, "customer without the room@b", b, customerHeaders("3825"))
+	other.await(other.private, "LOGINED", nil)
+	other.send("MESSAGE", textMessage("다른 기기에서", "app-3"), "roomId", roomID)
+	if ev := jsEvent(t, counselor, "room", "MESSAGE", withText("다른 기기에서")); ev.message()["isOnline"] != float64(1) {
+		t.Fatalf("isOnline of a message from another node: %s", ev.Raw)
+	}
+
 	// The customer opens the app a second time, on node B. Leaving on A is
 	// then no OFFLINE; leaving on B as well is.
 	second := dialChat(t, "customer@b", b, customerHeaders("3825"))
