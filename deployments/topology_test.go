@@ -62,8 +62,8 @@ func TestTopology(t *testing.T) {
 		"CSTALK_SHUTDOWN_TIMEOUT=5s",
 	}
 	// As in compose.yaml, only the first node seeds the demo data.
-	node1 := startNode(t, bin, "cstalk1", append(env, "CSTALK_DEMO=true"))
-	node2 := startNode(t, bin, "cstalk2", env)
+	node1, _ := startNode(t, bin, "cstalk1", append(env, "CSTALK_DEMO=true"))
+	node2, node2proc := startNode(t, bin, "cstalk2", env)
 	nodes := []string{node1, node2}
 	lb := startHAProxy(t, []string{strings.TrimPrefix(node1, "http://"), strings.TrimPrefix(node2, "http://")})
 
@@ -79,15 +79,7 @@ func TestTopology(t *testing.T) {
 	memberBase := 7_000_000_000 + mathrand.IntN(900_000_000)
 	for i, transport := range []string{brokertest.TransportXHRStreaming, brokertest.TransportXHRPolling, brokertest.TransportWebSocket} {
 		t.Run(transport, func(t *testing.T) {
-			customer := brokertest.StartNode(t, brokertest.WithName("customer/"+transport))
-			customer.Connect(t, brokertest.ConnectOptions{
-				Lib: brokertest.LibStompJS2, URL: lb.base + "/ws", Transport: transport,
-				Headers: map[string]string{"companyId": "1", "gasappMemberNumber": strconv.Itoa(memberBase + i), "name": "고객 " + transport},
-			})
-			customer.Subscribe(t, "private", "/user/session/message", nil)
-			roomID := jsAwait(t, customer, "private", func(ev chatEvent) bool { return ev.Name == "LOGINED" }).str("roomId")
-			roomDest := "/sub/socket/room/" + roomID
-			customer.Subscribe(t, "room", roomDest, nil)
+			customer, roomDest := connectCustomer(t, lb.base, transport, memberBase+i)
 			home := nodeWith(t, nodes, transport, 1)
 
 			// Open counselor WebSockets until HAProxy puts one on the other
@@ -105,17 +97,9 @@ func TestTopology(t *testing.T) {
 				}
 			}
 			counselor.subscribeRoom(t, roomDest)
-
 			// Several sends: each is its own xhr_send request on the HTTP
 			// transports, and each must reach the session's node.
-			for n := 1; n <= 3; n++ {
-				text := fmt.Sprintf("%s 고객 메시지 %d", transport, n)
-				customer.SendReceipt(t, "/pub/socket/message", nil, chatMessage(text), fmt.Sprintf("m%d", n))
-				counselor.await(t, counselor.room, "MESSAGE", text)
-			}
-			reply := transport + " 상담사 답변 ☃"
-			counselor.send(t, chatMessage(reply))
-			jsAwait(t, customer, "room", func(ev chatEvent) bool { return ev.Name == "MESSAGE" && ev.text() == reply })
+			exchange(t, customer, counselor, transport, 3)
 
 			// The session never moved: still one connection, on its node.
 			if got := connectionCounts(t, nodes, transport); got[home] != 1 || got[1-home] != 0 {
@@ -123,6 +107,63 @@ func TestTopology(t *testing.T) {
 			}
 		})
 	}
+
+	// A draining node leaves the rotation: SIGTERM closes its listener,
+	// HAProxy's checks take it out of every backend, and new sessions, sticky
+	// ones included, go to the node that is left.
+	t.Run("drain", func(t *testing.T) {
+		node2proc.stop(t, syscall.SIGTERM, true)
+		waitFor(t, topologyWait, "HAProxy takes cstalk2 out", func() error {
+			st, err := lb.serverStatus()
+			if err != nil {
+				return err
+			}
+			for _, b := range []string{"cstalk_http", "cstalk_sockjs", "cstalk_ws"} {
+				if s := st[b+"/cstalk2"]; s != "DOWN" {
+					return fmt.Errorf("%s/cstalk2 is %q", b, s)
+				}
+			}
+			return nil
+		})
+		customer, roomDest := connectCustomer(t, lb.base, brokertest.TransportXHRStreaming, memberBase+10)
+		counselor := dialCounselor(t, wsURL, loginThrough(t, lb.base, "agent2"))
+		counselor.subscribeRoom(t, roomDest)
+		exchange(t, customer, counselor, "drain", 2)
+	})
+}
+
+// connectCustomer connects a customer of company 1 through the load
+// balancer over a SockJS transport, with stompjs 2.x as the deployed app
+// does, and subscribes to its private channel and its room.
+func connectCustomer(t *testing.T, lbBase, transport string, member int) (*brokertest.JSClient, string) {
+	t.Helper()
+	customer := brokertest.StartNode(t, brokertest.WithName("customer/"+transport))
+	customer.Connect(t, brokertest.ConnectOptions{
+		Lib: brokertest.LibStompJS2, URL: lbBase + "/ws", Transport: transport,
+		Headers: map[string]string{"companyId": "1", "gasappMemberNumber": strconv.Itoa(member), "name": "고객 " + transport},
+	})
+	customer.Subscribe(t, "private", "/user/session/message", nil)
+	roomID := jsAwait(t, customer, "private", func(ev chatEvent) bool { return ev.Name == "LOGINED" }).str("roomId")
+	if roomID == "" {
+		t.Fatal("LOGINED carries no roomId")
+	}
+	roomDest := "/sub/socket/room/" + roomID
+	customer.Subscribe(t, "room", roomDest, nil)
+	return customer, roomDest
+}
+
+// exchange sends n messages from the customer (each acknowledged, so
+// stored) that the counselor must receive, then one reply back.
+func exchange(t *testing.T, customer *brokertest.JSClient, counselor *counselorConn, label string, n int) {
+	t.Helper()
+	for i := 1; i <= n; i++ {
+		text := fmt.Sprintf("%s 고객 메시지 %d", label, i)
+		customer.SendReceipt(t, "/pub/socket/message", nil, chatMessage(text), fmt.Sprintf("m%d", i))
+		counselor.await(t, counselor.room, "MESSAGE", text)
+	}
+	reply := label + " 상담사 답변 ☃"
+	counselor.send(t, chatMessage(reply))
+	jsAwait(t, customer, "room", func(ev chatEvent) bool { return ev.Name == "MESSAGE" && ev.text() == reply })
 }
 
 // buildCstalk builds cmd/cstalk as the Dockerfile does (static, trimmed,
@@ -210,7 +251,7 @@ func freshDatabase(t *testing.T) string {
 
 // startNode runs `cstalk serve` on a free port and waits until it is ready;
 // when the test ends it sends SIGTERM and expects a clean drain (exit 0).
-func startNode(t *testing.T, bin, name string, env []string) string {
+func startNode(t *testing.T, bin, name string, env []string) (string, *proc) {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	p := startProc(t, name, bin, append(env, "CSTALK_ADDR="+addr), "serve")
@@ -225,7 +266,7 @@ func startNode(t *testing.T, bin, name string, env []string) string {
 		}
 		return nil
 	})
-	return base
+	return base, p
 }
 
 func httpStatus(t *testing.T, url string) int {
