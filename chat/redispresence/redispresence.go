@@ -82,6 +82,8 @@ type Presence struct {
 	client    *redis.Client
 	metrics   *metrics
 
+	leaveScript, attendeesScript *redis.Script
+
 	// mu guards the local state and orders this node's Redis writes, so a
 	// heartbeat's rewrite can never resurrect a session that just left.
 	mu    sync.Mutex
@@ -150,6 +152,9 @@ func New(ctx context.Context, opts Options) (*Presence, error) {
 		local:     make(map[int64]map[string]chat.Attendee),
 		dirty:     make(map[int64]struct{}),
 		outage:    make(chan struct{}, 1),
+
+		leaveScript:     redis.NewScript(leaveSource),
+		attendeesScript: redis.NewScript(attendeesSource),
 	}
 	if p.metrics, err = newMetrics(opts.Registerer, p); err != nil {
 		_ = p.client.Close()
@@ -214,16 +219,16 @@ func (p *Presence) Enter(ctx context.Context, roomID int64, a chat.Attendee) err
 	return nil
 }
 
-// leaveScript drops one session from this node's hash, and the node from the
+// leaveSource drops one session from this node's hash, and the node from the
 // room's set once its hash is empty, in one step so a reader never sees a
 // set member without entries that is in fact alive.
-var leaveScript = redis.NewScript(`
+const leaveSource = `
 redis.call('HDEL', KEYS[1], ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('SREM', KEYS[2], ARGV[2])
 end
 return 1
-`)
+`
 
 // Leave forgets the session in the room; leaving twice is harmless.
 func (p *Presence) Leave(ctx context.Context, roomID int64, sessionID string) error {
@@ -244,16 +249,16 @@ func (p *Presence) Leave(ctx context.Context, roomID int64, sessionID string) er
 	}
 	ctx, cancel := p.callContext(ctx)
 	defer cancel()
-	if err := leaveScript.Run(ctx, p.client, []string{p.nodeKey(roomID), p.roomKey(roomID)}, sessionID, p.nodeID).Err(); err != nil {
+	if err := p.leaveScript.Run(ctx, p.client, []string{p.nodeKey(roomID), p.roomKey(roomID)}, sessionID, p.nodeID).Err(); err != nil {
 		p.dirty[roomID] = struct{}{}
 		p.failed("leave", err)
 	}
 	return nil
 }
 
-// attendeesScript lists a room's entries as (node, session, value) triples
+// attendeesSource lists a room's entries as (node, session, value) triples
 // and drops the set members whose hash has expired (a dead node).
-var attendeesScript = redis.NewScript(`
+const attendeesSource = `
 local out = {}
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local entries = redis.call('HGETALL', ARGV[1] .. node)
@@ -268,7 +273,7 @@ for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 return out
-`)
+`
 
 // Attendees lists the room's connections on every live node, ordered by
 // session ID. This node's own connections come from its local map, which is
@@ -280,7 +285,7 @@ func (p *Presence) Attendees(ctx context.Context, roomID int64) ([]chat.Attendee
 	var remote []chat.Attendee
 	if p.healthy.Load() {
 		ctx, cancel := p.callContext(ctx)
-		res, err := attendeesScript.Run(ctx, p.client, []string{p.roomKey(roomID)}, p.nodeKeyPrefix(roomID)).StringSlice()
+		res, err := p.attendeesScript.Run(ctx, p.client, []string{p.roomKey(roomID)}, p.nodeKeyPrefix(roomID)).StringSlice()
 		cancel()
 		if err != nil {
 			p.failed("attendees", err)
