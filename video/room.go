@@ -16,6 +16,24 @@ var roomIDPattern = regexp.MustCompile(`^[cr]-[0-9A-Za-z_-]{1,64}$`)
 
 func validRoomID(id string) bool { return roomIDPattern.MatchString(id) }
 
+// Room kinds, the prefix of a room id.
+const (
+	RoomChannel = "c" // c-{channelId}: a community's standing channel
+	RoomChat    = "r" // r-{roomId}: a call opened from chat room {roomId}
+)
+
+// ParseRoomID splits a room id into its kind (RoomChannel or RoomChat) and
+// the channel or chat room it belongs to; ok is false for anything else.
+func ParseRoomID(id string) (kind, ref string, ok bool) {
+	if !validRoomID(id) {
+		return "", "", false
+	}
+	return id[:1], id[2:], true
+}
+
+// ChatRoomID is the video room of chat room roomID.
+func ChatRoomID(roomID string) string { return RoomChat + "-" + roomID }
+
 func validUserID(id string) bool {
 	if id == "" || len(id) > 128 || !utf8.ValidString(id) {
 		return false

@@ -437,3 +437,17 @@ func TestEvents(t *testing.T) {
 		t.Errorf("customer flag lost: %+v", ts.events.evs)
 	}
 }
+
+func TestParseRoomID(t *testing.T) {
+	for _, c := range []struct{ id, kind, ref string }{{"c-10", RoomChannel, "10"}, {"r-5", RoomChat, "5"}, {ChatRoomID("77"), RoomChat, "77"}} {
+		kind, ref, ok := ParseRoomID(c.id)
+		if !ok || kind != c.kind || ref != c.ref {
+			t.Errorf("ParseRoomID(%q) = %q %q %v", c.id, kind, ref, ok)
+		}
+	}
+	for _, bad := range []string{"", "c-", "x-1", "r-1/2", "r-" + strings.Repeat("9", 65), "C-1"} {
+		if _, _, ok := ParseRoomID(bad); ok {
+			t.Errorf("ParseRoomID(%q) accepted", bad)
+		}
+	}
+}
