@@ -71,7 +71,7 @@ func (ts *testServer) wsURL(path string) string {
 	return "ws" + strings.TrimPrefix(ts.http.URL, "http") + path
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(testing.TB) *slog.Logger {
 	if os.Getenv("VIDEO_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -143,7 +143,7 @@ func (ts *testServer) metricSum(t *testing.T, name string) float64 {
 
 // clientAPI is a browser stand-in: pion with its default codecs and
 // interceptors, loopback only.
-func clientAPI(t *testing.T) *webrtc.API {
+func clientAPI(t testing.TB) *webrtc.API {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
@@ -602,3 +602,5 @@ func browserClientAPI(t *testing.T) *webrtc.API {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 }
+
+func newTestRegistry() *prometheus.Registry { return prometheus.NewRegistry() }

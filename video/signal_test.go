@@ -245,7 +245,7 @@ func TestBadInput(t *testing.T) {
 }
 
 // validOffer is a subscriber's offer from a real pion peer connection.
-func validOffer(t *testing.T) string {
+func validOffer(t testing.TB) string {
 	pc, err := clientAPI(t).NewPeerConnection(webrtcConfig())
 	if err != nil {
 		t.Fatal(err)
