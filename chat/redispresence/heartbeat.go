@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -52,6 +54,8 @@ func (p *Presence) beat() {
 		}
 		if err := p.refresh(p.ctx); err != nil && p.ctx.Err() == nil {
 			p.failed("heartbeat", err)
+		} else if err == nil {
+			p.sweep(p.ctx)
 		}
 		next := p.heartbeat
 		if !p.healthy.Load() {
@@ -78,6 +82,17 @@ func (p *Presence) refresh(ctx context.Context) error {
 	for id := range p.dirty {
 		rewrite[id] = struct{}{}
 	}
+	missing, err := p.scripts.alive.Run(ctx, p.client, []string{p.aliveKey(), p.rosterKey()}, p.nodeID, p.ttl.Milliseconds(), p.rosterTTL().Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("redispresence: heartbeat: %w", err)
+	}
+	if missing == 1 {
+		// Swept as dead, or Redis lost everything: say it all again.
+		p.log.Warn("this node's presence was gone from Redis; rewriting it", "rooms", len(rooms))
+		for _, id := range rooms {
+			rewrite[id] = struct{}{}
+		}
+	}
 	if len(rooms) > 0 {
 		cmds, err := p.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 			for _, id := range rooms {
@@ -94,17 +109,13 @@ func (p *Presence) refresh(ctx context.Context) error {
 				rewrite[id] = struct{}{}
 			}
 		}
-	} else {
-		// Nothing to refresh: still find out whether Redis is back.
-		if err := p.client.Ping(ctx).Err(); err != nil {
-			return fmt.Errorf("redispresence: ping: %w", err)
-		}
 	}
 	if len(rewrite) > 0 {
 		_, err := p.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			for id := range rewrite {
 				p.queueRewrite(ctx, pipe, id)
 			}
+			p.queueRoster(ctx, pipe)
 			return nil
 		})
 		if err != nil {
@@ -139,6 +150,64 @@ func (p *Presence) queueRewrite(ctx context.Context, pipe redis.Pipeliner, roomI
 	pipe.PExpire(ctx, roomKey, p.ttl)
 }
 
+// queueRoster replaces this node's roster with its local entries.
+func (p *Presence) queueRoster(ctx context.Context, pipe redis.Pipeliner) {
+	pipe.Del(ctx, p.rosterKey())
+	var fields []any
+	for roomID, room := range p.local {
+		for sid, a := range room {
+			fields = append(fields, rosterField(roomID, sid), encodeAttendee(a))
+		}
+	}
+	if len(fields) > 0 {
+		pipe.HSet(ctx, p.rosterKey(), fields...)
+		pipe.PExpire(ctx, p.rosterKey(), p.rosterTTL())
+	}
+}
+
+// maxSweep bounds how many dead nodes one heartbeat claims.
+const maxSweep = 16
+
+// sweep claims nodes that died without a Close and hands each connection
+// they held to Gone. A node claimed here is gone from every other node's
+// sweep, so each departure is announced once.
+func (p *Presence) sweep(ctx context.Context) {
+	for range maxSweep {
+		callCtx, cancel := p.callContext(ctx)
+		res, err := p.scripts.sweep.Run(callCtx, p.client, []string{p.aliveKey()}, p.rosterKeyPrefix()).StringSlice()
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				p.failed("sweep", err)
+			}
+			return
+		}
+		if len(res) == 0 {
+			return
+		}
+		node, entries := res[0], res[1:]
+		p.metrics.sweptNodes.Inc()
+		p.log.Warn("node died without leaving; its connections are gone", "dead", node, "connections", len(entries)/2)
+		if node == p.nodeID {
+			continue // this node stalled past its TTL; the next beat rewrites it
+		}
+		for i := 0; i+1 < len(entries); i += 2 {
+			room, session, ok := strings.Cut(entries[i], "/")
+			roomID, err := strconv.ParseInt(room, 10, 64)
+			if !ok || err != nil {
+				continue
+			}
+			a, err := decodeAttendee(session, entries[i+1])
+			if err != nil {
+				continue
+			}
+			if p.gone != nil {
+				p.gone(ctx, roomID, a)
+			}
+		}
+	}
+}
+
 // Close stops the heartbeat and removes this node's entries, so the other
 // nodes see its connections leave at once rather than after TTL.
 func (p *Presence) Close() error {
@@ -151,13 +220,15 @@ func (p *Presence) Close() error {
 
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if len(p.local) > 0 && p.healthy.Load() {
+		if p.healthy.Load() {
 			ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 			_, err = p.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 				for id := range p.local {
 					pipe.Del(ctx, p.nodeKey(id))
 					pipe.SRem(ctx, p.roomKey(id), p.nodeID)
 				}
+				pipe.Del(ctx, p.rosterKey())
+				pipe.ZRem(ctx, p.aliveKey(), p.nodeID)
 				return nil
 			})
 			cancel()

@@ -10,6 +10,8 @@ type metrics struct {
 	healthy  prometheus.Gauge
 	errors   prometheus.Counter
 	rewrites prometheus.Counter
+	// sweptNodes counts dead nodes whose connections this node announced gone.
+	sweptNodes prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, p *Presence) (*metrics, error) {
@@ -27,6 +29,10 @@ func newMetrics(reg prometheus.Registerer, p *Presence) (*metrics, error) {
 			Help: "Rooms whose entries of this node were rewritten (after an outage, a stall or a Redis restart).",
 		}),
 	}
+	m.sweptNodes = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "cstalk", Subsystem: "presence", Name: "dead_nodes_swept_total",
+		Help: "Nodes that died without leaving, whose connections this node announced gone.",
+	})
 	attendees := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "cstalk", Subsystem: "presence", Name: "local_attendees",
 		Help: "Connections of this node present in rooms.",
@@ -40,7 +46,7 @@ func newMetrics(reg prometheus.Registerer, p *Presence) (*metrics, error) {
 		return float64(n)
 	})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.healthy, m.errors, m.rewrites, attendees} {
+		for _, c := range []prometheus.Collector{m.healthy, m.errors, m.rewrites, m.sweptNodes, attendees} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("redispresence: register metrics: %w", err)
 			}

@@ -69,6 +69,11 @@ type Options struct {
 	Log *slog.Logger
 	// Registerer receives the presence metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Gone is called, on one live node, for each connection a dead node held
+	// (its heartbeats stopped without a Close), about TTL after it died: chat
+	// tells the lobby its customers are OFFLINE. nil: nobody is told; the
+	// entries expire all the same.
+	Gone func(ctx context.Context, roomID int64, a chat.Attendee)
 }
 
 // Presence is a chat.Presence shared by every node through Redis.
@@ -82,7 +87,8 @@ type Presence struct {
 	client    *redis.Client
 	metrics   *metrics
 
-	leaveScript, attendeesScript *redis.Script
+	gone    func(ctx context.Context, roomID int64, a chat.Attendee)
+	scripts scripts
 
 	// mu guards the local state and orders this node's Redis writes, so a
 	// heartbeat's rewrite can never resurrect a session that just left.
@@ -152,9 +158,8 @@ func New(ctx context.Context, opts Options) (*Presence, error) {
 		local:     make(map[int64]map[string]chat.Attendee),
 		dirty:     make(map[int64]struct{}),
 		outage:    make(chan struct{}, 1),
-
-		leaveScript:     redis.NewScript(leaveSource),
-		attendeesScript: redis.NewScript(attendeesSource),
+		gone:      opts.Gone,
+		scripts:   newScripts(),
 	}
 	if p.metrics, err = newMetrics(opts.Registerer, p); err != nil {
 		_ = p.client.Close()
@@ -163,6 +168,12 @@ func New(ctx context.Context, opts Options) (*Presence, error) {
 	if err := p.client.Ping(ctx).Err(); err != nil {
 		_ = p.client.Close()
 		return nil, fmt.Errorf("redispresence: connect to %s: %w", ropts.Addr, err)
+	}
+	// Registered before the first entry, so a roster is never without the
+	// heartbeat record that lets another node sweep it.
+	if err := p.scripts.alive.Run(ctx, p.client, []string{p.aliveKey(), p.rosterKey()}, p.nodeID, p.ttl.Milliseconds(), p.rosterTTL().Milliseconds()).Err(); err != nil {
+		_ = p.client.Close()
+		return nil, fmt.Errorf("redispresence: register node: %w", err)
 	}
 	p.setHealthy(true)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -183,6 +194,24 @@ func (p *Presence) nodeKeyPrefix(roomID int64) string {
 }
 
 func (p *Presence) nodeKey(roomID int64) string { return p.nodeKeyPrefix(roomID) + p.nodeID }
+
+// aliveKey is the sorted set of nodes by the (Redis) time their entries
+// expire; rosterKey is a node's hash of all its entries, "room/session" ->
+// attendee, which outlives the node so its departures can be announced.
+func (p *Presence) aliveKey() string { return p.prefix + "presence:alive" }
+
+func (p *Presence) rosterKeyPrefix() string { return p.prefix + "presence:roster:" }
+
+func (p *Presence) rosterKey() string { return p.rosterKeyPrefix() + p.nodeID }
+
+// rosterTTL is how long a roster outlives its node's last heartbeat: long
+// enough for a live node to sweep it, bounded so a cluster that is gone
+// altogether leaves nothing behind.
+func (p *Presence) rosterTTL() time.Duration { return 3 * p.ttl }
+
+func rosterField(roomID int64, sessionID string) string {
+	return strconv.FormatInt(roomID, 10) + "/" + sessionID
+}
 
 // Enter records a in the room. It fails only on a closed Presence: Redis
 // trouble leaves the entry to the heartbeat.
@@ -210,6 +239,8 @@ func (p *Presence) Enter(ctx context.Context, roomID int64, a chat.Attendee) err
 		pipe.PExpire(ctx, nodeKey, p.ttl)
 		pipe.SAdd(ctx, roomKey, p.nodeID)
 		pipe.PExpire(ctx, roomKey, p.ttl)
+		pipe.HSet(ctx, p.rosterKey(), rosterField(roomID, a.SessionID), encodeAttendee(a))
+		pipe.PExpire(ctx, p.rosterKey(), p.rosterTTL())
 		return nil
 	})
 	if err != nil {
@@ -218,17 +249,6 @@ func (p *Presence) Enter(ctx context.Context, roomID int64, a chat.Attendee) err
 	}
 	return nil
 }
-
-// leaveSource drops one session from this node's hash, and the node from the
-// room's set once its hash is empty, in one step so a reader never sees a
-// set member without entries that is in fact alive.
-const leaveSource = `
-redis.call('HDEL', KEYS[1], ARGV[1])
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('SREM', KEYS[2], ARGV[2])
-end
-return 1
-`
 
 // Leave forgets the session in the room; leaving twice is harmless.
 func (p *Presence) Leave(ctx context.Context, roomID int64, sessionID string) error {
@@ -249,31 +269,13 @@ func (p *Presence) Leave(ctx context.Context, roomID int64, sessionID string) er
 	}
 	ctx, cancel := p.callContext(ctx)
 	defer cancel()
-	if err := p.leaveScript.Run(ctx, p.client, []string{p.nodeKey(roomID), p.roomKey(roomID)}, sessionID, p.nodeID).Err(); err != nil {
+	if err := p.scripts.leave.Run(ctx, p.client, []string{p.nodeKey(roomID), p.roomKey(roomID), p.rosterKey()},
+		sessionID, p.nodeID, rosterField(roomID, sessionID)).Err(); err != nil {
 		p.dirty[roomID] = struct{}{}
 		p.failed("leave", err)
 	}
 	return nil
 }
-
-// attendeesSource lists a room's entries as (node, session, value) triples
-// and drops the set members whose hash has expired (a dead node).
-const attendeesSource = `
-local out = {}
-for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local entries = redis.call('HGETALL', ARGV[1] .. node)
-  if #entries == 0 then
-    redis.call('SREM', KEYS[1], node)
-  else
-    for i = 1, #entries, 2 do
-      out[#out + 1] = node
-      out[#out + 1] = entries[i]
-      out[#out + 1] = entries[i + 1]
-    end
-  end
-end
-return out
-`
 
 // Attendees lists the room's connections on every live node, ordered by
 // session ID. This node's own connections come from its local map, which is
@@ -285,7 +287,7 @@ func (p *Presence) Attendees(ctx context.Context, roomID int64) ([]chat.Attendee
 	var remote []chat.Attendee
 	if p.healthy.Load() {
 		ctx, cancel := p.callContext(ctx)
-		res, err := p.attendeesScript.Run(ctx, p.client, []string{p.roomKey(roomID)}, p.nodeKeyPrefix(roomID)).StringSlice()
+		res, err := p.scripts.attendees.Run(ctx, p.client, []string{p.roomKey(roomID)}, p.nodeKeyPrefix(roomID)).StringSlice()
 		cancel()
 		if err != nil {
 			p.failed("attendees", err)

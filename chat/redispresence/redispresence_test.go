@@ -173,6 +173,67 @@ func TestDeadNodeExpires(t *testing.T) {
 	waitKeysGone(t, b.client, prefix)
 }
 
+// TestDeadNodeAnnounced: the connections of a node that dies without Close
+// are handed to Gone on a live node once, about TTL later; a node that
+// closes cleanly announces nothing that way (chat told its lobby itself).
+func TestDeadNodeAnnounced(t *testing.T) {
+	prefix := uniquePrefix(t)
+	type departure struct {
+		room int64
+		a    chat.Attendee
+	}
+	departed := make(chan departure, 16)
+	gone := func(_ context.Context, room int64, a chat.Attendee) { departed <- departure{room, a} }
+	ctx := context.Background()
+	open := func(node string) *Presence {
+		p, err := New(ctx, Options{URL: sharedRedis, Prefix: prefix, NodeID: node,
+			Heartbeat: 100 * time.Millisecond, TTL: time.Second, Gone: gone})
+		if err != nil {
+			t.Fatalf("Redis is required: %v", err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		return p
+	}
+	a, b, c := open("a"), open("b"), open("c")
+	customer := chat.Attendee{SessionID: "a-cust", SpeakerID: 7}
+	counselor := chat.Attendee{SessionID: "a-memb", SpeakerID: 8, IsMember: true}
+	mustEnter(t, a, 1, customer)
+	mustEnter(t, a, 2, counselor)
+	mustEnter(t, a, 2, chat.Attendee{SessionID: "a-left", SpeakerID: 9})
+	mustLeave(t, a, 2, "a-left")
+	mustEnter(t, c, 1, chat.Attendee{SessionID: "c-cust", SpeakerID: 10})
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	halt(t, a)
+	got := map[departure]int{}
+	timeout := time.After(waitTimeout)
+	for len(got) < 2 {
+		select {
+		case d := <-departed:
+			got[d]++
+		case <-timeout:
+			t.Fatalf("departures after the node died: %v", got)
+		}
+	}
+	want := map[departure]int{{1, customer}: 1, {2, counselor}: 1}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("departures %v, want %v", got, want)
+	}
+	// Nothing more comes: the dead node was claimed once.
+	mustEnter(t, b, 3, chat.Attendee{SessionID: "b-1"})
+	deadline := time.Now().Add(3 * b.heartbeat)
+	for time.Now().Before(deadline) {
+		select {
+		case d := <-departed:
+			t.Fatalf("departure announced again: %v", d)
+		default:
+			time.Sleep(b.heartbeat / 2)
+		}
+	}
+}
+
 func waitKeysGone(t *testing.T, client *redis.Client, prefix string) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
