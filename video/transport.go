@@ -152,7 +152,15 @@ func (t *sockjsWSTransport) Send(p []byte) error {
 	return t.wsTransport.Send(append([]byte("a"), frame...))
 }
 
-func (t *sockjsWSTransport) Ping() error { return t.wsTransport.Send([]byte("h")) }
+// Ping sends a SockJS heart-beat for the client and a WebSocket ping whose
+// pong (browsers answer on their own) keeps the read deadline moving:
+// SockJS clients send nothing while idle.
+func (t *sockjsWSTransport) Ping() error {
+	if err := t.wsTransport.Ping(); err != nil {
+		return err
+	}
+	return t.wsTransport.Send([]byte("h"))
+}
 
 func (t *sockjsWSTransport) Close() {
 	_ = t.wsTransport.Send([]byte(`c[3000,"Go away!"]`))
