@@ -451,3 +451,20 @@ func TestParseRoomID(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleAndSilentClients: a joined client that only answers pings stays
+// for many ping intervals; a connection that never joins is told and closed.
+func TestIdleAndSilentClients(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.PingInterval = 100 * time.Millisecond
+		c.JoinTimeout = 300 * time.Millisecond
+	})
+	a := dial(t, ts, "1", "/signal")
+	a.join("c-2", true, true)
+	silent := dial(t, ts, "2", "/signal")
+	silent.awaitError(CodeJoinTimeout)
+	<-silent.readDone
+	time.Sleep(time.Second) // idle: only pings flow
+	a.send(map[string]any{"id": "videoStateFrom", "userId": "1", "video": false})
+	a.await("videoStateAnswer")
+}
