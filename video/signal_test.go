@@ -89,6 +89,16 @@ func TestLeaveAndReconnect(t *testing.T) {
 	if got := ts.Participants("r-7"); len(got) != 1 {
 		t.Errorf("participants after drop: %v", got)
 	}
+	checkFor(t, 2*time.Second, func() error {
+		ts.events.mu.Lock()
+		defer ts.events.mu.Unlock()
+		for _, e := range ts.events.evs {
+			if e.Kind == EventLeft && e.User.UserID == "2" && e.Reason == "dropped" {
+				return nil
+			}
+		}
+		return errors.New("no left event with reason dropped")
+	})
 	a.checkRules()
 	b.checkRules()
 	b2.checkRules()
