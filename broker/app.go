@@ -16,7 +16,9 @@ type Application interface {
 	Authenticate(ctx context.Context, c *Conn, connect Header) (principal any, err error)
 
 	// AuthorizeSubscribe decides whether c may subscribe to destination.
-	// A non-nil error refuses the subscription. If the error wraps ErrHandled the
+	// It is asked about every destination, also one outside the broker's
+	// prefixes, which the broker refuses ("unknown destination") when the
+	// application lets it through. A non-nil error refuses the subscription. If the error wraps ErrHandled the
 	// application has already told the client (e.g. an ERROR event on its private
 	// destination) and the connection stays open; any other error is sent as an
 	// ERROR frame and the connection closes.

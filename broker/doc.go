@@ -24,7 +24,8 @@
 // (sub/) needs Application.AuthorizeSend and reaches every subscriber on
 // every node. Each connection may subscribe to Config.PrivateDestination
 // (user/session/message), which receives what Server.SendPrivate sends to
-// its session id, from any node. Anything else is refused.
+// its session id, from any node. Anything else is refused, after
+// Application.AuthorizeSubscribe had its say for a SUBSCRIBE.
 //
 // # Limits
 //

@@ -234,13 +234,13 @@ func (c *Conn) onSubscribe(f *frame.Frame) *protocolError {
 	}
 	norm := normalizeDestination(dest)
 	topicName := norm
+	servable := true
 	switch c.srv.classify(norm) {
 	case destPrivate:
 		topicName = privateTopic(c.id)
 	case destBroker:
 	default:
-		return &protocolError{kind: "refused", message: "unknown destination",
-			detail: "cannot subscribe to " + dest}
+		servable = false
 	}
 	c.mu.Lock()
 	_, dup := c.subs[id]
@@ -252,8 +252,15 @@ func (c *Conn) onSubscribe(f *frame.Frame) *protocolError {
 	if n >= c.srv.cfg.MaxSubscriptions {
 		return limitError("too many subscriptions", "a connection may hold at most %d subscriptions", c.srv.cfg.MaxSubscriptions)
 	}
+	// The application hears of every destination, even one the broker
+	// cannot serve, so it can report the refusal its own way (an ERROR
+	// event on the private destination) and keep the connection.
 	if err := c.srv.app.AuthorizeSubscribe(c.ctx, c, norm, f.Header); err != nil {
 		return refusal(err)
+	}
+	if !servable {
+		return &protocolError{kind: "refused", message: "unknown destination",
+			detail: "cannot subscribe to " + dest}
 	}
 	s := &subscription{conn: c, id: id, dest: norm, topic: topicName, ack: ack,
 		prefix: encodeSubscriptionPrefix(c.version, dest, id)}
