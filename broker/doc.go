@@ -33,7 +33,8 @@
 // bytes before a frame is parsed; subscriptions, transactions and the
 // outbound queue are bounded per connection. A breach, a malformed frame or
 // a refusal gets an ERROR frame (a short stable English code in the message
-// header, a readable body in Korean, or English after accept-language: en)
+// header, a readable body in Korean, or English when accept-language
+// prefers it)
 // and the connection closes; other connections never wait for it. A client that cannot keep up with its messages is cut with
 // "slow consumer".
 //

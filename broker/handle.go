@@ -96,7 +96,7 @@ func (c *Conn) onConnect(f *frame.Frame) *protocolError {
 	}
 	c.mu.Lock()
 	c.version = v // the ERROR of a refused CONNECT is encoded for v
-	c.english = strings.HasPrefix(strings.ToLower(f.Header.Get("accept-language")), "en")
+	c.english = prefersEnglish(f.Header.Get("accept-language"))
 	c.mu.Unlock()
 	principal, err := c.srv.app.Authenticate(c.ctx, c, f.Header)
 	if err != nil {

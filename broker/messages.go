@@ -1,9 +1,11 @@
 package broker
 
+import "strings"
+
 // The ERROR frames the broker itself writes carry a stable English code in
 // the message header, which clients and tests may match, and a readable
-// body: Korean by default, English for a client whose CONNECT carried
-// accept-language: en. Refusals from the Application keep the
+// body: Korean by default, English for a client whose CONNECT's
+// accept-language prefers English (prefersEnglish). Refusals from the Application keep the
 // application's own text.
 
 // koreanText explains an ERROR code in Korean; "" when there is none.
@@ -65,6 +67,22 @@ func koreanText(code string) string {
 		return "지원하지 않는 STOMP 버전입니다. 1.0, 1.1, 1.2를 지원합니다."
 	}
 	return ""
+}
+
+// prefersEnglish reads an accept-language value as the application does
+// (chat.LangFrom): the first tag that is English or Korean decides, in the
+// order given; without either the client gets Korean.
+func prefersEnglish(acceptLanguage string) bool {
+	for _, part := range strings.Split(acceptLanguage, ",") {
+		tag := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
+		switch {
+		case strings.HasPrefix(tag, "en"):
+			return true
+		case strings.HasPrefix(tag, "ko"):
+			return false
+		}
+	}
+	return false
 }
 
 // localized returns e with its body in the client's language.
