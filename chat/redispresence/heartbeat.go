@@ -54,7 +54,9 @@ func (p *Presence) beat() {
 		}
 		if err := p.refresh(p.ctx); err != nil && p.ctx.Err() == nil {
 			p.failed("heartbeat", err)
-		} else if err == nil {
+		} else if err == nil && p.gone != nil {
+			// Only a node that announces departures claims dead nodes;
+			// unclaimed rosters expire by themselves.
 			p.sweep(p.ctx)
 		}
 		next := p.heartbeat
@@ -174,7 +176,7 @@ const maxSweep = 16
 func (p *Presence) sweep(ctx context.Context) {
 	for range maxSweep {
 		callCtx, cancel := p.callContext(ctx)
-		res, err := p.scripts.sweep.Run(callCtx, p.client, []string{p.aliveKey()}, p.rosterKeyPrefix()).StringSlice()
+		res, err := p.scripts.sweep.Run(callCtx, p.client, []string{p.aliveKey()}, p.rosterKeyPrefix(), p.prefix+"presence:").StringSlice()
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {

@@ -185,6 +185,7 @@ func New(ctx context.Context, opts Options) (*Presence, error) {
 // NodeID is the id of this node's entries.
 func (p *Presence) NodeID() string { return p.nodeID }
 
+// Room keys are spelled here and in the sweep script.
 func (p *Presence) roomKey(roomID int64) string {
 	return p.prefix + "presence:{" + strconv.FormatInt(roomID, 10) + "}:nodes"
 }

@@ -8,8 +8,10 @@ import (
 	"net"
 	"os/exec"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,11 +181,20 @@ func TestDeadNodeExpires(t *testing.T) {
 func TestDeadNodeAnnounced(t *testing.T) {
 	prefix := uniquePrefix(t)
 	type departure struct {
-		room int64
-		a    chat.Attendee
+		room   int64
+		a      chat.Attendee
+		listed bool // still among the room's attendees when announced
 	}
 	departed := make(chan departure, 16)
-	gone := func(_ context.Context, room int64, a chat.Attendee) { departed <- departure{room, a} }
+	var observer atomic.Pointer[Presence]
+	gone := func(ctx context.Context, room int64, a chat.Attendee) {
+		d := departure{room: room, a: a}
+		if obs := observer.Load(); obs != nil {
+			list, _ := obs.Attendees(ctx, room)
+			d.listed = slices.ContainsFunc(list, func(x chat.Attendee) bool { return x.SessionID == a.SessionID })
+		}
+		departed <- d
+	}
 	ctx := context.Background()
 	open := func(node string) *Presence {
 		p, err := New(ctx, Options{URL: sharedRedis, Prefix: prefix, NodeID: node,
@@ -195,6 +206,7 @@ func TestDeadNodeAnnounced(t *testing.T) {
 		return p
 	}
 	a, b, c := open("a"), open("b"), open("c")
+	observer.Store(openTTL(t, sharedRedis, prefix, "observer", time.Minute, 2*time.Minute))
 	customer := chat.Attendee{SessionID: "a-cust", SpeakerID: 7}
 	counselor := chat.Attendee{SessionID: "a-memb", SpeakerID: 8, IsMember: true}
 	mustEnter(t, a, 1, customer)
@@ -217,7 +229,7 @@ func TestDeadNodeAnnounced(t *testing.T) {
 			t.Fatalf("departures after the node died: %v", got)
 		}
 	}
-	want := map[departure]int{{1, customer}: 1, {2, counselor}: 1}
+	want := map[departure]int{{room: 1, a: customer}: 1, {room: 2, a: counselor}: 1}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("departures %v, want %v", got, want)
 	}

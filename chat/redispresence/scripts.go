@@ -52,8 +52,11 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return added
 `),
 		// sweep claims one node whose time has run out and returns its id
-		// followed by its roster (field, value, ...), deleting both: of
-		// several sweeping nodes exactly one gets each dead node.
+		// followed by its roster (field, value, ...), deleting the roster
+		// and whatever of its room entries has not expired yet, so the
+		// caller sees the node's connections as gone: of several sweeping
+		// nodes exactly one gets each dead node. ARGV[2] is the presence
+		// key prefix.
 		sweep: redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -66,6 +69,13 @@ redis.call('ZREM', KEYS[1], node)
 local roster = ARGV[1] .. node
 local out = redis.call('HGETALL', roster)
 redis.call('DEL', roster)
+for i = 1, #out, 2 do
+  local room = string.match(out[i], '^(%d+)/')
+  if room then
+    redis.call('DEL', ARGV[2] .. '{' .. room .. '}:node:' .. node)
+    redis.call('SREM', ARGV[2] .. '{' .. room .. '}:nodes', node)
+  end
+end
 table.insert(out, 1, node)
 return out
 `),

@@ -498,7 +498,12 @@ func (c *chatClient) subscribe(dest string) *inbox {
 // next returns the next event of in.
 func (c *chatClient) next(in *inbox) event {
 	c.t.Helper()
-	timeout := time.NewTimer(clusterWait)
+	return c.nextWithin(in, clusterWait)
+}
+
+func (c *chatClient) nextWithin(in *inbox, wait time.Duration) event {
+	c.t.Helper()
+	timeout := time.NewTimer(max(wait, time.Millisecond))
 	defer timeout.Stop()
 	for {
 		in.mu.Lock()
@@ -516,7 +521,7 @@ func (c *chatClient) next(in *inbox) event {
 		select {
 		case <-in.notify:
 		case <-timeout.C:
-			c.t.Fatalf("%s: no event on %s within %v", c.name, in.dest, clusterWait)
+			c.t.Fatalf("%s: no event on %s within %v", c.name, in.dest, wait)
 		}
 	}
 }
@@ -524,14 +529,19 @@ func (c *chatClient) next(in *inbox) event {
 // await skips events until one named name that match accepts (nil: any).
 func (c *chatClient) await(in *inbox, name string, match func(event) bool) event {
 	c.t.Helper()
-	deadline := time.Now().Add(clusterWait)
+	return c.awaitWithin(in, name, match, clusterWait)
+}
+
+func (c *chatClient) awaitWithin(in *inbox, name string, match func(event) bool, timeout time.Duration) event {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		ev := c.next(in)
+		ev := c.nextWithin(in, time.Until(deadline))
 		if ev.Name == name && (match == nil || match(ev)) {
 			return ev
 		}
 	}
-	c.t.Fatalf("%s: no %s on %s within %v", c.name, name, in.dest, clusterWait)
+	c.t.Fatalf("%s: no %s on %s within %v", c.name, name, in.dest, timeout)
 	return event{}
 }
 

@@ -120,6 +120,16 @@ func TestClusterNodeKilled(t *testing.T) {
 		pubs[i] = &publisher{number: number, roomID: roomID, done: make(chan struct{})}
 		clients[i] = c
 	}
+	// One more customer on A, who will not come back: the lobby must hear
+	// it went OFFLINE with its node, from node b.
+	lost := dialChat(t, "customer 5099@a", a, customerHeaders("5099"))
+	lostLogined := lost.await(lost.private, "LOGINED", nil)
+	lostSession, lostRoom := lostLogined.M["sessionId"].(string), lostLogined.M["roomId"].(string)
+	lost.subscribe("/sub/socket/room/" + lostRoom)
+	lost.await(lost.private, "WELCOME_MESSAGE", nil)
+	lobbyAgent := dialChat(t, "agent2@b", b, memberHeaders(login(t, b.base, "agent2")))
+	lobby := lobbyAgent.subscribe("/sub/socket/room/LOBBY1")
+
 	roomDest := "/sub/socket/room/" + pubs[0].roomID
 	agent := dialChat(t, "agent1@b", b, memberHeaders(login(t, b.base, "agent1")))
 	agentRoom := agent.subscribe(roomDest)
@@ -203,6 +213,19 @@ func TestClusterNodeKilled(t *testing.T) {
 	first.await(custRoom, "MESSAGE", withText("B 노드에서 답변"))
 	agent.await(agentRoom, "MESSAGE", withText("B 노드에서 답변"))
 	waitReady(t, b.base, 200)
+
+	// Node a's presence lapses after its TTL (15 s) and node b announces
+	// the customer who did not come back; those who did are not OFFLINE.
+	reconnected := map[string]bool{}
+	for _, p := range pubs {
+		reconnected[p.roomID] = true
+	}
+	lobbyAgent.awaitWithin(lobby, "OFFLINE", func(ev event) bool {
+		if reconnected[fmt.Sprint(ev.M["roomId"])] {
+			t.Fatalf("OFFLINE for a customer who is back on node b: %s", ev.Raw)
+		}
+		return ev.M["sessionId"] == lostSession
+	}, 45*time.Second)
 }
 
 func storedNow(db *sql.DB, roomID, text string) bool {

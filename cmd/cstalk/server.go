@@ -108,6 +108,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 		// Presence shares the bus's node id so both read alike in logs.
 		s.presence, err = redispresence.New(ctx, redispresence.Options{
 			URL: cfg.Redis, Prefix: "cstalk:", NodeID: bus.NodeID(), Log: log, Registerer: reg,
+			Gone: s.chat.AttendeeGone,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("redis presence: %w", err)
