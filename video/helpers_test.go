@@ -181,8 +181,9 @@ type client struct {
 	mu         sync.Mutex
 	inbox      []msg
 	known      map[string]bool
-	violations []string
-	peers      map[string]*clientPeer
+	violations  []string
+	serverCands []string // every candidate the server trickled
+	peers       map[string]*clientPeer
 	closed     bool
 	readDone   chan struct{}
 }
@@ -320,6 +321,7 @@ func (c *client) handle(m msg) {
 		}
 		cand := m["candidate"].(map[string]any)
 		init := webrtc.ICECandidateInit{Candidate: cand["candidate"].(string)}
+		c.serverCands = append(c.serverCands, init.Candidate)
 		if mid, ok := cand["sdpMid"].(string); ok {
 			init.SDPMid = &mid
 		}

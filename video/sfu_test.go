@@ -3,7 +3,9 @@ package video
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -231,4 +233,58 @@ func TestDeadPublisherFreesItsPlace(t *testing.T) {
 	b.publish()
 	aFromB := a.subscribe("2")
 	awaitMedia(t, "1<-2", aFromB, 5)
+}
+
+// TestUDPMux: with a mux port every peer connection shares that one port.
+func TestUDPMux(t *testing.T) {
+	ln, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.LocalAddr().(*net.UDPAddr).Port
+	ln.Close()
+	ts := startServer(t, func(c *Config) { c.UDPMuxPort = port })
+	a := dial(t, ts, "1", "/signal")
+	b := dial(t, ts, "2", "/signal")
+	a.join("r-30", true, true)
+	b.join("r-30", true, true)
+	a.publish()
+	awaitMedia(t, "2<-1", b.subscribe("1"), 10)
+	for _, c := range []*client{a, b} {
+		c.mu.Lock()
+		cands := slices.Clone(c.serverCands)
+		c.mu.Unlock()
+		if len(cands) == 0 {
+			t.Fatalf("%s got no candidates", c.user)
+		}
+		for _, cand := range cands {
+			if !strings.Contains(cand, " "+strconv.Itoa(port)+" typ host") {
+				t.Errorf("%s: candidate off the mux port %d: %s", c.user, port, cand)
+			}
+		}
+	}
+}
+
+// TestUDPPortRange: host candidates stay inside the configured range.
+func TestUDPPortRange(t *testing.T) {
+	const lo, hi = 41000, 41200
+	ts := startServer(t, func(c *Config) { c.UDPPortMin, c.UDPPortMax = lo, hi })
+	a := dial(t, ts, "1", "/signal")
+	b := dial(t, ts, "2", "/signal")
+	a.join("r-31", true, true)
+	b.join("r-31", true, true)
+	a.publish()
+	awaitMedia(t, "2<-1", b.subscribe("1"), 10)
+	for _, c := range []*client{a, b} {
+		c.mu.Lock()
+		cands := slices.Clone(c.serverCands)
+		c.mu.Unlock()
+		for _, cand := range cands {
+			f := strings.Fields(cand)
+			port, err := strconv.Atoi(f[5])
+			if err != nil || port < lo || port > hi {
+				t.Errorf("%s: candidate outside %d-%d: %s", c.user, lo, hi, cand)
+			}
+		}
+	}
 }
