@@ -64,7 +64,13 @@ func TestCluster(t *testing.T) {
 			agent := b.agent(e.agent1)
 			agentRoom := agent.room(roomID)
 			agent.await(agent.private, "MESSAGE_LIST")
-			cust.await(custRoom, "ROOM_DETAIL") // assignment seen across nodes
+			// The assignment is seen across nodes: the counselor's JOINED and
+			// the new ROOM_DETAIL reach the customer privately through the
+			// shared presence.
+			if j := cust.await(cust.private, "JOINED"); jsonStr(t, j.obj("data", "profile"), "loginName") != "agent1" {
+				t.Fatalf("JOINED across nodes: %s", j.Raw)
+			}
+			cust.await(cust.private, "ROOM_DETAIL")
 
 			cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "다른 노드로"})
 			got := agent.awaitMatch(agentRoom, "MESSAGE", isText("다른 노드로"))

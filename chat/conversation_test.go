@@ -134,15 +134,15 @@ func testConversation(t *testing.T, e *chatEnv) {
 		jsonStr(t, sys, "createDate") != "2026-11-23 15:32:37" {
 		t.Fatalf("MESSAGE_LIST after assignment = %s", ml.Raw)
 	}
-	// The customer sees the assignment: JOINED of the counselor, the system
-	// message and the new ROOM_DETAIL on the room channel.
-	cj := cust.awaitMatch(custRoom, "JOINED", func(ev chatEvent) bool { return jsonNum(t, ev.obj("data", "profile"), "isMember") == 1 })
+	// The customer sees the assignment: JOINED of the counselor and the new
+	// ROOM_DETAIL privately, the system message on the room channel.
+	cj := cust.awaitMatch(cust.private, "JOINED", func(ev chatEvent) bool { return jsonNum(t, ev.obj("data", "profile"), "isMember") == 1 })
 	_ = cj
 	sm := cust.await(custRoom, "MESSAGE")
 	if jsonNum(t, sm.obj("data", "message"), "isSystemMessage") != 1 {
 		t.Fatalf("system MESSAGE = %s", sm.Raw)
 	}
-	rd := cust.await(custRoom, "ROOM_DETAIL")
+	rd := cust.await(cust.private, "ROOM_DETAIL")
 	if jsonStr(t, rd.obj("data", "room"), "status") != "IN_PROGRESS" {
 		t.Fatalf("room ROOM_DETAIL = %s", rd.Raw)
 	}

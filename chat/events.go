@@ -504,6 +504,59 @@ func (s *Service) publish(ctx context.Context, destination string, env *Envelope
 	return nil
 }
 
+// toAttendees sends a room event privately to every connection present in
+// the room except skip, each rendered for its viewer (render gets whether
+// the viewer is a member). It serves the events that must not reach
+// everyone on the room destination alike: another participant's JOINED
+// (never echoed to the joiner) and ROOM_DETAIL after a status or assignee
+// change (noReadCount is the viewer's own). Presence is cluster-wide with
+// Redis and private delivery reaches a session on any node, so this works
+// across nodes. target is CUSTOMER or MEMBER by the viewer; sessionID is the
+// session that caused the event. A connection that cannot be reached is
+// logged and skipped: it must not fail the request of another.
+func (s *Service) toAttendees(ctx context.Context, r *Room, skip, sessionID, event string, render func(member bool) any) error {
+	attendees, err := s.presence.Attendees(ctx, r.ID)
+	if err != nil {
+		return fmt.Errorf("presence of room %d: %w", r.ID, err)
+	}
+	for _, a := range attendees {
+		if a.SessionID == skip {
+			continue
+		}
+		target := TargetCustomer
+		if a.IsMember {
+			target = TargetMember
+		}
+		if err := s.sendPrivate(ctx, a.SessionID, &Envelope{
+			EventName: event, CompanyID: idString(r.CompanyID), RoomID: idPtr(r.ID),
+			Data: render(a.IsMember), Target: target, SessionID: sessionID,
+		}); err != nil {
+			s.log.Warn("room event not delivered", "event", event, "room", r.ID, "session", a.SessionID, "err", err)
+		}
+	}
+	return nil
+}
+
+// roomDetailChanged tells every connection present in the room its new
+// ROOM_DETAIL after a status or assignee change, except skip (a connection
+// that gets its own ROOM_DETAIL in answer).
+func (s *Service) roomDetailChanged(ctx context.Context, r *Room, skip, sessionID string, detail *RoomDetail) error {
+	return s.toAttendees(ctx, r, skip, sessionID, EventRoomDetail, func(member bool) any {
+		return map[string]any{"room": detailFor(member, detail)}
+	})
+}
+
+// detailFor sets a room object's noReadCount to what its viewer has not
+// read: the assignee's count for members, the customer's for the customer.
+func detailFor(member bool, d *RoomDetail) *RoomDetail {
+	if member {
+		return d
+	}
+	v := *d
+	v.NoReadCount = d.CustomerNoReadCount
+	return &v
+}
+
 func (s *Service) publishRoom(ctx context.Context, r *Room, sessionID, event string, data any) error {
 	return s.publish(ctx, RoomDestination(r.ID), &Envelope{
 		EventName: event, CompanyID: idString(r.CompanyID), RoomID: idPtr(r.ID),

@@ -36,7 +36,10 @@ func (e *chatEnv) pair(number string, m *chat.Member, agentHeaders ...string) *p
 	p.agent.awaitMatch(p.agentRoom, "MESSAGE", func(ev chatEvent) bool {
 		return jsonNum(e.t, ev.obj("data", "message"), "isSystemMessage") == 1
 	})
-	p.cust.await(p.custRoom, "ROOM_DETAIL")
+	// The customer present in the room gets the new ROOM_DETAIL privately.
+	p.cust.awaitMatch(p.cust.private, "ROOM_DETAIL", func(ev chatEvent) bool {
+		return ev.obj("data", "room")["status"] == "IN_PROGRESS"
+	})
 	return p
 }
 
@@ -166,7 +169,7 @@ func testEndReviewAndMessageAfterEnd(t *testing.T, e *chatEnv) {
 	if d := end.data(); d == nil || len(d) != 0 || jsonStr(t, end.M, "roomId") != p.roomID {
 		t.Fatalf("END = %s", end.Raw)
 	}
-	if rd := p.cust.await(p.custRoom, "ROOM_DETAIL"); jsonStr(t, rd.obj("data", "room"), "status") != "ENDED" {
+	if rd := p.cust.await(p.cust.private, "ROOM_DETAIL"); jsonStr(t, rd.obj("data", "room"), "status") != "ENDED" {
 		t.Fatalf("ROOM_DETAIL after END = %s", rd.Raw)
 	}
 	lobby.await(lobbySub, "RELOAD")
@@ -186,7 +189,9 @@ func testEndReviewAndMessageAfterEnd(t *testing.T, e *chatEnv) {
 		t.Fatalf("REVIEW = %s", ev.Raw)
 	}
 	p.agent.send("ROOM_DETAIL", map[string]any{})
-	if rd := p.agent.await(p.agent.private, "ROOM_DETAIL"); jsonNum(t, rd.obj("data", "room"), "reviewScore") != 4 {
+	// The counselor, present in the room, first got the ENDED ROOM_DETAIL.
+	rd := p.agent.awaitMatch(p.agent.private, "ROOM_DETAIL", func(ev chatEvent) bool { return jsonStr(t, ev.M, "target") == "SELF" })
+	if jsonNum(t, rd.obj("data", "room"), "reviewScore") != 4 {
 		t.Fatalf("review not stored: %s", rd.Raw)
 	}
 	// Ending twice is harmless.

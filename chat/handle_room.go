@@ -34,7 +34,8 @@ func (s *Service) assign(ctx context.Context, p *principal, room *Room) (*Room, 
 	return updated, stored, nil
 }
 
-// afterAssign tells the room (system message, ROOM_DETAIL) and the lobby.
+// afterAssign tells the room (system message; ROOM_DETAIL privately to the
+// others present, the assigning connection gets its own) and the lobby.
 func (s *Service) afterAssign(ctx context.Context, sessionID string, p *principal, room *Room, rp *roomPeople, sys *Message, detail *RoomDetail) error {
 	if err := s.deliver(ctx, sessionID, room, sys, &Envelope{
 		EventName: EventMessage, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
@@ -42,7 +43,7 @@ func (s *Service) afterAssign(ctx context.Context, sessionID string, p *principa
 	}); err != nil {
 		return err
 	}
-	if err := s.publishRoom(ctx, room, sessionID, EventRoomDetail, map[string]any{"room": detail}); err != nil {
+	if err := s.roomDetailChanged(ctx, room, sessionID, sessionID, detail); err != nil {
 		return err
 	}
 	prof := s.profile(p, sessionID, room.ID)
@@ -168,7 +169,7 @@ func (s *Service) endRoom(ctx context.Context, room *Room, who *Profile, session
 	if err != nil {
 		return true, err
 	}
-	if err := s.publishRoom(ctx, ended, sessionID, EventRoomDetail, map[string]any{"room": detail}); err != nil {
+	if err := s.roomDetailChanged(ctx, ended, "", sessionID, detail); err != nil {
 		return true, err
 	}
 	return true, s.reloadLobby(ctx, ended.CompanyID, ended, who, sessionID)

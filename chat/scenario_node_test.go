@@ -98,7 +98,7 @@ func TestScenarioWithDeployedClients(t *testing.T) {
 	if !strings.Contains(list.Raw, `"message":"1111"`) {
 		t.Fatalf("console MESSAGE_LIST = %s", list.Raw)
 	}
-	jsEvent(t, app, "room", "ROOM_DETAIL")
+	jsEvent(t, app, "private", "ROOM_DETAIL")
 
 	// An internal note, then an answer: the app sees only the answer.
 	jsSend(t, console, "n1", map[string]any{"eventName": "MESSAGE", "data": map[string]any{"messageType": 0, "message": "메모: 확인 필요", "messageAdminType": 1}})

@@ -10,7 +10,10 @@
 // connection present in the room (Presence) and of the writer, with target
 // MEMBER. Private delivery reaches a session on any node, so notes work in a
 // cluster once Presence is cluster-wide; the default MemoryPresence knows the
-// connections of its own node only.
+// connections of its own node only. Another participant's JOINED and the
+// ROOM_DETAIL that follows a status or assignee change travel the same way,
+// to everyone present, rendered for each viewer (the customer's noReadCount
+// is its own) and never echoed to the connection that caused them.
 //
 // Every message is stored before it is delivered. A refused event is answered
 // with an ERROR event whose reason is a catalog text in the connection's

@@ -195,13 +195,17 @@ func (s *Service) joinRoom(ctx context.Context, sessionID string, p *principal, 
 		return err
 	}
 	prof := s.profile(p, sessionID, room.ID)
-	joined := map[string]any{"profile": prof, "room": detail}
 	if err := s.sendPrivate(ctx, sessionID, &Envelope{
-		EventName: EventJoined, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID), Data: joined, SessionID: sessionID,
+		EventName: EventJoined, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
+		Data: map[string]any{"profile": prof, "room": s.viewerDetail(p, detail)}, SessionID: sessionID,
 	}); err != nil {
 		return err
 	}
-	if err := s.publishRoom(ctx, room, sessionID, EventJoined, joined); err != nil {
+	// The others present learn who joined, each privately with its own
+	// view of the room; the joiner never sees its own JOINED twice.
+	if err := s.toAttendees(ctx, room, sessionID, sessionID, EventJoined, func(member bool) any {
+		return map[string]any{"profile": prof, "room": detailFor(member, detail)}
+	}); err != nil {
 		return err
 	}
 	if err := s.sendPrivate(ctx, sessionID, &Envelope{
@@ -226,12 +230,7 @@ func (s *Service) joinRoom(ctx context.Context, sessionID string, p *principal, 
 
 // viewerDetail sets noReadCount to what the viewer has not read.
 func (s *Service) viewerDetail(p *principal, d *RoomDetail) *RoomDetail {
-	if p.isMember() {
-		return d
-	}
-	v := *d
-	v.NoReadCount = d.CustomerNoReadCount
-	return &v
+	return detailFor(p.isMember(), d)
 }
 
 // customerEntered: WELCOME_MESSAGE, the customer's unread messages become
