@@ -116,7 +116,9 @@ func (s *Service) appendMessage(ctx context.Context, p *principal, room *Room, m
 	if err != nil {
 		return nil, false, err
 	}
-	m.RoomID, m.CompanyID, m.SpeakerID, m.IsOnline = room.ID, room.CompanyID, p.speaker.ID, online
+	// A caller may already know the writer is connected (the counselor
+	// assigning a room before it enters it).
+	m.RoomID, m.CompanyID, m.SpeakerID, m.IsOnline = room.ID, room.CompanyID, p.speaker.ID, m.IsOnline || online
 	switch {
 	case p.isMember():
 		m.SpeakerName, m.IsEmployee = p.member.Name, true
@@ -218,9 +220,15 @@ func (s *Service) sendMessageList(ctx context.Context, sessionID string, p *prin
 		}
 		msgs = kept
 	}
+	page := s.renderMessages(room, rp, msgs)
+	for i := range page {
+		// As the deployed server: a listed message carries its own id as
+		// joinMessageId; a live MESSAGE carries 0.
+		page[i].JoinMessageID = page[i].ID
+	}
 	return s.sendPrivate(ctx, sessionID, &Envelope{
 		EventName: EventMessageList, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
-		Data: map[string]any{"messages": s.renderMessages(room, rp, msgs)}, SessionID: sessionID,
+		Data: map[string]any{"messages": page}, SessionID: sessionID,
 	})
 }
 
@@ -294,6 +302,12 @@ func (s *Service) handleDeleteMessage(ctx context.Context, r *request) error {
 		return err
 	}
 	r.room = room
+	// A system message (START_MESSAGE, chatbot lines, the assignment
+	// notice) is stored under the speaker whose action caused it, but it is
+	// the company's text: only an administrator may remove it.
+	if msg.IsSystem && !r.p.isAdmin() {
+		return reason("system_delete_forbidden")
+	}
 	if msg.SpeakerID != r.p.speaker.ID && !r.p.isAdmin() {
 		return reason("delete_forbidden")
 	}

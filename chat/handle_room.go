@@ -23,9 +23,13 @@ func (s *Service) assign(ctx context.Context, p *principal, room *Room) (*Room, 
 		return updated, nil, nil
 	}
 	s.log.Info("room assigned", "room", room.ID, "member", p.member.ID)
+	// Stored text is read by both sides, so it is in the company's
+	// language (Korean), whatever the counselor's client asked for. The
+	// counselor assigning is connected: the notice is online.
 	sys := &Message{
 		Body:     fmt.Sprintf(Korean.T("system_assigned"), p.member.Name),
 		IsSystem: true,
+		IsOnline: true,
 	}
 	stored, _, err := s.appendMessage(ctx, p, updated, sys)
 	if err != nil {
@@ -189,7 +193,9 @@ func (s *Service) handleStartMessage(ctx context.Context, r *request) error {
 	if room.Status == StatusEnded {
 		return reason("room_ended")
 	}
-	sys := &Message{Body: s.startText(r.p.company, r.p.lang), IsSystem: true}
+	// Stored for both sides to read: the company's language, not the
+	// customer's (as the assignment notice and chatbot lines).
+	sys := &Message{Body: s.startText(r.p.company, Korean), IsSystem: true}
 	stored, _, err := s.appendMessage(ctx, r.p, room, sys)
 	if err != nil {
 		return err
