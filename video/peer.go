@@ -186,15 +186,9 @@ func (p *participant) receiveVideoFrom(target, offer string) (string, *peer, *Er
 		}
 	}
 
-	pc, err := s.media.api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		s.log.Error("new peer connection", "room", r.id, "user", p.ident.UserID, "err", err)
-		return "", nil, clientError(CodeInternal)
-	}
-	pe := &peer{owner: p, target: target, publish: publish, pc: pc}
-	s.metrics.peerConnections.WithLabelValues(pe.role()).Inc()
-	fail := func(code string) (string, *peer, *Error) {
-		pe.close()
+	// A failed publish offer gives back the publisher place it took,
+	// unless an earlier publication still holds it.
+	unpublish := func() {
 		if publish {
 			r.mu.Lock()
 			p.mu.Lock()
@@ -204,6 +198,18 @@ func (p *participant) receiveVideoFrom(target, offer string) (string, *peer, *Er
 			p.mu.Unlock()
 			r.mu.Unlock()
 		}
+	}
+	pc, err := s.media.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		s.log.Error("new peer connection", "room", r.id, "user", p.ident.UserID, "err", err)
+		unpublish()
+		return "", nil, clientError(CodeInternal)
+	}
+	pe := &peer{owner: p, target: target, publish: publish, pc: pc}
+	s.metrics.peerConnections.WithLabelValues(pe.role()).Inc()
+	fail := func(code string) (string, *peer, *Error) {
+		pe.close()
+		unpublish()
 		return "", nil, clientError(code)
 	}
 	pc.OnICECandidate(pe.onLocalCandidate)
@@ -269,15 +275,14 @@ func (p *participant) receiveVideoFrom(target, offer string) (string, *peer, *Er
 		p.mu.Unlock()
 		return fail(CodeNotJoined)
 	}
+	pe.pendingRemote = p.pending[target]
+	delete(p.pending, target)
 	old := p.peers[target]
 	p.peers[target] = pe
-	pending := p.pending[target]
-	delete(p.pending, target)
 	p.mu.Unlock()
 	if old != nil {
 		old.close()
 	}
-	pe.pendingRemote = pending
 	return answer.SDP, pe, nil
 }
 
