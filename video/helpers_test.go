@@ -178,14 +178,14 @@ type client struct {
 
 	wmu sync.Mutex
 
-	mu         sync.Mutex
-	inbox      []msg
-	known      map[string]bool
+	mu          sync.Mutex
+	inbox       []msg
+	known       map[string]bool
 	violations  []string
 	serverCands []string // every candidate the server trickled
 	peers       map[string]*clientPeer
-	closed     bool
-	readDone   chan struct{}
+	closed      bool
+	readDone    chan struct{}
 }
 
 type clientPeer struct {
