@@ -124,7 +124,7 @@ func TestClusterScenarioWithDeployedClients(t *testing.T) {
 		jsEvent(t, c, "lobby", "RELOAD", nil)
 	}
 
-	// The counselor on B takes the room: JOINED and ROOM_DETAIL cross to A.
+	// The counselor on B takes the room.
 	counselor.Unsubscribe(t, "lobby")
 	counselor.Subscribe(t, "room", "/sub/socket/room/"+roomID, nil)
 	jsEvent(t, counselor, "private", "JOINED", nil)
@@ -134,8 +134,12 @@ func TestClusterScenarioWithDeployedClients(t *testing.T) {
 	if ev := jsEvent(t, counselor, "private", "MESSAGE_LIST", nil); !slices.Contains(ev.listTexts(), "1111") {
 		t.Fatalf("counselor MESSAGE_LIST = %s", ev.Raw)
 	}
-	jsEvent(t, app, "room", "JOINED", nil)
-	jsEvent(t, app, "room", "ROOM_DETAIL", nil)
+	// Others' JOINED and the new status reach each connection in the room
+	// privately, across the nodes.
+	jsEvent(t, app, "private", "JOINED", nil)
+	if ev := jsEvent(t, app, "private", "ROOM_DETAIL", nil); roomStatus(ev) != "IN_PROGRESS" {
+		t.Fatalf("customer ROOM_DETAIL = %s", ev.Raw)
+	}
 	jsEvent(t, colleague, "lobby", "RELOAD_READY", func(ev event) bool { return roomStatus(ev) == "IN_PROGRESS" })
 
 	// MESSAGE both ways.

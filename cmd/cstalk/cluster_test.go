@@ -83,7 +83,7 @@ func TestClusterRedisRestart(t *testing.T) {
 	lateAgent := dialChat(t, "agent2@b", b, memberHeaders(login(t, b.base, "agent2")))
 	lateAgent.subscribe("/sub/socket/room/" + lateRoomID)
 	lateAgent.await(lateAgent.private, "MESSAGE_LIST", nil)
-	late.await(lateRoom, "ROOM_DETAIL", nil) // the assignment, from node b
+	late.await(late.private, "ROOM_DETAIL", nil) // the assignment, from node b
 	lateAgent.send("MESSAGE", textMessage("늦어서 죄송합니다", ""))
 	late.await(lateRoom, "MESSAGE", withText("늦어서 죄송합니다"))
 
