@@ -253,18 +253,30 @@ func (s *Store) migrations() []*gormigrate.Migration {
 	if s.dialect == dialectMySQL {
 		initial = initialMySQL
 	}
+	guide := guideSQLite
+	if s.dialect == dialectMySQL {
+		guide = guideMySQL
+	}
 	return []*gormigrate.Migration{{
-		ID:      "202611230001_initial",
-		Migrate: execAll(initial),
-		Rollback: func(tx *gorm.DB) error {
-			for _, table := range initialTables {
-				if err := tx.Exec("DROP TABLE IF EXISTS " + table).Error; err != nil {
-					return fmt.Errorf("drop %s: %w", table, err)
-				}
-			}
-			return nil
-		},
+		ID:       "202611230001_initial",
+		Migrate:  execAll(initial),
+		Rollback: dropAll(initialTables),
+	}, {
+		ID:       "202611230100_guide",
+		Migrate:  execAll(guide),
+		Rollback: dropAll(guideTables),
 	}}
+}
+
+func dropAll(tables []string) gormigrate.RollbackFunc {
+	return func(tx *gorm.DB) error {
+		for _, table := range tables {
+			if err := tx.Exec("DROP TABLE IF EXISTS " + table).Error; err != nil {
+				return fmt.Errorf("drop %s: %w", table, err)
+			}
+		}
+		return nil
+	}
 }
 
 func execAll(statements []string) gormigrate.MigrateFunc {

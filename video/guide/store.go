@@ -1,0 +1,59 @@
+package guide
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists guide accounts, sessions, histories, CRM records and
+// evaluations. Package store implements it on GORM (SQLite and MySQL).
+// Not-found rows wrap ErrNotFound, unique violations ErrConflict.
+type Store interface {
+	// CreateGuideAccount inserts a (setting a.ID); a taken login name is
+	// ErrConflict.
+	CreateGuideAccount(ctx context.Context, a *Account) error
+	GuideAccount(ctx context.Context, id int64) (*Account, error)
+	GuideAccountByLogin(ctx context.Context, loginName string) (*Account, error)
+	// SetAvailability sets a mate's availability.
+	SetAvailability(ctx context.Context, mateID int64, a Availability) error
+	// AddTickets adds n (may be negative, never below zero) to a user's
+	// balance and returns the new balance.
+	AddTickets(ctx context.Context, userID int64, n int) (int, error)
+	// AddFriend records mateID as a friend of userID (idempotent).
+	AddFriend(ctx context.Context, userID, mateID int64, at time.Time) error
+	// Friends lists userID's friend mates by name.
+	Friends(ctx context.Context, userID int64) ([]Account, error)
+	// RankedMates lists mates best first: average rating, then number of
+	// ratings, then the older account. onlyAvailable keeps available ones.
+	RankedMates(ctx context.Context, onlyAvailable bool, limit int) ([]Account, error)
+
+	// CreateGuideSession inserts s (setting s.ID).
+	CreateGuideSession(ctx context.Context, s *Session) error
+	GuideSession(ctx context.Context, id int64) (*Session, error)
+	// TransitionSession moves session id from one of from to to, and
+	// reports whether it did (false: it was in another status).
+	TransitionSession(ctx context.Context, id int64, from []SessionStatus, to SessionStatus, at time.Time) (bool, error)
+	// BeginGuide, in one transaction, moves an approved session to active,
+	// spends one of the user's tickets (ErrNoTicket when none is left) and
+	// creates the history; it returns the history and the tickets left.
+	// A session that is not approved is ErrConflict.
+	BeginGuide(ctx context.Context, sessionID int64, at, endsAt time.Time) (*History, int, error)
+	// ExtendGuide spends one more ticket on an open history and moves its
+	// end to endsAt; it returns the history and the tickets left.
+	ExtendGuide(ctx context.Context, historyID int64, endsAt time.Time) (*History, int, error)
+	// CompleteGuide completes an open history at at, once: it stores the
+	// end and duration, writes the CRM record, completes the session and
+	// frees a busy mate. done is false (and nothing is written) when the
+	// history was already completed.
+	CompleteGuide(ctx context.Context, historyID int64, at time.Time, reason EndReason) (h *History, done bool, err error)
+	GuideHistory(ctx context.Context, id int64) (*History, error)
+	// OpenHistories lists the histories not completed yet (to re-arm their
+	// clocks after a restart).
+	OpenHistories(ctx context.Context) ([]History, error)
+	// SetCRMNote attaches a note to the CRM record of a completed history.
+	SetCRMNote(ctx context.Context, historyID, by int64, note string, at time.Time) (*CRM, error)
+	GuideCRM(ctx context.Context, historyID int64) (*CRM, error)
+	// Evaluate stores e once per history (ErrConflict the second time) and
+	// adds its stars to the mate's rating; it returns the mate.
+	Evaluate(ctx context.Context, e *Evaluation) (*Account, error)
+}
