@@ -512,12 +512,14 @@ func (s *Service) publish(ctx context.Context, destination string, env *Envelope
 // change (noReadCount is the viewer's own). Presence is cluster-wide with
 // Redis and private delivery reaches a session on any node, so this works
 // across nodes. target is CUSTOMER or MEMBER by the viewer; sessionID is the
-// session that caused the event. A connection that cannot be reached is
-// logged and skipped: it must not fail the request of another.
-func (s *Service) toAttendees(ctx context.Context, r *Room, skip, sessionID, event string, render func(member bool) any) error {
+// session that caused the event. Like a publication, delivery never fails
+// the request: what changed is stored, and a connection that cannot be
+// reached (or a presence that cannot be read) is logged and skipped.
+func (s *Service) toAttendees(ctx context.Context, r *Room, skip, sessionID, event string, render func(member bool) any) {
 	attendees, err := s.presence.Attendees(ctx, r.ID)
 	if err != nil {
-		return fmt.Errorf("presence of room %d: %w", r.ID, err)
+		s.log.Warn("room event not delivered: presence unreadable", "event", event, "room", r.ID, "err", err)
+		return
 	}
 	for _, a := range attendees {
 		if a.SessionID == skip {
@@ -534,14 +536,13 @@ func (s *Service) toAttendees(ctx context.Context, r *Room, skip, sessionID, eve
 			s.log.Warn("room event not delivered", "event", event, "room", r.ID, "session", a.SessionID, "err", err)
 		}
 	}
-	return nil
 }
 
 // roomDetailChanged tells every connection present in the room its new
 // ROOM_DETAIL after a status or assignee change, except skip (a connection
 // that gets its own ROOM_DETAIL in answer).
-func (s *Service) roomDetailChanged(ctx context.Context, r *Room, skip, sessionID string, detail *RoomDetail) error {
-	return s.toAttendees(ctx, r, skip, sessionID, EventRoomDetail, func(member bool) any {
+func (s *Service) roomDetailChanged(ctx context.Context, r *Room, skip, sessionID string, detail *RoomDetail) {
+	s.toAttendees(ctx, r, skip, sessionID, EventRoomDetail, func(member bool) any {
 		return map[string]any{"room": detailFor(member, detail)}
 	})
 }

@@ -47,9 +47,7 @@ func (s *Service) afterAssign(ctx context.Context, sessionID string, p *principa
 	}); err != nil {
 		return err
 	}
-	if err := s.roomDetailChanged(ctx, room, sessionID, sessionID, detail); err != nil {
-		return err
-	}
+	s.roomDetailChanged(ctx, room, sessionID, sessionID, detail)
 	prof := s.profile(p, sessionID, room.ID)
 	return s.reloadLobby(ctx, room.CompanyID, room, &prof, sessionID)
 }
@@ -173,9 +171,7 @@ func (s *Service) endRoom(ctx context.Context, room *Room, who *Profile, session
 	if err != nil {
 		return true, err
 	}
-	if err := s.roomDetailChanged(ctx, ended, "", sessionID, detail); err != nil {
-		return true, err
-	}
+	s.roomDetailChanged(ctx, ended, "", sessionID, detail)
 	return true, s.reloadLobby(ctx, ended.CompanyID, ended, who, sessionID)
 }
 

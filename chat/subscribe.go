@@ -203,11 +203,9 @@ func (s *Service) joinRoom(ctx context.Context, sessionID string, p *principal, 
 	}
 	// The others present learn who joined, each privately with its own
 	// view of the room; the joiner never sees its own JOINED twice.
-	if err := s.toAttendees(ctx, room, sessionID, sessionID, EventJoined, func(member bool) any {
+	s.toAttendees(ctx, room, sessionID, sessionID, EventJoined, func(member bool) any {
 		return map[string]any{"profile": prof, "room": detailFor(member, detail)}
-	}); err != nil {
-		return err
-	}
+	})
 	if err := s.sendPrivate(ctx, sessionID, &Envelope{
 		EventName: EventRoomDetail, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
 		Data: map[string]any{"room": s.viewerDetail(p, detail)}, SessionID: sessionID,
