@@ -147,7 +147,7 @@ type inbound struct {
 type handler func(ctx context.Context, r *request) error
 
 func (s *Service) handlers() map[string]handler {
-	return map[string]handler{
+	h := map[string]handler{
 		EventMessage:       s.handleMessage,
 		EventMessageList:   s.handleMessageList,
 		EventReadMessage:   s.handleReadMessage,
@@ -160,6 +160,10 @@ func (s *Service) handlers() map[string]handler {
 		EventSaveHistory:   s.handleSaveHistory,
 		EventLeave:         s.handleLeave,
 	}
+	for name, fn := range s.videoHandlers() {
+		h[name] = fn
+	}
+	return h
 }
 
 func (s *Service) maxBodyBytes() int { return 16 * s.cfg.MaxMessageBytes }

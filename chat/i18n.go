@@ -38,6 +38,9 @@ func (l Lang) T(key string) string {
 		t, ok = apiTexts[key]
 	}
 	if !ok {
+		t, ok = videoTexts[key]
+	}
+	if !ok {
 		return key
 	}
 	if l == English {

@@ -99,6 +99,8 @@ type Service struct {
 	log      *slog.Logger
 	broker   Broker
 	presence Presence
+	// video closes calls; nil until UseVideo.
+	video VideoRooms
 	// events maps a client event name to its handler.
 	events map[string]handler
 

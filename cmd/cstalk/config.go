@@ -5,10 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cstalk/cstalk/video"
 )
 
 // serveConfig is everything `cstalk serve` can be told. Defaults live in
@@ -30,6 +33,15 @@ type serveConfig struct {
 	MaxMessageBytes  int
 	MaxSubscriptions int
 	Heartbeat        time.Duration
+	// Video: the SFU's host-candidate range ("" = any port), the public
+	// address(es) it announces, STUN servers handed to clients, and the
+	// embedded TURN server (off while TURNAddr is empty).
+	VideoUDPPorts  string
+	VideoPublicIP  string
+	VideoSTUNURLs  string
+	TURNAddr       string
+	TURNSecret     string
+	TURNRelayPorts string
 }
 
 func defaultServeConfig() serveConfig {
@@ -45,6 +57,7 @@ func defaultServeConfig() serveConfig {
 		MaxMessageBytes:  32 << 10,
 		MaxSubscriptions: 64,
 		Heartbeat:        10 * time.Second,
+		TURNRelayPorts:   "49160-49200",
 	}
 }
 
@@ -72,6 +85,12 @@ func (cfg *serveConfig) options() []option {
 		{"max-message-bytes", "CSTALK_MAX_MESSAGE_BYTES", "largest chat message text", (*intValue)(&cfg.MaxMessageBytes)},
 		{"max-subscriptions", "CSTALK_MAX_SUBSCRIPTIONS", "subscriptions per connection", (*intValue)(&cfg.MaxSubscriptions)},
 		{"heartbeat", "CSTALK_HEARTBEAT", "STOMP heart-beat interval the server offers", (*durationValue)(&cfg.Heartbeat)},
+		{"video-udp-ports", "CSTALK_VIDEO_UDP_PORTS", "UDP port range of the SFU's host candidates, e.g. 50000-50100 (empty: any port)", (*stringValue)(&cfg.VideoUDPPorts)},
+		{"video-public-ip", "CSTALK_VIDEO_PUBLIC_IP", "public address(es), comma-separated, announced in ICE candidates behind 1:1 NAT; also the embedded TURN server's address", (*stringValue)(&cfg.VideoPublicIP)},
+		{"video-stun-urls", "CSTALK_VIDEO_STUN_URLS", "STUN servers handed to video clients, comma-separated (e.g. stun:stun.example.com:3478)", (*stringValue)(&cfg.VideoSTUNURLs)},
+		{"turn-addr", "CSTALK_TURN_ADDR", "UDP listen address of the embedded TURN server, e.g. :3478 (empty: no embedded TURN)", (*stringValue)(&cfg.TURNAddr)},
+		{"turn-secret", "CSTALK_TURN_SECRET", "shared secret of TURN credentials, the same on every node (default: generated per process)", (*stringValue)(&cfg.TURNSecret)},
+		{"turn-relay-ports", "CSTALK_TURN_RELAY_PORTS", "UDP port range the embedded TURN server relays on", (*stringValue)(&cfg.TURNRelayPorts)},
 	}
 }
 
@@ -139,7 +158,79 @@ func (cfg serveConfig) validate() error {
 	if cfg.Heartbeat < 0 {
 		errs = append(errs, errors.New("--heartbeat must not be negative"))
 	}
+	if _, err := cfg.videoConfig(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// videoConfig turns the video flags into the SFU's settings; bad ranges and
+// addresses are reported under their flag names.
+func (cfg serveConfig) videoConfig() (video.Config, error) {
+	v := video.DefaultConfig()
+	var errs []error
+	if cfg.VideoUDPPorts != "" {
+		lo, hi, err := portRange(cfg.VideoUDPPorts)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--video-udp-ports %q: %w", cfg.VideoUDPPorts, err))
+		}
+		v.UDPPortMin, v.UDPPortMax = lo, hi
+	}
+	v.NAT1To1IPs = splitList(cfg.VideoPublicIP)
+	for _, ip := range v.NAT1To1IPs {
+		if net.ParseIP(ip) == nil {
+			errs = append(errs, fmt.Errorf("--video-public-ip %q: not an IP address", ip))
+		}
+	}
+	v.STUNURLs = splitList(cfg.VideoSTUNURLs)
+	for _, u := range v.STUNURLs {
+		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "stuns:") {
+			errs = append(errs, fmt.Errorf("--video-stun-urls %q: want stun:host:port", u))
+		}
+	}
+	v.TURNSecret = cfg.TURNSecret
+	if cfg.TURNAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.TURNAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--turn-addr %q: want host:port or :port", cfg.TURNAddr))
+		}
+		if len(v.NAT1To1IPs) == 0 {
+			errs = append(errs, errors.New("--turn-addr needs --video-public-ip: the address clients reach the TURN server on"))
+		} else {
+			v.TURN.PublicIP = v.NAT1To1IPs[0]
+		}
+		lo, hi, err := portRange(cfg.TURNRelayPorts)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--turn-relay-ports %q: %w", cfg.TURNRelayPorts, err))
+		}
+		v.TURN.Enabled, v.TURN.ListenAddr = true, cfg.TURNAddr
+		v.TURN.RelayPortMin, v.TURN.RelayPortMax = lo, hi
+	}
+	return v, errors.Join(errs...)
+}
+
+// portRange parses "MIN-MAX" (or one port) into a UDP range.
+func portRange(v string) (lo, hi uint16, err error) {
+	a, b, ok := strings.Cut(strings.TrimSpace(v), "-")
+	if !ok {
+		b = a
+	}
+	min, errA := strconv.ParseUint(strings.TrimSpace(a), 10, 16)
+	max, errB := strconv.ParseUint(strings.TrimSpace(b), 10, 16)
+	if errA != nil || errB != nil || min == 0 || min > max {
+		return 0, 0, errors.New("want MIN-MAX, two ports with 1 <= MIN <= MAX <= 65535")
+	}
+	return uint16(min), uint16(max), nil
+}
+
+// splitList splits a comma-separated setting, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 func printUsage(w io.Writer, synopsis, what string, opts []option) {

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cstalk/cstalk/chat"
+	"github.com/cstalk/cstalk/video"
 )
 
 func env(m map[string]string) func(string) string {
@@ -60,6 +63,13 @@ func TestServeConfigRejects(t *testing.T) {
 		{"bad redis url", nil, []string{"--redis", "127.0.0.1:6379", "--jwt-secret", "0123456789abcdef"}, "want redis://"},
 		{"bad zone", nil, []string{"--zone", "Mars/Olympus"}, "--zone"},
 		{"stray argument", nil, []string{"extra"}, "unexpected argument"},
+		{"bad udp range", map[string]string{"CSTALK_VIDEO_UDP_PORTS": "50100-50000"}, nil, "--video-udp-ports"},
+		{"udp range not numbers", nil, []string{"--video-udp-ports", "low-high"}, "want MIN-MAX"},
+		{"bad public ip", nil, []string{"--video-public-ip", "example.com"}, "--video-public-ip"},
+		{"bad stun url", nil, []string{"--video-stun-urls", "turn:x:3478"}, "want stun:host:port"},
+		{"turn without public ip", map[string]string{"CSTALK_TURN_ADDR": ":3478"}, nil, "--turn-addr needs --video-public-ip"},
+		{"bad turn addr", nil, []string{"--turn-addr", "3478", "--video-public-ip", "203.0.113.7"}, "--turn-addr"},
+		{"bad relay range", nil, []string{"--turn-addr", ":3478", "--video-public-ip", "203.0.113.7", "--turn-relay-ports", "70000-70010"}, "--turn-relay-ports"},
 		{"message above frame", nil, []string{"--max-frame-bytes", "2048", "--max-message-bytes", "4096"}, "below --max-frame-bytes"},
 	}
 	for _, tc := range cases {
@@ -111,5 +121,53 @@ func TestServeHelpListsEveryFlagWithEnvAndDefault(t *testing.T) {
 	}
 	if !strings.Contains(help, "(default :8080)") || !strings.Contains(help, "(default sqlite:./data/cstalk.db)") {
 		t.Errorf("help lacks defaults:\n%s", help)
+	}
+}
+
+func TestServeConfigVideo(t *testing.T) {
+	var out bytes.Buffer
+	c, err := parseServeConfig(nil, env(map[string]string{
+		"CSTALK_VIDEO_UDP_PORTS":  "50000-50100",
+		"CSTALK_VIDEO_PUBLIC_IP":  "203.0.113.7, 198.51.100.2",
+		"CSTALK_VIDEO_STUN_URLS":  "stun:stun.example.com:3478",
+		"CSTALK_TURN_ADDR":        ":3478",
+		"CSTALK_TURN_SECRET":      "turn-secret",
+		"CSTALK_TURN_RELAY_PORTS": "49160-49200",
+	}), &out)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	v, err := c.videoConfig()
+	if err != nil {
+		t.Fatalf("video config: %v", err)
+	}
+	if v.UDPPortMin != 50000 || v.UDPPortMax != 50100 {
+		t.Errorf("udp ports %d-%d, want 50000-50100", v.UDPPortMin, v.UDPPortMax)
+	}
+	if len(v.NAT1To1IPs) != 2 || v.NAT1To1IPs[0] != "203.0.113.7" || v.NAT1To1IPs[1] != "198.51.100.2" {
+		t.Errorf("public ips %q", v.NAT1To1IPs)
+	}
+	if len(v.STUNURLs) != 1 || v.STUNURLs[0] != "stun:stun.example.com:3478" {
+		t.Errorf("stun urls %q", v.STUNURLs)
+	}
+	if !v.TURN.Enabled || v.TURN.ListenAddr != ":3478" || v.TURN.PublicIP != "203.0.113.7" ||
+		v.TURN.RelayPortMin != 49160 || v.TURN.RelayPortMax != 49200 || v.TURNSecret != "turn-secret" {
+		t.Errorf("turn %+v secret %q", v.TURN, v.TURNSecret)
+	}
+
+	// Defaults: any port, no public address, no embedded TURN.
+	c, err = parseServeConfig([]string{"--video-udp-ports", "50000"}, env(nil), &out)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	if v, err = c.videoConfig(); err != nil || v.TURN.Enabled || len(v.NAT1To1IPs) != 0 || v.UDPPortMin != 50000 || v.UDPPortMax != 50000 {
+		t.Errorf("defaults: %+v, %v", v, err)
+	}
+}
+
+// The room naming chat uses for a conversation's call is video's.
+func TestVideoRoomOfChatRoom(t *testing.T) {
+	if got, want := chat.VideoRoomID(42), video.ChatRoomID("42"); got != want {
+		t.Fatalf("chat names the call of room 42 %q, video %q", got, want)
 	}
 }

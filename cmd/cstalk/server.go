@@ -24,6 +24,7 @@ import (
 	"github.com/cstalk/cstalk/chat"
 	"github.com/cstalk/cstalk/chat/redispresence"
 	"github.com/cstalk/cstalk/store"
+	"github.com/cstalk/cstalk/video"
 	"github.com/cstalk/cstalk/web"
 )
 
@@ -38,6 +39,7 @@ type server struct {
 	presence *redispresence.Presence
 	broker   *broker.Server
 	chat     *chat.Service
+	video    *video.Server
 	http     *http.Server
 	ln       net.Listener
 }
@@ -125,6 +127,26 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	}
 	s.chat.Bind(s.broker)
 
+	videoCfg, err := cfg.videoConfig()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	chatSvc := s.chat
+	videoCfg.OnEvent = func(ev video.Event) {
+		// Events arrive one at a time on the video server's goroutine;
+		// recording one is a few store writes.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		chatSvc.HandleVideoEvent(ctx, chat.VideoEvent{
+			Kind: string(ev.Kind), RoomID: ev.RoomID, UserID: ev.User.UserID, Customer: ev.User.Customer,
+			At: ev.At, Duration: ev.Duration, Reason: ev.Reason,
+		})
+	}
+	if s.video, err = video.New(videoCfg, videoAuthorizer(s.chat), reg, log); err != nil {
+		return nil, fmt.Errorf("video: %w", err)
+	}
+	s.chat.UseVideo(s.video)
+
 	mux := http.NewServeMux()
 	mux.Handle("/ws", s.broker.Handler())
 	mux.Handle("/ws/", s.broker.Handler())
@@ -132,6 +154,10 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	mux.Handle("/api/", api)
 	mux.Handle("/files/", api)
 	mux.Handle("/api/admin/", s.chat.AdminAPIHandler())
+	vh := s.video.Handler()
+	mux.Handle("/signal", vh)
+	mux.Handle("/signal/", vh)
+	mux.Handle("GET /video/ice-servers", vh)
 	mux.Handle("/", web.Handler(log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.ready)
@@ -190,6 +216,11 @@ func (s *server) Run(ctx context.Context) error {
 	if err := s.broker.Shutdown(drainCtx, "server shutting down"); err != nil {
 		errs = append(errs, fmt.Errorf("drain broker: %w", err))
 	}
+	// Calls end with a reason the pages show; their sockets are hijacked,
+	// so http.Shutdown would not wait for them.
+	if err := s.video.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close video: %w", err))
+	}
 	if err := s.http.Shutdown(drainCtx); err != nil {
 		errs = append(errs, fmt.Errorf("drain http: %w", err))
 	}
@@ -205,6 +236,9 @@ func (s *server) Close() error {
 		if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if s.video != nil {
+		errs = append(errs, s.video.Close())
 	}
 	if s.presence != nil {
 		errs = append(errs, s.presence.Close())
@@ -268,4 +302,27 @@ func newLogger(cfg serveConfig, out io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(out, opts)), nil
 	}
 	return slog.New(slog.NewJSONHandler(out, opts)), nil
+}
+
+// videoAuthorizer lets the video server ask chat who may join a room: chat
+// knows tokens, rooms and companies; the room naming and errors are video's.
+func videoAuthorizer(c *chat.Service) video.Authorizer {
+	return video.AuthorizerFunc(func(ctx context.Context, token, userID, communityID, roomID string) (video.Identity, error) {
+		kind, ref, ok := video.ParseRoomID(roomID)
+		if !ok {
+			return video.Identity{}, fmt.Errorf("room %q: %w", roomID, video.ErrForbidden)
+		}
+		p, err := c.AuthorizeVideoJoin(ctx, chat.VideoJoin{
+			Token: token, UserID: userID, CommunityID: communityID, ChatRoom: kind == video.RoomChat, Ref: ref,
+		})
+		switch {
+		case errors.Is(err, chat.ErrInvalidToken):
+			return video.Identity{}, fmt.Errorf("%w: %w", video.ErrUnauthorized, err)
+		case errors.Is(err, chat.ErrVideoForbidden):
+			return video.Identity{}, fmt.Errorf("%w: %w", video.ErrForbidden, err)
+		case err != nil:
+			return video.Identity{}, err
+		}
+		return video.Identity{UserID: p.UserID, Name: p.Name, CommunityID: p.CommunityID, Customer: p.Customer}, nil
+	})
 }
