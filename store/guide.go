@@ -44,8 +44,8 @@ func (r guideAccountRow) toGuide() guide.Account {
 }
 
 type guideFriendRow struct {
-	UserID    int64 `gorm:"primaryKey;autoIncrement:false"`
-	MateID    int64 `gorm:"primaryKey;autoIncrement:false"`
+	UserID    int64     `gorm:"primaryKey;autoIncrement:false"`
+	MateID    int64     `gorm:"primaryKey;autoIncrement:false"`
 	CreatedAt time.Time `gorm:"autoCreateTime:false"`
 }
 
