@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -62,4 +63,33 @@ func (h *hub) resubscribe(ctx context.Context) bool {
 		h.srv.log.Info("bus subscriptions restored", "topics", restored)
 	}
 	return done
+}
+
+// Ready reports an error while some topic with local subscribers has no bus
+// subscription: until the retry succeeds, those subscribers hear only this
+// node, so a load balancer should send new clients elsewhere.
+func (s *Server) Ready(context.Context) error {
+	if n := s.hub.waitingForBus(); n > 0 {
+		return fmt.Errorf("broker: %d topics wait for their bus subscription", n)
+	}
+	return nil
+}
+
+// waitingForBus counts topics with local subscribers and no bus subscription.
+func (h *hub) waitingForBus() int {
+	h.mu.RLock()
+	topics := make([]*topic, 0, len(h.topics))
+	for _, t := range h.topics {
+		topics = append(topics, t)
+	}
+	h.mu.RUnlock()
+	n := 0
+	for _, t := range topics {
+		t.mu.Lock()
+		if !t.busSubscribed && len(t.subsSlice()) > 0 {
+			n++
+		}
+		t.mu.Unlock()
+	}
+	return n
 }

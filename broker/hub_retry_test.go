@@ -43,6 +43,9 @@ func TestBusSubscribeRetried(t *testing.T) {
 		t.Fatalf("MESSAGE %q", m.Body)
 	}
 
+	if err := a.Ready(context.Background()); err == nil {
+		t.Fatal("ready while a topic waits for its bus subscription")
+	}
 	bus.down.Store(false)
 	deadline := time.Now().Add(5 * time.Second)
 	for !a.busSubscribed("sub/late") {
@@ -50,6 +53,9 @@ func TestBusSubscribeRetried(t *testing.T) {
 			t.Fatal("topic not subscribed on the bus after it came back")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if err := a.Ready(context.Background()); err != nil {
+		t.Fatalf("not ready after the bus came back: %v", err)
 	}
 	if err := b.Publish(context.Background(), "sub/late", []byte("remote")); err != nil {
 		t.Fatal(err)

@@ -185,6 +185,9 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	if err := s.bus.Ready(ctx); err != nil {
 		problems = append(problems, "bus: "+err.Error())
 	}
+	if err := s.broker.Ready(ctx); err != nil {
+		problems = append(problems, err.Error())
+	}
 	if len(problems) > 0 {
 		s.log.Warn("not ready", "problems", problems)
 		http.Error(w, "not ready\n", http.StatusServiceUnavailable)
