@@ -297,13 +297,15 @@ func (s *Service) handleVideoStart(ctx context.Context, r *request) error {
 		return fmt.Errorf("presence of room %d: %w", room.ID, err)
 	}
 	for _, a := range attendees {
+		// userId is the viewer's id in the call (its speakerId).
 		invite := map[string]any{
-			"videoRoomId": videoRoom, "communityId": idString(room.CompanyID), "from": who, "message": message,
+			"videoRoomId": videoRoom, "communityId": idString(room.CompanyID), "userId": idString(a.SpeakerID),
+			"from": who, "message": message,
 		}
 		target := TargetMember
 		if !a.IsMember {
 			target = TargetCustomer
-			invite["token"], invite["userId"] = token, idString(rp.speakers.customer)
+			invite["token"] = token
 			invite["expiresIn"] = int64(expires.Sub(s.now()) / time.Second)
 		}
 		if err := s.sendPrivate(ctx, a.SessionID, &Envelope{

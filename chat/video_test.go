@@ -116,7 +116,8 @@ func testVideoCallFromChat(t *testing.T, e *chatEnv) {
 	// ... and each side is invited privately; only the customer's copy
 	// carries a token, its video token.
 	agentInvite := p.agent.await(p.agent.private, "VIDEO_INVITE").data()
-	if _, ok := agentInvite["token"]; ok || agentInvite["videoRoomId"] != videoRoom || agentInvite["communityId"] != "1" {
+	if _, ok := agentInvite["token"]; ok || agentInvite["videoRoomId"] != videoRoom || agentInvite["communityId"] != "1" ||
+		agentInvite["userId"] != jsonText(agentSpeaker) {
 		t.Errorf("counselor's invitation %v", agentInvite)
 	}
 	invite := p.cust.await(p.cust.private, "VIDEO_INVITE").data()

@@ -143,7 +143,7 @@ async function main() {
     await bubble(cust, '안녕하세요, 요금 문의드립니다.').locator('.read-state:not(.unread)').waitFor();
     await agent.locator('#tab-progress').click();
     await agent.locator(`.room-item[data-room-id="${roomId}"] .assignee.mine`).waitFor();
-    assert.equal(await agent.locator('.video-call').isVisible(), false, 'video call button is hidden for now');
+    assert.equal(await pane.locator('.video-call-start').isVisible(), true, 'the video call button is shown');
 
     step('counselor answers; read state reaches the counselor');
     await say(agent, '안녕하세요, 상담사입니다. 무엇을 도와드릴까요?', pane);

@@ -4,6 +4,7 @@ import { request, bearer, uploadImage, ApiError } from './api.js';
 import { Connection, PRIVATE, lobby, room as roomDest, renderState } from './stomp.js';
 import { RoomView } from './room-view.js';
 import { Banner, Composer, clientMessageId, statusText, preview } from './common.js';
+import { VideoCall } from './video-call.js';
 
 const SESSION_KEY = 'cstalk.session';
 
@@ -262,14 +263,21 @@ function createRoom(detail) {
   r.confirmYes = h('button', { type: 'button', class: 'danger confirm-end', onclick: () => { r.confirm.hidden = true; send(r, 'END', {}); } });
   r.confirmNo = h('button', { type: 'button', class: 'ghost', onclick: () => { r.confirm.hidden = true; } });
   r.confirm = h('div', { class: 'confirm-bar', hidden: true }, r.confirmText, r.confirmYes, r.confirmNo);
-  // Video calls come later; the button is in place but hidden.
-  r.videoButton = h('button', { type: 'button', class: 'ghost video-call', hidden: true });
+  r.call = new VideoCall({
+    onAccept: () => send(r, 'VIDEO_ACCEPT', {}),
+    onDecline: () => send(r, 'VIDEO_DECLINE', {}),
+    onHangUp: () => send(r, 'VIDEO_END', {}),
+    // One call per room at a time.
+    onPhase: () => { r.videoButton.disabled = r.call.active; },
+  });
+  r.videoButton = h('button', { type: 'button', class: 'ghost video-call-start', onclick: () => { if (!r.call.active) send(r, 'VIDEO_START', {}); } });
   r.endedNote = h('p', { class: 'ended-note', hidden: true });
   r.pane = h('section', { class: 'room-pane', dataset: { roomId: r.id }, hidden: true },
     h('header', { class: 'room-header' },
       h('div', {}, h('div', { class: 'title-row' }, r.title, r.status), r.meta),
       h('div', { class: 'room-actions' }, r.videoButton, r.endButton)),
     r.confirm,
+    r.call.el,
     r.view.el,
     r.endedNote,
     r.composer.el);
@@ -308,6 +316,8 @@ function renderHeader(r) {
   r.endButton.textContent = t('endRoom');
   r.endButton.hidden = r.ended;
   r.videoButton.textContent = t('videoCall');
+  r.videoButton.hidden = r.ended;
+  r.call.relabel();
   r.confirmText.textContent = t('confirmEnd');
   r.confirmYes.textContent = t('confirm');
   r.confirmNo.textContent = t('cancel');
@@ -392,7 +402,20 @@ function onEvent(env) {
     case 'DELETE_MESSAGE':
       if (data.success) r.view.markDeleted(Number(data.id));
       break;
+    case 'VIDEO_INVITE':
+      // The counselor's own bearer token opens the call; userId is this
+      // console's speakerId.
+      r.call.invited({ token: state.session.token, userId: data.userId, communityId: data.communityId, videoRoomId: data.videoRoomId },
+        Boolean(data.from && String(data.from.speakerId) === String(data.userId)));
+      break;
+    case 'VIDEO_DECLINED':
+      if (r.call.ws) r.call.ended('callDeclined');
+      break;
+    case 'VIDEO_ENDED':
+      if (r.call.active) r.call.ended('callEnded');
+      break;
     case 'END':
+      if (r.call.active) r.call.ended('callEnded');
       r.ended = true;
       r.confirm.hidden = true;
       renderHeader(r);

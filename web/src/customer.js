@@ -4,6 +4,7 @@ import { request, uploadImage } from './api.js';
 import { Connection, PRIVATE, room as roomDest, renderState } from './stomp.js';
 import { RoomView } from './room-view.js';
 import { Banner, Composer, clientMessageId } from './common.js';
+import { VideoCall, videoRecord } from './video-call.js';
 
 // The page the gas app opens in a web view:
 // /customer?companyId=1&gasappMemberNumber=3825&name=... (plus secretKey,
@@ -45,6 +46,25 @@ const composer = new Composer({
   onSend: (text) => send('MESSAGE', { messageType: 0, message: text, messageDetail: '', clientMessageId: clientMessageId() }),
   onImage: sendImage,
 });
+
+const call = new VideoCall({
+  // Accepting an invitation answers it; accepting to rejoin a running call
+  // (after a reload) first asks for a fresh video token.
+  onAccept: (invited) => send(invited ? 'VIDEO_ACCEPT' : 'VIDEO_TOKEN', {}),
+  onDecline: () => send('VIDEO_DECLINE', {}),
+  onHangUp: () => send('VIDEO_END', {}),
+});
+
+// offerRejoin asks to rejoin when the history's last call step says a call
+// is still running.
+function offerRejoin(messages) {
+  let last = null;
+  for (const m of messages) {
+    const rec = videoRecord(m);
+    if (rec && (!last || m.id > last.id)) last = { id: m.id, rec };
+  }
+  if (last && ['invite', 'joined', 'left'].includes(last.rec.event) && !state.ended) call.ongoing();
+}
 
 function send(eventName, data) {
   if (!state.roomId) return false;
@@ -156,7 +176,23 @@ function onEvent(env) {
         renderWelcome();
       }
       break;
+    case 'VIDEO_INVITE':
+      if (data.token) {
+        call.invited({ token: data.token, userId: data.userId, communityId: data.communityId, videoRoomId: data.videoRoomId },
+          Boolean(data.from && data.from.isCustomer === 1));
+      }
+      break;
+    case 'VIDEO_TOKEN':
+      if (call.phase === 'connecting' && !call.ws) call.join(data, 'callConnecting');
+      break;
+    case 'VIDEO_DECLINED':
+      if (call.ws) call.ended('callDeclined');
+      break;
+    case 'VIDEO_ENDED':
+      if (call.active) call.ended('callEnded');
+      break;
     case 'MESSAGE_LIST':
+      if (!state.pendingOlder) offerRejoin(data.messages || []);
       view.setPage(data.messages || [], state.pendingOlder);
       state.pendingOlder = false;
       markRead();
@@ -172,6 +208,7 @@ function onEvent(env) {
       if (data.success) view.markDeleted(Number(data.id));
       break;
     case 'END':
+      if (call.active) call.ended('callEnded');
       setEnded(true);
       renderWelcome();
       break;
@@ -187,10 +224,12 @@ function onEvent(env) {
 function main() {
   initLang();
   bindToggle($('#lang'));
+  $('#conversation').before(call.el);
   $('#conversation').append(view.el);
   $('#composer').replaceWith(composer.el);
   onLangChange(() => {
     renderReview();
+    call.relabel();
     view.relabel();
     composer.relabel();
     renderWelcome();
