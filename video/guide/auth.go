@@ -175,9 +175,9 @@ func ParseRoomID(roomID string) (int64, bool) {
 	return id, true
 }
 
-// hashPassword and checkPassword use bcrypt at its default cost.
-func hashPassword(password string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+// hashPassword and checkPassword use bcrypt (Config.PasswordCost).
+func hashPassword(password string, cost int) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
 	if err != nil {
 		return "", fmt.Errorf("guide: hash password: %w", err)
 	}

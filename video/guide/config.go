@@ -3,6 +3,7 @@ package guide
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/crypto/bcrypt"
 	"time"
 )
 
@@ -38,6 +39,8 @@ type Config struct {
 	MatchCandidates int
 	// EventQueue bounds each /guide/events subscriber's queue.
 	EventQueue int
+	// PasswordCost is the bcrypt cost of account passwords.
+	PasswordCost int
 
 	// Now and AfterFunc are the clock; tests advance a manual one.
 	Now       func() time.Time
@@ -70,6 +73,7 @@ func DefaultConfig() Config {
 		TopMates:        50,
 		MatchCandidates: 100,
 		EventQueue:      64,
+		PasswordCost:    bcrypt.DefaultCost,
 		Now:             time.Now,
 		AfterFunc:       realAfterFunc,
 	}
@@ -101,6 +105,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.EventQueue <= 0 {
 		c.EventQueue = d.EventQueue
+	}
+	if c.PasswordCost == 0 {
+		c.PasswordCost = d.PasswordCost
 	}
 	if c.Now == nil {
 		c.Now = d.Now

@@ -194,7 +194,7 @@ func (s *Service) CreateAccount(ctx context.Context, role Role, login, password,
 	if (role != RoleUser && role != RoleMate) || !validAccountInput(login, password, name) || tickets < 0 {
 		return nil, errBadRequest
 	}
-	hash, err := hashPassword(password)
+	hash, err := hashPassword(password, s.cfg.PasswordCost)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +218,7 @@ func (s *Service) Login(ctx context.Context, login, password string) (*Account, 
 	a, err := s.store.GuideAccountByLogin(ctx, login)
 	if errors.Is(err, ErrNotFound) {
 		// Spend the time a real check would, so timing tells nothing.
-		s.dummyOnce.Do(func() { s.dummyHash, _ = hashPassword("cstalk-guide-dummy") })
+		s.dummyOnce.Do(func() { s.dummyHash, _ = hashPassword("cstalk-guide-dummy", s.cfg.PasswordCost) })
 		checkPassword(s.dummyHash, password)
 		return nil, errBadLogin
 	}
