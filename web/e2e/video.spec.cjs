@@ -115,6 +115,17 @@ async function main() {
     await pane.locator('.call-mic').click();
     await pane.locator('.call-mic[aria-pressed="true"]').waitFor();
 
+    step('the customer reloads during the call and rejoins with a fresh video token');
+    await pane.locator('.call-mic').click();
+    await cust.reload();
+    await cust.locator('.video-call[data-phase="invited"] .call-state', { hasText: '진행 중인 영상 상담' }).waitFor();
+    await cust.locator('.call-accept').click();
+    await awaitDecodedFrames(cust, 'body', 5);
+    await pane.locator('.msg.system', { hasText: '영상고객님이 영상 상담에서 나갔습니다.' }).waitFor();
+    await pane.locator('.video-call[data-phase="connected"]').waitFor();
+    await awaitDecodedFrames(agent, paneSel, 5);
+    await shot(cust, 'video-customer-rejoined');
+
     step('the customer hangs up; both chats record the call');
     await cust.locator('.call-hangup').click();
     await cust.locator('.video-call[data-phase="idle"] .call-state', { hasText: '영상 상담이 종료되었습니다' }).waitFor();
@@ -123,7 +134,7 @@ async function main() {
       const scope = page === agent ? pane : cust;
       await scope.locator('.msg.system', { hasText: /통화 시간 \d+초/ }).waitFor();
       await scope.locator('.msg.system', { hasText: '상담사2님이 영상 상담에서 나갔습니다.' }).waitFor();
-      await scope.locator('.msg.system', { hasText: '영상고객님이 영상 상담에서 나갔습니다.' }).waitFor();
+      await scope.locator('.msg.system', { hasText: '영상고객님이 영상 상담에서 나갔습니다.' }).last().waitFor();
       assert.equal(await page.locator('video.call-remote').count(), 0, 'the remote video is gone');
     }
     await shot(agent, 'video-console-ended');

@@ -4,7 +4,7 @@ import { request, bearer, uploadImage, ApiError } from './api.js';
 import { Connection, PRIVATE, lobby, room as roomDest, renderState } from './stomp.js';
 import { RoomView } from './room-view.js';
 import { Banner, Composer, clientMessageId, statusText, preview } from './common.js';
-import { VideoCall } from './video-call.js';
+import { VideoCall, lastCallStep } from './video-call.js';
 
 const SESSION_KEY = 'cstalk.session';
 
@@ -264,7 +264,12 @@ function createRoom(detail) {
   r.confirmNo = h('button', { type: 'button', class: 'ghost', onclick: () => { r.confirm.hidden = true; } });
   r.confirm = h('div', { class: 'confirm-bar', hidden: true }, r.confirmText, r.confirmYes, r.confirmNo);
   r.call = new VideoCall({
-    onAccept: () => send(r, 'VIDEO_ACCEPT', {}),
+    // Accepting an invitation answers it; rejoining a running call found
+    // after a reload needs no answer: the counselor's token opens it.
+    onAccept: (invited) => {
+      if (invited) return send(r, 'VIDEO_ACCEPT', {});
+      return r.call.join({ token: state.session.token, userId: state.mySpeakerId, communityId: r.detail.companyId, videoRoomId: `r-${r.id}` }, 'callConnecting');
+    },
     onDecline: () => send(r, 'VIDEO_DECLINE', {}),
     onHangUp: () => send(r, 'VIDEO_END', {}),
     // One call per room at a time.
@@ -380,6 +385,7 @@ function onEvent(env) {
       }
       break;
     case 'MESSAGE_LIST':
+      if (!r.pendingOlder && !r.ended && state.mySpeakerId && lastCallStep(data.messages || []) === 'running') r.call.ongoing();
       r.view.setPage(data.messages || [], r.pendingOlder);
       r.pendingOlder = false;
       markRead(r);

@@ -4,7 +4,7 @@ import { request, uploadImage } from './api.js';
 import { Connection, PRIVATE, room as roomDest, renderState } from './stomp.js';
 import { RoomView } from './room-view.js';
 import { Banner, Composer, clientMessageId } from './common.js';
-import { VideoCall, videoRecord } from './video-call.js';
+import { VideoCall, lastCallStep } from './video-call.js';
 
 // The page the gas app opens in a web view:
 // /customer?companyId=1&gasappMemberNumber=3825&name=... (plus secretKey,
@@ -58,12 +58,7 @@ const call = new VideoCall({
 // offerRejoin asks to rejoin when the history's last call step says a call
 // is still running.
 function offerRejoin(messages) {
-  let last = null;
-  for (const m of messages) {
-    const rec = videoRecord(m);
-    if (rec && (!last || m.id > last.id)) last = { id: m.id, rec };
-  }
-  if (last && ['invite', 'joined', 'left'].includes(last.rec.event) && !state.ended) call.ongoing();
+  if (!state.ended && lastCallStep(messages) === 'running') call.ongoing();
 }
 
 function send(eventName, data) {

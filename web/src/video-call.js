@@ -294,3 +294,16 @@ export function videoRecord(m) {
   if (!m || !m.isSystemMessage || !m.messageDetail || m.messageDetail[0] !== '{') return null;
   try { return JSON.parse(m.messageDetail).video || null; } catch { return null; }
 }
+
+// lastCallStep says whether the newest call step in messages leaves a call
+// running ('running': invited, or someone still in it), over ('over'), or
+// there is none ('').
+export function lastCallStep(messages) {
+  let last = null;
+  for (const m of messages) {
+    const rec = videoRecord(m);
+    if (rec && (!last || m.id > last.id)) last = { id: m.id, rec };
+  }
+  if (!last) return '';
+  return ['invite', 'joined', 'left'].includes(last.rec.event) ? 'running' : 'over';
+}
