@@ -89,7 +89,7 @@ func (cfg *serveConfig) options() []option {
 		{"video-public-ip", "CSTALK_VIDEO_PUBLIC_IP", "public address(es), comma-separated, announced in ICE candidates behind 1:1 NAT; also the embedded TURN server's address", (*stringValue)(&cfg.VideoPublicIP)},
 		{"video-stun-urls", "CSTALK_VIDEO_STUN_URLS", "STUN servers handed to video clients, comma-separated (e.g. stun:stun.example.com:3478)", (*stringValue)(&cfg.VideoSTUNURLs)},
 		{"turn-addr", "CSTALK_TURN_ADDR", "UDP listen address of the embedded TURN server, e.g. :3478 (empty: no embedded TURN)", (*stringValue)(&cfg.TURNAddr)},
-		{"turn-secret", "CSTALK_TURN_SECRET", "shared secret of TURN credentials, the same on every node (default: generated per process)", (*stringValue)(&cfg.TURNSecret)},
+		{"turn-secret", "CSTALK_TURN_SECRET", "shared secret of TURN credentials, the same on every node and in an external coturn (empty: random per process)", (*stringValue)(&cfg.TURNSecret)},
 		{"turn-relay-ports", "CSTALK_TURN_RELAY_PORTS", "UDP port range the embedded TURN server relays on", (*stringValue)(&cfg.TURNRelayPorts)},
 	}
 }
