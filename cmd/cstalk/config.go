@@ -39,6 +39,7 @@ type serveConfig struct {
 	VideoUDPPorts  string
 	VideoPublicIP  string
 	VideoSTUNURLs  string
+	VideoTURNURLs  string
 	TURNAddr       string
 	TURNSecret     string
 	TURNRelayPorts string
@@ -88,6 +89,7 @@ func (cfg *serveConfig) options() []option {
 		{"video-udp-ports", "CSTALK_VIDEO_UDP_PORTS", "UDP port range of the SFU's host candidates, e.g. 50000-50100 (empty: any port)", (*stringValue)(&cfg.VideoUDPPorts)},
 		{"video-public-ip", "CSTALK_VIDEO_PUBLIC_IP", "public address(es), comma-separated, announced in ICE candidates behind 1:1 NAT; also the embedded TURN server's address", (*stringValue)(&cfg.VideoPublicIP)},
 		{"video-stun-urls", "CSTALK_VIDEO_STUN_URLS", "STUN servers handed to video clients, comma-separated (e.g. stun:stun.example.com:3478)", (*stringValue)(&cfg.VideoSTUNURLs)},
+		{"video-turn-urls", "CSTALK_VIDEO_TURN_URLS", "external TURN servers (coturn with use-auth-secret and --turn-secret) handed to video clients, comma-separated (e.g. turn:turn.example.com:3478)", (*stringValue)(&cfg.VideoTURNURLs)},
 		{"turn-addr", "CSTALK_TURN_ADDR", "UDP listen address of the embedded TURN server, e.g. :3478 (empty: no embedded TURN)", (*stringValue)(&cfg.TURNAddr)},
 		{"turn-secret", "CSTALK_TURN_SECRET", "shared secret of TURN credentials, the same on every node and in an external coturn (empty: random per process)", (*stringValue)(&cfg.TURNSecret)},
 		{"turn-relay-ports", "CSTALK_TURN_RELAY_PORTS", "UDP port range the embedded TURN server relays on", (*stringValue)(&cfg.TURNRelayPorts)},
@@ -187,6 +189,15 @@ func (cfg serveConfig) videoConfig() (video.Config, error) {
 		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "stuns:") {
 			errs = append(errs, fmt.Errorf("--video-stun-urls %q: want stun:host:port", u))
 		}
+	}
+	v.TURNURLs = splitList(cfg.VideoTURNURLs)
+	for _, u := range v.TURNURLs {
+		if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+			errs = append(errs, fmt.Errorf("--video-turn-urls %q: want turn:host:port", u))
+		}
+	}
+	if len(v.TURNURLs) > 0 && cfg.TURNSecret == "" {
+		errs = append(errs, errors.New("--video-turn-urls needs --turn-secret, the secret the TURN servers share"))
 	}
 	v.TURNSecret = cfg.TURNSecret
 	if cfg.TURNAddr != "" {

@@ -67,6 +67,8 @@ func TestServeConfigRejects(t *testing.T) {
 		{"udp range not numbers", nil, []string{"--video-udp-ports", "low-high"}, "want MIN-MAX"},
 		{"bad public ip", nil, []string{"--video-public-ip", "example.com"}, "--video-public-ip"},
 		{"bad stun url", nil, []string{"--video-stun-urls", "turn:x:3478"}, "want stun:host:port"},
+		{"bad turn url", nil, []string{"--video-turn-urls", "stun:x:3478", "--turn-secret", "s"}, "want turn:host:port"},
+		{"turn urls without secret", map[string]string{"CSTALK_VIDEO_TURN_URLS": "turn:turn.example.com:3478"}, nil, "--video-turn-urls needs --turn-secret"},
 		{"turn without public ip", map[string]string{"CSTALK_TURN_ADDR": ":3478"}, nil, "--turn-addr needs --video-public-ip"},
 		{"bad turn addr", nil, []string{"--turn-addr", "3478", "--video-public-ip", "203.0.113.7"}, "--turn-addr"},
 		{"bad relay range", nil, []string{"--turn-addr", ":3478", "--video-public-ip", "203.0.113.7", "--turn-relay-ports", "70000-70010"}, "--turn-relay-ports"},
@@ -130,6 +132,7 @@ func TestServeConfigVideo(t *testing.T) {
 		"CSTALK_VIDEO_UDP_PORTS":  "50000-50100",
 		"CSTALK_VIDEO_PUBLIC_IP":  "203.0.113.7, 198.51.100.2",
 		"CSTALK_VIDEO_STUN_URLS":  "stun:stun.example.com:3478",
+		"CSTALK_VIDEO_TURN_URLS":  "turn:turn.example.com:3478?transport=udp, turns:turn.example.com:5349",
 		"CSTALK_TURN_ADDR":        ":3478",
 		"CSTALK_TURN_SECRET":      "turn-secret",
 		"CSTALK_TURN_RELAY_PORTS": "49160-49200",
@@ -149,6 +152,9 @@ func TestServeConfigVideo(t *testing.T) {
 	}
 	if len(v.STUNURLs) != 1 || v.STUNURLs[0] != "stun:stun.example.com:3478" {
 		t.Errorf("stun urls %q", v.STUNURLs)
+	}
+	if len(v.TURNURLs) != 2 || v.TURNURLs[1] != "turns:turn.example.com:5349" {
+		t.Errorf("turn urls %q", v.TURNURLs)
 	}
 	if !v.TURN.Enabled || v.TURN.ListenAddr != ":3478" || v.TURN.PublicIP != "203.0.113.7" ||
 		v.TURN.RelayPortMin != 49160 || v.TURN.RelayPortMax != 49200 || v.TURNSecret != "turn-secret" {
