@@ -62,10 +62,14 @@ func (s *Service) handleMessage(ctx context.Context, r *request) error {
 	case strings.ContainsRune(m.Body, 0):
 		return reason("invalid_field", "message")
 	}
-	room, err := r.targetRoom(ctx)
+	// One query reads the room with everything else this message needs
+	// (when the store can): each connection handles its frames in turn,
+	// so every round trip here bounds its throughput.
+	target, err := s.messageTarget(ctx, r)
 	if err != nil {
 		return err
 	}
+	room := target.room
 	if room.Status == StatusEnded {
 		return reason("room_ended")
 	}
@@ -74,9 +78,9 @@ func (s *Service) handleMessage(ctx context.Context, r *request) error {
 	if m.Type == 1 && (!s.IsUploadedImage(room, m.Detail) || (m.Thumbnail != "" && !s.IsUploadedImage(room, m.Thumbnail))) {
 		return reason("invalid_field", "messageDetail")
 	}
-	var previous *Message
+	previousIsCustomers := false
 	if !r.p.isMember() {
-		if previous, err = s.lastConversationMessage(ctx, room); err != nil {
+		if previousIsCustomers, err = s.previousIsCustomers(ctx, target); err != nil {
 			return err
 		}
 	}
@@ -84,7 +88,7 @@ func (s *Service) handleMessage(ctx context.Context, r *request) error {
 	if err != nil {
 		return err
 	}
-	rp, err := s.loadRoomPeople(ctx, room, r.p)
+	rp, err := s.messagePeople(ctx, target, r.p, duplicate)
 	if err != nil {
 		return err
 	}
@@ -100,7 +104,7 @@ func (s *Service) handleMessage(ctx context.Context, r *request) error {
 	if err := s.deliver(ctx, r.sessionID, room, stored, env); err != nil {
 		return err
 	}
-	if !r.p.isMember() && stored.AdminType == 0 && (previous == nil || !previous.IsCustomer) {
+	if !r.p.isMember() && stored.AdminType == 0 && !previousIsCustomers {
 		// The first message nobody has answered yet: consoles re-sort.
 		prof := s.profile(r.p, r.sessionID, room.ID)
 		if err := s.reloadLobby(ctx, room.CompanyID, room, &prof, r.sessionID); err != nil {

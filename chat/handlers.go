@@ -218,23 +218,9 @@ func (r *request) targetRoom(ctx context.Context) (*Room, error) {
 	if r.room != nil {
 		return r.room, nil
 	}
-	var id int64
-	if h := strings.TrimSpace(r.header("roomId")); h != "" {
-		v, ok := positiveID(h)
-		if !ok {
-			return nil, reason("invalid_field", "roomId")
-		}
-		id = v
-	} else if r.bodyRoom.set {
-		if r.bodyRoom.v <= 0 {
-			return nil, reason("invalid_field", "roomId")
-		}
-		id = r.bodyRoom.v
-	} else {
-		id = r.p.currentRoom()
-	}
-	if id == 0 {
-		return nil, reason("no_room")
+	id, err := r.targetRoomID()
+	if err != nil {
+		return nil, err
 	}
 	room, err := r.svc.usableRoom(ctx, r.p, id)
 	if err != nil {
@@ -242,6 +228,29 @@ func (r *request) targetRoom(ctx context.Context) (*Room, error) {
 	}
 	r.room = room
 	return room, nil
+}
+
+// targetRoomID is the ID targetRoom looks up, not yet authorized.
+func (r *request) targetRoomID() (int64, error) {
+	var id int64
+	if h := strings.TrimSpace(r.header("roomId")); h != "" {
+		v, ok := positiveID(h)
+		if !ok {
+			return 0, reason("invalid_field", "roomId")
+		}
+		id = v
+	} else if r.bodyRoom.set {
+		if r.bodyRoom.v <= 0 {
+			return 0, reason("invalid_field", "roomId")
+		}
+		id = r.bodyRoom.v
+	} else {
+		id = r.p.currentRoom()
+	}
+	if id == 0 {
+		return 0, reason("no_room")
+	}
+	return id, nil
 }
 
 // decode reads the event's data into v; wrong types become invalid_field.

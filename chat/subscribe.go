@@ -90,19 +90,32 @@ func (s *Service) authorizeSubscribe(ctx context.Context, sessionID string, p *p
 // of its company for a member. Another company's room reads as not found.
 func (s *Service) usableRoom(ctx context.Context, p *principal, roomID int64) (*Room, error) {
 	r, err := s.store.Room(ctx, roomID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, reason("room_not_found")
-	}
 	if err != nil {
-		return nil, fmt.Errorf("room %d: %w", roomID, err)
+		return nil, s.roomLoadError(roomID, err)
 	}
-	if r.CompanyID != p.company.ID {
-		return nil, reason("room_not_found")
-	}
-	if !p.isMember() && (p.customer == nil || r.CustomerID != p.customer.ID) {
-		return nil, reason("room_forbidden")
+	if err := usableBy(p, r); err != nil {
+		return nil, err
 	}
 	return r, nil
+}
+
+// roomLoadError is what loading room roomID failing means to the client.
+func (s *Service) roomLoadError(roomID int64, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return reason("room_not_found")
+	}
+	return fmt.Errorf("room %d: %w", roomID, err)
+}
+
+// usableBy refuses a room p may not use (see usableRoom).
+func usableBy(p *principal, r *Room) error {
+	if r.CompanyID != p.company.ID {
+		return reason("room_not_found")
+	}
+	if !p.isMember() && (p.customer == nil || r.CustomerID != p.customer.ID) {
+		return reason("room_forbidden")
+	}
+	return nil
 }
 
 // Subscribed implements broker.Application.
