@@ -180,17 +180,6 @@ func serveEnvNames(t *testing.T) map[string]bool {
 	return names
 }
 
-// videoEnvNames are the SFU settings the manifests pass for the video
-// wiring of `cstalk serve`; until cmd/cstalk reads them the tests accept
-// them by name, and from then on like any other flag.
-var videoEnvNames = []string{
-	"CSTALK_VIDEO_UDP_PORTS",  // host-candidate UDP range, "50000-50100"
-	"CSTALK_VIDEO_PUBLIC_IP",  // address announced in candidates (1:1 NAT)
-	"CSTALK_TURN_ADDR",        // embedded TURN listener, ":3478" (UDP and TCP)
-	"CSTALK_TURN_RELAY_PORTS", // TURN relay UDP range, "49160-49200"
-	"CSTALK_TURN_SECRET",      // signs TURN credentials
-}
-
 // freePort returns a TCP port that was free a moment ago on loopback.
 func freePort(t *testing.T) int {
 	t.Helper()
