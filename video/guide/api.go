@@ -33,9 +33,15 @@ type api struct{ s *Service }
 func (s *Service) Handler() http.Handler {
 	a := &api{s: s}
 	mux := http.NewServeMux()
+	// The method is checked in the handler, not the pattern, so every
+	// other method gets a JSON 405 and /guide/session/delete does not
+	// collide with /guide/session/{gsSeq}.
 	route := func(method, path string, h http.HandlerFunc) {
-		mux.HandleFunc(method+" "+path, h)
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == method || (method == http.MethodGet && r.Method == http.MethodHead) {
+				h(w, r)
+				return
+			}
 			allow := method
 			if method == http.MethodGet {
 				allow = "GET, HEAD"

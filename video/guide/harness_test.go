@@ -3,6 +3,7 @@ package guide_test
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -259,3 +260,5 @@ func (h *harness) live(u, m *guide.Account, gsSeq int64, d time.Duration) {
 		}
 	}
 }
+
+func readFile(name string) ([]byte, error) { return os.ReadFile(name) }
