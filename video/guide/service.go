@@ -27,7 +27,6 @@ type Service struct {
 	store Store
 	hub   *Hub
 	push  Notifier
-	rooms VideoRooms
 	log   *slog.Logger
 
 	// ctx bounds the store calls of timer callbacks; Close cancels it
@@ -37,6 +36,7 @@ type Service struct {
 
 	mu     sync.Mutex
 	closed bool
+	rooms  VideoRooms
 	// holds reserves mates with an open session made here (0 while the
 	// session row is being created), users the users with one.
 	holds   map[int64]int64
@@ -161,9 +161,20 @@ func (s *Service) notify(ctx context.Context, accountID int64, ev Event) {
 	}
 }
 
+// UseVideo sets the video rooms after New: the video server is built with
+// the guide's VideoAuthorizer, so it exists only after the guide does.
+func (s *Service) UseVideo(rooms VideoRooms) {
+	s.mu.Lock()
+	s.rooms = rooms
+	s.mu.Unlock()
+}
+
 func (s *Service) closeRoom(gsSeq int64) {
-	if s.rooms != nil {
-		s.rooms.CloseRoom(RoomID(gsSeq))
+	s.mu.Lock()
+	rooms := s.rooms
+	s.mu.Unlock()
+	if rooms != nil {
+		rooms.CloseRoom(RoomID(gsSeq))
 	}
 }
 
