@@ -228,3 +228,58 @@ func mustToken(t *testing.T, h *harness, a *guide.Account) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestCancelAndDeleteBeforeBegin(t *testing.T) {
+	h := newHarness(t)
+	m := h.mate("m", 0, 0, guide.Available)
+	u := h.user("u", 1)
+	r, _ := h.svc.Match(h.ctx, u, 0)
+	if err := h.svc.Cancel(h.ctx, u, r.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.push.of(m.ID, guide.EventCancelled); len(got) != 1 || got[0].Reason != "cancelled" {
+		t.Fatalf("mate told: %+v", got)
+	}
+	if got := h.push.of(u.ID, guide.EventCancelled); len(got) != 0 {
+		t.Fatalf("the canceller was told: %+v", got)
+	}
+	_, err := h.svc.Approve(h.ctx, m, r.Session.ID)
+	wantRefusal(t, err, "requestClosed")
+
+	// Deleting an approved session withdraws it, closes the room, frees the mate.
+	r, err = h.svc.Match(h.ctx, u, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.Approve(h.ctx, m, r.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.svc.Delete(h.ctx, m, r.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.svc.Check(h.ctx, u, r.Session.ID)
+	if err != nil || st.Session.Status != guide.StatusDeleted || h.rooms.count(guide.RoomID(r.Session.ID)) != 1 ||
+		h.account(m.ID).Availability != guide.Available || h.account(u.ID).Tickets != 1 {
+		t.Fatalf("after delete: %+v %v", st, err)
+	}
+}
+
+func TestSeedDemo(t *testing.T) {
+	h := newHarness(t)
+	for range 2 {
+		if err := h.svc.SeedDemo(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := h.svc.Login(h.ctx, "guide-user1", guide.DemoPassword)
+	if err != nil || u.Tickets != 5 {
+		t.Fatalf("demo user: %+v %v", u, err)
+	}
+	friends, err := h.svc.Friends(h.ctx, u)
+	if err != nil || len(friends) != 1 || friends[0].LoginName != "guide-mate1" {
+		t.Fatalf("demo friends: %+v %v", friends, err)
+	}
+	if top, _ := h.svc.TopMates(h.ctx, 10); len(top) != 3 {
+		t.Fatalf("demo mates: %d", len(top))
+	}
+}
