@@ -108,6 +108,12 @@ func TestBeginWarnExtendExpire(t *testing.T) {
 // Each way a guide ends completes it once: one ticket charged, one CRM
 // record, both sides told once, the room closed once.
 func TestEndingCases(t *testing.T) {
+	for _, backend := range []string{"sqlite", "mariadb"} {
+		t.Run(backend, func(t *testing.T) { endingCases(t, backend) })
+	}
+}
+
+func endingCases(t *testing.T, backend string) {
 	for _, c := range []struct {
 		name   string
 		reason guide.EndReason
@@ -143,7 +149,7 @@ func TestEndingCases(t *testing.T) {
 		}, time.Minute},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t)
+			h := harnessFor(t, backend)
 			m := h.mate("m", 0, 0, guide.Available)
 			u := h.user("u", 5)
 			gs, b := h.running(u, m)
@@ -200,8 +206,14 @@ func checkEndedOnceLeft(t *testing.T, h *harness, gs, gh int64, u, m *guide.Acco
 // Both sides end, the apps check and the timer fires at the same moment:
 // one completion.
 func TestSimultaneousEnds(t *testing.T) {
+	for _, backend := range []string{"sqlite", "mariadb"} {
+		t.Run(backend, func(t *testing.T) { simultaneousEnds(t, backend) })
+	}
+}
+
+func simultaneousEnds(t *testing.T, backend string) {
 	for round := range 5 {
-		h := newHarness(t)
+		h := harnessFor(t, backend)
 		m := h.mate("m", 0, 0, guide.Available)
 		u := h.user("u", 5)
 		gs, b := h.running(u, m)
