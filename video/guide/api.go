@@ -695,6 +695,9 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
 	io.WriteString(w, "retry: 3000\n: connected\n\n")
 	flusher.Flush()
 	heartbeat := time.NewTicker(sseHeartbeat)
