@@ -12,7 +12,7 @@ import (
 
 // Room ids follow seed 002: c-{channelId} (a community's standing channel)
 // and r-{roomId} (a call opened from chat room {roomId}).
-var roomIDPattern = regexp.MustCompile(`^[cr]-[0-9A-Za-z_-]{1,64}$`)
+var roomIDPattern = regexp.MustCompile(`^[cgr]-[0-9A-Za-z_-]{1,64}$`)
 
 func validRoomID(id string) bool { return roomIDPattern.MatchString(id) }
 
@@ -20,9 +20,10 @@ func validRoomID(id string) bool { return roomIDPattern.MatchString(id) }
 const (
 	RoomChannel = "c" // c-{channelId}: a community's standing channel
 	RoomChat    = "r" // r-{roomId}: a call opened from chat room {roomId}
+	RoomGuide   = "g" // g-{gsSeq}: a timed guide session
 )
 
-// ParseRoomID splits a room id into its kind (RoomChannel or RoomChat) and
+// ParseRoomID splits a room id into its kind (RoomChannel, RoomChat or RoomGuide) and
 // the channel or chat room it belongs to; ok is false for anything else.
 func ParseRoomID(id string) (kind, ref string, ok bool) {
 	if !validRoomID(id) {

@@ -449,7 +449,7 @@ func TestEvents(t *testing.T) {
 }
 
 func TestParseRoomID(t *testing.T) {
-	for _, c := range []struct{ id, kind, ref string }{{"c-10", RoomChannel, "10"}, {"r-5", RoomChat, "5"}, {ChatRoomID("77"), RoomChat, "77"}} {
+	for _, c := range []struct{ id, kind, ref string }{{"c-10", RoomChannel, "10"}, {"r-5", RoomChat, "5"}, {ChatRoomID("77"), RoomChat, "77"}, {"g-41", RoomGuide, "41"}} {
 		kind, ref, ok := ParseRoomID(c.id)
 		if !ok || kind != c.kind || ref != c.ref {
 			t.Errorf("ParseRoomID(%q) = %q %q %v", c.id, kind, ref, ok)

@@ -85,6 +85,23 @@ func TestServeDemo(t *testing.T) {
 		t.Fatalf("demo admin login: status %d, %+v, %v", resp.StatusCode, login, err)
 	}
 
+	// The guide API is mounted and has its demo accounts.
+	resp, err = http.Post(base+"/guide/login", "application/json", strings.NewReader(`{"loginName":"guide-user1","password":"demo1234"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var guideLogin struct {
+		Token string `json:"token"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&guideLogin)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || guideLogin.Token == "" {
+		t.Fatalf("demo guide login: status %d, %v", resp.StatusCode, err)
+	}
+	if code, body := getBody(t, base+"/guide/openapi.yaml"); code != 200 || !strings.Contains(body, "/guide/match") {
+		t.Fatalf("guide openapi: %d", code)
+	}
+
 	wsURL := "ws://" + srv.ln.Addr().String() + "/ws/websocket"
 	customer := brokertest.ConnectGo(t, wsURL,
 		stomp.ConnOpt.Header("companyId", "1"), stomp.ConnOpt.Header("gasappMemberNumber", "3825"))

@@ -25,6 +25,7 @@ import (
 	"github.com/cstalk/cstalk/chat/redispresence"
 	"github.com/cstalk/cstalk/store"
 	"github.com/cstalk/cstalk/video"
+	"github.com/cstalk/cstalk/video/guide"
 	"github.com/cstalk/cstalk/web"
 )
 
@@ -40,6 +41,7 @@ type server struct {
 	broker   *broker.Server
 	chat     *chat.Service
 	video    *video.Server
+	guide    *guide.Service
 	http     *http.Server
 	ln       net.Listener
 }
@@ -131,7 +133,21 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	if err != nil {
 		return nil, usageError{err}
 	}
-	chatSvc := s.chat
+	guideCfg := guide.DefaultConfig()
+	guideCfg.JWTSecret = secret
+	if s.guide, err = guide.New(guideCfg, s.store, nil, nil, log); err != nil {
+		return nil, fmt.Errorf("guide: %w", err)
+	}
+	if err = s.guide.Recover(ctx); err != nil {
+		return nil, fmt.Errorf("guide: recover open sessions: %w", err)
+	}
+	if cfg.Demo {
+		if err = s.guide.SeedDemo(ctx); err != nil {
+			return nil, fmt.Errorf("guide demo data: %w", err)
+		}
+	}
+
+	chatSvc, guideSvc := s.chat, s.guide
 	videoCfg.OnEvent = func(ev video.Event) {
 		// Events arrive one at a time on the video server's goroutine;
 		// recording one is a few store writes.
@@ -141,11 +157,17 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 			Kind: string(ev.Kind), RoomID: ev.RoomID, UserID: ev.User.UserID, Customer: ev.User.Customer,
 			At: ev.At, Duration: ev.Duration, Reason: ev.Reason,
 		})
+		if ev.Kind == video.EventLeft {
+			// A side leaving a guide's room ends the guide.
+			guideSvc.ParticipantLeft(ctx, ev.RoomID, ev.User.UserID, ev.Reason)
+		}
 	}
-	if s.video, err = video.New(videoCfg, videoAuthorizer(s.chat), reg, log); err != nil {
+	// Guide rooms (g-…) are decided by the guide service, the rest by chat.
+	if s.video, err = video.New(videoCfg, s.guide.VideoAuthorizer(videoAuthorizer(s.chat)), reg, log); err != nil {
 		return nil, fmt.Errorf("video: %w", err)
 	}
 	s.chat.UseVideo(s.video)
+	s.guide.UseVideo(s.video)
 
 	mux := http.NewServeMux()
 	mux.Handle("/ws", s.broker.Handler())
@@ -158,6 +180,9 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	mux.Handle("/signal", vh)
 	mux.Handle("/signal/", vh)
 	mux.Handle("GET /video/ice-servers", vh)
+	gh := s.guide.Handler()
+	mux.Handle("/guide/", gh)
+	mux.Handle("/eval", gh)
 	mux.Handle("/", web.Handler(log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.ready)
@@ -219,6 +244,11 @@ func (s *server) Run(ctx context.Context) error {
 	if err := s.broker.Shutdown(drainCtx, "server shutting down"); err != nil {
 		errs = append(errs, fmt.Errorf("drain broker: %w", err))
 	}
+	// Guide clocks stop and /guide/events streams end, or http.Shutdown
+	// would wait for them.
+	if err := s.guide.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close guide: %w", err))
+	}
 	// Calls end with a reason the pages show; their sockets are hijacked,
 	// so http.Shutdown would not wait for them.
 	if err := s.video.Close(); err != nil {
@@ -239,6 +269,9 @@ func (s *server) Close() error {
 		if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if s.guide != nil {
+		errs = append(errs, s.guide.Close())
 	}
 	if s.video != nil {
 		errs = append(errs, s.video.Close())
