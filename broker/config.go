@@ -31,7 +31,9 @@ type Config struct {
 	MaxTransactions      int
 	MaxTransactionFrames int
 	MaxTransactionBytes  int
-	// SockJSURL is the sockjs-client script the SockJS iframe transports load.
+	// SockJSURL is the sockjs-client script the SockJS iframe transports
+	// load into their iframe. The default is a path on the same host (the
+	// cstalk binary serves it with its pages), so nothing comes from a CDN.
 	SockJSURL string
 	// SockJSHeartbeat is how often a quiet SockJS session gets an "h" frame,
 	// which keeps proxies from closing it.
@@ -62,7 +64,7 @@ func DefaultConfig() Config {
 		MaxTransactions:      8,
 		MaxTransactionFrames: 64,
 		MaxTransactionBytes:  256 << 10,
-		SockJSURL:            "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js",
+		SockJSURL:            "/assets/sockjs.min.js",
 		SockJSHeartbeat:      25 * time.Second,
 	}
 }

@@ -194,9 +194,14 @@ func (s *Server) Handler() http.Handler {
 				s.serveSockJSWebSocket(w, r)
 				return
 			}
-			if id, ok := receivingSession(strings.TrimPrefix(r.URL.Path, s.cfg.Path)); ok && r.Method != http.MethodOptions {
+			sub := strings.TrimPrefix(r.URL.Path, s.cfg.Path)
+			if id, ok := receivingSession(sub); ok && r.Method != http.MethodOptions {
 				s.polls.begin(id)
 				defer s.polls.end(id)
+				if isPoll(sub) {
+					s.servePoll(w, r)
+					return
+				}
 			}
 			s.sockjs.ServeHTTP(w, r)
 		}

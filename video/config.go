@@ -10,6 +10,10 @@ import (
 // Config holds every setting of the signaling front end and the SFU. The
 // zero value is not usable; start from DefaultConfig and override.
 type Config struct {
+	// SockJSURL is the sockjs-client script SockJS's iframe transports load
+	// for /signal: a path on this host by default, never a CDN.
+	SockJSURL string
+
 	// Language of error messages sent to clients: "ko" (default) or "en".
 	// A connection may ask for English with ?lang=en or Accept-Language: en.
 	Language string
@@ -117,6 +121,7 @@ type TURNConfig struct {
 // DefaultConfig returns settings fit for one node on a public address.
 func DefaultConfig() Config {
 	return Config{
+		SockJSURL:              "/assets/sockjs.min.js",
 		Language:               "ko",
 		MaxMessageBytes:        64 << 10,
 		MaxSDPBytes:            32 << 10,

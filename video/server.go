@@ -90,6 +90,9 @@ func New(cfg Config, auth Authorizer, reg prometheus.Registerer, log *slog.Logge
 	opts := sockjs.DefaultOptions
 	opts.CheckOrigin = func(*http.Request) bool { return true }
 	opts.RawWebsocket = false // /signal/websocket is served by serveWS
+	if cfg.SockJSURL != "" {
+		opts.SockJSURL = cfg.SockJSURL
+	}
 	s.sockjs = sockjs.NewHandler("/signal", opts, func(ss sockjs.Session) {
 		t := &sockjsTransport{s: ss, maxMessage: cfg.MaxMessageBytes}
 		s.newSession(t, ss.Request()).serve()

@@ -28,3 +28,6 @@ await esbuild.build({
   logLevel: 'warning',
 });
 for (const p of pages) cpSync(join(here, 'src', `${p}.html`), join(out, `${p}.html`));
+// SockJS's iframe transports load sockjs-client into an iframe from this
+// host (/assets/sockjs.min.js), never from a CDN.
+cpSync(join(here, 'node_modules', 'sockjs-client', 'dist', 'sockjs.min.js'), join(out, 'assets', 'sockjs.min.js'));

@@ -1,0 +1,75 @@
+'use strict';
+// transports.spec.cjs: the SockJS transports only a browser has (iframe
+// and JSONP ones), and the others too, each forced in turn in Chromium with
+// sockjs-client 1.6 and stompjs 2.x used as the deployed customer app uses
+// them: CONNECT with customer headers, LOGINED on the private channel, the
+// room subscribed, a MESSAGE sent and received back on the room.
+// web/transports_test.go starts the server and runs it with CSTALK_URL and
+// CSTALK_CHROMIUM. It exits non-zero on the first failed check.
+const { chromium } = require('playwright-core');
+const path = require('node:path');
+
+const base = process.env.CSTALK_URL;
+// The polling transports run several times: each poll is a new request, and
+// a next poll racing the end of the previous one must not end the session.
+const polling = ['jsonp-polling', 'xhr-polling', 'iframe-xhr-polling'];
+const transports = ['iframe-htmlfile', 'iframe-eventsource', 'xhr-streaming', 'websocket',
+  ...Array.from({ length: 5 }, () => polling).flat()];
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: process.env.CSTALK_CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const problems = [];
+  try {
+    const page = await browser.newPage();
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('requestfailed', (r) => {
+      if (!r.url().startsWith(base)) problems.push(`request off this host: ${r.url()}`);
+    });
+    page.on('request', (r) => {
+      if (!r.url().startsWith(base)) problems.push(`request off this host: ${r.url()}`);
+    });
+    // A same-origin document without the pages' CSP, so the test can load
+    // the two client libraries as plain scripts.
+    await page.goto(`${base}/healthz`);
+    await page.addScriptTag({ url: `${base}/assets/sockjs.min.js` });
+    await page.addScriptTag({ path: path.join(__dirname, '..', 'node_modules', 'stompjs', 'lib', 'stomp.min.js') });
+    for (const [i, transport] of transports.entries()) {
+      const result = await page.evaluate(({ base, transport, number }) => new Promise((resolve) => {
+        const timer = setTimeout(() => resolve({ error: 'timed out' }), 20000);
+        const sock = new SockJS(`${base}/ws`, null, { transports: [transport] });
+        const client = Stomp.over(sock);
+        client.debug = null;
+        const text = `hello over ${transport}`;
+        client.connect({ companyId: '1', gasappMemberNumber: String(number), name: transport }, () => {
+          client.subscribe('user/session/message', (frame) => {
+            const ev = JSON.parse(frame.body);
+            if (ev.eventName !== 'LOGINED') return;
+            client.subscribe(`sub/socket/room/${ev.roomId}`, (m) => {
+              const got = JSON.parse(m.body);
+              if (got.eventName === 'MESSAGE' && got.data.message.message === text) {
+                clearTimeout(timer);
+                const used = sock._transport && sock._transport.transportName;
+                client.disconnect(() => {});
+                resolve({ used, roomId: ev.roomId });
+              }
+            });
+            client.send('pub/socket/message', {}, JSON.stringify({ eventName: 'MESSAGE', data: { messageType: 0, message: text } }));
+          });
+        }, (err) => { clearTimeout(timer); resolve({ error: String(err && err.headers ? err.headers.message : err) }); });
+      }), { base, transport, number: 7100 + i });
+      if (result.error) throw new Error(`${transport}: ${result.error}`);
+      if (result.used !== transport) throw new Error(`${transport}: sockjs-client used ${result.used}`);
+      console.log(`- ${transport}: LOGINED room ${result.roomId}, MESSAGE round trip`);
+    }
+    if (problems.length) throw new Error(problems.join('\n'));
+  } finally {
+    await browser.close();
+  }
+})().catch((err) => {
+  console.error(err.stack || String(err));
+  process.exit(1);
+});
