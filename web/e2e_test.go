@@ -26,29 +26,12 @@ const chromiumPath = "/usr/bin/chromium"
 // conversations, an administrator watches, ends a room and adds a counselor.
 // Screenshots land in web/e2e/artifacts/.
 func TestPagesEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test; run without -short")
-	}
-	requireTools(t)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "cstalk")
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/cstalk")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/cstalk: %v\n%s", err, out)
-	}
-	srv, addr := startServer(ctx, t, bin, dir, "127.0.0.1:0")
+	e := newBrowserEnv(t)
+	ctx, dir, bin, srv, addr := e.ctx, e.dir, e.bin, e.srv, e.addr
 
 	imgPath := filepath.Join(dir, "photo.png")
 	writeTestImage(t, imgPath)
-	artifacts, err := filepath.Abs(filepath.Join("e2e", "artifacts"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := e.artifacts
 	specCtx, specCancel := context.WithTimeout(ctx, 150*time.Second)
 	defer specCancel()
 	spec := exec.CommandContext(specCtx, "node", filepath.Join("e2e", "pages.spec.cjs"))
@@ -91,6 +74,64 @@ func TestPagesEndToEnd(t *testing.T) {
 	t.Logf("pages.spec.cjs:\n%s%s", out.String(), errOut.String())
 	if err != nil {
 		t.Fatalf("pages.spec.cjs failed: %v", err)
+	}
+}
+
+// browserEnv is a `cstalk serve --demo` built from this tree and running on
+// 127.0.0.1, for a browser spec in e2e/ to drive.
+type browserEnv struct {
+	ctx       context.Context
+	dir, bin  string
+	srv       *server
+	addr      string
+	artifacts string // where specs save screenshots
+}
+
+// newBrowserEnv skips under -short, fails without Chromium or Node, builds
+// the binary and starts it.
+func newBrowserEnv(t *testing.T) *browserEnv {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser test; run without -short")
+	}
+	requireTools(t)
+	e := &browserEnv{dir: t.TempDir()}
+	e.bin = filepath.Join(e.dir, "cstalk")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	e.ctx = ctx
+	build := exec.CommandContext(ctx, "go", "build", "-o", e.bin, "../cmd/cstalk")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/cstalk: %v\n%s", err, out)
+	}
+	e.srv, e.addr = startServer(ctx, t, e.bin, e.dir, "127.0.0.1:0")
+	artifacts, err := filepath.Abs(filepath.Join("e2e", "artifacts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.artifacts = artifacts
+	return e
+}
+
+// runSpec runs e2e/name against the server and fails the test if it fails.
+func (e *browserEnv) runSpec(t *testing.T, name string, timeout time.Duration, env ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(e.ctx, timeout)
+	defer cancel()
+	spec := exec.CommandContext(ctx, "node", filepath.Join("e2e", name))
+	spec.Env = append(os.Environ(),
+		"CSTALK_URL=http://"+e.addr,
+		"CSTALK_ARTIFACTS="+e.artifacts,
+		"CSTALK_CHROMIUM="+chromiumPath,
+	)
+	spec.Env = append(spec.Env, env...)
+	out, err := spec.CombinedOutput()
+	t.Logf("%s:\n%s", name, out)
+	if err != nil {
+		t.Fatalf("%s failed: %v", name, err)
 	}
 }
 
