@@ -3,18 +3,14 @@ package redisbus_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"os/exec"
-	"strconv"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cstalk/cstalk/broker"
 	"github.com/cstalk/cstalk/broker/bustest"
 	"github.com/cstalk/cstalk/broker/redisbus"
+	"github.com/cstalk/cstalk/broker/redisbus/redistest"
 )
 
 func freePort(t testing.TB) int {
@@ -27,78 +23,12 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// redisServer is a redis-server process of the test's own, on a spare port,
-// so the test can kill and restart it.
-type redisServer struct {
-	t    testing.TB
-	port int
-	cmd  *exec.Cmd
-	exit chan error
-}
-
-func startRedisServer(t testing.TB) *redisServer {
-	t.Helper()
-	s := &redisServer{t: t, port: freePort(t)}
-	s.start()
-	t.Cleanup(func() {
-		if s.cmd != nil {
-			s.stop()
-		}
-	})
-	return s
-}
-
-func (s *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
-
-func (s *redisServer) start() {
-	s.t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		s.t.Fatalf("redis-server is needed for this test: %v", err)
-	}
-	s.cmd = exec.Command(path, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "warning")
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
-	}
-	exit := make(chan error, 1)
-	s.exit = exit
-	go func() { exit <- s.cmd.Wait() }()
-
-	client := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port), MaxRetries: -1})
-	defer client.Close()
-	bustest.Eventually(s.t, bustest.Timeout, 20*time.Millisecond, "redis-server to answer", func() bool {
-		select {
-		case err := <-exit:
-			s.t.Fatalf("redis-server exited at start: %v", err)
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		return client.Ping(ctx).Err() == nil
-	})
-}
-
-// stop kills the server the hard way, as a crash would.
-func (s *redisServer) stop() {
-	s.t.Helper()
-	if err := s.cmd.Process.Kill(); err != nil {
-		s.t.Fatalf("kill redis-server: %v", err)
-	}
-	select {
-	case <-s.exit:
-	case <-time.After(bustest.Timeout):
-		s.t.Fatalf("redis-server did not exit after kill")
-	}
-	s.cmd = nil
-}
-
 // TestRedisRestart: while Redis is down the bus says so and Publish and
 // Subscribe fail; when it is back, delivery resumes on every topic held
 // before, without anyone calling Subscribe again.
 func TestRedisRestart(t *testing.T) {
-	srv := startRedisServer(t)
-	buses := newBuses(t, srv.url(), 2, redisbus.Options{HealthInterval: 500 * time.Millisecond})
+	srv := redistest.Start(t)
+	buses := newBuses(t, srv.URL(), 2, redisbus.Options{HealthInterval: 500 * time.Millisecond})
 	nodes := bustest.Start(t, []broker.Bus{buses[0], buses[1]})
 	a, b := nodes[0], nodes[1]
 	topics := []string{"sub/socket/room/1", "sub/socket/room/LOBBY1", "user/session/message/s-1"}
@@ -109,7 +39,7 @@ func TestRedisRestart(t *testing.T) {
 		b.WaitFor(t, topic, []byte("before"))
 	}
 
-	srv.stop()
+	srv.Kill()
 	for _, n := range nodes {
 		bustest.Eventually(t, bustest.Timeout, 20*time.Millisecond, "node "+n.Name+" to report not ready", func() bool {
 			return n.Bus.Ready(context.Background()) != nil
@@ -127,7 +57,7 @@ func TestRedisRestart(t *testing.T) {
 		t.Fatal("Subscribe succeeded while Redis was down")
 	}
 
-	srv.start()
+	srv.Restart()
 	for _, n := range nodes {
 		bustest.Eventually(t, bustest.Timeout, 20*time.Millisecond, "node "+n.Name+" to be ready again", func() bool {
 			return n.Bus.Ready(context.Background()) == nil
@@ -158,16 +88,16 @@ func TestRedisRestart(t *testing.T) {
 // TestRestartBeforeRun: the connection is restored even while nothing
 // consumes deliveries yet.
 func TestRestartBeforeRun(t *testing.T) {
-	srv := startRedisServer(t)
-	buses := newBuses(t, srv.url(), 2, redisbus.Options{HealthInterval: 500 * time.Millisecond})
+	srv := redistest.Start(t)
+	buses := newBuses(t, srv.URL(), 2, redisbus.Options{HealthInterval: 500 * time.Millisecond})
 	if err := buses[1].Subscribe(bustest.Context(t), "sub/socket/room/1"); err != nil {
 		t.Fatal(err)
 	}
-	srv.stop()
+	srv.Kill()
 	bustest.Eventually(t, bustest.Timeout, 20*time.Millisecond, "not ready", func() bool {
 		return buses[1].Ready(context.Background()) != nil
 	})
-	srv.start()
+	srv.Restart()
 	bustest.Eventually(t, bustest.Timeout, 20*time.Millisecond, "ready again", func() bool {
 		return buses[1].Ready(context.Background()) == nil
 	})

@@ -4,12 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"net"
-	"os/exec"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cstalk/cstalk/chat"
+	"github.com/cstalk/cstalk/broker/redisbus/redistest"
 )
 
 const (
@@ -300,17 +297,17 @@ func TestCloseRemovesEntries(t *testing.T) {
 // probing often while Redis is unreachable, rewrites every node's current
 // entries, changes made meanwhile included.
 func TestRedisRestart(t *testing.T) {
-	srv := startRedisServer(t)
+	srv := redistest.Start(t)
 	reg := prometheus.NewRegistry()
 	ctx := context.Background()
 	// Heartbeats far apart: only the probing during the outage can bring
 	// the entries back within the test's waits.
-	a, err := New(ctx, Options{URL: srv.url(), NodeID: "a", Heartbeat: time.Hour, Registerer: reg})
+	a, err := New(ctx, Options{URL: srv.URL(), NodeID: "a", Heartbeat: time.Hour, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b := open(t, srv.url(), "", "b", time.Hour)
+	b := open(t, srv.URL(), "", "b", time.Hour)
 
 	mustEnter(t, a, 1, chat.Attendee{SessionID: "a-1", SpeakerID: 1})
 	mustEnter(t, a, 1, chat.Attendee{SessionID: "a-2", SpeakerID: 2, IsMember: true})
@@ -320,7 +317,7 @@ func TestRedisRestart(t *testing.T) {
 		t.Fatalf("redis_up = %v", v)
 	}
 
-	srv.stop()
+	srv.Kill()
 	// Each node still answers, from what it knows itself.
 	mustLeave(t, a, 1, "a-1")
 	mustEnter(t, a, 2, chat.Attendee{SessionID: "a-3", SpeakerID: 1})
@@ -330,7 +327,7 @@ func TestRedisRestart(t *testing.T) {
 		t.Fatalf("redis_up during the outage = %v", v)
 	}
 
-	srv.start()
+	srv.Restart()
 	waitSessions(t, b, 1, "a-2,b-1")
 	waitSessions(t, b, 2, "a-3")
 	waitSessions(t, a, 1, "a-2,b-1")
@@ -389,82 +386,4 @@ func TestDecodeAttendee(t *testing.T) {
 	if got, err := decodeAttendee("s", encodeAttendee(want)); err != nil || got != want {
 		t.Fatalf("round trip: %+v, %v", got, err)
 	}
-}
-
-// redisServer is a redis-server process of the test's own, on a spare port,
-// so the test can kill it and start it again empty.
-type redisServer struct {
-	t    *testing.T
-	port int
-	cmd  *exec.Cmd
-	exit chan error
-}
-
-func startRedisServer(t *testing.T) *redisServer {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &redisServer{t: t, port: port}
-	s.start()
-	t.Cleanup(func() {
-		if s.cmd != nil {
-			s.stop()
-		}
-	})
-	return s
-}
-
-func (s *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
-
-func (s *redisServer) start() {
-	s.t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		s.t.Fatalf("redis-server is needed for this test: %v", err)
-	}
-	s.cmd = exec.Command(path, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "warning")
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
-	}
-	s.exit = make(chan error, 1)
-	go func(cmd *exec.Cmd, exit chan<- error) { exit <- cmd.Wait() }(s.cmd, s.exit)
-	client := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port), MaxRetries: -1})
-	defer client.Close()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := client.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case err := <-s.exit:
-			s.t.Fatalf("redis-server exited at start: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server does not answer: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// stop kills the server the hard way, as a crash would.
-func (s *redisServer) stop() {
-	s.t.Helper()
-	if err := s.cmd.Process.Kill(); err != nil {
-		s.t.Fatalf("kill redis-server: %v", err)
-	}
-	select {
-	case <-s.exit:
-	case <-time.After(waitTimeout):
-		s.t.Fatalf("redis-server did not exit after kill")
-	}
-	s.cmd = nil
 }

@@ -11,9 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +20,6 @@ import (
 	mysqldriver "github.com/go-sql-driver/mysql"
 	"github.com/go-stomp/stomp/v3"
 	"github.com/go-stomp/stomp/v3/frame"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cstalk/cstalk/broker/brokertest"
 )
@@ -59,70 +56,6 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// redisProc is a redis-server of the test's own on a spare port, so the
-// test can kill it and start it again (empty, as after a crash).
-type redisProc struct {
-	t    *testing.T
-	port int
-	cmd  *exec.Cmd
-	exit chan error
-}
-
-func startRedis(t *testing.T) *redisProc {
-	t.Helper()
-	r := &redisProc{t: t, port: freePort(t)}
-	r.start()
-	t.Cleanup(func() {
-		if r.cmd != nil {
-			r.kill()
-		}
-	})
-	return r
-}
-
-func (r *redisProc) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
-
-func (r *redisProc) start() {
-	r.t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		r.t.Fatalf("redis-server is required: %v", err)
-	}
-	r.cmd = exec.Command(path, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "warning")
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	r.exit = make(chan error, 1)
-	go func(cmd *exec.Cmd, exit chan<- error) { exit <- cmd.Wait() }(r.cmd, r.exit)
-	client := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port), MaxRetries: -1})
-	defer client.Close()
-	waitUntil(r.t, clusterWait, "redis-server answers", func() bool {
-		select {
-		case err := <-r.exit:
-			r.t.Fatalf("redis-server exited at start: %v", err)
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		return client.Ping(ctx).Err() == nil
-	})
-}
-
-// kill stops the server as a crash would.
-func (r *redisProc) kill() {
-	r.t.Helper()
-	if err := r.cmd.Process.Kill(); err != nil {
-		r.t.Fatalf("kill redis-server: %v", err)
-	}
-	select {
-	case <-r.exit:
-	case <-time.After(clusterWait):
-		r.t.Fatal("redis-server did not exit after kill")
-	}
-	r.cmd = nil
 }
 
 // freshMariaDB creates an empty database on the machine's MariaDB for this

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"github.com/cstalk/cstalk/broker/redisbus/redistest"
 )
 
 // nodeProcess is a `cstalk serve` process.
@@ -91,9 +92,9 @@ func (p *nodeProcess) node() *clusterNode { return &clusterNode{base: p.base} }
 // the conversation carries on through B.
 func TestClusterNodeKilled(t *testing.T) {
 	bin := buildCstalk(t)
-	rds := startRedis(t)
+	rds := redistest.Start(t)
 	dsn, db := freshMariaDB(t)
-	common := []string{"--db", dsn, "--redis", rds.url(), "--jwt-secret", "cluster-kill-secret-" + randomHex(8), "--demo"}
+	common := []string{"--db", dsn, "--redis", rds.URL(), "--jwt-secret", "cluster-kill-secret-" + randomHex(8), "--demo"}
 	procA := startProcess(t, "node a", bin, common...)
 	procB := startProcess(t, "node b", bin, common...)
 	a, b := procA.node(), procB.node()

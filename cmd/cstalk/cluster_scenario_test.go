@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cstalk/cstalk/broker/brokertest"
+	"github.com/cstalk/cstalk/broker/redisbus/redistest"
 )
 
 // jsEvent waits on a JavaScript client for the chat event name on
@@ -75,9 +76,9 @@ func noteFree(t *testing.T, who string, events []brokertest.Event) {
 // and never the customer; ONLINE/OFFLINE follow the customer's connections
 // on both nodes.
 func TestClusterScenarioWithDeployedClients(t *testing.T) {
-	rds := startRedis(t)
+	rds := redistest.Start(t)
 	dsn, _ := freshMariaDB(t)
-	cfg := clusterConfig(t, dsn, rds.url())
+	cfg := clusterConfig(t, dsn, rds.URL())
 	a := startClusterNode(t, "a", cfg)
 	b := startClusterNode(t, "b", cfg)
 
@@ -210,7 +211,7 @@ func TestClusterScenarioWithDeployedClients(t *testing.T) {
 	second.subscribe("/sub/socket/room/" + roomID)
 	second.await(second.private, "WELCOME_MESSAGE", nil)
 	app.Disconnect(t, "")
-	waitPresenceGone(t, rds.url(), roomID, appSession)
+	waitPresenceGone(t, rds.URL(), roomID, appSession)
 	if err := second.conn.Disconnect(); err != nil {
 		t.Fatal(err)
 	}

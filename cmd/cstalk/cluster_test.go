@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/go-stomp/stomp/v3/frame"
+	"github.com/cstalk/cstalk/broker/redisbus/redistest"
 )
 
 // The cluster tests run several nodes that share one MariaDB database (fresh
@@ -20,9 +21,9 @@ import (
 // back they reconnect and resubscribe by themselves, and a counselor on the
 // other node recovers what it missed with MESSAGE_LIST.
 func TestClusterRedisRestart(t *testing.T) {
-	rds := startRedis(t)
+	rds := redistest.Start(t)
 	dsn, db := freshMariaDB(t)
-	cfg := clusterConfig(t, dsn, rds.url())
+	cfg := clusterConfig(t, dsn, rds.URL())
 	a := startClusterNode(t, "a", cfg)
 	b := startClusterNode(t, "b", cfg)
 	waitReady(t, a.base, 200)
@@ -47,7 +48,7 @@ func TestClusterRedisRestart(t *testing.T) {
 	if m := metricsText(t, a.base); !strings.Contains(m, "cstalk_presence_redis_up 1") || !strings.Contains(m, "cstalk_presence_local_attendees 2") {
 		t.Fatalf("presence metrics:\n%s", grepLines(m, "cstalk_presence_"))
 	}
-	rds.kill()
+	rds.Kill()
 	waitReady(t, a.base, 503)
 	waitReady(t, b.base, 503)
 	// The customer's node still stores and serves its own subscribers; the
@@ -65,7 +66,7 @@ func TestClusterRedisRestart(t *testing.T) {
 	lateRoom := late.subscribe("/sub/socket/room/" + lateRoomID)
 	late.await(late.private, "WELCOME_MESSAGE", nil)
 
-	rds.start()
+	rds.Restart()
 	waitReady(t, a.base, 200)
 	waitReady(t, b.base, 200)
 	waitUntil(t, clusterWait, "presence back in line with Redis", func() bool {
@@ -100,10 +101,10 @@ func TestClusterRedisRestart(t *testing.T) {
 // it is not ready; when the database is back the client's retry (same
 // clientMessageId) is stored once and delivered on both nodes.
 func TestClusterDatabaseOutage(t *testing.T) {
-	rds := startRedis(t)
+	rds := redistest.Start(t)
 	dsn, db := freshMariaDB(t)
 	proxy := startProxy(t, "127.0.0.1:3306")
-	cfgB := clusterConfig(t, dsn, rds.url())
+	cfgB := clusterConfig(t, dsn, rds.URL())
 	cfgA := cfgB
 	cfgA.DB = strings.Replace(dsn, "127.0.0.1:3306", proxy.addr(), 1)
 	b := startClusterNode(t, "b", cfgB) // b creates the demo data
