@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cstalk/cstalk/chat"
 	"github.com/cstalk/cstalk/broker/redisbus/redistest"
+	"github.com/cstalk/cstalk/chat"
 )
 
 const (

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"database/sql"
 	"fmt"
+	"github.com/cstalk/cstalk/broker/redisbus/redistest"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -13,7 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"github.com/cstalk/cstalk/broker/redisbus/redistest"
 )
 
 // nodeProcess is a `cstalk serve` process.

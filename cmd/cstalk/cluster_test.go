@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-stomp/stomp/v3/frame"
 	"github.com/cstalk/cstalk/broker/redisbus/redistest"
+	"github.com/go-stomp/stomp/v3/frame"
 )
 
 // The cluster tests run several nodes that share one MariaDB database (fresh
