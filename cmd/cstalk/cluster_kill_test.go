@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"database/sql"
 	"fmt"
-	"github.com/cstalk/cstalk/broker/redisbus/redistest"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cstalk/cstalk/broker/redisbus/redistest"
 )
 
 // nodeProcess is a `cstalk serve` process.
