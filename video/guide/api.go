@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cstalk/cstalk/chat"
 )
 
 // openAPISpec documents every route of Handler; served at
@@ -97,7 +99,7 @@ func (a *api) write(w http.ResponseWriter, r *http.Request, status int, key stri
 		}
 	}
 	fields["code"], _ = json.Marshal(status)
-	fields["message"], _ = json.Marshal(LangFrom(r.Header.Get("Accept-Language")).T(key))
+	fields["message"], _ = json.Marshal(textIn(chat.LangFrom(r.Header.Get("Accept-Language")), key))
 	out, _ := json.Marshal(fields)
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
@@ -179,6 +181,35 @@ func (a *api) account(w http.ResponseWriter, r *http.Request) *Account {
 		return nil
 	}
 	return acc
+}
+
+// withBody authenticates the caller, decodes the JSON body into a T and
+// runs do; on either failure it has answered.
+func withBody[T any](a *api, w http.ResponseWriter, r *http.Request, do func(acc *Account, req *T)) {
+	acc := a.account(w, r)
+	if acc == nil {
+		return
+	}
+	var req T
+	if !a.decode(w, r, &req) {
+		return
+	}
+	do(acc, &req)
+}
+
+// withPathSeq authenticates the caller and reads the path value name as a
+// positive sequence, answering unknown when it is not one, then runs do.
+func (a *api) withPathSeq(w http.ResponseWriter, r *http.Request, name string, unknown *Error, do func(acc *Account, n int64)) {
+	acc := a.account(w, r)
+	if acc == nil {
+		return
+	}
+	n, err := strconv.ParseInt(r.PathValue(name), 10, 64)
+	if err != nil || n <= 0 {
+		a.fail(w, r, unknown)
+		return
+	}
+	do(acc, n)
 }
 
 // ---- views ----
@@ -276,58 +307,57 @@ func (a *api) issue(w http.ResponseWriter, r *http.Request, status int, acc *Acc
 
 // signup creates a user account (mates are created by operators).
 func (a *api) signup(w http.ResponseWriter, r *http.Request) {
-	var req credentials
-	if !a.decode(w, r, &req) {
-		return
-	}
-	acc, err := a.s.CreateAccount(r.Context(), RoleUser, req.LoginName, req.Password, req.Name, 0)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.issue(w, r, http.StatusCreated, acc)
+	a.withCredentials(w, r, http.StatusCreated, func(ctx context.Context, req *credentials) (*Account, error) {
+		return a.s.CreateAccount(ctx, RoleUser, req.LoginName, req.Password, req.Name, 0)
+	})
 }
 
 func (a *api) login(w http.ResponseWriter, r *http.Request) {
+	a.withCredentials(w, r, http.StatusOK, func(ctx context.Context, req *credentials) (*Account, error) {
+		return a.s.Login(ctx, req.LoginName, req.Password)
+	})
+}
+
+// withCredentials decodes credentials, gets an account from them and
+// answers status with a fresh token for it.
+func (a *api) withCredentials(w http.ResponseWriter, r *http.Request, status int, get func(context.Context, *credentials) (*Account, error)) {
 	var req credentials
 	if !a.decode(w, r, &req) {
 		return
 	}
-	acc, err := a.s.Login(r.Context(), req.LoginName, req.Password)
+	acc, err := get(r.Context(), &req)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	a.issue(w, r, http.StatusOK, acc)
+	a.issue(w, r, status, acc)
 }
 
 func (a *api) me(w http.ResponseWriter, r *http.Request) {
 	if acc := a.account(w, r); acc != nil {
-		a.ok(w, r, struct {
-			Account accountView `json:"account"`
-		}{viewAccount(acc)})
+		a.answerAccount(w, r, acc)
 	}
 }
 
-func (a *api) availability(w http.ResponseWriter, r *http.Request) {
-	acc := a.account(w, r)
-	if acc == nil {
-		return
-	}
-	var req struct {
-		Availability Availability `json:"availability"`
-	}
-	if !a.decode(w, r, &req) {
-		return
-	}
-	if err := a.s.SetAvailability(r.Context(), acc, req.Availability); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	acc.Availability = req.Availability
+func (a *api) answerAccount(w http.ResponseWriter, r *http.Request, acc *Account) {
 	a.ok(w, r, struct {
 		Account accountView `json:"account"`
 	}{viewAccount(acc)})
+}
+
+type availabilityRequest struct {
+	Availability Availability `json:"availability"`
+}
+
+func (a *api) availability(w http.ResponseWriter, r *http.Request) {
+	withBody(a, w, r, func(acc *Account, req *availabilityRequest) {
+		if err := a.s.SetAvailability(r.Context(), acc, req.Availability); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		acc.Availability = req.Availability
+		a.answerAccount(w, r, acc)
+	})
 }
 
 func (a *api) friends(w http.ResponseWriter, r *http.Request) {
@@ -349,22 +379,18 @@ func (a *api) friends(w http.ResponseWriter, r *http.Request) {
 	}{out})
 }
 
+type friendRequest struct {
+	MateID seq `json:"mateId"`
+}
+
 func (a *api) addFriend(w http.ResponseWriter, r *http.Request) {
-	acc := a.account(w, r)
-	if acc == nil {
-		return
-	}
-	var req struct {
-		MateID seq `json:"mateId"`
-	}
-	if !a.decode(w, r, &req) {
-		return
-	}
-	if err := a.s.AddFriend(r.Context(), acc, int64(req.MateID)); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.friends(w, r)
+	withBody(a, w, r, func(acc *Account, req *friendRequest) {
+		if err := a.s.AddFriend(r.Context(), acc, int64(req.MateID)); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		a.friends(w, r)
+	})
 }
 
 // ---- matching ----
@@ -410,19 +436,28 @@ type gsRequest struct {
 
 // withSession decodes {"gsSeq"} and runs do for the caller.
 func (a *api) withSession(w http.ResponseWriter, r *http.Request, do func(acc *Account, gsSeq int64)) {
-	acc := a.account(w, r)
-	if acc == nil {
-		return
-	}
-	var req gsRequest
-	if !a.decode(w, r, &req) {
-		return
-	}
-	if req.GsSeq <= 0 {
-		a.fail(w, r, errBadRequest)
-		return
-	}
-	do(acc, int64(req.GsSeq))
+	withBody(a, w, r, func(acc *Account, req *gsRequest) {
+		if req.GsSeq <= 0 {
+			a.fail(w, r, errBadRequest)
+			return
+		}
+		do(acc, int64(req.GsSeq))
+	})
+}
+
+// setStatus runs change on the caller's session and answers the status
+// the session now has.
+func (a *api) setStatus(w http.ResponseWriter, r *http.Request, change func(context.Context, *Account, int64) error, status SessionStatus) {
+	a.withSession(w, r, func(acc *Account, gsSeq int64) {
+		if err := change(r.Context(), acc, gsSeq); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		a.ok(w, r, struct {
+			GsSeq  int64         `json:"gsSeq"`
+			Status SessionStatus `json:"status"`
+		}{gsSeq, status})
+	})
 }
 
 func (a *api) create(w http.ResponseWriter, r *http.Request) {
@@ -442,29 +477,11 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) reject(w http.ResponseWriter, r *http.Request) {
-	a.withSession(w, r, func(acc *Account, gsSeq int64) {
-		if err := a.s.Reject(r.Context(), acc, gsSeq); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		a.ok(w, r, struct {
-			GsSeq  int64         `json:"gsSeq"`
-			Status SessionStatus `json:"status"`
-		}{gsSeq, StatusRejected})
-	})
+	a.setStatus(w, r, a.s.Reject, StatusRejected)
 }
 
 func (a *api) cancel(w http.ResponseWriter, r *http.Request) {
-	a.withSession(w, r, func(acc *Account, gsSeq int64) {
-		if err := a.s.Cancel(r.Context(), acc, gsSeq); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		a.ok(w, r, struct {
-			GsSeq  int64         `json:"gsSeq"`
-			Status SessionStatus `json:"status"`
-		}{gsSeq, StatusCancelled})
-	})
+	a.setStatus(w, r, a.s.Cancel, StatusCancelled)
 }
 
 // ---- the guide ----
@@ -477,6 +494,18 @@ type clockAnswer struct {
 	TicketsLeft      int         `json:"ticketsLeft"`
 }
 
+// runClock begins or extends the caller's guide and answers its clock.
+func (a *api) runClock(w http.ResponseWriter, r *http.Request, run func(context.Context, *Account, int64) (*Begun, error)) {
+	a.withSession(w, r, func(acc *Account, gsSeq int64) {
+		b, err := run(r.Context(), acc, gsSeq)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		a.answerClock(w, r, b)
+	})
+}
+
 func (a *api) answerClock(w http.ResponseWriter, r *http.Request, b *Begun) {
 	remaining := int(max(b.History.EndsAt.Sub(a.s.cfg.Now()), 0).Round(time.Second) / time.Second)
 	a.ok(w, r, clockAnswer{GsSeq: b.History.SessionID, GhSeq: b.History.ID, History: viewHistory(&b.History),
@@ -484,42 +513,25 @@ func (a *api) answerClock(w http.ResponseWriter, r *http.Request, b *Begun) {
 }
 
 func (a *api) begin(w http.ResponseWriter, r *http.Request) {
-	a.withSession(w, r, func(acc *Account, gsSeq int64) {
-		b, err := a.s.Begin(r.Context(), acc, gsSeq)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		a.answerClock(w, r, b)
-	})
+	a.runClock(w, r, a.s.Begin)
 }
 
 func (a *api) extend(w http.ResponseWriter, r *http.Request) {
-	a.withSession(w, r, func(acc *Account, gsSeq int64) {
-		b, err := a.s.Extend(r.Context(), acc, gsSeq)
+	a.runClock(w, r, a.s.Extend)
+}
+
+func (a *api) check(w http.ResponseWriter, r *http.Request) {
+	a.withPathSeq(w, r, "gsSeq", errSessionUnknown, func(acc *Account, gsSeq int64) {
+		st, err := a.s.Check(r.Context(), acc, gsSeq)
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		a.answerClock(w, r, b)
+		a.answerState(w, r, st)
 	})
 }
 
-func (a *api) check(w http.ResponseWriter, r *http.Request) {
-	acc := a.account(w, r)
-	if acc == nil {
-		return
-	}
-	gsSeq, err := strconv.ParseInt(r.PathValue("gsSeq"), 10, 64)
-	if err != nil || gsSeq <= 0 {
-		a.fail(w, r, errSessionUnknown)
-		return
-	}
-	st, err := a.s.Check(r.Context(), acc, gsSeq)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
+func (a *api) answerState(w http.ResponseWriter, r *http.Request, st *State) {
 	var ends *time.Time
 	if st.EndsAt != nil {
 		e := st.EndsAt.UTC()
@@ -556,16 +568,7 @@ func (a *api) complete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) deleteSession(w http.ResponseWriter, r *http.Request) {
-	a.withSession(w, r, func(acc *Account, gsSeq int64) {
-		if err := a.s.Delete(r.Context(), acc, gsSeq); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		a.ok(w, r, struct {
-			GsSeq  int64         `json:"gsSeq"`
-			Status SessionStatus `json:"status"`
-		}{gsSeq, StatusDeleted})
-	})
+	a.setStatus(w, r, a.s.Delete, StatusDeleted)
 }
 
 type crmView struct {
@@ -588,39 +591,27 @@ func viewCRM(c *CRM) crmView {
 		EndReason: c.EndReason, Note: c.Note, NoteBy: c.NoteBy}
 }
 
+type crmNoteRequest struct {
+	GhSeq seq    `json:"ghSeq"`
+	Note  string `json:"note"`
+}
+
 func (a *api) crm(w http.ResponseWriter, r *http.Request) {
-	acc := a.account(w, r)
-	if acc == nil {
-		return
-	}
-	var req struct {
-		GhSeq seq    `json:"ghSeq"`
-		Note  string `json:"note"`
-	}
-	if !a.decode(w, r, &req) {
-		return
-	}
-	c, err := a.s.SetCRMNote(r.Context(), acc, int64(req.GhSeq), req.Note)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.ok(w, r, struct {
-		CRM crmView `json:"crm"`
-	}{viewCRM(c)})
+	withBody(a, w, r, func(acc *Account, req *crmNoteRequest) {
+		c, err := a.s.SetCRMNote(r.Context(), acc, int64(req.GhSeq), req.Note)
+		a.answerCRM(w, r, c, err)
+	})
 }
 
 func (a *api) crmRecord(w http.ResponseWriter, r *http.Request) {
-	acc := a.account(w, r)
-	if acc == nil {
-		return
-	}
-	ghSeq, err := strconv.ParseInt(r.PathValue("ghSeq"), 10, 64)
-	if err != nil || ghSeq <= 0 {
-		a.fail(w, r, errHistoryUnknown)
-		return
-	}
-	c, err := a.s.CRMRecord(r.Context(), acc, ghSeq)
+	a.withPathSeq(w, r, "ghSeq", errHistoryUnknown, func(acc *Account, ghSeq int64) {
+		c, err := a.s.CRMRecord(r.Context(), acc, ghSeq)
+		a.answerCRM(w, r, c, err)
+	})
+}
+
+// answerCRM answers the CRM record c, or err when getting it failed.
+func (a *api) answerCRM(w http.ResponseWriter, r *http.Request, c *CRM, err error) {
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -630,29 +621,25 @@ func (a *api) crmRecord(w http.ResponseWriter, r *http.Request) {
 	}{viewCRM(c)})
 }
 
+type evalRequest struct {
+	GhSeq   seq    `json:"ghSeq"`
+	Stars   int    `json:"stars"`
+	Comment string `json:"comment"`
+}
+
 func (a *api) eval(w http.ResponseWriter, r *http.Request) {
-	acc := a.account(w, r)
-	if acc == nil {
-		return
-	}
-	var req struct {
-		GhSeq   seq    `json:"ghSeq"`
-		Stars   int    `json:"stars"`
-		Comment string `json:"comment"`
-	}
-	if !a.decode(w, r, &req) {
-		return
-	}
-	rated, err := a.s.Evaluate(r.Context(), acc, int64(req.GhSeq), req.Stars, req.Comment)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.ok(w, r, struct {
-		GhSeq int64    `json:"ghSeq"`
-		Stars int      `json:"stars"`
-		Mate  mateView `json:"mate"`
-	}{int64(req.GhSeq), req.Stars, viewMate(&rated.Mate, rated.Rank)})
+	withBody(a, w, r, func(acc *Account, req *evalRequest) {
+		rated, err := a.s.Evaluate(r.Context(), acc, int64(req.GhSeq), req.Stars, req.Comment)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		a.ok(w, r, struct {
+			GhSeq int64    `json:"ghSeq"`
+			Stars int      `json:"stars"`
+			Mate  mateView `json:"mate"`
+		}{int64(req.GhSeq), req.Stars, viewMate(&rated.Mate, rated.Rank)})
+	})
 }
 
 func (a *api) top(w http.ResponseWriter, r *http.Request) {
@@ -684,9 +671,9 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, errors.New("guide: response writer cannot flush"))
 		return
 	}
-	lang := LangFrom(r.Header.Get("Accept-Language"))
+	lang := chat.LangFrom(r.Header.Get("Accept-Language"))
 	if r.URL.Query().Get("lang") == "en" {
-		lang = English
+		lang = chat.English
 	}
 	events, cancel := a.s.hub.Subscribe(acc.ID)
 	defer cancel()
@@ -711,7 +698,7 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 			data, err := json.Marshal(struct {
 				Event
 				Message string `json:"message"`
-			}{ev, lang.T(ev.Type)})
+			}{ev, textIn(lang, ev.Type)})
 			if err != nil {
 				a.s.log.Error("encode guide event", "err", err)
 				continue

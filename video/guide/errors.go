@@ -2,7 +2,8 @@ package guide
 
 import (
 	"net/http"
-	"strings"
+
+	"github.com/cstalk/cstalk/chat"
 )
 
 // Error is a refusal a client can act on: an HTTP status and a stable key
@@ -41,39 +42,18 @@ var (
 	errClosed         = refuse(http.StatusServiceUnavailable, "shuttingDown")
 )
 
-// Lang is the language of user-visible text: Korean unless English is
-// preferred (Accept-Language), as in the rest of cstalk.
-type Lang int
-
-const (
-	Korean Lang = iota
-	English
-)
-
-// LangFrom reads an Accept-Language value: the first English or Korean tag
-// decides; anything else is Korean.
-func LangFrom(acceptLanguage string) Lang {
-	for _, part := range strings.Split(acceptLanguage, ",") {
-		tag := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
-		switch {
-		case strings.HasPrefix(tag, "en"):
-			return English
-		case strings.HasPrefix(tag, "ko"):
-			return Korean
-		}
-	}
-	return Korean
-}
-
+// text is one user-visible string in Korean and English; which one a client
+// gets is chosen by chat.LangFrom, as everywhere in cstalk.
 type text struct{ ko, en string }
 
-// T returns the text of key (a refusal key, an event type or an answer).
-func (l Lang) T(key string) string {
+// textIn returns the text of key (a refusal key, an event type or an
+// answer) in lang; an unknown key is shown as itself so it is noticed.
+func textIn(lang chat.Lang, key string) string {
 	t, ok := texts[key]
 	if !ok {
 		return key
 	}
-	if l == English {
+	if lang == chat.English {
 		return t.en
 	}
 	return t.ko
