@@ -29,10 +29,28 @@ func isPoll(path string) bool {
 // servePoll runs a polling receive through a recorder and retries it while
 // sockjs-go refuses it only because the previous poll is still attached.
 func (s *Server) servePoll(w http.ResponseWriter, r *http.Request) {
+	retryRefusedPoll(s.sockjs, w, r)
+}
+
+// RetryRefusedPolls wraps a sockjs-go handler so its polling receives
+// (xhr-polling, jsonp-polling) are not refused for racing the previous
+// poll; every other request passes straight through. Other SockJS endpoints
+// of the binary (video signaling) use it too.
+func RetryRefusedPolls(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions || !isPoll(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		retryRefusedPoll(next, w, r)
+	})
+}
+
+func retryRefusedPoll(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	deadline := time.Now().Add(pollRetryFor)
 	for {
 		rec := &pollRecorder{header: http.Header{}, status: http.StatusOK}
-		s.sockjs.ServeHTTP(rec, r)
+		next.ServeHTTP(rec, r)
 		if !bytes.Contains(rec.body.Bytes(), anotherConnectionOpen) || time.Now().After(deadline) {
 			rec.copyTo(w)
 			return

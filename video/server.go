@@ -14,6 +14,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/igm/sockjs-go/v3/sockjs"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cstalk/cstalk/broker"
 )
 
 // Server is the SFU, its room registry and the signaling front end.
@@ -29,6 +31,8 @@ type Server struct {
 
 	upgrader websocket.Upgrader
 	sockjs   *sockjs.Handler
+	// sockjsPolls is sockjs, with polls that race the previous one retried.
+	sockjsPolls http.Handler
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -97,6 +101,7 @@ func New(cfg Config, auth Authorizer, reg prometheus.Registerer, log *slog.Logge
 		t := &sockjsTransport{s: ss, maxMessage: cfg.MaxMessageBytes}
 		s.newSession(t, ss.Request()).serve()
 	})
+	s.sockjsPolls = broker.RetryRefusedPolls(s.sockjs)
 	log.Info("video ready", "codec", cfg.VideoCodec, "udp_mux_port", cfg.UDPMuxPort,
 		"udp_ports", [2]uint16{cfg.UDPPortMin, cfg.UDPPortMax}, "nat_1to1", cfg.NAT1To1IPs, "turn", cfg.TURN.Enabled)
 	return s, nil
@@ -146,7 +151,7 @@ func (s *Server) serveSockJS(w http.ResponseWriter, r *http.Request) {
 	}
 	// sockjs-go decodes a whole xhr_send or jsonp_send body; bound it first.
 	r.Body = http.MaxBytesReader(w, r.Body, int64(2*s.cfg.MaxMessageBytes+1024))
-	s.sockjs.ServeHTTP(w, r)
+	s.sockjsPolls.ServeHTTP(w, r)
 }
 
 func (s *Server) addSession(sess *session) bool {

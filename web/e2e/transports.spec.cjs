@@ -65,6 +65,27 @@ const transports = ['iframe-htmlfile', 'iframe-eventsource', 'xhr-streaming', 'w
       if (result.used !== transport) throw new Error(`${transport}: sockjs-client used ${result.used}`);
       console.log(`- ${transport}: LOGINED room ${result.roomId}, MESSAGE round trip`);
     }
+    // Video signaling's SockJS endpoint: an unknown message id is answered
+    // with an error message, over each polling transport several times.
+    for (const transport of Array.from({ length: 4 }, () => ['jsonp-polling', 'xhr-polling']).flat()) {
+      const result = await page.evaluate(({ base, transport }) => new Promise((resolve) => {
+        const timer = setTimeout(() => resolve({ error: 'timed out' }), 20000);
+        const sock = new SockJS(`${base}/signal`, null, { transports: [transport] });
+        sock.onopen = () => sock.send(JSON.stringify({ id: 'noSuchMessage' }));
+        sock.onmessage = (e) => {
+          clearTimeout(timer);
+          const used = sock._transport && sock._transport.transportName;
+          sock.close();
+          resolve({ used, reply: JSON.parse(e.data) });
+        };
+        sock.onclose = (e) => { clearTimeout(timer); resolve({ error: `closed ${e.code} ${e.reason}` }); };
+      }), { base, transport });
+      if (result.error) throw new Error(`/signal ${transport}: ${result.error}`);
+      if (result.used !== transport || result.reply.id !== 'error') {
+        throw new Error(`/signal ${transport}: ${JSON.stringify(result)}`);
+      }
+      console.log(`- /signal ${transport}: error reply ${result.reply.code}`);
+    }
     if (problems.length) throw new Error(problems.join('\n'));
   } finally {
     await browser.close();
