@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -92,24 +91,6 @@ func apiMariaDB(t *testing.T) string {
 	return u.String()
 }
 
-// apiClock is the service's clock; tests move it instead of sleeping.
-type apiClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *apiClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *apiClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // apiEnv is a service with the demo data on a real store, served over HTTP.
 type apiEnv struct {
 	t         *testing.T
@@ -117,7 +98,7 @@ type apiEnv struct {
 	store     *store.Store
 	svc       *chat.Service
 	srv       *httptest.Server
-	clock     *apiClock
+	clock     *chatClock
 	uploadDir string
 	secret    []byte
 }
@@ -140,7 +121,7 @@ func newAPIEnv(t *testing.T, dsn string) *apiEnv {
 		t:         t,
 		ctx:       ctx,
 		store:     st,
-		clock:     &apiClock{now: time.Now().Truncate(time.Second)},
+		clock:     &chatClock{t: time.Now().Truncate(time.Second)},
 		uploadDir: filepath.Join(t.TempDir(), "uploads"),
 		secret:    []byte("api-test-secret-0123456789abcdef"),
 	}

@@ -29,7 +29,8 @@ import (
 // milliseconds, so only a broken server ever waits this long.
 const waitTimeout = 5 * time.Second
 
-// clock is the injected time of a test server.
+// chatClock is the injected time of a test server; tests move it instead of
+// sleeping.
 type chatClock struct {
 	mu sync.Mutex
 	t  time.Time

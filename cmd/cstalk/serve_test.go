@@ -50,16 +50,7 @@ func getBody(t *testing.T, url string) (int, string) {
 // talks to it as a counselor and a customer, then drains it: the connected
 // customer is told why it is being closed and Run returns cleanly.
 func TestServeDemo(t *testing.T) {
-	cfg := testConfig(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	srv, err := newServer(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("newServer: %v", err)
-	}
-	defer srv.Close()
-	ran := make(chan error, 1)
-	go func() { ran <- srv.Run(ctx) }()
+	srv := startNode(t, testConfig(t))
 	base := "http://" + srv.ln.Addr().String()
 
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready"} {
@@ -126,7 +117,7 @@ func TestServeDemo(t *testing.T) {
 		t.Fatalf("metrics: %d\n%.500s", code, metrics)
 	}
 
-	cancel()
+	srv.drain()
 	// The drain sends an ERROR frame with the reason before closing.
 	var drained error
 	for drained == nil {
@@ -135,12 +126,40 @@ func TestServeDemo(t *testing.T) {
 	if !strings.Contains(drained.Error(), "shutting down") {
 		t.Fatalf("customer was not told why: %v", drained)
 	}
+	srv.awaitRun(t, 10*time.Second)
+}
+
+// runningNode is a node built by newServer and running in-process.
+type runningNode struct {
+	*server
+	drain func() // ends Run's context: the drain starts
+	ran   <-chan error
+}
+
+// startNode builds a node from cfg and runs it until the test ends.
+func startNode(t *testing.T, cfg serveConfig) *runningNode {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv, err := newServer(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("newServer: %v", err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ran := make(chan error, 1)
+	go func() { ran <- srv.Run(ctx) }()
+	return &runningNode{server: srv, drain: cancel, ran: ran}
+}
+
+// awaitRun fails the test unless Run returns cleanly within timeout.
+func (n *runningNode) awaitRun(t *testing.T, timeout time.Duration) {
+	t.Helper()
 	select {
-	case err := <-ran:
+	case err := <-n.ran:
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(timeout):
 		t.Fatal("Run did not return after the drain")
 	}
 }

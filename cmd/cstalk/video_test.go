@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,16 +21,7 @@ import (
 // not, a forged token is unauthorized), a join is recorded in the chat
 // room, and the drain closes the call.
 func TestServeVideo(t *testing.T) {
-	cfg := testConfig(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	srv, err := newServer(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("newServer: %v", err)
-	}
-	defer srv.Close()
-	ran := make(chan error, 1)
-	go func() { ran <- srv.Run(ctx) }()
+	srv := startNode(t, testConfig(t))
 	addr := srv.ln.Addr().String()
 
 	// A customer in its room, listening to it.
@@ -58,8 +47,8 @@ func TestServeVideo(t *testing.T) {
 	}
 	videoRoom := "r-" + logined.RoomID
 
-	agentToken, agentUser := memberCredentials(t, srv, "agent1")
-	otherToken, otherUser := memberCredentials(t, srv, "agent3") // company 2
+	agentToken, agentUser := memberCredentials(t, srv.server, "agent1")
+	otherToken, otherUser := memberCredentials(t, srv.server, "agent3") // company 2
 
 	// ICE servers for a member allowed in the room; none without a token.
 	iceURL := "http://" + addr + "/video/ice-servers?roomId=" + videoRoom + "&communityId=1&userId=" + agentUser
@@ -118,7 +107,7 @@ func TestServeVideo(t *testing.T) {
 	}
 
 	// The drain ends the call with the reason.
-	cancel()
+	srv.drain()
 	for {
 		m := readSignal(t, ws)
 		if m["id"] == "error" {
@@ -128,14 +117,7 @@ func TestServeVideo(t *testing.T) {
 			break
 		}
 	}
-	select {
-	case err := <-ran:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Run did not return after the drain")
-	}
+	srv.awaitRun(t, 15*time.Second)
 }
 
 // memberCredentials returns a demo member's bearer token and its id in
