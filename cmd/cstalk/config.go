@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cstalk/cstalk/video"
+	"github.com/cstalk/cstalk/video/guide"
 )
 
 // serveConfig is everything `cstalk serve` can be told. Defaults live in
@@ -43,22 +45,33 @@ type serveConfig struct {
 	TURNAddr       string
 	TURNSecret     string
 	TURNRelayPorts string
+	// Guide sessions: the time a ticket buys, the warning before it runs
+	// out, how long a mate may take to answer, and the mobile-push webhook
+	// (off while GuideWebhookURL is empty).
+	GuideTicketDuration time.Duration
+	GuideWarnBefore     time.Duration
+	GuideRequestTimeout time.Duration
+	GuideWebhookURL     string
+	GuideWebhookSecret  string
 }
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		Addr:             ":8080",
-		DB:               "sqlite:./data/cstalk.db",
-		Zone:             "Asia/Seoul",
-		UploadDir:        "./data/uploads",
-		LogFormat:        "auto",
-		LogLevel:         "info",
-		ShutdownTimeout:  15 * time.Second,
-		MaxFrameBytes:    256 << 10,
-		MaxMessageBytes:  32 << 10,
-		MaxSubscriptions: 64,
-		Heartbeat:        10 * time.Second,
-		TURNRelayPorts:   "49160-49200",
+		Addr:                ":8080",
+		DB:                  "sqlite:./data/cstalk.db",
+		Zone:                "Asia/Seoul",
+		UploadDir:           "./data/uploads",
+		LogFormat:           "auto",
+		LogLevel:            "info",
+		ShutdownTimeout:     15 * time.Second,
+		MaxFrameBytes:       256 << 10,
+		MaxMessageBytes:     32 << 10,
+		MaxSubscriptions:    64,
+		Heartbeat:           10 * time.Second,
+		TURNRelayPorts:      "49160-49200",
+		GuideTicketDuration: guide.DefaultConfig().TicketDuration,
+		GuideWarnBefore:     guide.DefaultConfig().WarnBefore,
+		GuideRequestTimeout: guide.DefaultConfig().RequestTimeout,
 	}
 }
 
@@ -93,6 +106,11 @@ func (cfg *serveConfig) options() []option {
 		{"turn-addr", "CSTALK_TURN_ADDR", "UDP listen address of the embedded TURN server, e.g. :3478 (empty: no embedded TURN)", (*stringValue)(&cfg.TURNAddr)},
 		{"turn-secret", "CSTALK_TURN_SECRET", "shared secret of TURN credentials, the same on every node and in an external coturn (empty: random per process)", (*stringValue)(&cfg.TURNSecret)},
 		{"turn-relay-ports", "CSTALK_TURN_RELAY_PORTS", "UDP port range the embedded TURN server relays on", (*stringValue)(&cfg.TURNRelayPorts)},
+		{"guide-ticket-duration", "CSTALK_GUIDE_TICKET_DURATION", "guide time one ticket buys", (*durationValue)(&cfg.GuideTicketDuration)},
+		{"guide-warn-before", "CSTALK_GUIDE_WARN_BEFORE", "how long before a guide's time runs out both sides are warned", (*durationValue)(&cfg.GuideWarnBefore)},
+		{"guide-request-timeout", "CSTALK_GUIDE_REQUEST_TIMEOUT", "how long a mate has to approve a guide request", (*durationValue)(&cfg.GuideRequestTimeout)},
+		{"guide-webhook-url", "CSTALK_GUIDE_WEBHOOK_URL", "mobile-push gateway every guide event is POSTed to (empty: none)", (*stringValue)(&cfg.GuideWebhookURL)},
+		{"guide-webhook-secret", "CSTALK_GUIDE_WEBHOOK_SECRET", "HMAC-SHA256 key of the webhook's X-Cstalk-Signature header (required with --guide-webhook-url)", (*stringValue)(&cfg.GuideWebhookSecret)},
 	}
 }
 
@@ -162,6 +180,33 @@ func (cfg serveConfig) validate() error {
 	}
 	if _, err := cfg.videoConfig(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := cfg.validateGuide(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// validateGuide checks the guide flags under their own names.
+func (cfg serveConfig) validateGuide() error {
+	var errs []error
+	if cfg.GuideTicketDuration < time.Second {
+		errs = append(errs, errors.New("--guide-ticket-duration must be at least 1s"))
+	}
+	if cfg.GuideWarnBefore <= 0 || cfg.GuideWarnBefore >= cfg.GuideTicketDuration {
+		errs = append(errs, errors.New("--guide-warn-before must be positive and shorter than --guide-ticket-duration"))
+	}
+	if cfg.GuideRequestTimeout < time.Second {
+		errs = append(errs, errors.New("--guide-request-timeout must be at least 1s"))
+	}
+	if cfg.GuideWebhookURL != "" {
+		u, err := url.Parse(cfg.GuideWebhookURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--guide-webhook-url %q: want an http(s) URL", cfg.GuideWebhookURL))
+		}
+		if len(cfg.GuideWebhookSecret) < 16 {
+			errs = append(errs, errors.New("--guide-webhook-secret of at least 16 bytes is required with --guide-webhook-url: the gateway checks every push's signature"))
+		}
 	}
 	return errors.Join(errs...)
 }

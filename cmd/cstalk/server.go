@@ -42,8 +42,10 @@ type server struct {
 	chat     *chat.Service
 	video    *video.Server
 	guide    *guide.Service
-	http     *http.Server
-	ln       net.Listener
+	// guidePush is the mobile-push webhook with --guide-webhook-url.
+	guidePush *guide.Webhook
+	http      *http.Server
+	ln        net.Listener
 }
 
 func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
@@ -135,7 +137,15 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	}
 	guideCfg := guide.DefaultConfig()
 	guideCfg.JWTSecret = secret
-	if s.guide, err = guide.New(guideCfg, s.store, nil, nil, log); err != nil {
+	guideCfg.TicketDuration = cfg.GuideTicketDuration
+	guideCfg.WarnBefore = cfg.GuideWarnBefore
+	guideCfg.RequestTimeout = cfg.GuideRequestTimeout
+	var guidePush guide.Notifier
+	if cfg.GuideWebhookURL != "" {
+		s.guidePush = guide.NewWebhook(cfg.GuideWebhookURL, []byte(cfg.GuideWebhookSecret), 1024, log)
+		guidePush = s.guidePush
+	}
+	if s.guide, err = guide.New(guideCfg, s.store, guidePush, nil, log); err != nil {
 		return nil, fmt.Errorf("guide: %w", err)
 	}
 	if err = s.guide.Recover(ctx); err != nil {
@@ -170,6 +180,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	s.guide.UseVideo(s.video)
 
 	mux := http.NewServeMux()
+	webPages := web.Handler(log)
 	mux.Handle("/ws", s.broker.Handler())
 	mux.Handle("/ws/", s.broker.Handler())
 	api := s.chat.APIHandler()
@@ -182,8 +193,10 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	mux.Handle("GET /video/ice-servers", vh)
 	gh := s.guide.Handler()
 	mux.Handle("/guide/", gh)
+	// The guide page itself; its API lives under /guide/.
+	mux.Handle("/guide", webPages)
 	mux.Handle("/eval", gh)
-	mux.Handle("/", web.Handler(log))
+	mux.Handle("/", webPages)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -249,6 +262,11 @@ func (s *server) Run(ctx context.Context) error {
 	if err := s.guide.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close guide: %w", err))
 	}
+	if s.guidePush != nil {
+		if err := s.guidePush.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close guide webhook: %w", err))
+		}
+	}
 	// Calls end with a reason the pages show; their sockets are hijacked,
 	// so http.Shutdown would not wait for them.
 	if err := s.video.Close(); err != nil {
@@ -272,6 +290,9 @@ func (s *server) Close() error {
 	}
 	if s.guide != nil {
 		errs = append(errs, s.guide.Close())
+	}
+	if s.guidePush != nil {
+		errs = append(errs, s.guidePush.Close())
 	}
 	if s.video != nil {
 		errs = append(errs, s.video.Close())
