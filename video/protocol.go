@@ -88,7 +88,29 @@ type inbound struct {
 	Name        flexString     `json:"name"`
 	Room        flexString     `json:"room"`
 	Sender      flexString     `json:"sender"`
+	// Data is an app signal's payload (see isAppSignal), relayed as is.
+	Data json.RawMessage `json:"data"`
 }
+
+// isAppSignal reports whether id names an app-to-app signal: "G" and four
+// digits, like the guide flow's G0001 that the user's app sends the mate
+// when the guide begins. The server relays them to the room's other
+// participants without interpreting them.
+func isAppSignal(id string) bool {
+	if len(id) != 5 || id[0] != 'G' {
+		return false
+	}
+	for _, c := range id[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// maxAppSignalData bounds an app signal's payload: it is a cue, not a
+// channel for bulk data.
+const maxAppSignalData = 4 << 10
 
 // user returns the user id the message names, in either naming scheme.
 func (m *inbound) user() string {
@@ -200,6 +222,13 @@ type videoStateMsg struct {
 	ID     string `json:"id"`
 	UserID string `json:"userId"`
 	Video  bool   `json:"video"`
+}
+
+// appSignalMsg is a relayed app signal; userId is the sender.
+type appSignalMsg struct {
+	ID     string          `json:"id"`
+	UserID string          `json:"userId"`
+	Data   json.RawMessage `json:"data,omitempty"`
 }
 
 type audioStateMsg struct {

@@ -398,6 +398,20 @@ func (r *room) setState(p *participant, video, audio *bool) {
 	}
 }
 
+// relay hands an app signal from p to everyone else in the room.
+func (r *room) relay(p *participant, id string, data []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.left {
+		return
+	}
+	for _, o := range r.participants {
+		if o != p && o.sess != nil {
+			o.sess.appSignal(p.ident.UserID, id, data)
+		}
+	}
+}
+
 // closeAll ends the room: every participant is told code and disconnected.
 func (r *room) closeAll(code string) int {
 	s := r.srv

@@ -327,7 +327,9 @@ func (sess *session) dispatch(m *inbound) *Error {
 		return sess.join(m)
 	case msgReceiveVideoFrom, msgOnIceCandidate, msgLeaveRoom, msgVideoStateFrom, msgAudioStateFrom:
 	default:
-		return clientError(CodeUnknownMessage)
+		if !isAppSignal(m.ID) {
+			return clientError(CodeUnknownMessage)
+		}
 	}
 	p := sess.participant()
 	if p == nil || p.signaler() != signaler(sess) {
@@ -367,27 +369,38 @@ func (sess *session) dispatch(m *inbound) *Error {
 		sess.detach(p)
 		p.room.leave(p, "leave")
 		return nil
-	default: // videoStateFrom, audioStateFrom
-		if u := m.user(); u != "" && u != p.ident.UserID {
-			return clientError(CodeBadUser)
+	case msgVideoStateFrom, msgAudioStateFrom:
+		return sess.setState(p, m)
+	default:
+		if len(m.Data) > maxAppSignalData {
+			return clientError(CodeBadMessage)
 		}
-		var video, audio *bool
-		if m.ID == msgVideoStateFrom {
-			if m.Video == nil {
-				return clientError(CodeBadMessage)
-			}
-			v := bool(*m.Video)
-			video = &v
-		} else {
-			if m.Audio == nil {
-				return clientError(CodeBadMessage)
-			}
-			a := bool(*m.Audio)
-			audio = &a
-		}
-		p.room.setState(p, video, audio)
+		p.room.relay(p, m.ID, m.Data)
 		return nil
 	}
+}
+
+// setState applies videoStateFrom / audioStateFrom.
+func (sess *session) setState(p *participant, m *inbound) *Error {
+	if u := m.user(); u != "" && u != p.ident.UserID {
+		return clientError(CodeBadUser)
+	}
+	var video, audio *bool
+	if m.ID == msgVideoStateFrom {
+		if m.Video == nil {
+			return clientError(CodeBadMessage)
+		}
+		v := bool(*m.Video)
+		video = &v
+	} else {
+		if m.Audio == nil {
+			return clientError(CodeBadMessage)
+		}
+		a := bool(*m.Audio)
+		audio = &a
+	}
+	p.room.setState(p, video, audio)
+	return nil
 }
 
 func (sess *session) join(m *inbound) *Error {

@@ -478,3 +478,39 @@ func TestIdleAndSilentClients(t *testing.T) {
 	a.send(map[string]any{"id": "videoStateFrom", "userId": "1", "video": false})
 	a.await("videoStateAnswer")
 }
+
+// TestAppSignalRelay: an app signal (the guide flow's G0001) reaches every
+// other participant with the sender's id and payload, not the sender;
+// an oversized payload or a look-alike id is refused.
+func TestAppSignalRelay(t *testing.T) {
+	ts := startServer(t, nil)
+	a := dial(t, ts, "1", "/signal")
+	b := dial(t, ts, "2", "/signal")
+	c := dial(t, ts, "3", "/signal")
+	for _, x := range []*client{a, b, c} {
+		x.join("c-7", true, true)
+	}
+	a.send(map[string]any{"id": "G0001", "data": map[string]any{"gsSeq": 42}})
+	for _, x := range []*client{b, c} {
+		m := x.await("G0001", "userId", "1")
+		if d, _ := m["data"].(map[string]any); d["gsSeq"] != float64(42) {
+			t.Fatalf("%s got %v", x.user, m)
+		}
+	}
+	// The sender's own connection carries on in order: its next answer
+	// arrives with no echo of the signal before it.
+	a.send(map[string]any{"id": "videoStateFrom", "userId": "1", "video": false})
+	a.await("videoStateAnswer")
+	if !a.none("G0001") {
+		t.Fatal("the sender got its own app signal back")
+	}
+	a.send(map[string]any{"id": "G0001", "data": strings.Repeat("x", 5<<10)})
+	a.awaitError(CodeBadMessage)
+	a.send(map[string]any{"id": "G001"})
+	a.awaitError(CodeUnknownMessage)
+	x := dial(t, ts, "4", "/signal")
+	x.send(map[string]any{"id": "G0001"})
+	x.awaitError(CodeNotJoined)
+	b.checkRules()
+	c.checkRules()
+}

@@ -13,6 +13,8 @@ type signaler interface {
 	left(userID string, layout Layout)
 	videoState(userID string, on bool)
 	audioState(userID string, on bool)
+	// appSignal relays an app-to-app signal (G0001…) from userID.
+	appSignal(from, id string, data []byte)
 	// candidate trickles one of the server's candidates for the peer
 	// connection carrying target's media (or the participant's own).
 	candidate(target string, c webrtc.ICECandidateInit)
@@ -50,6 +52,10 @@ func (sess *session) videoState(userID string, on bool) {
 
 func (sess *session) audioState(userID string, on bool) {
 	sess.sendAbout(userID, audioStateMsg{ID: msgAudioStateAnswer, UserID: userID, Audio: on})
+}
+
+func (sess *session) appSignal(from, id string, data []byte) {
+	sess.sendAbout(from, appSignalMsg{ID: id, UserID: from, Data: data})
 }
 
 func (sess *session) candidate(target string, c webrtc.ICECandidateInit) {
