@@ -48,10 +48,9 @@ type Event struct {
 	At               time.Time  `json:"at"`
 }
 
-// Notifier delivers events to an account: the wiring sends them on the
-// account's private STOMP channel or to a mobile-push webhook. Notify must
-// not block for long; delivery is best effort (apps resynchronise with
-// /guide/session/{gs_seq}).
+// Notifier delivers events to an account beyond its /guide/events stream:
+// the wiring passes a mobile-push Webhook. Notify must not block for long;
+// delivery is best effort (apps resynchronise with /guide/session/{gs_seq}).
 type Notifier interface {
 	Notify(ctx context.Context, accountID int64, ev Event)
 }

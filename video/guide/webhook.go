@@ -29,7 +29,14 @@ type Webhook struct {
 	stop   chan struct{}
 	done   chan struct{}
 	once   sync.Once
+	// ctx ends deliveries still running when Close's grace is over, so a
+	// dead gateway cannot hold a shutdown up.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
+
+// webhookCloseGrace is how long Close keeps delivering what is queued.
+const webhookCloseGrace = 5 * time.Second
 
 type webhookDelivery struct {
 	AccountID int64 `json:"accountId"`
@@ -48,6 +55,7 @@ func NewWebhook(url string, secret []byte, queue int, log *slog.Logger) *Webhook
 		log: log.With("component", "guide-webhook"), queue: make(chan webhookDelivery, max(queue, 1)),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
 	go w.run()
 	return w
 }
@@ -104,7 +112,7 @@ func (w *Webhook) post(d webhookDelivery) error {
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	req, err := http.NewRequest(http.MethodPost, w.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(w.ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("request: %w", err)
 	}
@@ -121,10 +129,18 @@ func (w *Webhook) post(d webhookDelivery) error {
 	return nil
 }
 
-// Close delivers what is queued (each delivery bounded by its timeout) and
-// stops the sender.
+// Close delivers what is queued for up to webhookCloseGrace, drops the
+// rest (logged), and stops the sender.
 func (w *Webhook) Close() error {
 	w.once.Do(func() { close(w.stop) })
-	<-w.done
+	grace := time.NewTimer(webhookCloseGrace)
+	defer grace.Stop()
+	select {
+	case <-w.done:
+	case <-grace.C:
+		w.cancel()
+		<-w.done
+	}
+	w.cancel()
 	return nil
 }

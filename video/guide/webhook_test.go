@@ -51,3 +51,28 @@ func TestWebhookDeliversSignedEvents(t *testing.T) {
 	}
 	hook.Notify(t.Context(), 44, guide.Event{Type: guide.EventEnded}) // after Close: ignored, no panic
 }
+
+// TestWebhookCloseDoesNotWaitForADeadGateway: a gateway that never answers
+// holds Close up for the grace only, not for every queued delivery.
+func TestWebhookCloseDoesNotWaitForADeadGateway(t *testing.T) {
+	release := make(chan struct{})
+	gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer gateway.Close()
+	defer close(release)
+	hook := guide.NewWebhook(gateway.URL, []byte("push-secret"), 64, nil)
+	for i := range 50 {
+		hook.Notify(t.Context(), int64(i), guide.Event{Type: guide.EventWarning, GsSeq: 7})
+	}
+	closed := make(chan struct{})
+	go func() { hook.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second): // 50 deliveries x 5 s each would be 250 s
+		t.Fatal("Close waited for every delivery to a dead gateway")
+	}
+}
