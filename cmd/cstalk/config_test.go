@@ -33,6 +33,16 @@ func TestServeConfigLayering(t *testing.T) {
 			func(c serveConfig) bool { return c.Redis == "redis://127.0.0.1:6379/0" }},
 		{"mysql", map[string]string{"CSTALK_DB": "mysql://root:@127.0.0.1:3306/test"}, nil,
 			func(c serveConfig) bool { return c.DB == "mysql://root:@127.0.0.1:3306/test" }},
+		{"guide defaults", nil, nil, func(c serveConfig) bool {
+			return c.GuideTicketDuration == 10*time.Minute && c.GuideWarnBefore == 15*time.Second &&
+				c.GuideRequestTimeout == 30*time.Second && c.GuideWebhookURL == ""
+		}},
+		{"guide settings", map[string]string{"CSTALK_GUIDE_TICKET_DURATION": "5m", "CSTALK_GUIDE_WEBHOOK_URL": "https://push.example.com/cstalk",
+			"CSTALK_GUIDE_WEBHOOK_SECRET": "0123456789abcdef"}, []string{"--guide-warn-before", "30s"},
+			func(c serveConfig) bool {
+				return c.GuideTicketDuration == 5*time.Minute && c.GuideWarnBefore == 30*time.Second &&
+					c.GuideWebhookURL == "https://push.example.com/cstalk"
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,6 +82,11 @@ func TestServeConfigRejects(t *testing.T) {
 		{"turn without public ip", map[string]string{"CSTALK_TURN_ADDR": ":3478"}, nil, "--turn-addr needs --video-public-ip"},
 		{"bad turn addr", nil, []string{"--turn-addr", "3478", "--video-public-ip", "203.0.113.7"}, "--turn-addr"},
 		{"bad relay range", nil, []string{"--turn-addr", ":3478", "--video-public-ip", "203.0.113.7", "--turn-relay-ports", "70000-70010"}, "--turn-relay-ports"},
+		{"guide ticket too short", nil, []string{"--guide-ticket-duration", "500ms"}, "--guide-ticket-duration must be at least 1s"},
+		{"guide warning after the end", map[string]string{"CSTALK_GUIDE_TICKET_DURATION": "10s"}, []string{"--guide-warn-before", "10s"}, "shorter than --guide-ticket-duration"},
+		{"guide request timeout", nil, []string{"--guide-request-timeout", "0s"}, "--guide-request-timeout"},
+		{"guide webhook not http", nil, []string{"--guide-webhook-url", "ftp://push.example.com", "--guide-webhook-secret", "0123456789abcdef"}, "want an http(s) URL"},
+		{"guide webhook without secret", map[string]string{"CSTALK_GUIDE_WEBHOOK_URL": "https://push.example.com/cstalk"}, nil, "--guide-webhook-secret of at least 16 bytes"},
 		{"message above frame", nil, []string{"--max-frame-bytes", "2048", "--max-message-bytes", "4096"}, "below --max-frame-bytes"},
 	}
 	for _, tc := range cases {
