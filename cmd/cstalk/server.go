@@ -44,8 +44,13 @@ type server struct {
 	guide    *guide.Service
 	// guidePush is the mobile-push webhook with --guide-webhook-url.
 	guidePush *guide.Webhook
-	http      *http.Server
-	ln        net.Listener
+	// guideRelay carries guide events between nodes over guideBus, a Redis
+	// bus of its own (the broker's delivery loop is the broker's); both
+	// nil on one node.
+	guideRelay *guide.Relay
+	guideBus   broker.Bus
+	http       *http.Server
+	ln         net.Listener
 }
 
 func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
@@ -140,13 +145,25 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	guideCfg.TicketDuration = cfg.GuideTicketDuration
 	guideCfg.WarnBefore = cfg.GuideWarnBefore
 	guideCfg.RequestTimeout = cfg.GuideRequestTimeout
-	var guidePush guide.Notifier
+	var guidePush guide.Notifiers
 	if cfg.GuideWebhookURL != "" {
 		s.guidePush = guide.NewWebhook(cfg.GuideWebhookURL, []byte(cfg.GuideWebhookSecret), 1024, log)
-		guidePush = s.guidePush
+		guidePush = append(guidePush, s.guidePush)
+	}
+	if cfg.Redis != "" {
+		if s.guideBus, err = redisbus.New(ctx, redisbus.Options{URL: cfg.Redis, Prefix: "cstalk:guide:", Log: log}); err != nil {
+			return nil, fmt.Errorf("guide relay bus: %w", err)
+		}
+		s.guideRelay = guide.NewRelay(s.guideBus, log)
+		guidePush = append(guidePush, s.guideRelay)
 	}
 	if s.guide, err = guide.New(guideCfg, s.store, guidePush, nil, log); err != nil {
 		return nil, fmt.Errorf("guide: %w", err)
+	}
+	if s.guideRelay != nil {
+		if err = s.guideRelay.Start(ctx, s.guide); err != nil {
+			return nil, err
+		}
 	}
 	if err = s.guide.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("guide: recover open sessions: %w", err)
@@ -293,6 +310,12 @@ func (s *server) Close() error {
 	}
 	if s.guidePush != nil {
 		errs = append(errs, s.guidePush.Close())
+	}
+	if s.guideRelay != nil {
+		errs = append(errs, s.guideRelay.Close())
+	}
+	if s.guideBus != nil {
+		errs = append(errs, s.guideBus.Close())
 	}
 	if s.video != nil {
 		errs = append(errs, s.video.Close())
