@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = process.argv[2] || join(here, 'dist');
-const pages = ['console', 'customer', 'admin'];
+const pages = ['console', 'customer', 'admin', 'guide'];
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(join(out, 'assets'), { recursive: true });

@@ -88,8 +88,9 @@ type browserEnv struct {
 }
 
 // newBrowserEnv skips under -short, fails without Chromium or Node, builds
-// the binary and starts it.
-func newBrowserEnv(t *testing.T) *browserEnv {
+// the binary and starts it; serveArgs are added to `cstalk serve` (a spec's
+// own settings, such as short guide times).
+func newBrowserEnv(t *testing.T, serveArgs ...string) *browserEnv {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("browser test; run without -short")
@@ -104,7 +105,7 @@ func newBrowserEnv(t *testing.T) *browserEnv {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/cstalk: %v\n%s", err, out)
 	}
-	e.srv, e.addr = startServer(ctx, t, e.bin, e.dir, "127.0.0.1:0")
+	e.srv, e.addr = startServer(ctx, t, e.bin, e.dir, "127.0.0.1:0", serveArgs...)
 	artifacts, err := filepath.Abs(filepath.Join("e2e", "artifacts"))
 	if err != nil {
 		t.Fatal(err)
@@ -158,17 +159,19 @@ type server struct {
 	logs   *bytes.Buffer
 }
 
-// startServer runs the binary on addr ("127.0.0.1:0" for a free port) and
-// returns once it logs that it listens, with the address it took.
-func startServer(ctx context.Context, t *testing.T, bin, dir, addr string) (*server, string) {
+// startServer runs the binary on addr ("127.0.0.1:0" for a free port), with
+// extra flags after the common ones, and returns once it logs that it
+// listens, with the address it took.
+func startServer(ctx context.Context, t *testing.T, bin, dir, addr string, extra ...string) (*server, string) {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, bin, "serve", "--demo",
+	args := append([]string{"serve", "--demo",
 		"--addr", addr,
-		"--db", "sqlite:"+filepath.Join(dir, "cstalk.db"),
+		"--db", "sqlite:" + filepath.Join(dir, "cstalk.db"),
 		"--upload-dir", filepath.Join(dir, "uploads"),
 		"--jwt-secret", "e2e-secret-0123456789abcdef-0123",
 		"--shutdown-timeout", "5s",
-		"--log-format", "json")
+		"--log-format", "json"}, extra...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

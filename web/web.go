@@ -1,6 +1,7 @@
 // Package web serves cstalk's pages: the counselor console at /, the
-// customer chat page at /customer (what the gas app opens in a web view) and
-// the administrator's view at /admin. The pages are built from web/src by
+// customer chat page at /customer (what the gas app opens in a web view),
+// the administrator's view at /admin and the guide page at /guide (users
+// and mates of timed video guides). The pages are built from web/src by
 // esbuild (npm run build) into web/dist, which is committed and embedded,
 // so the binary needs neither npm nor any other site at run time.
 package web
@@ -31,6 +32,8 @@ func pageDocument(p string) (string, bool) {
 		return "customer.html", true
 	case "/admin":
 		return "admin.html", true
+	case "/guide":
+		return "guide.html", true
 	}
 	return "", false
 }

@@ -28,7 +28,7 @@ func TestPagesAndHeaders(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp, string(b)
 	}
-	for path, script := range map[string]string{"/": "/assets/console.js", "/customer": "/assets/customer.js", "/admin": "/assets/admin.js"} {
+	for path, script := range map[string]string{"/": "/assets/console.js", "/customer": "/assets/customer.js", "/admin": "/assets/admin.js", "/guide": "/assets/guide.js"} {
 		resp, body := get(http.MethodGet, path)
 		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -50,7 +50,7 @@ func TestPagesAndHeaders(t *testing.T) {
 			t.Errorf("GET %s: headers %v", path, resp.Header)
 		}
 	}
-	for path, ctype := range map[string]string{"/assets/console.js": "text/javascript", "/assets/style.css": "text/css"} {
+	for path, ctype := range map[string]string{"/assets/console.js": "text/javascript", "/assets/guide.js": "text/javascript", "/assets/style.css": "text/css"} {
 		resp, body := get(http.MethodGet, path)
 		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), ctype) || len(body) == 0 {
 			t.Errorf("GET %s: %d %q", path, resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -59,7 +59,7 @@ func TestPagesAndHeaders(t *testing.T) {
 			t.Errorf("GET %s: no Content-Security-Policy", path)
 		}
 	}
-	for _, path := range []string{"/nothing", "/assets/", "/assets/../console.html", "/console.html", "/assets/missing.js", "/customer/x"} {
+	for _, path := range []string{"/nothing", "/assets/", "/assets/../console.html", "/console.html", "/assets/missing.js", "/customer/x", "/guide.html", "/guide/"} {
 		if resp, _ := get(http.MethodGet, path); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", path, resp.StatusCode)
 		}
@@ -67,8 +67,13 @@ func TestPagesAndHeaders(t *testing.T) {
 	if resp, _ := get(http.MethodPost, "/"); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /: %d", resp.StatusCode)
 	}
-	if resp, body := get(http.MethodHead, "/admin"); resp.StatusCode != http.StatusOK || body != "" {
-		t.Errorf("HEAD /admin: %d %q", resp.StatusCode, body)
+	for _, path := range []string{"/admin", "/guide"} {
+		if resp, body := get(http.MethodHead, path); resp.StatusCode != http.StatusOK || body != "" {
+			t.Errorf("HEAD %s: %d %q", path, resp.StatusCode, body)
+		}
+	}
+	if resp, _ := get(http.MethodPost, "/guide"); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /guide: %d", resp.StatusCode)
 	}
 }
 

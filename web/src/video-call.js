@@ -9,10 +9,13 @@ import { t, lang } from './i18n.js';
 //
 // The chat side of the call (VIDEO_START, VIDEO_INVITE, VIDEO_ACCEPT,
 // VIDEO_DECLINE, VIDEO_END, VIDEO_ENDED) is the page's; it calls
-// invited/join/ended and gets onAccept/onDecline/onHangUp.
+// invited/join/ended and gets onAccept/onDecline/onHangUp; onRemoteVideo
+// tells, once per participant, that its video shows (the guide page
+// begins the guide on it).
 export class VideoCall {
-  constructor({ onAccept, onDecline, onHangUp, onPhase = () => {} }) {
+  constructor({ onAccept, onDecline, onHangUp, onPhase = () => {}, onRemoteVideo = () => {} }) {
     this.onPhase = onPhase;
+    this.onRemoteVideo = onRemoteVideo;
     this.onAccept = onAccept;
     this.onDecline = onDecline;
     this.onHangUp = onHangUp;
@@ -254,6 +257,15 @@ export class VideoCall {
     p.pc.onconnectionstatechange = () => {
       if (p.pc.connectionState === 'connected') this.setPhase('connected', 'callConnected');
     };
+    // 'resize' comes with the first decoded frame; 'playing' may come
+    // earlier, on audio alone, so the width decides.
+    const shown = () => {
+      if (p.shown || video.videoWidth === 0 || this.peers.get(userId) !== p) return;
+      p.shown = true;
+      this.onRemoteVideo(userId);
+    };
+    video.addEventListener('resize', shown);
+    video.addEventListener('playing', shown);
     this.remoteBox.append(video);
     this.showRemoteVideo(userId, videoOn);
     await this.offer(userId, p);
