@@ -84,6 +84,7 @@ type guideHistoryRow struct {
 	CompletedAt *time.Time
 	EndReason   string
 	DurationMs  int64
+	CheckedAt   *time.Time
 }
 
 func (guideHistoryRow) TableName() string { return "guide_histories" }
@@ -93,7 +94,7 @@ func (r guideHistoryRow) toGuide() *guide.History {
 		ID: r.ID, SessionID: r.SessionID, UserID: r.UserID, MateID: r.MateID,
 		BeganAt: r.BeganAt.UTC(), EndsAt: r.EndsAt.UTC(), TicketsUsed: r.TicketsUsed,
 		CompletedAt: utcPtr(r.CompletedAt), EndReason: guide.EndReason(r.EndReason),
-		Duration: time.Duration(r.DurationMs) * time.Millisecond,
+		Duration: time.Duration(r.DurationMs) * time.Millisecond, CheckedAt: utcPtr(r.CheckedAt),
 	}
 }
 
@@ -377,7 +378,7 @@ func spendTicket(tx *gorm.DB, userID int64) error {
 }
 
 // ExtendGuide spends one more ticket on an open history.
-func (s *Store) ExtendGuide(ctx context.Context, historyID int64, endsAt time.Time) (*guide.History, int, error) {
+func (s *Store) ExtendGuide(ctx context.Context, historyID int64, ticketsUsed int, endsAt time.Time) (*guide.History, int, error) {
 	what := fmt.Sprintf("extend guide history %d", historyID)
 	var h guideHistoryRow
 	var left int
@@ -385,13 +386,15 @@ func (s *Store) ExtendGuide(ctx context.Context, historyID int64, endsAt time.Ti
 		if err := tx.Take(&h, historyID).Error; err != nil {
 			return err
 		}
-		res := tx.Model(&guideHistoryRow{}).Where("id = ? AND completed_at IS NULL", historyID).
+		// tickets_used is the version: an extension computed from a history
+		// another node has extended or completed since changes nothing.
+		res := tx.Model(&guideHistoryRow{}).Where("id = ? AND completed_at IS NULL AND tickets_used = ?", historyID, ticketsUsed).
 			Updates(map[string]any{"tickets_used": gorm.Expr("tickets_used + 1"), "ends_at": dbTime(endsAt)})
 		if res.Error != nil {
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
-			return fmt.Errorf("history completed: %w", guide.ErrConflict)
+			return fmt.Errorf("history completed or extended meanwhile: %w", guide.ErrConflict)
 		}
 		if err := spendTicket(tx, h.UserID); err != nil {
 			return err
@@ -408,7 +411,8 @@ func (s *Store) ExtendGuide(ctx context.Context, historyID int64, endsAt time.Ti
 }
 
 // CompleteGuide completes an open history once, with its CRM record.
-func (s *Store) CompleteGuide(ctx context.Context, historyID int64, at time.Time, reason guide.EndReason) (*guide.History, bool, error) {
+// ticketsUsed > 0 completes it only while it has that many tickets.
+func (s *Store) CompleteGuide(ctx context.Context, historyID int64, ticketsUsed int, at time.Time, reason guide.EndReason) (*guide.History, bool, error) {
 	what := fmt.Sprintf("complete guide history %d", historyID)
 	var h guideHistoryRow
 	done := false
@@ -421,13 +425,18 @@ func (s *Store) CompleteGuide(ctx context.Context, historyID int64, at time.Time
 			end = h.BeganAt
 		}
 		duration := end.Sub(h.BeganAt).Milliseconds()
-		res := tx.Model(&guideHistoryRow{}).Where("id = ? AND completed_at IS NULL", historyID).
-			Updates(map[string]any{"completed_at": end, "end_reason": string(reason), "duration_ms": duration})
+		q := tx.Model(&guideHistoryRow{}).Where("id = ? AND completed_at IS NULL", historyID)
+		if ticketsUsed > 0 {
+			// An expiry is of the tickets it counted: one more ticket
+			// spent meanwhile (on another node) keeps the guide open.
+			q = q.Where("tickets_used = ?", ticketsUsed)
+		}
+		res := q.Updates(map[string]any{"completed_at": end, "end_reason": string(reason), "duration_ms": duration})
 		if res.Error != nil {
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
-			return nil // completed before: h is as it was
+			return nil // completed before, or extended: h is as it was
 		}
 		done = true
 		h.CompletedAt, h.EndReason, h.DurationMs = &end, string(reason), duration
@@ -473,6 +482,16 @@ func (s *Store) OpenHistories(ctx context.Context) ([]guide.History, error) {
 		out[i] = *r.toGuide()
 	}
 	return out, nil
+}
+
+// TouchGuide records a session check at at on an open history.
+func (s *Store) TouchGuide(ctx context.Context, historyID int64, at time.Time) error {
+	err := s.db.WithContext(ctx).Model(&guideHistoryRow{}).Where("id = ? AND completed_at IS NULL", historyID).
+		Update("checked_at", dbTime(at)).Error
+	if err != nil {
+		return s.guideFail(fmt.Sprintf("touch guide history %d", historyID), err)
+	}
+	return nil
 }
 
 // SetCRMNote attaches a note to a CRM record.

@@ -168,3 +168,11 @@ var guideSQLite = []string{
 
 // guideTables lists the guide tables, children first, for the rollback.
 var guideTables = []string{"guide_evaluations", "guide_crm", "guide_histories", "guide_sessions", "guide_friends", "guide_accounts"}
+
+// guideChecked adds the last session check another node answered, so the
+// node running a guide's clock does not take its apps for vanished.
+var guideCheckedMySQL = []string{`ALTER TABLE guide_histories ADD COLUMN checked_at DATETIME(6) NULL`}
+
+var guideCheckedSQLite = []string{`ALTER TABLE guide_histories ADD COLUMN checked_at DATETIME NULL`}
+
+var guideCheckedRollback = []string{`ALTER TABLE guide_histories DROP COLUMN checked_at`}

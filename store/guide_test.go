@@ -111,7 +111,7 @@ func testGuideRanking(t *testing.T, ctx context.Context, s *Store) {
 		must(t, s.CreateGuideSession(ctx, gs))
 		h, _, err := s.BeginGuide(ctx, gs.ID, t0, t0.Add(time.Minute))
 		must(t, err)
-		_, done, err := s.CompleteGuide(ctx, h.ID, t0.Add(time.Minute), guide.EndExpired)
+		_, done, err := s.CompleteGuide(ctx, h.ID, 0, t0.Add(time.Minute), guide.EndExpired)
 		if err != nil || !done {
 			t.Fatalf("complete: %v %v", done, err)
 		}
@@ -180,9 +180,17 @@ func testGuideLifecycle(t *testing.T, ctx context.Context, s *Store) {
 	if err != nil || got.Status != guide.StatusActive || got.HistoryID != h.ID || got.AnsweredAt == nil {
 		t.Fatalf("session: %+v %v", got, err)
 	}
-	h, left, err = s.ExtendGuide(ctx, h.ID, began.Add(20*time.Minute))
+	if _, _, err := s.ExtendGuide(ctx, h.ID, 2, began.Add(20*time.Minute)); !errors.Is(err, guide.ErrConflict) {
+		t.Fatalf("extend from a stale view: %v", err)
+	}
+	h, left, err = s.ExtendGuide(ctx, h.ID, 1, began.Add(20*time.Minute))
 	if err != nil || left != 1 || h.TicketsUsed != 2 {
 		t.Fatalf("extend: %+v %d %v", h, left, err)
+	}
+	// The first ticket's time is over, but the guide was extended: the
+	// expiry of the old end completes nothing.
+	if got, done, err := s.CompleteGuide(ctx, h.ID, 1, began.Add(10*time.Minute), guide.EndExpired); err != nil || done || got.CompletedAt != nil {
+		t.Fatalf("expiry of an extended guide: %+v %v %v", got, done, err)
 	}
 	open, err := s.OpenHistories(ctx)
 	must(t, err)
@@ -197,11 +205,11 @@ func testGuideLifecycle(t *testing.T, ctx context.Context, s *Store) {
 		t.Fatalf("note before completion: %v", err)
 	}
 	end := began.Add(13*time.Minute + 1500*time.Microsecond)
-	h, done, err := s.CompleteGuide(ctx, h.ID, end, guide.EndUser)
+	h, done, err := s.CompleteGuide(ctx, h.ID, 0, end, guide.EndUser)
 	if err != nil || !done || h.Duration != 13*time.Minute+time.Millisecond || h.EndReason != guide.EndUser {
 		t.Fatalf("complete: %+v %v %v", h, done, err)
 	}
-	if _, _, err := s.ExtendGuide(ctx, h.ID, end); !errors.Is(err, guide.ErrConflict) {
+	if _, _, err := s.ExtendGuide(ctx, h.ID, h.TicketsUsed, end); !errors.Is(err, guide.ErrConflict) {
 		t.Fatalf("extend after completion: %v", err)
 	}
 	if acc, _ := s.GuideAccount(ctx, u.ID); acc.Tickets != 1 {
@@ -248,7 +256,7 @@ func testGuideCompleteRace(t *testing.T, ctx context.Context, s *Store) {
 	wins := 0
 	for i, reason := range []guide.EndReason{guide.EndUser, guide.EndMate, guide.EndExpired, guide.EndLost} {
 		wg.Go(func() {
-			_, done, err := s.CompleteGuide(ctx, h.ID, t0.Add(time.Duration(i+1)*time.Second), reason)
+			_, done, err := s.CompleteGuide(ctx, h.ID, 0, t0.Add(time.Duration(i+1)*time.Second), reason)
 			if err != nil {
 				t.Error(err)
 			}

@@ -253,9 +253,9 @@ func (s *Store) migrations() []*gormigrate.Migration {
 	if s.dialect == dialectMySQL {
 		initial = initialMySQL
 	}
-	guide := guideSQLite
+	guide, guideChecked := guideSQLite, guideCheckedSQLite
 	if s.dialect == dialectMySQL {
-		guide = guideMySQL
+		guide, guideChecked = guideMySQL, guideCheckedMySQL
 	}
 	return []*gormigrate.Migration{{
 		ID:       "202611230001_initial",
@@ -265,6 +265,10 @@ func (s *Store) migrations() []*gormigrate.Migration {
 		ID:       "202611230100_guide",
 		Migrate:  execAll(guide),
 		Rollback: dropAll(guideTables),
+	}, {
+		ID:       "202611231500_guide_checked",
+		Migrate:  execAll(guideChecked),
+		Rollback: gormigrate.RollbackFunc(execAll(guideCheckedRollback)),
 	}}
 }
 

@@ -96,14 +96,42 @@ func (s *Service) armLocked(l *liveGuide) {
 // armWatchdogLocked ends the guide when neither app checks in for
 // VanishAfter.
 func (s *Service) armWatchdogLocked(l *liveGuide) {
+	s.armWatchdogInLocked(l, s.cfg.VanishAfter)
+}
+
+func (s *Service) armWatchdogInLocked(l *liveGuide, d time.Duration) {
 	if l.watchdog != nil {
 		l.watchdog.Stop()
 	}
 	l.watchGen++
 	gen, gsSeq := l.watchGen, l.gs.ID
-	l.watchdog = s.after(s.cfg.VanishAfter, func(ctx context.Context) {
-		s.complete(ctx, gsSeq, EndVanished, func(l *liveGuide) (time.Time, bool) { return l.seen, l.watchGen == gen })
-	})
+	l.watchdog = s.after(d, func(ctx context.Context) { s.vanished(ctx, gsSeq, gen) })
+}
+
+// vanished completes a guide neither app has checked for VanishAfter,
+// counting the checks other nodes answered (stored by TouchGuide).
+func (s *Service) vanished(ctx context.Context, gsSeq int64, gen int) {
+	s.mu.Lock()
+	l := s.live[gsSeq]
+	if l == nil || l.done || l.watchGen != gen {
+		s.mu.Unlock()
+		return
+	}
+	historyID := l.h.ID
+	s.mu.Unlock()
+	if h, err := s.store.GuideHistory(ctx, historyID); err == nil && h.CheckedAt != nil {
+		s.mu.Lock()
+		if l.watchGen == gen && !l.done && h.CheckedAt.After(l.seen) {
+			l.seen = *h.CheckedAt
+			if left := s.cfg.VanishAfter - s.cfg.Now().Sub(l.seen); left > 0 {
+				s.armWatchdogInLocked(l, left)
+				s.mu.Unlock()
+				return
+			}
+		}
+		s.mu.Unlock()
+	}
+	s.complete(ctx, gsSeq, EndVanished, func(l *liveGuide) (time.Time, bool) { return l.seen, l.watchGen == gen })
 }
 
 func (s *Service) warnNow(ctx context.Context, gsSeq int64, gen int) {
@@ -149,7 +177,36 @@ func (s *Service) Check(ctx context.Context, a *Account, gsSeq int64) (*State, e
 		return st, nil
 	}
 	s.mu.Unlock()
-	return s.stateOf(ctx, gs)
+	return s.checkElsewhere(ctx, gs, now)
+}
+
+// checkElsewhere answers the check of a guide whose clock runs on another
+// node: the check is stored for that node's watchdog, and a guide past its
+// end is completed here (once, by the store) in case that node is gone.
+func (s *Service) checkElsewhere(ctx context.Context, gs *Session, now time.Time) (*State, error) {
+	st, err := s.stateOf(ctx, gs)
+	if err != nil || st.GhSeq == 0 {
+		return st, err
+	}
+	if now.Before(*st.EndsAt) {
+		if err := s.store.TouchGuide(ctx, st.GhSeq, now); err != nil {
+			s.log.Warn("guide: record a session check", "gsSeq", gs.ID, "err", err)
+		}
+		return st, nil
+	}
+	h, done, err := s.store.CompleteGuide(ctx, st.GhSeq, st.TicketsUsed, *st.EndsAt, EndExpired)
+	if err != nil {
+		return nil, fmt.Errorf("guide: complete: %w", err)
+	}
+	if done {
+		s.ended(ctx, gs, h)
+	}
+	fresh, err := s.store.GuideSession(ctx, gs.ID)
+	if err != nil {
+		return nil, fmt.Errorf("guide: session %d: %w", gs.ID, err)
+	}
+	fresh.RoomID = RoomID(fresh.ID)
+	return s.stateOf(ctx, fresh)
 }
 
 func (s *Service) storedState(ctx context.Context, a *Account, gsSeq int64) (*State, error) {
@@ -193,7 +250,7 @@ func (s *Service) Extend(ctx context.Context, user *Account, gsSeq int64) (*Begu
 	l := s.live[gsSeq]
 	s.mu.Unlock()
 	if l == nil {
-		return nil, errNotActive
+		return s.extendElsewhere(ctx, gs)
 	}
 	l.op.Lock()
 	defer l.op.Unlock()
@@ -202,16 +259,11 @@ func (s *Service) Extend(ctx context.Context, user *Account, gsSeq int64) (*Begu
 		s.mu.Unlock()
 		return nil, errNotActive
 	}
-	historyID, newEnd := l.h.ID, l.h.EndsAt.Add(s.cfg.TicketDuration)
+	seen := l.h
 	s.mu.Unlock()
-	h, left, err := s.store.ExtendGuide(ctx, historyID, newEnd)
-	switch {
-	case errors.Is(err, ErrNoTicket):
-		return nil, errNoTicket
-	case errors.Is(err, ErrConflict):
-		return nil, errNotActive
-	case err != nil:
-		return nil, fmt.Errorf("guide: extend: %w", err)
+	h, left, err := s.extendStored(ctx, seen)
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	l.h = *h
@@ -221,6 +273,58 @@ func (s *Service) Extend(ctx context.Context, user *Account, gsSeq int64) (*Begu
 	s.log.Info("guide extended", "gsSeq", gsSeq, "ghSeq", h.ID, "tickets", h.TicketsUsed, "endsAt", h.EndsAt)
 	s.tellBoth(ctx, gs, left, Event{Type: EventExtended, GsSeq: gsSeq, GhSeq: h.ID})
 	return &Begun{History: *h, TicketsLeft: left}, nil
+}
+
+// extendElsewhere extends a guide whose clock runs on another node: the
+// store decides, and the relayed guideExtended re-arms that node's clock.
+func (s *Service) extendElsewhere(ctx context.Context, gs *Session) (*Begun, error) {
+	if gs.Status != StatusActive || gs.HistoryID == 0 {
+		return nil, errNotActive
+	}
+	seen, err := s.store.GuideHistory(ctx, gs.HistoryID)
+	if err != nil {
+		return nil, fmt.Errorf("guide: extend: %w", err)
+	}
+	if seen.CompletedAt != nil || !s.cfg.Now().Before(seen.EndsAt) {
+		return nil, errNotActive
+	}
+	h, left, err := s.extendStored(ctx, *seen)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("guide extended", "gsSeq", gs.ID, "ghSeq", h.ID, "tickets", h.TicketsUsed, "endsAt", h.EndsAt, "clock", "another node")
+	ends, used := h.EndsAt.UTC(), h.TicketsUsed
+	remaining := int(max(h.EndsAt.Sub(s.cfg.Now()), 0).Round(time.Second) / time.Second)
+	s.tellBoth(ctx, gs, left, Event{Type: EventExtended, GsSeq: gs.ID, GhSeq: h.ID,
+		EndsAt: &ends, RemainingSeconds: &remaining, TicketsUsed: &used})
+	return &Begun{History: *h, TicketsLeft: left}, nil
+}
+
+// extendStored spends one more ticket on the guide of history seen. When
+// another node extended it meanwhile, it extends the guide as it now
+// stands: the user asked for one more ticket either way.
+func (s *Service) extendStored(ctx context.Context, seen History) (*History, int, error) {
+	for attempt := 1; ; attempt++ {
+		h, left, err := s.store.ExtendGuide(ctx, seen.ID, seen.TicketsUsed, seen.EndsAt.Add(s.cfg.TicketDuration))
+		switch {
+		case err == nil:
+			return h, left, nil
+		case errors.Is(err, ErrNoTicket):
+			return nil, 0, errNoTicket
+		case !errors.Is(err, ErrConflict):
+			return nil, 0, fmt.Errorf("guide: extend: %w", err)
+		case attempt == 3:
+			return nil, 0, errNotActive
+		}
+		fresh, err := s.store.GuideHistory(ctx, seen.ID)
+		if err != nil {
+			return nil, 0, fmt.Errorf("guide: extend: %w", err)
+		}
+		if fresh.CompletedAt != nil || !s.cfg.Now().Before(fresh.EndsAt) {
+			return nil, 0, errNotActive
+		}
+		seen = *fresh
+	}
 }
 
 // Completion is the answer to /guide/complete.
@@ -253,7 +357,7 @@ func (s *Service) completeSession(ctx context.Context, gs *Session, reason EndRe
 	if gs.HistoryID == 0 {
 		return nil, errNotActive
 	}
-	h, done, err := s.store.CompleteGuide(ctx, gs.HistoryID, now, reason)
+	h, done, err := s.store.CompleteGuide(ctx, gs.HistoryID, 0, now, reason)
 	if err != nil {
 		return nil, fmt.Errorf("guide: complete: %w", err)
 	}
@@ -289,9 +393,13 @@ func (s *Service) complete(ctx context.Context, gsSeq int64, reason EndReason, w
 		return nil, nil
 	}
 	gs, historyID := l.gs, l.h.ID
+	tickets := 0
+	if reason == EndExpired {
+		tickets = l.h.TicketsUsed
+	}
 	s.mu.Unlock()
 
-	h, done, err := s.store.CompleteGuide(ctx, historyID, at, reason)
+	h, done, err := s.store.CompleteGuide(ctx, historyID, tickets, at, reason)
 	if err != nil {
 		s.log.Error("guide complete", "gsSeq", gsSeq, "reason", reason, "err", err)
 		if reason == EndExpired || reason == EndVanished {
@@ -309,6 +417,15 @@ func (s *Service) complete(ctx context.Context, gsSeq int64, reason EndReason, w
 		}
 		return nil, fmt.Errorf("guide: complete: %w", err)
 	}
+	if !done && h.CompletedAt == nil {
+		// Extended on another node meanwhile: the clock follows the store.
+		if s.followStore(ctx, l) {
+			return nil, nil
+		}
+		if fresh, err := s.store.GuideHistory(ctx, historyID); err == nil {
+			h = fresh
+		}
+	}
 	s.mu.Lock()
 	l.done = true
 	l.h = *h
@@ -320,6 +437,40 @@ func (s *Service) complete(ctx context.Context, gsSeq int64, reason EndReason, w
 		s.ended(ctx, &gs, h)
 	}
 	return &Completion{History: *h, Already: !done}, nil
+}
+
+// followStore re-arms l's clock from the stored history when another node
+// extended the guide; it reports whether the guide is still open.
+func (s *Service) followStore(ctx context.Context, l *liveGuide) bool {
+	s.mu.Lock()
+	id := l.h.ID
+	s.mu.Unlock()
+	fresh, err := s.store.GuideHistory(ctx, id)
+	if err != nil {
+		s.log.Error("guide: read history", "ghSeq", id, "err", err)
+		// Keep the clock: its next firing asks the store again.
+		s.mu.Lock()
+		if !l.done && !s.closed {
+			gen := l.gen
+			stopAll(l.expire)
+			gsSeq := l.gs.ID
+			l.expire = s.after(s.cfg.RetryAfter, func(ctx context.Context) {
+				s.complete(ctx, gsSeq, EndExpired, func(l *liveGuide) (time.Time, bool) { return l.h.EndsAt, l.gen == gen })
+			})
+		}
+		s.mu.Unlock()
+		return true
+	}
+	if fresh.CompletedAt != nil {
+		return false
+	}
+	s.mu.Lock()
+	if !l.done && fresh.TicketsUsed > l.h.TicketsUsed {
+		l.h = *fresh
+		s.armLocked(l)
+	}
+	s.mu.Unlock()
+	return true
 }
 
 // ended tells both sides and closes the room, once per guide.

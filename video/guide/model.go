@@ -125,6 +125,9 @@ type History struct {
 	CompletedAt *time.Time
 	EndReason   EndReason
 	Duration    time.Duration // BeganAt to CompletedAt
+	// CheckedAt is the last session check a node without the guide's
+	// clock answered (the clock's node keeps its own in memory).
+	CheckedAt *time.Time
 }
 
 // CRM is the record of a completed guide, written once at completion; the

@@ -98,24 +98,36 @@ func (r *Relay) Close() error {
 }
 
 // heardFromPeer delivers another node's event to this node's streams and
-// applies it to this node's clock: a guide another node completed is over
-// here too, so its timers stop (no warning after the end) and its video
-// room, which may live on this node, closes.
+// applies it to this node's clock of the guide, if it runs one: a guide
+// completed elsewhere is over here too (timers stopped, no warning after
+// the end; its video room, which may live here, closed); one extended
+// elsewhere is re-armed from the store.
 func (s *Service) heardFromPeer(ctx context.Context, accountID int64, ev Event) {
 	// The clock first: whoever hears the end must not hear a warning after.
 	defer s.hub.Notify(ctx, accountID, ev)
-	if ev.Type != EventEnded {
+	s.mu.Lock()
+	l := s.live[ev.GsSeq]
+	if l == nil || l.done {
+		s.mu.Unlock()
+		if ev.Type == EventEnded {
+			s.closeRoom(ev.GsSeq)
+		}
 		return
 	}
-	s.mu.Lock()
-	if l := s.live[ev.GsSeq]; l != nil && !l.done {
+	switch {
+	case ev.Type == EventEnded:
 		l.done = true
 		stopAll(l.warn, l.expire, l.watchdog)
 		delete(s.live, ev.GsSeq)
 		s.releaseLocked(&l.gs)
+		s.mu.Unlock()
+		s.closeRoom(ev.GsSeq)
+	case ev.Type == EventExtended && ev.TicketsUsed != nil && *ev.TicketsUsed > l.h.TicketsUsed:
+		s.mu.Unlock()
+		s.followStore(ctx, l)
+	default:
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
-	s.closeRoom(ev.GsSeq)
 }
 
 // Notifiers notifies each of its notifiers in turn.

@@ -9,14 +9,11 @@ import (
 	"github.com/cstalk/cstalk/video/guide"
 )
 
-// TestRelayAcrossNodes: two nodes share the store and a bus. The user asks
-// on node A while the mate listens on node B (and on A too): each stream
-// hears every event of the guide exactly once, in order, whichever node
-// ran the step; the mate approves through B.
-func TestRelayAcrossNodes(t *testing.T) {
-	// No vanish watchdog within the test: it would end the guide on A by
-	// itself and hide a clock that kept running after the end on B.
-	h := newHarnessOn(t, "sqlite:"+filepath.Join(t.TempDir(), "guide.db"), func(c *guide.Config) { c.VanishAfter = 24 * time.Hour })
+// twoNodes runs two guide services on one store and one clock, joined by
+// relays over an in-process bus network, as two cstalk nodes with Redis.
+func twoNodes(t *testing.T, tune ...func(*guide.Config)) (h *harness, a, b *guide.Service) {
+	t.Helper()
+	h = newHarnessOn(t, "sqlite:"+filepath.Join(t.TempDir(), "guide.db"), tune...)
 	network := broker.NewMemoryNetwork()
 	node := func() *guide.Service {
 		relay := guide.NewRelay(network.Node(), nil)
@@ -30,7 +27,44 @@ func TestRelayAcrossNodes(t *testing.T) {
 		t.Cleanup(func() { svc.Close(); relay.Close() })
 		return svc
 	}
-	a, b := node(), node()
+	return h, node(), node()
+}
+
+func nextEvent(t *testing.T, name string, events <-chan guide.Event) guide.Event {
+	t.Helper()
+	select {
+	case ev := <-events:
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s heard nothing", name)
+		return guide.Event{}
+	}
+}
+
+// silent fails if a stream holds an event. Timers run on the clock's
+// Advance and the hub queues synchronously, so whatever a step caused is
+// queued when the step returns; relayed events are awaited before.
+func silent(t *testing.T, streams map[string]<-chan guide.Event) {
+	t.Helper()
+	for name, events := range streams {
+		select {
+		case ev := <-events:
+			t.Fatalf("%s heard %+v", name, ev)
+		default:
+		}
+	}
+}
+
+// TestRelayAcrossNodes: the user asks on node A while the mate listens on
+// node B (and on A too): each stream hears every event of the guide
+// exactly once, in order, whichever node ran the step. The mate approves
+// on B, the user begins on A (A runs the clock), extends on B (A's clock
+// follows: no expiry at the first ticket's end, one warning before the
+// second's), and the mate ends on B, which stops A's clock.
+func TestRelayAcrossNodes(t *testing.T) {
+	// No vanish watchdog within the test: it would end the guide on A by
+	// itself and hide a clock that kept running after the end on B.
+	h, a, b := twoNodes(t, func(c *guide.Config) { c.VanishAfter = 24 * time.Hour })
 	user := h.user("relay-user", 3)
 	mate := h.mate("relay-mate", 0, 0, guide.Available)
 	userOnA, stopUser := a.Hub().Subscribe(user.ID)
@@ -39,14 +73,13 @@ func TestRelayAcrossNodes(t *testing.T) {
 	defer stopMateB()
 	mateOnA, stopMateA := a.Hub().Subscribe(mate.ID)
 	defer stopMateA()
-	next := func(name string, events <-chan guide.Event) guide.Event {
+	all := map[string]<-chan guide.Event{"mate on B": mateOnB, "mate on A": mateOnA, "user on A": userOnA}
+	expectAll := func(typ string, check func(guide.Event) bool) {
 		t.Helper()
-		select {
-		case ev := <-events:
-			return ev
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s heard nothing", name)
-			return guide.Event{}
+		for name, events := range all {
+			if ev := nextEvent(t, name, events); ev.Type != typ || !check(ev) {
+				t.Fatalf("%s: %+v, want %s", name, ev, typ)
+			}
 		}
 	}
 
@@ -59,40 +92,141 @@ func TestRelayAcrossNodes(t *testing.T) {
 	}
 	gsSeq := req.Session.ID
 	for name, events := range map[string]<-chan guide.Event{"mate on B": mateOnB, "mate on A": mateOnA} {
-		if ev := next(name, events); ev.Type != guide.EventRequest || ev.GsSeq != gsSeq {
+		if ev := nextEvent(t, name, events); ev.Type != guide.EventRequest || ev.GsSeq != gsSeq {
 			t.Fatalf("%s: %+v, want guideRequest %d", name, ev, gsSeq)
 		}
 	}
 	if _, err := b.Approve(h.ctx, mate, gsSeq); err != nil {
 		t.Fatalf("approve on the other node: %v", err)
 	}
-	if ev := next("user on A", userOnA); ev.Type != guide.EventApproved || ev.Token == "" {
+	if ev := nextEvent(t, "user on A", userOnA); ev.Type != guide.EventApproved || ev.Token == "" {
 		t.Fatalf("user: %+v, want guideApproved with a token", ev)
 	}
+	began := h.clock.Now()
 	if _, err := a.Begin(h.ctx, user, gsSeq); err != nil {
 		t.Fatal(err)
 	}
 	// A duplicate guideRequest would come before guideBegun on either stream.
-	for name, events := range map[string]<-chan guide.Event{"mate on B": mateOnB, "mate on A": mateOnA, "user on A": userOnA} {
-		if ev := next(name, events); ev.Type != guide.EventBegun || ev.GsSeq != gsSeq {
-			t.Fatalf("%s: %+v, want guideBegun", name, ev)
-		}
+	expectAll(guide.EventBegun, func(ev guide.Event) bool { return ev.GsSeq == gsSeq })
+
+	ticket := h.cfg.TicketDuration
+	ext, err := b.Extend(h.ctx, user, gsSeq)
+	if err != nil {
+		t.Fatalf("extend on the node without the clock: %v", err)
 	}
+	if ext.TicketsLeft != 1 || ext.History.TicketsUsed != 2 || !ext.History.EndsAt.Equal(began.Add(2*ticket)) {
+		t.Fatalf("extended: %+v", ext)
+	}
+	expectAll(guide.EventExtended, func(ev guide.Event) bool {
+		return *ev.TicketsUsed == 2 && ev.EndsAt.Equal(began.Add(2*ticket))
+	})
+	// A's clock follows: the first ticket's end passes quietly, the warning
+	// comes once, WarnBefore before the second's.
+	h.clock.Advance(2*ticket - h.cfg.WarnBefore - time.Second)
+	silent(t, all)
+	h.clock.Advance(time.Second)
+	expectAll(guide.EventWarning, func(ev guide.Event) bool { return *ev.RemainingSeconds == int(h.cfg.WarnBefore/time.Second) })
+
 	if _, err := b.Complete(h.ctx, mate, gsSeq); err != nil {
 		t.Fatal(err)
 	}
-	for name, events := range map[string]<-chan guide.Event{"mate on B": mateOnB, "mate on A": mateOnA, "user on A": userOnA} {
-		if ev := next(name, events); ev.Type != guide.EventEnded || ev.Reason != "mateEnded" {
-			t.Fatalf("%s: %+v, want guideEnded by the mate", name, ev)
+	expectAll(guide.EventEnded, func(ev guide.Event) bool { return ev.Reason == "mateEnded" && *ev.TicketsUsed == 2 })
+	// Node A ran the clock; the end on B stopped it.
+	h.clock.Advance(2 * ticket)
+	silent(t, all)
+	if u := h.account(user.ID); u.Tickets != 1 {
+		t.Fatalf("user has %d tickets, want 1 (3 - begin - extension)", u.Tickets)
+	}
+}
+
+// TestClockNodeGone: the node running a guide's clock goes away; the other
+// node completes the guide when a session check comes after its end, once.
+func TestClockNodeGone(t *testing.T) {
+	h, a, b := twoNodes(t)
+	user := h.user("gone-user", 2)
+	mate := h.mate("gone-mate", 0, 0, guide.Available)
+	mateOnB, stop := b.Hub().Subscribe(mate.ID)
+	defer stop()
+	if err := a.AddFriend(h.ctx, user, mate.ID); err != nil {
+		t.Fatal(err)
+	}
+	req, err := a.Match(h.ctx, user, mate.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gsSeq := req.Session.ID
+	if _, err := a.Approve(h.ctx, mate, gsSeq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Begin(h.ctx, user, gsSeq); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{guide.EventRequest, guide.EventBegun} {
+		if ev := nextEvent(t, "mate on B", mateOnB); ev.Type != typ {
+			t.Fatalf("mate: %+v, want %s", ev, typ)
 		}
 	}
-	// Node A began the guide and ran its clock; the end on B stopped it.
-	h.clock.Advance(2 * h.cfg.TicketDuration)
-	for name, events := range map[string]<-chan guide.Event{"mate on A": mateOnA, "user on A": userOnA} {
-		select {
-		case ev := <-events:
-			t.Fatalf("%s heard %+v after the guide ended on the other node", name, ev)
-		default:
+	a.Close() // the node and its clock are gone
+	end := h.clock.Now().Add(h.cfg.TicketDuration)
+	h.clock.Set(end.Add(2 * time.Second))
+	for range 2 { // the second check finds it completed
+		st, err := b.Check(h.ctx, mate, gsSeq)
+		if err != nil || st.GhSeq != 0 {
+			t.Fatalf("check after the end: %+v %v", st, err)
 		}
+	}
+	if ev := nextEvent(t, "mate on B", mateOnB); ev.Type != guide.EventEnded || ev.Reason != "expired" {
+		t.Fatalf("mate: %+v, want guideEnded (expired)", ev)
+	}
+	silent(t, map[string]<-chan guide.Event{"mate on B": mateOnB})
+	gs, err := h.store.GuideSession(h.ctx, gsSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, err := h.store.GuideHistory(h.ctx, gs.HistoryID)
+	if err != nil || hist.CompletedAt == nil || !hist.CompletedAt.Equal(end) || hist.EndReason != guide.EndExpired {
+		t.Fatalf("history: %+v %v", hist, err)
+	}
+}
+
+// TestChecksOnOtherNode: the apps' checks all land on the node without the
+// clock; the clock's node counts them and does not take the apps for
+// vanished, and does once they stop.
+func TestChecksOnOtherNode(t *testing.T) {
+	h, a, b := twoNodes(t, func(c *guide.Config) { c.TicketDuration = time.Hour })
+	user := h.user("check-user", 1)
+	mate := h.mate("check-mate", 0, 0, guide.Available)
+	if err := a.AddFriend(h.ctx, user, mate.ID); err != nil {
+		t.Fatal(err)
+	}
+	req, err := a.Match(h.ctx, user, mate.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gsSeq := req.Session.ID
+	if _, err := a.Approve(h.ctx, mate, gsSeq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Begin(h.ctx, user, gsSeq); err != nil {
+		t.Fatal(err)
+	}
+	var last time.Time
+	for range 4 * int(h.cfg.VanishAfter/h.cfg.CheckInterval) {
+		h.clock.Advance(h.cfg.CheckInterval)
+		last = h.clock.Now()
+		for _, acc := range []*guide.Account{user, mate} {
+			if st, err := b.Check(h.ctx, acc, gsSeq); err != nil || st.GhSeq == 0 {
+				t.Fatalf("check at %v: %+v %v", last.Sub(epoch), st, err)
+			}
+		}
+	}
+	h.clock.Advance(h.cfg.VanishAfter + time.Second)
+	gs, err := h.store.GuideSession(h.ctx, gsSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, err := h.store.GuideHistory(h.ctx, gs.HistoryID)
+	if err != nil || hist.CompletedAt == nil || hist.EndReason != guide.EndVanished || !hist.CompletedAt.Equal(last) {
+		t.Fatalf("history: %+v %v (last check at %v)", hist, err, last)
 	}
 }

@@ -38,15 +38,20 @@ type Store interface {
 	// creates the history; it returns the history and the tickets left.
 	// A session that is not approved is ErrConflict.
 	BeginGuide(ctx context.Context, sessionID int64, at, endsAt time.Time) (*History, int, error)
-	// ExtendGuide spends one more ticket on an open history and moves its
-	// end to endsAt; it returns the history and the tickets left.
-	ExtendGuide(ctx context.Context, historyID int64, endsAt time.Time) (*History, int, error)
+	// ExtendGuide spends one more ticket on an open history that has
+	// ticketsUsed tickets (the caller's view: ErrConflict when it was
+	// extended or completed meanwhile) and moves its end to endsAt; it
+	// returns the history and the tickets left.
+	ExtendGuide(ctx context.Context, historyID int64, ticketsUsed int, endsAt time.Time) (*History, int, error)
 	// CompleteGuide completes an open history at at, once: it stores the
 	// end and duration, writes the CRM record, completes the session and
 	// frees a busy mate. done is false (and nothing is written) when the
-	// history was already completed.
-	CompleteGuide(ctx context.Context, historyID int64, at time.Time, reason EndReason) (h *History, done bool, err error)
+	// history was already completed or, with ticketsUsed > 0 (an expiry),
+	// when it no longer has that many tickets (extended meanwhile).
+	CompleteGuide(ctx context.Context, historyID int64, ticketsUsed int, at time.Time, reason EndReason) (h *History, done bool, err error)
 	GuideHistory(ctx context.Context, id int64) (*History, error)
+	// TouchGuide records a session check of an open history at at.
+	TouchGuide(ctx context.Context, historyID int64, at time.Time) error
 	// OpenHistories lists the histories not completed yet (to re-arm their
 	// clocks after a restart).
 	OpenHistories(ctx context.Context) ([]History, error)
