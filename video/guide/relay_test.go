@@ -139,6 +139,26 @@ func TestRelayAcrossNodes(t *testing.T) {
 	}
 }
 
+// beginOn runs a guide of user with mate on node n from request to begin:
+// n runs its clock.
+func beginOn(t *testing.T, h *harness, n *guide.Service, user, mate *guide.Account) (gsSeq int64) {
+	t.Helper()
+	if err := n.AddFriend(h.ctx, user, mate.ID); err != nil {
+		t.Fatal(err)
+	}
+	req, err := n.Match(h.ctx, user, mate.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Approve(h.ctx, mate, req.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Begin(h.ctx, user, req.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	return req.Session.ID
+}
+
 // TestClockNodeGone: the node running a guide's clock goes away; the other
 // node completes the guide when a session check comes after its end, once.
 func TestClockNodeGone(t *testing.T) {
@@ -147,20 +167,7 @@ func TestClockNodeGone(t *testing.T) {
 	mate := h.mate("gone-mate", 0, 0, guide.Available)
 	mateOnB, stop := b.Hub().Subscribe(mate.ID)
 	defer stop()
-	if err := a.AddFriend(h.ctx, user, mate.ID); err != nil {
-		t.Fatal(err)
-	}
-	req, err := a.Match(h.ctx, user, mate.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gsSeq := req.Session.ID
-	if _, err := a.Approve(h.ctx, mate, gsSeq); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Begin(h.ctx, user, gsSeq); err != nil {
-		t.Fatal(err)
-	}
+	gsSeq := beginOn(t, h, a, user, mate)
 	for _, typ := range []string{guide.EventRequest, guide.EventBegun} {
 		if ev := nextEvent(t, "mate on B", mateOnB); ev.Type != typ {
 			t.Fatalf("mate: %+v, want %s", ev, typ)
@@ -196,20 +203,7 @@ func TestChecksOnOtherNode(t *testing.T) {
 	h, a, b := twoNodes(t, func(c *guide.Config) { c.TicketDuration = time.Hour })
 	user := h.user("check-user", 1)
 	mate := h.mate("check-mate", 0, 0, guide.Available)
-	if err := a.AddFriend(h.ctx, user, mate.ID); err != nil {
-		t.Fatal(err)
-	}
-	req, err := a.Match(h.ctx, user, mate.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gsSeq := req.Session.ID
-	if _, err := a.Approve(h.ctx, mate, gsSeq); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Begin(h.ctx, user, gsSeq); err != nil {
-		t.Fatal(err)
-	}
+	gsSeq := beginOn(t, h, a, user, mate)
 	var last time.Time
 	for range 4 * int(h.cfg.VanishAfter/h.cfg.CheckInterval) {
 		h.clock.Advance(h.cfg.CheckInterval)
