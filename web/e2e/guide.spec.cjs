@@ -154,6 +154,9 @@ async function main() {
       assert.ok(left > 0 && left <= ticketSeconds, `the clock shows ${left} s of a ${ticketSeconds} s ticket`);
     }
     await user.locator('#guide-tickets-left', { hasText: /^4$/ }).waitFor();
+    // The user's app cued the mate's over the room (G0001) as well as the
+    // server's guideBegun push.
+    await mate.locator('#in-guide[data-cue="G0001"]').waitFor({ state: 'attached' });
     const firstEnd = await endsAt(user);
     assert.ok(firstEnd, 'the user page shows the end');
     await mate.waitForFunction((e) => document.querySelector('#guide-ends-at').getAttribute('datetime') === e, firstEnd);

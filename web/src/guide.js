@@ -29,8 +29,8 @@ const state = {
   incoming: null, // the mate's pending request {gsSeq, user, expiresAt}
   // guide is the session this page is in, from the request to the
   // summary: {gsSeq, ghSeq, phase: requested|approved|active|ended, peer,
-  // roomId, videoToken, endsAt, ticketsUsed, warning, beginSent, summary,
-  // rated, noteSaved}.
+  // expiresAt, roomId, videoToken, endsAt, ticketsUsed, warning, beginSent,
+  // summary, rated, noteSaved}.
   guide: null,
   outcome: '', // the last outcome's i18n key, shown in the status line
   checkTimer: 0,
@@ -91,7 +91,7 @@ function saveSession(s) {
   else sessionStorage.removeItem(SESSION_KEY);
 }
 
-const kept = ['gsSeq', 'ghSeq', 'phase', 'peer', 'roomId', 'videoToken', 'ticketsUsed', 'summary', 'rated', 'noteSaved'];
+const kept = ['gsSeq', 'ghSeq', 'phase', 'peer', 'expiresAt', 'roomId', 'videoToken', 'ticketsUsed', 'summary', 'rated', 'noteSaved'];
 
 function saveGuide() {
   const g = state.guide;
@@ -318,7 +318,7 @@ function renderWaiting() {
   const g = state.guide;
   if (!g || g.phase !== 'requested') return;
   $('#waiting-mate').textContent = g.peer ? tf('waitingFor', { name: g.peer.name }) : '';
-  $('#waiting-expires').textContent = '';
+  $('#waiting-expires').textContent = g.expiresAt ? tf('requestExpiresAt', { time: formatTime(new Date(g.expiresAt)) }) : '';
 }
 
 function renderInGuide() {
@@ -540,6 +540,7 @@ function runClock(g, { ghSeq, endsAt, remainingSeconds, ticketsUsed }) {
 function enterGuide(g) {
   state.guide = g;
   state.outcome = '';
+  delete $('#in-guide').dataset.cue;
   clearInterval(state.checkTimer);
   state.checkTimer = setInterval(check, CHECK_EVERY);
   clearInterval(state.tickTimer);
@@ -640,6 +641,15 @@ const call = new VideoCall({
   onHangUp: () => endGuide(),
   // The user's app begins the guide once the mate's video shows.
   onRemoteVideo: () => begin(),
+  onAppSignal: (msg) => {
+    // G0001: the user's app has begun the guide. The cue carries nothing
+    // this page trusts; it asks the server at once instead of waiting for
+    // the push or the next check.
+    const g = state.guide;
+    if (msg.id !== 'G0001' || !g || (msg.data && msg.data.gsSeq !== g.gsSeq)) return;
+    $('#in-guide').dataset.cue = msg.id;
+    if (g.phase === 'approved') check();
+  },
 });
 // The guide has its own end button (the server ends the guide and the
 // room with it).
@@ -659,6 +669,8 @@ async function begin() {
     if (state.guide === g && g.phase !== 'ended') {
       runClock(g, { ghSeq: res.ghSeq, endsAt: res.history.endsAt, remainingSeconds: res.remainingSeconds, ticketsUsed: res.history.ticketsUsed });
       setOutcome('outcomeBegun');
+      // The seed's cue to the mate's app over the room: the guide runs.
+      call.signal({ id: 'G0001', data: { gsSeq: g.gsSeq, ghSeq: res.ghSeq } });
     }
   } catch (err) {
     // Begun before a reload, or withdrawn meanwhile: the check tells.

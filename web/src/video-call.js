@@ -11,11 +11,13 @@ import { t, lang } from './i18n.js';
 // VIDEO_DECLINE, VIDEO_END, VIDEO_ENDED) is the page's; it calls
 // invited/join/ended and gets onAccept/onDecline/onHangUp; onRemoteVideo
 // tells, once per participant, that its video shows (the guide page
-// begins the guide on it).
+// begins the guide on it), and onAppSignal hands over the app signals
+// (G0001…) other participants relay through the room.
 export class VideoCall {
-  constructor({ onAccept, onDecline, onHangUp, onPhase = () => {}, onRemoteVideo = () => {} }) {
+  constructor({ onAccept, onDecline, onHangUp, onPhase = () => {}, onRemoteVideo = () => {}, onAppSignal = () => {} }) {
     this.onPhase = onPhase;
     this.onRemoteVideo = onRemoteVideo;
+    this.onAppSignal = onAppSignal;
     this.onAccept = onAccept;
     this.onDecline = onDecline;
     this.onHangUp = onHangUp;
@@ -210,6 +212,8 @@ export class VideoCall {
           this.ended(msg.code === 'roomClosed' ? 'callEnded' : 'callFailed', msg.code === 'roomClosed' ? '' : msg.message);
         }
         break;
+      default:
+        if (/^G\d{4}$/.test(msg.id || '')) this.onAppSignal(msg);
     }
   }
 
