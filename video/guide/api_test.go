@@ -34,6 +34,9 @@ func (c *client) do(method, path string, body any) map[string]any {
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, c.base+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -68,7 +71,8 @@ func num(v any) int64 { return int64(v.(float64)) }
 
 func TestHTTPGuideFlow(t *testing.T) {
 	h := newHarness(t)
-	srv := httptest.NewServer(h.svc.Handler())
+	// Every answer of the flow is also checked against openapi.yaml.
+	srv := httptest.NewServer(conformant(t, h.svc.Handler()))
 	t.Cleanup(srv.Close) // after the event streams' cleanups close them
 	mate, err := h.svc.CreateAccount(h.ctx, guide.RoleMate, "mate-park", "mate-password", "박전문", 0)
 	if err != nil {
@@ -173,7 +177,8 @@ func TestHTTPGuideFlow(t *testing.T) {
 
 func TestHTTPRefusals(t *testing.T) {
 	h := newHarness(t)
-	srv := httptest.NewServer(h.svc.Handler())
+	// Every refusal is also checked against openapi.yaml.
+	srv := httptest.NewServer(conformant(t, h.svc.Handler()))
 	t.Cleanup(srv.Close) // after the event streams' cleanups close them
 	u := h.user("u", 1)
 	tok, _, _ := h.svc.IssueToken(u)
