@@ -18,6 +18,9 @@ const SESSION_KEY = 'cstalk.guide';
 // grace) and still shows the summary and rating form afterwards.
 const GUIDE_KEY = 'cstalk.guide.current';
 const CHECK_EVERY = 5000;
+// WARN_WITHIN is the seed's warning time: a check finding less than this
+// left shows the warning whose push was lost (the push stays the rule).
+const WARN_WITHIN = 15;
 const banner = new Banner($('#banner'));
 
 const state = {
@@ -742,6 +745,7 @@ async function check() {
   if (res.valid) {
     if (g.phase !== 'active') setOutcome('outcomeBegun');
     runClock(g, { ghSeq: res.ghSeq, endsAt: res.endsAt, remainingSeconds: res.remainingSeconds, ticketsUsed: res.ticketsUsed });
+    if (res.remainingSeconds <= WARN_WITHIN) g.warning = true;
     render();
     return;
   }
@@ -790,6 +794,7 @@ function ended(g, summary) {
   if (call.active || call.ws) call.ended('callEnded');
   state.outcome = 'outcomeEnded';
   state.stars = 0;
+  for (const r of document.querySelectorAll('#stars input')) r.checked = false;
   $('#rating-comment').value = '';
   $('#crm-note').value = '';
   if (isUser()) {
