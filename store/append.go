@@ -226,7 +226,10 @@ func (s *Store) storeOne(ctx context.Context, req *appendRequest) appendResult {
 // client message ids up before inserting; without it a stored duplicate
 // fails the batch with a unique violation.
 func (s *Store) storeBatch(ctx context.Context, reqs []*appendRequest, precheck bool) ([]appendResult, error) {
-	results := make([]appendResult, len(reqs))
+	if !precheck && s.batchDB != nil && fitsOneInsert(reqs) {
+		return s.storeBatchOneTrip(ctx, reqs)
+	}
+	var plan *batchPlan
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		rooms, err := s.roomCompanies(tx, reqs)
 		if err != nil {
@@ -248,115 +251,149 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*appendRequest, precheck 
 				return err
 			}
 		}
-
-		var rows []messageRow
-		var owners []int                    // owners[n]: the request of rows[n]
-		firstInBatch := map[clientKey]int{} // key -> request storing it
-		sameAs := map[int]int{}             // request -> earlier request with its key
-		for i, req := range reqs {
-			row := req.row
-			what := fmt.Sprintf("append message to room %d", row.RoomID)
-			companyID, ok := rooms[row.RoomID]
-			if !ok {
-				results[i].err = fmt.Errorf("store: %s: room: %w", what, chat.ErrNotFound)
-				continue
-			}
-			if row.CompanyID == 0 {
-				row.CompanyID = companyID
-			}
-			speakerCompany, ok := speakers[row.SpeakerID]
-			switch {
-			case row.CompanyID != companyID:
-				results[i].err = invalid(what, fmt.Errorf("message of company %d in a room of company %d", row.CompanyID, companyID))
-				continue
-			case !ok:
-				results[i].err = fmt.Errorf("store: %s: speaker %d: %w", what, row.SpeakerID, chat.ErrNotFound)
-				continue
-			case speakerCompany != companyID:
-				results[i].err = invalid(what, fmt.Errorf("speaker %d of company %d in a room of company %d", row.SpeakerID, speakerCompany, companyID))
-				continue
-			}
-			if key, ok := keyOf(&row); ok {
-				if r, ok := existing[key]; ok {
-					results[i] = appendResult{msg: r.toChat(), duplicate: true}
-					continue
-				}
-				if first, ok := firstInBatch[key]; ok {
-					sameAs[i] = first
-					continue
-				}
-				firstInBatch[key] = i
-			}
-			rows = append(rows, row)
-			owners = append(owners, i)
-		}
-		if len(rows) == 0 {
+		plan = planBatch(reqs, rooms, speakers, existing)
+		if len(plan.rows) == 0 {
 			return nil
 		}
 		if s.beforeInsert != nil {
 			s.beforeInsert()
 		}
-		if err := s.insertMessages(tx, rows); err != nil {
+		if err := s.insertMessages(tx, plan.rows); err != nil {
 			return err
 		}
-		if err := bumpRooms(tx, rows); err != nil {
-			return err
-		}
-		rowOf := make(map[int]int, len(owners)) // request -> its row
-		for n, i := range owners {
-			results[i] = appendResult{msg: rows[n].toChat()}
-			rowOf[i] = n
-		}
-		for i, first := range sameAs {
-			results[i] = appendResult{msg: rows[rowOf[first]].toChat(), duplicate: true}
+		query, args := bumpRooms(plan.rows, false)
+		if err := tx.Exec(query, args...).Error; err != nil {
+			return fmt.Errorf("bump rooms: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return results, nil
+	return plan.finish(), nil
 }
 
-// roomCompanies maps each requested room to its company. It takes no lock:
-// rooms are never deleted and never change company. The rooms are locked
-// only by bumpRooms at the end of the transaction, in ID order, so batches
-// of several nodes (and AssignRoom) wait for each other only briefly and
-// never deadlock.
+// batchPlan is what a batch inserts, decided before anything is written.
+type batchPlan struct {
+	results []appendResult
+	rows    []messageRow
+	owners  []int       // owners[n]: the request of rows[n]
+	sameAs  map[int]int // request -> earlier request with its client key
+}
+
+// planBatch checks every request against the companies of its room and
+// speaker and against the stored client keys in existing, and keeps the
+// rows to insert: one per client key.
+func planBatch(reqs []*appendRequest, rooms, speakers map[int64]int64, existing map[clientKey]*messageRow) *batchPlan {
+	p := &batchPlan{results: make([]appendResult, len(reqs)), sameAs: map[int]int{}}
+	firstInBatch := map[clientKey]int{} // key -> request storing it
+	for i, req := range reqs {
+		row := req.row
+		what := fmt.Sprintf("append message to room %d", row.RoomID)
+		companyID, ok := rooms[row.RoomID]
+		if !ok {
+			p.results[i].err = fmt.Errorf("store: %s: room: %w", what, chat.ErrNotFound)
+			continue
+		}
+		if row.CompanyID == 0 {
+			row.CompanyID = companyID
+		}
+		speakerCompany, ok := speakers[row.SpeakerID]
+		switch {
+		case row.CompanyID != companyID:
+			p.results[i].err = invalid(what, fmt.Errorf("message of company %d in a room of company %d", row.CompanyID, companyID))
+			continue
+		case !ok:
+			p.results[i].err = fmt.Errorf("store: %s: speaker %d: %w", what, row.SpeakerID, chat.ErrNotFound)
+			continue
+		case speakerCompany != companyID:
+			p.results[i].err = invalid(what, fmt.Errorf("speaker %d of company %d in a room of company %d", row.SpeakerID, speakerCompany, companyID))
+			continue
+		}
+		if key, ok := keyOf(&row); ok {
+			if r, ok := existing[key]; ok {
+				p.results[i] = appendResult{msg: r.toChat(), duplicate: true}
+				continue
+			}
+			if first, ok := firstInBatch[key]; ok {
+				p.sameAs[i] = first
+				continue
+			}
+			firstInBatch[key] = i
+		}
+		p.rows = append(p.rows, row)
+		p.owners = append(p.owners, i)
+	}
+	return p
+}
+
+// finish answers the requests whose rows were stored (and have their IDs).
+func (p *batchPlan) finish() []appendResult {
+	rowOf := make(map[int]int, len(p.owners)) // request -> its row
+	for n, i := range p.owners {
+		p.results[i] = appendResult{msg: p.rows[n].toChat()}
+		rowOf[i] = n
+	}
+	for i, first := range p.sameAs {
+		p.results[i] = appendResult{msg: p.rows[rowOf[first]].toChat(), duplicate: true}
+	}
+	return p.results
+}
+
+// maxKnownCompanies bounds each of the writer's company caches; a full
+// cache starts over.
+const maxKnownCompanies = 1 << 16
+
+// roomCompanies maps each requested room to its company. Rooms are never
+// deleted and never change company, so the writer remembers what it found
+// and a steady stream of messages to the same rooms costs no lookup. The
+// lookup takes no lock: the rooms are locked only by bumpRooms at the end
+// of the transaction, in ID order, so batches of several nodes (and
+// AssignRoom) wait for each other only briefly and never deadlock.
 func (s *Store) roomCompanies(tx *gorm.DB, reqs []*appendRequest) (map[int64]int64, error) {
-	ids := make([]int64, 0, len(reqs))
-	for _, req := range reqs {
-		ids = append(ids, req.row.RoomID)
-	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	var rows []roomRow
-	if err := tx.Select("id", "company_id").Where("id IN ?", ids).Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("read rooms: %w", err)
-	}
-	companies := make(map[int64]int64, len(rows))
-	for _, r := range rows {
-		companies[r.ID] = r.CompanyID
-	}
-	return companies, nil
+	return s.companies(tx, "rooms", s.roomCompany, reqs, func(r *messageRow) int64 { return r.RoomID })
 }
 
+// speakerCompanies is roomCompanies for the speakers, which are never
+// deleted nor change company either.
 func (s *Store) speakerCompanies(tx *gorm.DB, reqs []*appendRequest) (map[int64]int64, error) {
-	ids := make([]int64, 0, len(reqs))
+	return s.companies(tx, "speakers", s.speakerCompany, reqs, func(r *messageRow) int64 { return r.SpeakerID })
+}
+
+// companies maps the ids that idOf picks from reqs to their company in
+// table, reading only those known does not hold and remembering them. An
+// unknown id is left out. known belongs to the writer goroutine.
+func (s *Store) companies(tx *gorm.DB, table string, known map[int64]int64, reqs []*appendRequest, idOf func(*messageRow) int64) (map[int64]int64, error) {
+	found := make(map[int64]int64, len(reqs))
+	var missing []int64
 	for _, req := range reqs {
-		ids = append(ids, req.row.SpeakerID)
+		id := idOf(&req.row)
+		if company, ok := known[id]; ok {
+			found[id] = company
+		} else {
+			missing = append(missing, id)
+		}
 	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	var rows []speakerRow
-	if err := tx.Select("id", "company_id").Where("id IN ?", ids).Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("read speakers: %w", err)
+	if len(missing) == 0 {
+		return found, nil
 	}
-	companies := make(map[int64]int64, len(rows))
+	slices.Sort(missing)
+	missing = slices.Compact(missing)
+	var rows []struct {
+		ID        int64
+		CompanyID int64
+	}
+	if err := tx.Table(table).Select("id", "company_id").Where("id IN ?", missing).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("read %s: %w", table, err)
+	}
+	if len(known)+len(rows) > maxKnownCompanies {
+		clear(known)
+	}
 	for _, r := range rows {
-		companies[r.ID] = r.CompanyID
+		found[r.ID] = r.CompanyID
+		known[r.ID] = r.CompanyID
 	}
-	return companies, nil
+	return found, nil
 }
 
 // findByClientID returns the stored messages with the given keys. One
@@ -428,18 +465,24 @@ func checkConsecutive(rows []messageRow) error {
 	return nil
 }
 
-// bumpRooms moves each touched room's LastMessageID and UpdateDate forward
-// in one statement: a room keeps a higher LastMessageID (or later
-// UpdateDate) that another node's batch already wrote.
-func bumpRooms(tx *gorm.DB, rows []messageRow) error {
+// bumpRooms builds the statement that moves each touched room's
+// LastMessageID and UpdateDate forward: a room keeps a higher LastMessageID
+// (or later UpdateDate) that another node's batch already wrote. With
+// idsPending it runs right after the rows' multi-row INSERT, before their
+// IDs are known here: rows[i] then has LAST_INSERT_ID() + i.
+func bumpRooms(rows []messageRow, idsPending bool) (string, []any) {
 	type bump struct {
-		lastID int64
-		date   time.Time
+		last int64 // the room's newest row: its ID, or its index with idsPending
+		date time.Time
 	}
 	bumps := map[int64]bump{}
-	for _, r := range rows {
+	for i, r := range rows {
 		b := bumps[r.RoomID]
-		b.lastID = max(b.lastID, r.ID)
+		if idsPending {
+			b.last = int64(i)
+		} else {
+			b.last = max(b.last, r.ID)
+		}
 		if r.CreateDate.After(b.date) {
 			b.date = r.CreateDate
 		}
@@ -450,20 +493,25 @@ func bumpRooms(tx *gorm.DB, rows []messageRow) error {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	var lastCase, dateCase strings.Builder
-	var lastArgs, dateArgs []any
-	for _, id := range ids {
+	last := "?"
+	if idsPending {
+		last = "LAST_INSERT_ID() + ?"
+	}
+	var lastCase, dateCase, in strings.Builder
+	var lastArgs, dateArgs, inArgs []any
+	for n, id := range ids {
 		b := bumps[id]
-		lastCase.WriteString(" WHEN ? THEN CASE WHEN last_message_id < ? THEN ? ELSE last_message_id END")
-		lastArgs = append(lastArgs, id, b.lastID, b.lastID)
+		lastCase.WriteString(" WHEN ? THEN CASE WHEN last_message_id < " + last + " THEN " + last + " ELSE last_message_id END")
+		lastArgs = append(lastArgs, id, b.last, b.last)
 		dateCase.WriteString(" WHEN ? THEN CASE WHEN update_date < ? THEN ? ELSE update_date END")
 		dateArgs = append(dateArgs, id, b.date, b.date)
+		if n > 0 {
+			in.WriteString(", ")
+		}
+		in.WriteString("?")
+		inArgs = append(inArgs, id)
 	}
-	sql := "UPDATE rooms SET last_message_id = CASE id" + lastCase.String() + " ELSE last_message_id END, " +
-		"update_date = CASE id" + dateCase.String() + " ELSE update_date END WHERE id IN ?"
-	args := append(append(lastArgs, dateArgs...), ids)
-	if err := tx.Exec(sql, args...).Error; err != nil {
-		return fmt.Errorf("bump %d rooms: %w", len(ids), err)
-	}
-	return nil
+	query := "UPDATE rooms SET last_message_id = CASE id" + lastCase.String() + " ELSE last_message_id END, " +
+		"update_date = CASE id" + dateCase.String() + " ELSE update_date END WHERE id IN (" + in.String() + ")"
+	return query, append(append(lastArgs, dateArgs...), inArgs...)
 }

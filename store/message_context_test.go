@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,5 +80,89 @@ func testMessageContext(t *testing.T, e env) {
 	appendOK(t, e, note2)
 	if mc = get(); !mc.LastFound || mc.LastAdminType != 1 {
 		t.Fatalf("after an internal note: %+v, want the note's kind", mc)
+	}
+}
+
+// Concurrent callers share the readers' queries: each still gets its own
+// room's context (an unknown room its own error), and a copy nobody else
+// sees changes to, since chat updates the room it is given.
+func TestMessageContextConcurrent(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			s, dsn := b.open(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			e := env{s: s, dsn: dsn, ctx: ctx}
+			f := newFixture(t, e)
+			first := appendOK(t, e, f.msg(f.customerSp, "첫 메시지"))
+			_, _, err := s.AssignRoom(ctx, f.room.ID, f.agent.ID, t0.Add(time.Minute))
+			must(t, err)
+			_, err = s.MarkRead(ctx, f.room.ID, f.customerSp.ID, first.ID)
+			must(t, err)
+			other, err := s.EnsureCustomer(ctx, f.company.ID, "2002", "이고객")
+			must(t, err)
+			otherRoom, _, err := s.OpenRoom(ctx, other, t0)
+			must(t, err)
+
+			rooms := []int64{f.room.ID, otherRoom.ID, f.room.ID + otherRoom.ID + 1000}
+			const callers = 60
+			got := make([]*chat.MessageContext, callers)
+			errs := make([]error, callers)
+			var wg sync.WaitGroup
+			for i := range callers {
+				wg.Go(func() { got[i], errs[i] = s.MessageContext(ctx, rooms[i%len(rooms)]) })
+			}
+			wg.Wait()
+			for i := range callers {
+				switch i % len(rooms) {
+				case 0:
+					must(t, errs[i])
+					mc := got[i]
+					if mc.Room.ID != f.room.ID || mc.Room.MemberID == nil || *mc.Room.MemberID != f.agent.ID ||
+						!mc.AssigneeFound || !mc.LastFound || mc.Room.LastMessageID != first.ID ||
+						!reflect.DeepEqual(mc.Positions, map[int64]int64{f.customerSp.ID: first.ID}) {
+						t.Fatalf("caller %d: %+v", i, mc)
+					}
+				case 1:
+					must(t, errs[i])
+					if mc := got[i]; mc.Room.ID != otherRoom.ID || mc.LastFound || mc.AssigneeFound || len(mc.Positions) != 0 {
+						t.Fatalf("caller %d: %+v", i, mc)
+					}
+				case 2:
+					wantErr(t, errs[i], chat.ErrNotFound)
+				}
+			}
+
+			// The first caller changes everything it was given.
+			mine := got[0]
+			*mine.Room.MemberID = -1
+			mine.Room.LastMessageID = -1
+			mine.Positions[f.customerSp.ID] = -1
+			for i := len(rooms); i < callers; i += len(rooms) {
+				if mc := got[i]; *mc.Room.MemberID != f.agent.ID || mc.Room.LastMessageID != first.ID || mc.Positions[f.customerSp.ID] != first.ID {
+					t.Fatalf("caller %d sees caller 0's changes: %+v", i, mc)
+				}
+			}
+		})
+	}
+}
+
+// A caller that gives up is answered at once; after Close nobody waits.
+func TestMessageContextCancelAndClose(t *testing.T) {
+	b := backends()[0]
+	s, dsn := b.open(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := newFixture(t, env{s: s, dsn: dsn, ctx: ctx})
+
+	gone, leave := context.WithCancel(ctx)
+	leave()
+	if _, err := s.MessageContext(gone, f.room.ID); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller: error %v, want context.Canceled", err)
+	}
+	must(t, s.Close())
+	if _, err := s.MessageContext(ctx, f.room.ID); !errors.Is(err, errClosed) {
+		t.Fatalf("after Close: error %v, want errClosed", err)
 	}
 }

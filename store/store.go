@@ -20,6 +20,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,19 +51,32 @@ type Store struct {
 	// innodb_autoinc_lock_mode=2 or auto_increment_increment>1); batches are
 	// then inserted row by row inside their transaction.
 	multiRowInsert bool
+	// batchDB, on MySQL with multiRowInsert, is the writer's connection
+	// that sends a whole batch in one round trip (append_mysql.go).
+	batchDB *sql.DB
 
 	// The message writer (append.go).
 	appends      chan *appendRequest
 	stop         chan struct{} // closed by Close: the writer drains and exits
 	writerEnd    chan struct{} // closed when the writer has exited
 	cancelWriter context.CancelFunc
+
 	// precheckBatches (owned by the writer goroutine) counts down the
 	// batches that still look client message ids up before inserting.
 	precheckBatches int
+	// roomCompany and speakerCompany (owned by the writer goroutine)
+	// remember the company of rooms and speakers already stored to.
+	roomCompany, speakerCompany map[int64]int64
 	// beforeInsert, when set (by tests only, before the first append), runs
-	// in the writer's transaction just before the messages are inserted:
-	// the moment another node's commit can slip past the duplicate check.
+	// on the writer just before a batch's messages are inserted (in its
+	// transaction, or before its one-trip statement is sent): the moment
+	// another node's commit can slip past the duplicate check.
 	beforeInsert func()
+
+	// The message context readers (message_context.go); they stop with
+	// the writer.
+	contexts   chan *contextRequest
+	readersEnd chan struct{} // closed when every reader has exited
 
 	closeOnce sync.Once
 	closeErr  error
@@ -93,17 +107,35 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		appends:        make(chan *appendRequest, appendQueueSize),
 		stop:           make(chan struct{}),
 		writerEnd:      make(chan struct{}),
+		roomCompany:    map[int64]int64{},
+		speakerCompany: map[int64]int64{},
+		contexts:       make(chan *contextRequest, contextQueueSize),
+		readersEnd:     make(chan struct{}),
 	}
 	if target.dialect == dialectMySQL {
 		if err := s.checkAutoIncrement(ctx); err != nil {
 			s.closeDB()
 			return nil, err
 		}
+		if s.multiRowInsert {
+			if s.batchDB, err = target.openBatchDB(); err != nil {
+				s.closeDB()
+				return nil, err
+			}
+		}
 	}
 	// The writer outlives Open's ctx; Close ends it.
 	writerCtx, cancel := context.WithCancel(context.Background())
 	s.cancelWriter = cancel
 	go s.runWriter(writerCtx)
+	var readers sync.WaitGroup
+	for range contextReaders {
+		readers.Go(func() { s.runContextReader(writerCtx) })
+	}
+	go func() {
+		readers.Wait()
+		close(s.readersEnd)
+	}()
 	log.Info("store opened", "backend", string(target.dialect), "target", target.redacted)
 	return s, nil
 }
@@ -150,18 +182,25 @@ func (s *Store) Close() error {
 		}
 		s.cancelWriter()
 		<-s.writerEnd
+		<-s.readersEnd
 		s.closeErr = s.closeDB()
 	})
 	return s.closeErr
 }
 
 func (s *Store) closeDB() error {
+	var batchErr error
+	if s.batchDB != nil {
+		if err := s.batchDB.Close(); err != nil {
+			batchErr = fmt.Errorf("store: close batch connection: %w", err)
+		}
+	}
 	sqlDB, err := s.db.DB()
 	if err != nil {
-		return fmt.Errorf("store: close: %w", err)
+		return errors.Join(batchErr, fmt.Errorf("store: close: %w", err))
 	}
 	if err := sqlDB.Close(); err != nil {
-		return fmt.Errorf("store: close: %w", err)
+		return errors.Join(batchErr, fmt.Errorf("store: close: %w", err))
 	}
-	return nil
+	return batchErr
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -267,5 +268,62 @@ func TestGroupCommitFallsBackOneByOne(t *testing.T) {
 	must(t, err)
 	if len(list) != 4 { // blocker, two from the other node, plain
 		t.Fatalf("room holds %d messages, want 4", len(list))
+	}
+}
+
+// On MySQL a batch goes in one multi-statement round trip. When another
+// node's message makes its INSERT fail, nothing of the batch is stored, the
+// transaction it began does not stay open on the writer's connection (the
+// next batch's START TRANSACTION would commit whatever it held), and the
+// batch is answered as any duplicate is.
+func TestOneTripBatchFailureLeavesNoTransaction(t *testing.T) {
+	b := backend{name: "mariadb", newDSN: newMariaDBDSN}
+	s, dsn := b.open(t)
+	if s.batchDB == nil {
+		t.Fatal("MariaDB store without its one-trip batch connection")
+	}
+	otherNode := openForTest(t, dsn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := env{s: s, dsn: dsn, ctx: ctx}
+	f := newFixture(t, e)
+	before := appendOK(t, e, f.msg(f.customerSp, "먼저"))
+
+	theirs, dup, err := otherNode.AppendMessage(ctx, func() *chat.Message {
+		m := f.msg(f.customerSp, "다른 노드")
+		m.ClientMessageID = "retry-1"
+		return m
+	}())
+	must(t, err)
+	if dup {
+		t.Fatal("the other node's message is a duplicate")
+	}
+	m := f.msg(f.customerSp, "이 노드")
+	m.ClientMessageID = "retry-1"
+	got, dup, err := s.AppendMessage(ctx, m)
+	must(t, err)
+	if !dup || got.ID != theirs.ID || got.Body != "다른 노드" {
+		t.Fatalf("append of a stored client message id: %+v dup=%v, want the other node's %d", got, dup, theirs.ID)
+	}
+	var open int
+	must(t, s.batchDB.QueryRowContext(ctx, "SELECT @@in_transaction").Scan(&open))
+	if open != 0 {
+		t.Fatal("the failed batch left its transaction open on the writer's connection")
+	}
+	list, err := s.Messages(ctx, f.room.ID, 0, 100, true)
+	must(t, err)
+	if len(list) != 2 || list[0].ID != before.ID || list[1].ID != theirs.ID {
+		t.Fatalf("room holds %+v, want only %d and %d", list, before.ID, theirs.ID)
+	}
+
+	// Past the batches that look ids up first, one-trip batches store again.
+	for i := range precheckAfterDuplicate + 1 {
+		appendOK(t, e, f.msg(f.agentSp, fmt.Sprint("답변 ", i)))
+	}
+	last := appendOK(t, e, f.msg(f.agentSp, "마지막"))
+	room, err := otherNode.Room(ctx, f.room.ID)
+	must(t, err)
+	if room.LastMessageID != last.ID {
+		t.Fatalf("the other node sees LastMessageID %d, want %d", room.LastMessageID, last.ID)
 	}
 }
