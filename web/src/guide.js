@@ -32,8 +32,9 @@ const state = {
   incoming: null, // the mate's pending request {gsSeq, user, expiresAt}
   // guide is the session this page is in, from the request to the
   // summary: {gsSeq, ghSeq, phase: requested|approved|active|ended, peer,
-  // expiresAt, roomId, videoToken, endsAt, ticketsUsed, warning, beginSent,
-  // summary, rated, noteSaved}.
+  // expiresAt, roomId, videoToken, endsAt, period (seconds one ticket buys,
+  // once known), ticketsUsed, warning, beginSent, summary, rated,
+  // noteSaved}.
   guide: null,
   outcome: '', // the last outcome's i18n key, shown in the status line
   checkTimer: 0,
@@ -468,6 +469,11 @@ function stopEvents() {
 
 function onEvent(type, ev) {
   const g = state.guide && state.guide.gsSeq === ev.gsSeq ? state.guide : null;
+  // A warning sent as an extension landed comes after it, with the new
+  // end (a whole period still left) and the tickets counted before: it
+  // warned of the old end and is dropped.
+  if (type === 'guideWarning' && g && g.period && g.endsAt && ev.endsAt &&
+      new Date(ev.endsAt) <= g.endsAt && ev.remainingSeconds >= g.period) return;
   if (typeof ev.ticketsLeft === 'number' && isUser()) state.account.tickets = ev.ticketsLeft;
   switch (type) {
     case 'guideRequest':
@@ -526,9 +532,14 @@ function runClock(g, { ghSeq, endsAt, remainingSeconds, ticketsUsed }) {
   if (typeof ticketsUsed === 'number') g.ticketsUsed = ticketsUsed;
   if (endsAt) {
     const end = new Date(endsAt);
-    if (end.getTime() !== (g.endsAt && g.endsAt.getTime())) {
-      // A later end is a new period: the warning was for the old one.
-      if (g.endsAt && end > g.endsAt) g.warning = false;
+    // The end only moves later (an extension); an earlier one is an
+    // answer that was on its way while the guide was extended.
+    if (!g.endsAt || end > g.endsAt) {
+      if (g.endsAt) {
+        // A new period: the warning was for the old end.
+        g.period = (end - g.endsAt) / 1000;
+        g.warning = false;
+      }
       g.endsAt = end;
     }
     // Only a skew the rounding of remainingSeconds cannot explain counts.
@@ -671,6 +682,7 @@ async function begin() {
     state.account.tickets = res.ticketsLeft;
     if (state.guide === g && g.phase !== 'ended') {
       runClock(g, { ghSeq: res.ghSeq, endsAt: res.history.endsAt, remainingSeconds: res.remainingSeconds, ticketsUsed: res.history.ticketsUsed });
+      g.period = (new Date(res.history.endsAt) - new Date(res.history.beganAt)) / 1000;
       setOutcome('outcomeBegun');
       // The seed's cue to the mate's app over the room: the guide runs.
       call.signal({ id: 'G0001', data: { gsSeq: g.gsSeq, ghSeq: res.ghSeq } });
@@ -745,7 +757,7 @@ async function check() {
   if (res.valid) {
     if (g.phase !== 'active') setOutcome('outcomeBegun');
     runClock(g, { ghSeq: res.ghSeq, endsAt: res.endsAt, remainingSeconds: res.remainingSeconds, ticketsUsed: res.ticketsUsed });
-    if (res.remainingSeconds <= WARN_WITHIN) g.warning = true;
+    if ((g.endsAt - serverNow()) / 1000 <= WARN_WITHIN) g.warning = true;
     render();
     return;
   }
