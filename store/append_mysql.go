@@ -28,22 +28,27 @@ import (
 const rollbackTimeout = 5 * time.Second
 
 // messageColumns are the columns the one-trip INSERT writes, in the order
-// messageValues gives them; id is left to auto-increment, as GORM does.
+// appendMessageValues gives them; id is left to auto-increment, as GORM
+// does.
 const messageColumns = "room_id, company_id, speaker_id, speaker_name, message_type, body, detail, thumbnail, " +
 	"admin_type, is_system, is_employee, is_customer, is_online, join_message_id, client_message_id, " +
 	"deleted, create_date, update_date"
 
 const messagePlaceholders = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
-// messageValues lists r's column values as driver values.
-func messageValues(r *messageRow) []any {
+// appendMessageValues appends r's column values, in messageColumns' order,
+// to args as driver values.
+func appendMessageValues(args []driver.NamedValue, r *messageRow) []driver.NamedValue {
 	var clientID any
 	if r.ClientMessageID != nil {
 		clientID = *r.ClientMessageID
 	}
-	return []any{r.RoomID, r.CompanyID, r.SpeakerID, r.SpeakerName, int64(r.MessageType), r.Body, r.Detail, r.Thumbnail,
+	for _, v := range [...]any{r.RoomID, r.CompanyID, r.SpeakerID, r.SpeakerName, int64(r.MessageType), r.Body, r.Detail, r.Thumbnail,
 		int64(r.AdminType), r.IsSystem, r.IsEmployee, r.IsCustomer, r.IsOnline, r.JoinMessageID, clientID,
-		r.Deleted, r.CreateDate, r.UpdateDate}
+		r.Deleted, r.CreateDate, r.UpdateDate} {
+		args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
+	}
+	return args
 }
 
 // openBatchDB opens the writer's own connection, which may carry several
@@ -106,26 +111,24 @@ func (s *Store) storeBatchOneTrip(ctx context.Context, reqs []*appendRequest) ([
 // stored, except when the commit itself was not confirmed (as with any
 // commit) or the IDs reported after it cannot be trusted.
 func (s *Store) insertOneTrip(ctx context.Context, rows []messageRow) error {
+	// The room bump needs the new IDs, which only the server knows yet.
+	bump, bumpArgs := bumpRooms(rows, true)
 	var q strings.Builder
-	args := make([]driver.NamedValue, 0, len(rows)*18+6*len(rows))
-	add := func(values []any) {
-		for _, v := range values {
-			args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
-		}
-	}
+	q.Grow(len(rows)*(len(messagePlaceholders)+2) + len(bump) + len(messageColumns) + 80)
+	args := make([]driver.NamedValue, 0, len(rows)*18+len(bumpArgs))
 	q.WriteString("START TRANSACTION; INSERT INTO messages (" + messageColumns + ") VALUES ")
 	for i := range rows {
 		if i > 0 {
 			q.WriteString(", ")
 		}
 		q.WriteString(messagePlaceholders)
-		add(messageValues(&rows[i]))
+		args = appendMessageValues(args, &rows[i])
 	}
-	// The room bump needs the new IDs, which only the server knows yet.
-	bump, bumpArgs := bumpRooms(rows, true)
 	q.WriteString("; ")
 	q.WriteString(bump)
-	add(bumpArgs)
+	for _, v := range bumpArgs {
+		args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
+	}
 	q.WriteString("; COMMIT")
 
 	conn, err := s.batchDB.Conn(ctx)

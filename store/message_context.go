@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"time"
 
@@ -97,6 +98,7 @@ func (s *Store) runContextReader(ctx context.Context) {
 	for {
 		select {
 		case req := <-s.contexts:
+			runtime.Gosched() // as the writer does: let a burst queue up
 			batch = s.fillContexts(append(batch[:0], req))
 			s.readContexts(ctx, batch)
 		case <-s.stop:
