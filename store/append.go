@@ -232,7 +232,7 @@ func (s *Store) storeOne(ctx context.Context, req *appendRequest) appendResult {
 // client message ids up before inserting; without it a stored duplicate
 // fails the batch with a unique violation.
 func (s *Store) storeBatch(ctx context.Context, reqs []*appendRequest, precheck bool) ([]appendResult, error) {
-	if !precheck && s.batchDB != nil && fitsOneInsert(reqs) {
+	if !precheck && s.multiRowInsert && s.batchDB != nil && fitsOneInsert(reqs) {
 		return s.storeBatchOneTrip(ctx, reqs)
 	}
 	var plan *batchPlan

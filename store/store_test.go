@@ -327,3 +327,45 @@ func TestOneTripBatchFailureLeavesNoTransaction(t *testing.T) {
 		t.Fatalf("the other node sees LastMessageID %d, want %d", room.LastMessageID, last.ID)
 	}
 }
+
+// A batch too big for one statement is not sent in one trip: it is inserted
+// in several statements inside one transaction, and its room still ends at
+// its newest message.
+func TestBatchBeyondOneStatement(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			s, dsn := b.open(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			f := newFixture(t, env{s: s, dsn: dsn, ctx: ctx})
+			var reqs []*appendRequest
+			for i := range 3 {
+				row, err := newMessageRow(f.msg(f.customerSp, strings.Repeat(fmt.Sprint(i), maxInsertBytes/2)), t0)
+				must(t, err)
+				reqs = append(reqs, &appendRequest{ctx: ctx, row: row, done: make(chan appendResult, 1)})
+			}
+			if fitsOneInsert(reqs) {
+				t.Fatal("the batch fits one statement")
+			}
+			// The writer is idle: nothing else touches its state meanwhile.
+			results, err := s.storeBatch(ctx, reqs, false)
+			must(t, err)
+			var last int64
+			for i, r := range results {
+				must(t, r.err)
+				got, err := s.Message(ctx, r.msg.ID)
+				must(t, err)
+				if r.msg.ID <= last || got.Body != strings.Repeat(fmt.Sprint(i), maxInsertBytes/2) {
+					t.Fatalf("message %d: ID %d after %d, body of %d bytes", i, r.msg.ID, last, len(got.Body))
+				}
+				last = r.msg.ID
+			}
+			room, err := s.Room(ctx, f.room.ID)
+			must(t, err)
+			if room.LastMessageID != last {
+				t.Fatalf("room LastMessageID %d, want %d", room.LastMessageID, last)
+			}
+		})
+	}
+}
