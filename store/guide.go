@@ -304,6 +304,22 @@ func (s *Store) GuideSession(ctx context.Context, id int64) (*guide.Session, err
 	return r.toGuide(), nil
 }
 
+// GuideRequestsFor lists the requests to mateID still waiting for an
+// answer that were made after since, oldest first.
+func (s *Store) GuideRequestsFor(ctx context.Context, mateID int64, since time.Time) ([]guide.Session, error) {
+	var rows []guideSessionRow
+	err := s.db.WithContext(ctx).Where("mate_id = ? AND status = ? AND created_at > ?", mateID, string(guide.StatusRequested), dbTime(since)).
+		Order("id").Find(&rows).Error
+	if err != nil {
+		return nil, s.guideFail(fmt.Sprintf("guide requests for %d", mateID), err)
+	}
+	out := make([]guide.Session, len(rows))
+	for i, r := range rows {
+		out[i] = *r.toGuide()
+	}
+	return out, nil
+}
+
 // TransitionSession moves a session between statuses if it is in one of from.
 func (s *Store) TransitionSession(ctx context.Context, id int64, from []guide.SessionStatus, to guide.SessionStatus, at time.Time) (bool, error) {
 	names := make([]string, len(from))

@@ -160,9 +160,19 @@ func testGuideLifecycle(t *testing.T, ctx context.Context, s *Store) {
 	if _, _, err := s.BeginGuide(ctx, gs.ID, t0, t0); !errors.Is(err, guide.ErrConflict) {
 		t.Fatalf("begin before approval: %v", err)
 	}
+	requests, err := s.GuideRequestsFor(ctx, m.ID, t0.Add(-time.Second))
+	if err != nil || len(requests) != 1 || requests[0].ID != gs.ID {
+		t.Fatalf("open requests: %+v %v", requests, err)
+	}
+	if open, err := s.GuideRequestsFor(ctx, m.ID, t0); err != nil || len(open) != 0 {
+		t.Fatalf("requests made after the request: %+v %v", open, err)
+	}
 	ok, err := s.TransitionSession(ctx, gs.ID, []guide.SessionStatus{guide.StatusRequested}, guide.StatusApproved, t0.Add(time.Second))
 	if err != nil || !ok {
 		t.Fatalf("approve: %v %v", ok, err)
+	}
+	if open, err := s.GuideRequestsFor(ctx, m.ID, t0.Add(-time.Second)); err != nil || len(open) != 0 {
+		t.Fatalf("open requests after the approval: %+v %v", open, err)
 	}
 	if ok, _ := s.TransitionSession(ctx, gs.ID, []guide.SessionStatus{guide.StatusRequested}, guide.StatusTimeout, t0); ok {
 		t.Fatal("timed out an approved session")

@@ -60,6 +60,7 @@ func (s *Service) Handler() http.Handler {
 	route(http.MethodPost, "/guide/friends/add", a.addFriend)
 	route(http.MethodPost, "/guide/match", a.match)
 	route(http.MethodPost, "/guide/shake", a.shake)
+	route(http.MethodGet, "/guide/requests", a.requests)
 	route(http.MethodPost, "/guide/create", a.create)
 	route(http.MethodPost, "/guide/reject", a.reject)
 	route(http.MethodPost, "/guide/cancel", a.cancel)
@@ -476,6 +477,31 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// requests lists the mate's requests still waiting for an answer.
+func (a *api) requests(w http.ResponseWriter, r *http.Request) {
+	acc := a.account(w, r)
+	if acc == nil {
+		return
+	}
+	pending, err := a.s.OpenRequests(r.Context(), acc)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	type requestView struct {
+		Session   sessionView `json:"session"`
+		User      *Party      `json:"user"`
+		ExpiresAt time.Time   `json:"expiresAt"`
+	}
+	out := make([]requestView, len(pending))
+	for i := range pending {
+		out[i] = requestView{viewSession(&pending[i].Session), partyOf(&pending[i].User), pending[i].ExpiresAt.UTC()}
+	}
+	a.ok(w, r, struct {
+		Requests []requestView `json:"requests"`
+	}{out})
+}
+
 func (a *api) reject(w http.ResponseWriter, r *http.Request) {
 	a.setStatus(w, r, a.s.Reject, StatusRejected)
 }
@@ -537,6 +563,11 @@ func (a *api) answerState(w http.ResponseWriter, r *http.Request, st *State) {
 		e := st.EndsAt.UTC()
 		ends = &e
 	}
+	var ended *historyView
+	if st.Ended != nil {
+		v := viewHistory(st.Ended)
+		ended = &v
+	}
 	a.ok(w, r, struct {
 		GsSeq            int64         `json:"gsSeq"`
 		GhSeq            int64         `json:"ghSeq"`
@@ -547,8 +578,11 @@ func (a *api) answerState(w http.ResponseWriter, r *http.Request, st *State) {
 		RemainingSeconds int           `json:"remainingSeconds"`
 		TicketsUsed      int           `json:"ticketsUsed"`
 		CheckInterval    int           `json:"checkIntervalSeconds"`
+		WarnBefore       int           `json:"warnBeforeSeconds"`
+		History          *historyView  `json:"history,omitempty"`
 	}{st.Session.ID, st.GhSeq, st.GhSeq > 0, st.Session.Status, RoomID(st.Session.ID), ends,
-		int(st.Remaining.Round(time.Second) / time.Second), st.TicketsUsed, int(a.s.cfg.CheckInterval / time.Second)})
+		int(st.Remaining.Round(time.Second) / time.Second), st.TicketsUsed, int(a.s.cfg.CheckInterval / time.Second),
+		int(a.s.cfg.WarnBefore / time.Second), ended})
 }
 
 func (a *api) complete(w http.ResponseWriter, r *http.Request) {

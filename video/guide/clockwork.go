@@ -16,6 +16,9 @@ type State struct {
 	EndsAt      *time.Time
 	Remaining   time.Duration
 	TicketsUsed int
+	// Ended is the guide's history once it is completed, so an app that
+	// missed guideEnded still learns how it ended.
+	Ended *History
 }
 
 // Begun is the answer to /guide/begin and /guide/extend.
@@ -137,7 +140,16 @@ func (s *Service) vanished(ctx context.Context, gsSeq int64, gen int) {
 func (s *Service) warnNow(ctx context.Context, gsSeq int64, gen int) {
 	s.mu.Lock()
 	l := s.live[gsSeq]
-	if l == nil || l.gen != gen || l.done {
+	s.mu.Unlock()
+	if l == nil {
+		return
+	}
+	// Ordered with Extend and complete: a warning of a ticket an extension
+	// has just superseded is dropped, never sent after guideExtended.
+	l.op.Lock()
+	defer l.op.Unlock()
+	s.mu.Lock()
+	if l.gen != gen || l.done {
 		s.mu.Unlock()
 		return
 	}
@@ -228,6 +240,9 @@ func (s *Service) stateOf(ctx context.Context, gs *Session) (*State, error) {
 		return nil, fmt.Errorf("guide: session state: %w", err)
 	}
 	st.TicketsUsed = h.TicketsUsed
+	if h.CompletedAt != nil {
+		st.Ended = h
+	}
 	if gs.Status == StatusActive && h.CompletedAt == nil {
 		st.GhSeq = h.ID
 		ends := h.EndsAt

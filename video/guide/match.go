@@ -14,6 +14,36 @@ type Request struct {
 	ExpiresAt time.Time
 }
 
+// Pending is a request waiting for the mate's answer, as the mate sees it.
+type Pending struct {
+	Session   Session
+	User      Account
+	ExpiresAt time.Time
+}
+
+// OpenRequests lists the requests waiting for mate's answer: what a mate's
+// app shows after its event stream reconnected and missed guideRequest.
+func (s *Service) OpenRequests(ctx context.Context, mate *Account) ([]Pending, error) {
+	if mate.Role != RoleMate {
+		return nil, errMatesOnly
+	}
+	now := s.cfg.Now()
+	sessions, err := s.store.GuideRequestsFor(ctx, mate.ID, now.Add(-s.cfg.RequestTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("guide: open requests: %w", err)
+	}
+	out := make([]Pending, 0, len(sessions))
+	for _, gs := range sessions {
+		user, err := s.store.GuideAccount(ctx, gs.UserID)
+		if err != nil {
+			return nil, fmt.Errorf("guide: open requests: %w", err)
+		}
+		gs.RoomID = RoomID(gs.ID)
+		out = append(out, Pending{Session: gs, User: *user, ExpiresAt: gs.CreatedAt.Add(s.cfg.RequestTimeout)})
+	}
+	return out, nil
+}
+
 // Match is quick connect: friendID > 0 asks that friend, otherwise the
 // best-ranked available mate.
 func (s *Service) Match(ctx context.Context, user *Account, friendID int64) (*Request, error) {

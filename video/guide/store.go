@@ -30,6 +30,9 @@ type Store interface {
 	// CreateGuideSession inserts s (setting s.ID).
 	CreateGuideSession(ctx context.Context, s *Session) error
 	GuideSession(ctx context.Context, id int64) (*Session, error)
+	// GuideRequestsFor lists the requests to mateID made after since that
+	// are still waiting for an answer, oldest first.
+	GuideRequestsFor(ctx context.Context, mateID int64, since time.Time) ([]Session, error)
 	// TransitionSession moves session id from one of from to to, and
 	// reports whether it did (false: it was in another status).
 	TransitionSession(ctx context.Context, id int64, from []SessionStatus, to SessionStatus, at time.Time) (bool, error)
