@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cstalk/cstalk/broker"
+	"github.com/cstalk/cstalk/chat"
 )
 
 // TestLoadAgainstBroker runs a short load against an in-process broker and
@@ -56,5 +58,46 @@ func TestVmRSS(t *testing.T) {
 	kib, err := vmRSSKiB(os.Getpid())
 	if err != nil || kib <= 0 {
 		t.Fatalf("vmRSSKiB = %d, %v", kib, err)
+	}
+}
+
+// The generator reads a delivery's stamp straight from the server's
+// encoding of the event; other events, and anything it does not recognize,
+// are left to a full decode.
+func TestMessageStamp(t *testing.T) {
+	roomID := "7"
+	encode := func(event string, message any) []byte {
+		t.Helper()
+		b, err := json.Marshal(&chat.Envelope{EventName: event, CompanyID: "1", RoomID: &roomID,
+			Data: map[string]any{"message": message}, Target: "BROADCAST", SessionID: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	stamped := string(appendChatMessage(nil, 1795415719123456789))
+	var sent struct {
+		Data struct {
+			Message string `json:"message"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(stamped), &sent); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		body  []byte
+		stamp int64
+		ok    bool
+	}{
+		{"message", encode("MESSAGE", map[string]any{"id": 2, "roomName": "bench 7", "message": sent.Data.Message, "messageDetail": ""}), 1795415719123456789, true},
+		{"text without a stamp", encode("MESSAGE", map[string]any{"id": 2, "message": "안녕하세요"}), 0, false},
+		{"error event", encode("ERROR", "bad"), 0, false},
+		{"other layout", []byte(`{"data":{"message":{"message":"1|0|"}},"eventName":"MESSAGE"}`), 0, false},
+	} {
+		stamp, ok := messageStamp(tc.body)
+		if stamp != tc.stamp || ok != tc.ok {
+			t.Errorf("%s: messageStamp(%s) = %d, %v; want %d, %v", tc.name, tc.body, stamp, ok, tc.stamp, tc.ok)
+		}
 	}
 }
