@@ -1,20 +1,24 @@
 'use strict';
 // guide.spec.cjs: one guide from match to rating on /guide, in Chromium with
 // a fake camera and microphone. User guide-user1 asks friend guide-mate1
-// (first while the mate is offline, then available), the mate approves,
-// each page decodes the other's video through the SFU, the user's page
-// begins the guide, both pages show the server's clock and its warning,
-// the user extends once, reloads and is back in the guide, then ends it;
-// the user rates the mate
-// and sees the ranking, the mate writes the CRM note, and the API must
-// agree: two tickets spent, the rating and the note stored. Then a second
-// request is declined and the user is told, and a third guide runs out of
-// time by itself. web/guide_test.go starts the
-// server with short tickets and runs it with
+// (first while the mate is offline, then available with the mate's page
+// closed), the mate opens the page again and finds the request in
+// /guide/requests, approves, each page decodes the other's video through
+// the SFU, the user's page begins the guide, both pages show the server's
+// clock and its warning, the user extends once, reloads and is back in
+// the guide; the mate's page goes away, the user ends the guide, and the
+// mate's page comes back to the summary from the session check's history;
+// the user rates the mate and sees the ranking, the mate writes the CRM
+// note, and the API must agree: two tickets spent, the rating and the note
+// stored. Then a second request is declined and the user is told, and a
+// third guide runs out of time by itself, the mate's page reloaded after
+// the warning showing it again from the check. web/guide_test.go starts
+// the server with short tickets and runs it with
 //   CSTALK_URL                  the server, e.g. http://127.0.0.1:41234
 //   CSTALK_CHROMIUM             the browser executable
 //   CSTALK_ARTIFACTS            where screenshots go
 //   CSTALK_GUIDE_TICKET_SECONDS the server's --guide-ticket-duration
+//   CSTALK_GUIDE_WARN_SECONDS   the server's --guide-warn-before
 // It exits non-zero on the first failed check.
 const { chromium } = require('playwright-core');
 const assert = require('node:assert/strict');
@@ -23,6 +27,7 @@ const path = require('node:path');
 const base = process.env.CSTALK_URL;
 const artifacts = process.env.CSTALK_ARTIFACTS;
 const ticketSeconds = Number(process.env.CSTALK_GUIDE_TICKET_SECONDS || 20);
+const warnSeconds = Number(process.env.CSTALK_GUIDE_WARN_SECONDS || 15);
 const TIMEOUT = 15000;
 const PASSWORD = 'demo1234';
 const MATE_NAME = '김가스'; // guide-mate1
@@ -89,6 +94,9 @@ async function login(page, loginName) {
 const phase = (page, p) => page.locator(`body[data-phase="${p}"]`).waitFor({ state: 'attached' });
 const outcome = (page, key) => page.locator(`#guide-status[data-outcome="${key}"]`).waitFor();
 const endsAt = (page) => page.locator('#guide-ends-at').getAttribute('datetime');
+// answer waits for the page's next answer from the API path that matches re.
+const answer = (page, re) => page.waitForResponse((r) => re.test(new URL(r.url()).pathname)).then((r) => r.json());
+const CHECK_PATH = /^\/guide\/session\/\d+$/;
 
 async function main() {
   const browser = await chromium.launch({
@@ -103,7 +111,7 @@ async function main() {
     const mateCtx = await browser.newContext({ viewport: { width: 1100, height: 900 }, locale: 'ko-KR' });
 
     step('the mate and the user log in; the user sees 5 tickets and friend guide-mate1');
-    const mate = await mateCtx.newPage();
+    let mate = await mateCtx.newPage();
     watch(mate, 'mate', problems);
     await login(mate, 'guide-mate1');
     await mate.locator('#mate-home').waitFor();
@@ -127,16 +135,27 @@ async function main() {
     await user.locator('#guide-status', { hasText: '메이트가 오프라인입니다.' }).waitFor();
     await user.locator('.mate-item[data-availability="offline"]', { hasText: MATE_NAME }).waitFor();
 
-    step('the mate goes available; the user asks the friend and waits');
+    step('the mate goes available and closes the page; the user asks the friend and waits');
     await mate.locator('#available').check();
     await mate.locator('#availability[data-availability="available"]').waitFor();
+    await mate.close();
     await friend.locator('.connect-friend').click();
     await phase(user, 'requested');
     await user.locator('#waiting-mate', { hasText: MATE_NAME }).waitFor();
     await user.locator('#cancel-request').waitFor();
 
-    step('the mate sees the request and approves');
+    step('the mate opens the page again: the request pushed while it was closed comes from /guide/requests; the mate approves');
+    mate = await mateCtx.newPage();
+    watch(mate, 'mate', problems);
+    const listed = answer(mate, /^\/guide\/requests$/);
+    await login(mate, 'guide-mate1');
+    const open = (await listed).requests;
+    assert.equal(open.length, 1, `one open request: ${JSON.stringify(open)}`);
+    assert.equal(open[0].user.name, USER_NAME);
     await mate.locator('#request-card #request-from', { hasText: `${USER_NAME}님이 가이드를 요청했습니다.` }).waitFor();
+    assert.equal(Number(await mate.locator('#request-card').getAttribute('data-gs-seq')), open[0].session.gsSeq);
+    await mate.locator('#request-expires', { hasText: /\d\d:\d\d:\d\d/ }).waitFor();
+    await outcome(mate, 'outcomeRequested');
     await shot(mate, 'guide-mate-request');
     const approvedAt = Date.now();
     await mate.locator('#approve').click();
@@ -190,8 +209,20 @@ async function main() {
     await awaitDecodedFrames(mate, '#in-guide', mateFramesBefore + 10);
     assert.equal(await mate.locator('body').getAttribute('data-phase'), 'active', 'the reload did not end the guide');
 
-    step('the user ends the guide; both pages show the summary');
+    step('the mate\'s page goes away; the user ends the guide; the mate\'s page comes back to the summary from the check');
+    await mate.goto('about:blank');
     await user.locator('#end-guide').click();
+    await phase(user, 'ended');
+    // The guideEnded push went to no stream: the kept guide's first check
+    // (its history) is all the page learns the ending from.
+    const checked = answer(mate, CHECK_PATH);
+    await mate.goto(`${base}/guide`);
+    const check = await checked;
+    assert.equal(check.valid, false, JSON.stringify(check));
+    assert.equal(check.warnBeforeSeconds, warnSeconds);
+    assert.ok(check.history, `the check of an ended guide carries its history: ${JSON.stringify(check)}`);
+    assert.equal(check.history.endReason, 'userEnded');
+    assert.equal(check.history.ticketsUsed, 2);
     for (const page of [user, mate]) {
       await phase(page, 'ended');
       await page.locator('#ended[data-reason="userEnded"]').waitFor();
@@ -268,6 +299,16 @@ async function main() {
       await awaitDecodedFrames(page, '#in-guide', 5);
     }
     await user.locator('#guide-warning').waitFor({ timeout: ticketSeconds * 1000 });
+    await mate.locator('#guide-warning').waitFor({ timeout: ticketSeconds * 1000 });
+
+    step('the mate reloads after the warning: the check (warnBeforeSeconds) shows it again');
+    const rechecked = answer(mate, CHECK_PATH);
+    await mate.reload();
+    const recheck = await rechecked;
+    assert.equal(recheck.valid, true, `the guide still runs after the reload: ${JSON.stringify(recheck)}`);
+    assert.ok(recheck.remainingSeconds <= warnSeconds, `${recheck.remainingSeconds} s left is within the warning`);
+    await phase(mate, 'active');
+    await mate.locator('#guide-warning').waitFor();
     for (const page of [user, mate]) {
       await page.locator('#ended[data-reason="expired"]').waitFor({ timeout: (ticketSeconds + 10) * 1000 });
       await page.locator('#summary-reason', { hasText: '가이드 시간이 끝났습니다.' }).waitFor();

@@ -18,9 +18,6 @@ const SESSION_KEY = 'cstalk.guide';
 // grace) and still shows the summary and rating form afterwards.
 const GUIDE_KEY = 'cstalk.guide.current';
 const CHECK_EVERY = 5000;
-// WARN_WITHIN is the seed's warning time: a check finding less than this
-// left shows the warning whose push was lost (the push stays the rule).
-const WARN_WITHIN = 15;
 const banner = new Banner($('#banner'));
 
 const state = {
@@ -32,10 +29,13 @@ const state = {
   incoming: null, // the mate's pending request {gsSeq, user, expiresAt}
   // guide is the session this page is in, from the request to the
   // summary: {gsSeq, ghSeq, phase: requested|approved|active|ended, peer,
-  // expiresAt, roomId, videoToken, endsAt, period (seconds one ticket buys,
-  // once known), ticketsUsed, warning, beginSent, summary, rated,
-  // noteSaved}.
+  // expiresAt, roomId, videoToken, endsAt, ticketsUsed, warning,
+  // beginSent, summary, rated, noteSaved}.
   guide: null,
+  // warnBefore is the server's warning lead in seconds, from the session
+  // check: a check finding less left shows the warning whose push was
+  // lost (the push stays the rule). 0 until a check has answered.
+  warnBefore: 0,
   outcome: '', // the last outcome's i18n key, shown in the status line
   checkTimer: 0,
   tickTimer: 0,
@@ -106,9 +106,10 @@ function saveGuide() {
   sessionStorage.setItem(GUIDE_KEY, JSON.stringify(Object.fromEntries(kept.map((k) => [k, g[k]]))));
 }
 
-// restoreGuide picks up the guide a reload interrupted: the clock comes
-// from the first check, the video from the kept token.
-function restoreGuide() {
+// restoreGuide picks up the guide a reload interrupted: the first check
+// brings the clock, or the summary if the guide ended while the page was
+// away; only a guide still on rejoins the room with the kept token.
+async function restoreGuide() {
   let g = null;
   try { g = JSON.parse(sessionStorage.getItem(GUIDE_KEY)); } catch { /* none */ }
   if (!g || !g.gsSeq) return;
@@ -117,8 +118,8 @@ function restoreGuide() {
     return;
   }
   enterGuide(g);
-  if ((g.phase === 'approved' || g.phase === 'active') && g.videoToken) joinVideo(g.roomId, g.videoToken);
-  check();
+  await check();
+  if (state.guide === g && (g.phase === 'approved' || g.phase === 'active') && g.videoToken) joinVideo(g.roomId, g.videoToken);
 }
 
 const isUser = () => state.account && state.account.role === 'user';
@@ -228,6 +229,9 @@ function start(account) {
   restoreGuide();
   openEvents();
   refreshAccount();
+  // The stream's opening asks again; this shows a waiting request even
+  // while the stream is still connecting.
+  loadRequests();
   render();
 }
 
@@ -437,6 +441,7 @@ function openEvents() {
     renderConn('connected');
     // Pushes sent while the stream was down are gone: ask.
     if (state.guide && state.guide.phase !== 'ended') check();
+    loadRequests();
   };
   es.onerror = () => {
     if (state.events !== es) return;
@@ -469,17 +474,13 @@ function stopEvents() {
 
 function onEvent(type, ev) {
   const g = state.guide && state.guide.gsSeq === ev.gsSeq ? state.guide : null;
-  // A warning sent as an extension landed comes after it, with the new
-  // end (a whole period still left) and the tickets counted before: it
-  // warned of the old end and is dropped.
-  if (type === 'guideWarning' && g && g.period && g.endsAt && ev.endsAt &&
-      new Date(ev.endsAt) <= g.endsAt && ev.remainingSeconds >= g.period) return;
+  // A warning is about one end: the extension's answer may reach the page
+  // before the warning of the end it replaced, which then no longer holds.
+  if (type === 'guideWarning' && g && g.endsAt && ev.endsAt && new Date(ev.endsAt) < g.endsAt) return;
   if (typeof ev.ticketsLeft === 'number' && isUser()) state.account.tickets = ev.ticketsLeft;
   switch (type) {
     case 'guideRequest':
-      if (isUser() || (state.guide && state.guide.phase !== 'ended')) return;
-      state.incoming = { gsSeq: ev.gsSeq, user: ev.user, expiresAt: ev.expiresAt };
-      setOutcome('outcomeRequested');
+      offer({ gsSeq: ev.gsSeq, user: ev.user, expiresAt: ev.expiresAt });
       break;
     case 'guideCancelled':
       if (state.incoming && state.incoming.gsSeq === ev.gsSeq) {
@@ -524,6 +525,49 @@ function onEvent(type, ev) {
   render();
 }
 
+// ---- requests to the mate ------------------------------------------------
+
+// offer shows a request to this mate, pushed (guideRequest) or listed
+// (/guide/requests); one already shown stays as it is.
+function offer(req) {
+  if (isUser() || (state.guide && state.guide.phase !== 'ended')) return;
+  if (state.incoming && state.incoming.gsSeq === req.gsSeq) return;
+  state.incoming = req;
+  setOutcome('outcomeRequested');
+}
+
+// loadRequests shows the requests still waiting for this mate's answer:
+// a guideRequest pushed while the page was closed or its stream was down
+// is gone, the list is not. A shown request the list no longer has was
+// answered or lapsed meanwhile.
+async function loadRequests() {
+  const session = state.session;
+  if (!session || !state.account || isUser()) return;
+  const shown = state.incoming;
+  let requests;
+  try {
+    requests = (await api('GET', '/guide/requests')).requests || [];
+  } catch (err) {
+    // A network error: the stream's next opening asks again.
+    if (err.status !== 401 && err.status !== 0) banner.show(err.message);
+    return;
+  }
+  if (state.session !== session) return;
+  // Only a request shown before the list was asked for can be missing
+  // from it for good; one pushed meanwhile may be newer than the list.
+  if (shown && state.incoming === shown && !requests.some((r) => r.session.gsSeq === shown.gsSeq)) {
+    state.incoming = null;
+    const lapsed = shown.expiresAt && new Date(shown.expiresAt).getTime() <= serverNow();
+    state.outcome = lapsed ? 'outcomeRequestExpired' : 'outcomeRequestWithdrawn';
+  }
+  // The oldest first, as a push would have shown it.
+  if (!state.incoming && requests.length) {
+    const r = requests[0];
+    offer({ gsSeq: r.session.gsSeq, user: r.user, expiresAt: r.expiresAt });
+  }
+  render();
+}
+
 // ---- the guide ---------------------------------------------------------
 
 // runClock puts g in the active phase with the server's clock.
@@ -535,11 +579,8 @@ function runClock(g, { ghSeq, endsAt, remainingSeconds, ticketsUsed }) {
     // The end only moves later (an extension); an earlier one is an
     // answer that was on its way while the guide was extended.
     if (!g.endsAt || end > g.endsAt) {
-      if (g.endsAt) {
-        // A new period: the warning was for the old end.
-        g.period = (end - g.endsAt) / 1000;
-        g.warning = false;
-      }
+      // A new period: the warning was for the old end.
+      if (g.endsAt) g.warning = false;
       g.endsAt = end;
     }
     // Only a skew the rounding of remainingSeconds cannot explain counts.
@@ -682,7 +723,6 @@ async function begin() {
     state.account.tickets = res.ticketsLeft;
     if (state.guide === g && g.phase !== 'ended') {
       runClock(g, { ghSeq: res.ghSeq, endsAt: res.history.endsAt, remainingSeconds: res.remainingSeconds, ticketsUsed: res.history.ticketsUsed });
-      g.period = (new Date(res.history.endsAt) - new Date(res.history.beganAt)) / 1000;
       setOutcome('outcomeBegun');
       // The seed's cue to the mate's app over the room: the guide runs.
       call.signal({ id: 'G0001', data: { gsSeq: g.gsSeq, ghSeq: res.ghSeq } });
@@ -730,8 +770,7 @@ async function endGuide() {
       return;
     }
     const res = await api('POST', '/guide/complete', { gsSeq: g.gsSeq });
-    const hist = res.history || {};
-    ended(g, { reason: hist.endReason, ticketsUsed: hist.ticketsUsed, durationSeconds: hist.durationSeconds, ghSeq: res.ghSeq });
+    ended(g, summaryOf(res.history));
   } catch (err) {
     banner.show(err.message);
     check();
@@ -754,17 +793,21 @@ async function check() {
     return; // a network error: the next check tries again
   }
   if (state.guide !== g || g.phase === 'ended') return;
+  if (typeof res.warnBeforeSeconds === 'number') state.warnBefore = res.warnBeforeSeconds;
   if (res.valid) {
     if (g.phase !== 'active') setOutcome('outcomeBegun');
     runClock(g, { ghSeq: res.ghSeq, endsAt: res.endsAt, remainingSeconds: res.remainingSeconds, ticketsUsed: res.ticketsUsed });
-    if ((g.endsAt - serverNow()) / 1000 <= WARN_WITHIN) g.warning = true;
+    if (state.warnBefore > 0 && (g.endsAt - serverNow()) / 1000 <= state.warnBefore) g.warning = true;
     render();
     return;
   }
   switch (res.status) {
     case 'completed':
     case 'deleted':
-      await endedByRecord(g, res.ticketsUsed);
+      // The guideEnded push was lost: the check's history says how it
+      // ended.
+      ended(g, summaryOf(res.history, res.ticketsUsed));
+      render();
       break;
     case 'rejected':
       backHome('outcomeRejected');
@@ -778,20 +821,12 @@ async function check() {
   }
 }
 
-// endedByRecord completes the page from the CRM record when the guide
-// ended without this page hearing the push.
-async function endedByRecord(g, ticketsUsed) {
-  let summary = { ticketsUsed };
-  if (g.ghSeq > 0) {
-    try {
-      const { crm } = await api('GET', `/guide/crm/${g.ghSeq}`);
-      summary = { reason: crm.endReason, ticketsUsed: crm.ticketsUsed, durationSeconds: crm.durationSeconds, ghSeq: crm.ghSeq };
-    } catch { /* the summary shows what the check knew */ }
-  }
-  if (state.guide === g && g.phase !== 'ended') {
-    ended(g, summary);
-    render();
-  }
+// summaryOf is the summary of an ended guide from its history (the
+// answers of /guide/complete and of the check); without one it shows what
+// is known.
+function summaryOf(hist, ticketsUsed) {
+  if (!hist) return { ticketsUsed };
+  return { reason: hist.endReason, ticketsUsed: hist.ticketsUsed, durationSeconds: hist.durationSeconds, ghSeq: hist.ghSeq };
 }
 
 // ended shows the summary once, whichever way the guide ended.
