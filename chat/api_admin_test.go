@@ -56,7 +56,7 @@ func TestAdminAPI(t *testing.T) {
 			env := newAPIEnv(t, b.dsn(t))
 			rec := &adminRecorder{}
 			env.svc.Bind(rec)
-			admin := httptest.NewServer(env.svc.AdminAPIHandler())
+			admin := httptest.NewServer(conformant(t, env.svc.AdminAPIHandler()))
 			t.Cleanup(admin.Close)
 			call := func(method, path, token, body string, lang string) (*http.Response, []byte) {
 				t.Helper()

@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,12 +22,11 @@ import (
 	"testing"
 	"time"
 
-	"crypto/rand"
-
 	mysqldriver "github.com/go-sql-driver/mysql"
 	"gopkg.in/yaml.v3"
 
 	"github.com/cstalk/cstalk/chat"
+	"github.com/cstalk/cstalk/chat/openapitest"
 	"github.com/cstalk/cstalk/store"
 )
 
@@ -136,9 +137,25 @@ func newAPIEnv(t *testing.T, dsn string) *apiEnv {
 	if err := env.svc.SeedDemo(ctx); err != nil {
 		t.Fatalf("SeedDemo: %v", err)
 	}
-	env.srv = httptest.NewServer(env.svc.APIHandler())
+	// Every answer of the API tests is also checked against openapi.yaml.
+	env.srv = httptest.NewServer(conformant(t, env.svc.APIHandler()))
 	t.Cleanup(env.srv.Close)
 	return env
+}
+
+// conformant wraps a handler of the REST API so that every answer is
+// checked against openapi.yaml. Passed through: the document itself, HEAD
+// (GET without the body) and CORS preflights, and unclean paths the tests
+// send to prove they are redirected or refused, not API operations.
+func conformant(t *testing.T, next http.Handler) http.Handler {
+	spec, err := os.ReadFile("openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return openapitest.Conformant(t, spec, next, func(r *http.Request) bool {
+		return r.URL.Path == "/api/openapi.yaml" || r.Method == http.MethodHead || r.Method == http.MethodOptions ||
+			path.Clean(r.URL.Path) != r.URL.Path
+	})
 }
 
 // request sends a request to the test server; header values "" are left out.
