@@ -6,8 +6,8 @@
 // room subscribed, a MESSAGE sent and received back on the room.
 // web/transports_test.go starts the server and runs it with CSTALK_URL and
 // CSTALK_CHROMIUM. It exits non-zero on the first failed check.
-const { chromium } = require('playwright-core');
 const path = require('node:path');
+const { launch } = require('./harness.cjs');
 
 const base = process.env.CSTALK_URL;
 // The polling transports run several times: each poll is a new request, and
@@ -17,11 +17,7 @@ const transports = ['iframe-htmlfile', 'iframe-eventsource', 'xhr-streaming', 'w
   ...Array.from({ length: 5 }, () => polling).flat()];
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: process.env.CSTALK_CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   const problems = [];
   try {
     const page = await browser.newPage();

@@ -8,166 +8,109 @@
 //   CSTALK_CHROMIUM   the browser executable
 //   CSTALK_ARTIFACTS  where screenshots go
 // It exits non-zero on the first failed check.
-const { chromium } = require('playwright-core');
 const assert = require('node:assert/strict');
-const path = require('node:path');
+const harness = require('./harness.cjs');
 
 const base = process.env.CSTALK_URL;
-const artifacts = process.env.CSTALK_ARTIFACTS;
-const TIMEOUT = 15000;
+const { step, watch, shot, awaitDecodedFrames, run } = harness.spec({
+  timeout: 15000, failureName: 'video-failure', media: true,
+});
 
-function step(name) { console.log(`- ${name}`); }
+run(async (browser) => {
+  const agentCtx = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: 'ko-KR' });
+  const custCtx = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'ko-KR', isMobile: true, hasTouch: true });
+  const number = String(500000000 + (Date.now() % 1e8));
 
-const pages = [];
-function watch(page, label, problems) {
-  pages.push(page);
-  page.on('dialog', async (d) => { problems.push(`${label}: dialog ${d.message()}`); await d.dismiss(); });
-  page.on('pageerror', (e) => problems.push(`${label}: page error ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) problems.push(`${label}: ${m.text()}`);
-  });
-  page.setDefaultTimeout(TIMEOUT);
-}
+  step('a customer writes; the counselor opens the room');
+  const cust = await custCtx.newPage();
+  watch(cust, 'customer');
+  await cust.goto(`${base}/customer?companyId=1&gasappMemberNumber=${number}&name=${encodeURIComponent('영상고객')}`);
+  await cust.locator('#conn[data-state="connected"]').waitFor();
+  await cust.waitForFunction(() => Number(document.body.dataset.roomId) > 0);
+  const roomId = Number(await cust.evaluate(() => document.body.dataset.roomId));
+  await cust.locator('.compose-text').fill('가스레인지 점검을 영상으로 받을 수 있나요?');
+  await cust.locator('.compose-text').press('Enter');
 
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(artifacts, `${name}.png`) });
-}
+  const agent = await agentCtx.newPage();
+  watch(agent, 'console');
+  await agent.goto(base + '/');
+  await agent.locator('#login-name').fill('agent2');
+  await agent.locator('#login-password').fill('demo1234');
+  await agent.locator('#login-submit').click();
+  await agent.locator('#conn[data-state="connected"]').waitFor();
+  await agent.locator(`.room-item[data-room-id="${roomId}"]`).click();
+  const pane = agent.locator(`.room-pane[data-room-id="${roomId}"]`);
+  await pane.locator('.status-badge[data-status="IN_PROGRESS"]').waitFor();
+  const paneSel = `.room-pane[data-room-id="${roomId}"]`;
 
-// framesDecoded of the remote <video> in scope, from the receiving peer
-// connection's point of view: the element's playback quality counts the
-// frames the decoder produced.
-async function awaitDecodedFrames(page, scope, min) {
-  await page.waitForFunction(([sel, n]) => {
-    const v = document.querySelector(sel);
-    if (!v || !v.getVideoPlaybackQuality) return false;
-    const q = v.getVideoPlaybackQuality();
-    return q.totalVideoFrames - q.droppedVideoFrames >= n && v.videoWidth > 0;
-  }, [`${scope} video.call-remote`, min], { timeout: TIMEOUT });
-  return page.evaluate((sel) => {
-    const v = document.querySelector(sel);
-    return { frames: v.getVideoPlaybackQuality().totalVideoFrames, width: v.videoWidth, height: v.videoHeight };
-  }, `${scope} video.call-remote`);
-}
+  step('the counselor starts a video call; the invitation shows in both chats');
+  const start = Date.now();
+  await pane.locator('.video-call-start').filter({ hasText: '영상 상담' }).click();
+  await pane.locator('.msg.system', { hasText: '영상 상담을 요청했습니다' }).waitFor();
+  await cust.locator('.msg.system', { hasText: '영상 상담을 요청했습니다' }).waitFor();
+  await pane.locator('.video-call[data-phase="waiting"] .call-state', { hasText: '응답을 기다리고' }).waitFor();
+  await cust.locator('.video-call[data-phase="invited"] .call-state', { hasText: '영상 상담 요청' }).waitFor();
+  await shot(cust, 'video-customer-invited');
 
-async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CSTALK_CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required'],
-  });
-  const problems = [];
-  try {
-    const agentCtx = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: 'ko-KR' });
-    const custCtx = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'ko-KR', isMobile: true, hasTouch: true });
-    const number = String(500000000 + (Date.now() % 1e8));
+  step('the customer accepts; each side decodes the other through the SFU');
+  await cust.locator('.call-accept').click();
+  const custSees = await awaitDecodedFrames(cust, 'body', 5);
+  const agentSees = await awaitDecodedFrames(agent, paneSel, 5);
+  console.log(`  decoding after ${Date.now() - start} ms: customer ${JSON.stringify(custSees)}, counselor ${JSON.stringify(agentSees)}`);
+  await cust.locator('.video-call[data-phase="connected"]').waitFor();
+  await pane.locator('.video-call[data-phase="connected"] .call-state', { hasText: '영상 상담 중' }).waitFor();
+  await pane.locator('.msg.system', { hasText: '영상고객님이 영상 상담에 참여했습니다.' }).waitFor();
+  await cust.locator('.msg.system', { hasText: '상담사2님이 영상 상담에 참여했습니다.' }).waitFor();
+  await shot(agent, 'video-console-call');
+  await shot(cust, 'video-customer-call');
 
-    step('a customer writes; the counselor opens the room');
-    const cust = await custCtx.newPage();
-    watch(cust, 'customer', problems);
-    await cust.goto(`${base}/customer?companyId=1&gasappMemberNumber=${number}&name=${encodeURIComponent('영상고객')}`);
-    await cust.locator('#conn[data-state="connected"]').waitFor();
-    await cust.waitForFunction(() => Number(document.body.dataset.roomId) > 0);
-    const roomId = Number(await cust.evaluate(() => document.body.dataset.roomId));
-    await cust.locator('.compose-text').fill('가스레인지 점검을 영상으로 받을 수 있나요?');
-    await cust.locator('.compose-text').press('Enter');
+  step('the counselor turns the camera off; the customer is told');
+  await pane.locator('.call-camera').click();
+  await pane.locator('.call-camera[aria-pressed="true"]', { hasText: '카메라 켜기' }).waitFor();
+  await cust.locator('video.call-remote.off').waitFor({ state: 'attached' });
+  await cust.locator('.call-remote-note', { hasText: '카메라가 꺼져' }).waitFor();
+  await pane.locator('.call-camera').click();
+  await cust.locator('video.call-remote:not(.off)').waitFor();
+  await pane.locator('.call-mic').click();
+  await pane.locator('.call-mic[aria-pressed="true"]').waitFor();
 
-    const agent = await agentCtx.newPage();
-    watch(agent, 'console', problems);
-    await agent.goto(base + '/');
-    await agent.locator('#login-name').fill('agent2');
-    await agent.locator('#login-password').fill('demo1234');
-    await agent.locator('#login-submit').click();
-    await agent.locator('#conn[data-state="connected"]').waitFor();
-    await agent.locator(`.room-item[data-room-id="${roomId}"]`).click();
-    const pane = agent.locator(`.room-pane[data-room-id="${roomId}"]`);
-    await pane.locator('.status-badge[data-status="IN_PROGRESS"]').waitFor();
-    const paneSel = `.room-pane[data-room-id="${roomId}"]`;
+  step('the customer reloads during the call and rejoins with a fresh video token');
+  await pane.locator('.call-mic').click();
+  await cust.reload();
+  await cust.locator('.video-call[data-phase="invited"] .call-state', { hasText: '진행 중인 영상 상담' }).waitFor();
+  await cust.locator('.call-accept').click();
+  await awaitDecodedFrames(cust, 'body', 5);
+  await pane.locator('.msg.system', { hasText: '영상고객님이 영상 상담에서 나갔습니다.' }).waitFor();
+  await pane.locator('.video-call[data-phase="connected"]').waitFor();
+  await awaitDecodedFrames(agent, paneSel, 5);
+  await shot(cust, 'video-customer-rejoined');
 
-    step('the counselor starts a video call; the invitation shows in both chats');
-    const start = Date.now();
-    await pane.locator('.video-call-start').filter({ hasText: '영상 상담' }).click();
-    await pane.locator('.msg.system', { hasText: '영상 상담을 요청했습니다' }).waitFor();
-    await cust.locator('.msg.system', { hasText: '영상 상담을 요청했습니다' }).waitFor();
-    await pane.locator('.video-call[data-phase="waiting"] .call-state', { hasText: '응답을 기다리고' }).waitFor();
-    await cust.locator('.video-call[data-phase="invited"] .call-state', { hasText: '영상 상담 요청' }).waitFor();
-    await shot(cust, 'video-customer-invited');
-
-    step('the customer accepts; each side decodes the other through the SFU');
-    await cust.locator('.call-accept').click();
-    const custSees = await awaitDecodedFrames(cust, 'body', 5);
-    const agentSees = await awaitDecodedFrames(agent, paneSel, 5);
-    console.log(`  decoding after ${Date.now() - start} ms: customer ${JSON.stringify(custSees)}, counselor ${JSON.stringify(agentSees)}`);
-    await cust.locator('.video-call[data-phase="connected"]').waitFor();
-    await pane.locator('.video-call[data-phase="connected"] .call-state', { hasText: '영상 상담 중' }).waitFor();
-    await pane.locator('.msg.system', { hasText: '영상고객님이 영상 상담에 참여했습니다.' }).waitFor();
-    await cust.locator('.msg.system', { hasText: '상담사2님이 영상 상담에 참여했습니다.' }).waitFor();
-    await shot(agent, 'video-console-call');
-    await shot(cust, 'video-customer-call');
-
-    step('the counselor turns the camera off; the customer is told');
-    await pane.locator('.call-camera').click();
-    await pane.locator('.call-camera[aria-pressed="true"]', { hasText: '카메라 켜기' }).waitFor();
-    await cust.locator('video.call-remote.off').waitFor({ state: 'attached' });
-    await cust.locator('.call-remote-note', { hasText: '카메라가 꺼져' }).waitFor();
-    await pane.locator('.call-camera').click();
-    await cust.locator('video.call-remote:not(.off)').waitFor();
-    await pane.locator('.call-mic').click();
-    await pane.locator('.call-mic[aria-pressed="true"]').waitFor();
-
-    step('the customer reloads during the call and rejoins with a fresh video token');
-    await pane.locator('.call-mic').click();
-    await cust.reload();
-    await cust.locator('.video-call[data-phase="invited"] .call-state', { hasText: '진행 중인 영상 상담' }).waitFor();
-    await cust.locator('.call-accept').click();
-    await awaitDecodedFrames(cust, 'body', 5);
-    await pane.locator('.msg.system', { hasText: '영상고객님이 영상 상담에서 나갔습니다.' }).waitFor();
-    await pane.locator('.video-call[data-phase="connected"]').waitFor();
-    await awaitDecodedFrames(agent, paneSel, 5);
-    await shot(cust, 'video-customer-rejoined');
-
-    step('the customer hangs up; both chats record the call');
-    await cust.locator('.call-hangup').click();
-    await cust.locator('.video-call[data-phase="idle"] .call-state', { hasText: '영상 상담이 종료되었습니다' }).waitFor();
-    await pane.locator('.video-call[data-phase="idle"] .call-state', { hasText: '영상 상담이 종료되었습니다' }).waitFor();
-    for (const page of [cust, agent]) {
-      const scope = page === agent ? pane : cust;
-      await scope.locator('.msg.system', { hasText: /통화 시간 \d+초/ }).waitFor();
-      await scope.locator('.msg.system', { hasText: '상담사2님이 영상 상담에서 나갔습니다.' }).waitFor();
-      await scope.locator('.msg.system', { hasText: '영상고객님이 영상 상담에서 나갔습니다.' }).last().waitFor();
-      assert.equal(await page.locator('video.call-remote').count(), 0, 'the remote video is gone');
-    }
-    await shot(agent, 'video-console-ended');
-    await shot(cust, 'video-customer-ended');
-
-    step('after a reload the customer page shows the call in the history and offers no stale call');
-    await cust.reload();
-    await cust.locator('.msg.system', { hasText: /통화 시간 \d+초/ }).waitFor();
-    await cust.locator('.msg.system', { hasText: '영상 상담을 요청했습니다' }).waitFor();
-    assert.equal(await cust.locator('.video-call[data-phase="invited"]').count(), 0, 'no rejoin offer after the call ended');
-
-    step('English');
-    await cust.locator('#lang').click();
-    await pane.locator('.video-call-start').click();
-    await cust.locator('.video-call[data-phase="invited"] .call-accept', { hasText: 'Accept' }).waitFor();
-    await cust.locator('.call-decline', { hasText: 'Decline' }).click();
-    await pane.locator('.video-call[data-phase="idle"] .call-state', { hasText: '거절했습니다' }).waitFor();
-    await pane.locator('.msg.system', { hasText: '영상 상담을 거절했습니다' }).waitFor();
-
-    assert.deepEqual(problems, [], 'no dialogs, page errors or CSP violations');
-    console.log('ok');
-  } catch (err) {
-    for (const [i, page] of pages.entries()) {
-      if (!page.isClosed()) await page.screenshot({ path: path.join(artifacts, `video-failure-${i}.png`) }).catch(() => {});
-    }
-    console.error(`problems so far: ${JSON.stringify(problems)}`);
-    throw err;
-  } finally {
-    await browser.close();
+  step('the customer hangs up; both chats record the call');
+  await cust.locator('.call-hangup').click();
+  await cust.locator('.video-call[data-phase="idle"] .call-state', { hasText: '영상 상담이 종료되었습니다' }).waitFor();
+  await pane.locator('.video-call[data-phase="idle"] .call-state', { hasText: '영상 상담이 종료되었습니다' }).waitFor();
+  for (const page of [cust, agent]) {
+    const scope = page === agent ? pane : cust;
+    await scope.locator('.msg.system', { hasText: /통화 시간 \d+초/ }).waitFor();
+    await scope.locator('.msg.system', { hasText: '상담사2님이 영상 상담에서 나갔습니다.' }).waitFor();
+    await scope.locator('.msg.system', { hasText: '영상고객님이 영상 상담에서 나갔습니다.' }).last().waitFor();
+    assert.equal(await page.locator('video.call-remote').count(), 0, 'the remote video is gone');
   }
-}
+  await shot(agent, 'video-console-ended');
+  await shot(cust, 'video-customer-ended');
 
-main().then(() => process.exit(0), (err) => {
-  console.error(err && err.stack ? err.stack : err);
-  process.exit(1);
+  step('after a reload the customer page shows the call in the history and offers no stale call');
+  await cust.reload();
+  await cust.locator('.msg.system', { hasText: /통화 시간 \d+초/ }).waitFor();
+  await cust.locator('.msg.system', { hasText: '영상 상담을 요청했습니다' }).waitFor();
+  assert.equal(await cust.locator('.video-call[data-phase="invited"]').count(), 0, 'no rejoin offer after the call ended');
+
+  step('English');
+  await cust.locator('#lang').click();
+  await pane.locator('.video-call-start').click();
+  await cust.locator('.video-call[data-phase="invited"] .call-accept', { hasText: 'Accept' }).waitFor();
+  await cust.locator('.call-decline', { hasText: 'Decline' }).click();
+  await pane.locator('.video-call[data-phase="idle"] .call-state', { hasText: '거절했습니다' }).waitFor();
+  await pane.locator('.msg.system', { hasText: '영상 상담을 거절했습니다' }).waitFor();
+
 });

@@ -1,0 +1,101 @@
+'use strict';
+// harness.cjs: what the browser specs share. A spec calls
+//   const { step, watch, shot, awaitDecodedFrames, run } =
+//     harness.spec({ timeout, failureName, media });
+// and hands its checks to run(async (browser) => ...). run launches
+// Chromium (with a fake camera and microphone when media is set), fails the
+// spec if a watched page showed a dialog, threw or broke the CSP, saves a
+// screenshot of every watched page as <failureName>-N.png when a check
+// fails, and exits the process: 0 when all passed, 1 otherwise. The specs
+// read CSTALK_CHROMIUM (the browser executable) and CSTALK_ARTIFACTS (where
+// screenshots go) from the environment the Go tests give them.
+const { chromium } = require('playwright-core');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+// A fake camera and microphone that need no permission prompt, and video
+// that plays without a click.
+const MEDIA_ARGS = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required'];
+
+function launch({ media = false } = {}) {
+  return chromium.launch({
+    executablePath: process.env.CSTALK_CHROMIUM,
+    args: media ? [...CHROMIUM_ARGS, ...MEDIA_ARGS] : CHROMIUM_ARGS,
+  });
+}
+
+function step(name) { console.log(`- ${name}`); }
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(process.env.CSTALK_ARTIFACTS, `${name}.png`) });
+}
+
+// spec returns the helpers bound to one spec's timeout (ms, each page's
+// default and the wait for decoded video) and failure screenshot name.
+function spec({ timeout, failureName, media = false }) {
+  const problems = [];
+  const pages = [];
+
+  // watch records what must never happen on a page: dialogs, uncaught
+  // errors, CSP violations.
+  function watch(page, label) {
+    pages.push(page);
+    page.on('dialog', async (d) => { problems.push(`${label}: dialog ${d.type()} ${d.message()}`); await d.dismiss(); });
+    page.on('pageerror', (e) => problems.push(`${label}: page error ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) problems.push(`${label}: ${m.text()}`);
+    });
+    page.setDefaultTimeout(timeout);
+  }
+
+  // awaitDecodedFrames waits until the remote <video> in scope has decoded
+  // min frames of a real size, as the element's playback quality counts
+  // them, and returns what it shows.
+  async function awaitDecodedFrames(page, scope, min) {
+    const sel = `${scope} video.call-remote`;
+    await page.waitForFunction(([s, n]) => {
+      const v = document.querySelector(s);
+      if (!v || !v.getVideoPlaybackQuality) return false;
+      const q = v.getVideoPlaybackQuality();
+      return q.totalVideoFrames - q.droppedVideoFrames >= n && v.videoWidth > 0;
+    }, [sel, min], { timeout });
+    return page.evaluate((s) => {
+      const v = document.querySelector(s);
+      return { frames: v.getVideoPlaybackQuality().totalVideoFrames, width: v.videoWidth, height: v.videoHeight };
+    }, sel);
+  }
+
+  async function main(checks) {
+    const browser = await launch({ media });
+    try {
+      await checks(browser);
+      assert.deepEqual(problems, [], 'no dialogs, page errors or CSP violations');
+      console.log('ok');
+    } catch (err) {
+      // What each page showed when the check failed.
+      for (const [i, page] of pages.entries()) {
+        if (!page.isClosed()) {
+          await page.screenshot({ path: path.join(process.env.CSTALK_ARTIFACTS, `${failureName}-${i}.png`) }).catch(() => {});
+        }
+      }
+      console.error(`problems so far: ${JSON.stringify(problems)}`);
+      throw err;
+    } finally {
+      await browser.close();
+    }
+  }
+
+  function run(checks) {
+    main(checks).then(() => process.exit(0), (err) => {
+      console.error(err && err.stack ? err.stack : err);
+      process.exit(1);
+    });
+  }
+
+  return { step, watch, shot, awaitDecodedFrames, run };
+}
+
+module.exports = { spec, launch };
