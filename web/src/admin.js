@@ -4,6 +4,7 @@ import { request, bearer, ApiError } from './api.js';
 import { Connection, PRIVATE, lobby, room as roomDest, renderState } from './stomp.js';
 import { RoomView, PAGE_SIZE } from './room-view.js';
 import { Banner, statusText, preview } from './common.js';
+import { showLoginForm, bindLogin } from './login.js';
 
 const SESSION_KEY = 'cstalk.session';
 const banner = new Banner($('#banner'));
@@ -25,14 +26,7 @@ function loadSession() {
 }
 
 function showLogin(message) {
-  $('#admin-view').hidden = true;
-  $('#login-view').hidden = false;
-  $('#logout').hidden = true;
-  $('#conn').hidden = true;
-  $('#who').textContent = '';
-  const err = $('#login-error');
-  err.textContent = message || '';
-  err.hidden = !message;
+  showLoginForm($('#admin-view'), message);
 }
 
 function logout(message) {
@@ -44,25 +38,10 @@ function logout(message) {
   showLogin(message);
 }
 
-async function onLogin(e) {
-  e.preventDefault();
-  const button = $('#login-submit');
-  button.disabled = true;
-  button.textContent = t('loggingIn');
-  try {
-    const res = await request('POST', '/api/auth/login', {
-      json: { loginName: $('#login-name').value.trim(), password: $('#login-password').value },
-    });
-    $('#login-password').value = '';
-    state.session = { token: res.token, member: res.member };
-    sessionStorage.setItem(SESSION_KEY, JSON.stringify(state.session));
-    start();
-  } catch (err) {
-    showLogin(err.message);
-  } finally {
-    button.disabled = false;
-    button.textContent = t('login');
-  }
+function signedIn(res) {
+  state.session = { token: res.token, member: res.member };
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(state.session));
+  start();
 }
 
 function start() {
@@ -311,7 +290,11 @@ function main() {
       renderState($('#conn'), state.conn.state);
     }
   });
-  $('#login-form').addEventListener('submit', onLogin);
+  bindLogin({
+    submit: (loginName, password) => request('POST', '/api/auth/login', { json: { loginName, password } }),
+    signedIn,
+    failed: showLogin,
+  });
   $('#logout').addEventListener('click', () => logout(''));
   $('#detail-close').addEventListener('click', closeDetail);
   $('#member-form').addEventListener('submit', onAddMember);

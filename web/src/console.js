@@ -4,6 +4,7 @@ import { request, bearer, uploadImage, ApiError } from './api.js';
 import { Connection, PRIVATE, lobby, room as roomDest, renderState } from './stomp.js';
 import { RoomView } from './room-view.js';
 import { Banner, Composer, clientMessageId, statusText, preview } from './common.js';
+import { showLoginForm, bindLogin } from './login.js';
 import { VideoCall, lastCallStep } from './video-call.js';
 
 const SESSION_KEY = 'cstalk.session';
@@ -33,38 +34,14 @@ function saveSession(s) {
 // ---- login -----------------------------------------------------------
 
 function showLogin(message) {
-  $('#console-view').hidden = true;
-  $('#login-view').hidden = false;
-  $('#logout').hidden = true;
   $('#admin-link').hidden = true;
-  $('#conn').hidden = true;
-  $('#who').textContent = '';
-  const err = $('#login-error');
-  err.textContent = message || '';
-  err.hidden = !message;
-  $('#login-name').focus();
+  showLoginForm($('#console-view'), message);
 }
 
-async function onLogin(e) {
-  e.preventDefault();
-  const button = $('#login-submit');
-  button.disabled = true;
-  button.textContent = t('loggingIn');
-  $('#login-error').hidden = true;
-  try {
-    const res = await request('POST', '/api/auth/login', {
-      json: { loginName: $('#login-name').value.trim(), password: $('#login-password').value },
-    });
-    $('#login-password').value = '';
-    state.session = { token: res.token, member: res.member };
-    saveSession(state.session);
-    startConsole();
-  } catch (err) {
-    showLogin(err.message);
-  } finally {
-    button.disabled = false;
-    button.textContent = t('login');
-  }
+function signedIn(res) {
+  state.session = { token: res.token, member: res.member };
+  saveSession(state.session);
+  startConsole();
 }
 
 function logout(message) {
@@ -444,7 +421,11 @@ function main() {
       renderState($('#conn'), state.conn.state);
     }
   });
-  $('#login-form').addEventListener('submit', onLogin);
+  bindLogin({
+    submit: (loginName, password) => request('POST', '/api/auth/login', { json: { loginName, password } }),
+    signedIn,
+    failed: showLogin,
+  });
   $('#logout').addEventListener('click', () => logout(''));
   for (const tab of document.querySelectorAll('.lobby .tab')) {
     tab.addEventListener('click', () => { state.lobbyStatus = tab.dataset.status; renderLobby(); });

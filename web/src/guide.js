@@ -1,6 +1,7 @@
 import { h, $, clear } from './dom.js';
 import { t, lang, initLang, bindToggle, onLangChange } from './i18n.js';
 import { Banner } from './common.js';
+import { showLoginForm, bindLogin } from './login.js';
 import { VideoCall } from './video-call.js';
 
 // The guide page (/guide): timed expert help over video, for both roles.
@@ -174,35 +175,13 @@ function fail(err) {
 
 function showLogin(message) {
   document.body.dataset.phase = 'login';
-  $('#guide-view').hidden = true;
-  $('#login-view').hidden = false;
-  $('#logout').hidden = true;
-  $('#conn').hidden = true;
-  $('#who').textContent = '';
-  const err = $('#login-error');
-  err.textContent = message || '';
-  err.hidden = !message;
-  $('#login-name').focus();
+  showLoginForm($('#guide-view'), message);
 }
 
-async function onLogin(e) {
-  e.preventDefault();
-  const button = $('#login-submit');
-  button.disabled = true;
-  button.textContent = t('loggingIn');
-  $('#login-error').hidden = true;
-  try {
-    const res = await api('POST', '/guide/login', { loginName: $('#login-name').value.trim(), password: $('#login-password').value });
-    $('#login-password').value = '';
-    state.session = { token: res.token, account: res.account };
-    saveSession(state.session);
-    start(res.account);
-  } catch (err) {
-    showLogin(err.message);
-  } finally {
-    button.disabled = false;
-    button.textContent = t('login');
-  }
+function signedIn(res) {
+  state.session = { token: res.token, account: res.account };
+  saveSession(state.session);
+  start(res.account);
 }
 
 function logout(message) {
@@ -936,7 +915,11 @@ function main() {
     const conn = $('#conn');
     if (conn.dataset.state) renderConn(conn.dataset.state);
   });
-  $('#login-form').addEventListener('submit', onLogin);
+  bindLogin({
+    submit: (loginName, password) => api('POST', '/guide/login', { loginName, password }),
+    signedIn,
+    failed: showLogin,
+  });
   $('#logout').addEventListener('click', () => logout(''));
   $('#quick-connect').addEventListener('click', () => ask({}));
   $('#shake').addEventListener('click', shake);
