@@ -2,9 +2,6 @@ package chat_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -22,20 +18,17 @@ import (
 	"testing"
 	"time"
 
-	mysqldriver "github.com/go-sql-driver/mysql"
 	"gopkg.in/yaml.v3"
 
 	"github.com/cstalk/cstalk/chat"
 	"github.com/cstalk/cstalk/chat/openapitest"
 	"github.com/cstalk/cstalk/store"
+	"github.com/cstalk/cstalk/store/storetest"
 )
 
 // The REST API runs against a real store on every backend: SQLite in a
 // temporary directory and, like the store's own suite, a fresh MariaDB
-// database (CSTALK_TEST_MYSQL=off skips it, CSTALK_TEST_MYSQL_DSN points
-// elsewhere).
-
-const apiTestMySQL = "mysql://root@127.0.0.1:3306/test"
+// database (storetest.MariaDB).
 
 type apiBackend struct {
 	name string
@@ -45,51 +38,8 @@ type apiBackend struct {
 func apiBackends() []apiBackend {
 	return []apiBackend{
 		{name: "sqlite", dsn: func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "cstalk.db") }},
-		{name: "mariadb", dsn: apiMariaDB},
+		{name: "mariadb", dsn: func(t *testing.T) string { dsn, _ := storetest.MariaDB(t, "api"); return dsn }},
 	}
-}
-
-// apiMariaDB creates a database of its own for t and drops it afterwards.
-func apiMariaDB(t *testing.T) string {
-	t.Helper()
-	if os.Getenv("CSTALK_TEST_MYSQL") == "off" {
-		t.Skip("CSTALK_TEST_MYSQL=off")
-	}
-	base := os.Getenv("CSTALK_TEST_MYSQL_DSN")
-	if base == "" {
-		base = apiTestMySQL
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse %s: %v", base, err)
-	}
-	cfg := mysqldriver.NewConfig()
-	cfg.User = u.User.Username()
-	cfg.Passwd, _ = u.User.Password()
-	cfg.Net, cfg.Addr = "tcp", u.Host
-	db, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		t.Fatalf("open MariaDB: %v", err)
-	}
-	suffix := make([]byte, 6)
-	rand.Read(suffix)
-	name := "cstalk_api_" + hex.EncodeToString(suffix)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
-		db.Close()
-		t.Fatalf("MariaDB is required for this test (CSTALK_TEST_MYSQL=off skips it): create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-		db.Close()
-	})
-	u.Path = "/" + name
-	return u.String()
 }
 
 // apiEnv is a service with the demo data on a real store, served over HTTP.

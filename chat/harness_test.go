@@ -2,20 +2,14 @@ package chat_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	mysqldriver "github.com/go-sql-driver/mysql"
 	"github.com/go-stomp/stomp/v3"
 	"github.com/go-stomp/stomp/v3/frame"
 
@@ -23,6 +17,7 @@ import (
 	"github.com/cstalk/cstalk/broker/brokertest"
 	"github.com/cstalk/cstalk/chat"
 	"github.com/cstalk/cstalk/store"
+	"github.com/cstalk/cstalk/store/storetest"
 )
 
 // waitTimeout bounds every wait for an event; events normally arrive in
@@ -130,7 +125,8 @@ func newEnv(t *testing.T, opts ...envOption) *chatEnv {
 	return newEnvOn(t, "sqlite:"+t.TempDir()+"/chat.db", opts...)
 }
 
-// backend is a store the chat tests run against.
+// backend is a store the chat tests run against; a MariaDB run gets a
+// database of its own (CSTALK_TEST_MYSQL=off skips it).
 type backend struct {
 	name string
 	dsn  func(t *testing.T) string
@@ -138,7 +134,7 @@ type backend struct {
 
 var chatBackends = []backend{
 	{"sqlite", func(t *testing.T) string { return "sqlite:" + t.TempDir() + "/chat.db" }},
-	{"mariadb", chatMariaDB},
+	{"mariadb", func(t *testing.T) string { dsn, _ := storetest.MariaDB(t, "chat"); return dsn }},
 }
 
 // onEveryBackend runs body as a subtest per store backend: the domain
@@ -147,51 +143,6 @@ func onEveryBackend(t *testing.T, body func(t *testing.T, e *chatEnv), opts ...e
 	for _, b := range chatBackends {
 		t.Run(b.name, func(t *testing.T) { body(t, newEnvOn(t, b.dsn(t), opts...)) })
 	}
-}
-
-// chatMariaDB creates a database of its own on the MariaDB of the machine
-// (CSTALK_TEST_MYSQL_DSN, default root@127.0.0.1:3306) and drops it after t.
-// CSTALK_TEST_MYSQL=off skips the MariaDB runs.
-func chatMariaDB(t *testing.T) string {
-	t.Helper()
-	if os.Getenv("CSTALK_TEST_MYSQL") == "off" {
-		t.Skip("CSTALK_TEST_MYSQL=off")
-	}
-	base := os.Getenv("CSTALK_TEST_MYSQL_DSN")
-	if base == "" {
-		base = "mysql://root@127.0.0.1:3306/test"
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse %s: %v", base, err)
-	}
-	cfg := mysqldriver.NewConfig()
-	cfg.User = u.User.Username()
-	cfg.Passwd, _ = u.User.Password()
-	cfg.Net, cfg.Addr = "tcp", u.Host
-	db, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		t.Fatalf("open MariaDB: %v", err)
-	}
-	var suffix [6]byte
-	_, _ = rand.Read(suffix[:])
-	name := "cstalk_chat_" + hex.EncodeToString(suffix[:])
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
-		_ = db.Close()
-		t.Fatalf("MariaDB is required (CSTALK_TEST_MYSQL=off skips it): create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-		_ = db.Close()
-	})
-	u.Path = "/" + name
-	return u.String()
 }
 
 // newEnvOn starts a node on the store at dsn (migrated, with the tenants).

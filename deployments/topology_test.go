@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
@@ -22,11 +21,11 @@ import (
 	"testing"
 	"time"
 
-	mysqldriver "github.com/go-sql-driver/mysql"
 	"github.com/go-stomp/stomp/v3"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cstalk/cstalk/broker/brokertest"
+	"github.com/cstalk/cstalk/store/storetest"
 )
 
 // topologyWait bounds every wait of the topology test.
@@ -43,7 +42,7 @@ const topologyWait = 15 * time.Second
 func TestTopology(t *testing.T) {
 	requireBinary(t, "haproxy", installHAProxy)
 	redisURL := sharedRedis(t)
-	dsn := freshDatabase(t)
+	dsn, _ := storetest.MariaDB(t, "lb")
 	bin := buildCstalk(t)
 
 	// The one-shot migration of compose.yaml, before any node serves.
@@ -219,34 +218,6 @@ func sharedRedis(t *testing.T) string {
 		t.Fatalf("Redis on %s is required: %v", addr, err)
 	}
 	return "redis://" + addr + "/0"
-}
-
-// freshDatabase creates cstalk_lb_<random> (utf8mb4) on the machine's
-// MariaDB, dropped when the test ends, and returns its cstalk DSN.
-func freshDatabase(t *testing.T) string {
-	t.Helper()
-	cfg := mysqldriver.NewConfig()
-	cfg.User, cfg.Net, cfg.Addr = "root", "tcp", "127.0.0.1:3306"
-	db, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := "cstalk_lb_" + randomHex(6)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
-		db.Close()
-		t.Fatalf("MariaDB (root@127.0.0.1:3306) is required: create database: %v", err)
-	}
-	t.Cleanup(func() {
-		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	return "mysql://root@127.0.0.1:3306/" + name
 }
 
 // startNode runs `cstalk serve` on a free port and waits until it is ready;

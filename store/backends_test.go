@@ -2,22 +2,17 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
-	"net/url"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/cstalk/cstalk/store/storetest"
 )
 
 // Every backend passes the same contract suite (contract_test.go). SQLite
 // runs in a temporary directory (and in memory); MariaDB gets a fresh
-// database per run, created through a root connection and dropped
-// afterwards.
-
-const defaultTestMySQL = "mysql://root@127.0.0.1:3306/test"
+// database per run (storetest.MariaDB), dropped afterwards.
 
 type backend struct {
 	name string
@@ -82,40 +77,13 @@ func newSQLiteDSN(t testing.TB) string {
 
 func newMariaDBDSN(t testing.TB) string {
 	t.Helper()
-	if os.Getenv("CSTALK_TEST_MYSQL") == "off" {
-		t.Skip("CSTALK_TEST_MYSQL=off")
-	}
-	base := os.Getenv("CSTALK_TEST_MYSQL_DSN")
-	if base == "" {
-		base = defaultTestMySQL
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin, err := Open(ctx, base, testLogger(t))
-	if err != nil {
-		t.Fatalf("MariaDB is required for this test (CSTALK_TEST_MYSQL=off skips it; CSTALK_TEST_MYSQL_DSN points elsewhere): %v", err)
-	}
-	suffix := make([]byte, 6)
-	_, _ = rand.Read(suffix)
-	name := "cstalk_test_" + hex.EncodeToString(suffix)
+	dsn, db := storetest.MariaDB(t, "test")
 	// latin1 on purpose: the migrations must make every table utf8mb4
 	// themselves, whatever the database's default.
-	if err := admin.db.WithContext(ctx).Exec("CREATE DATABASE " + name + " CHARACTER SET latin1").Error; err != nil {
-		_ = admin.Close()
-		t.Fatalf("create database %s: %v", name, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, "ALTER DATABASE CHARACTER SET latin1"); err != nil {
+		t.Fatalf("make the database latin1: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := admin.db.WithContext(ctx).Exec("DROP DATABASE IF EXISTS " + name).Error; err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-		_ = admin.Close()
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse %s: %v", base, err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return dsn
 }

@@ -17,11 +17,11 @@ import (
 	"testing"
 	"time"
 
-	mysqldriver "github.com/go-sql-driver/mysql"
 	"github.com/go-stomp/stomp/v3"
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/cstalk/cstalk/broker/brokertest"
+	"github.com/cstalk/cstalk/store/storetest"
 )
 
 // Helpers of the multi-node tests: a redis-server and a MariaDB database of
@@ -63,36 +63,7 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 // checking what is stored. An unreachable MariaDB fails the test.
 func freshMariaDB(t *testing.T) (dsn string, db *sql.DB) {
 	t.Helper()
-	cfg := mysqldriver.NewConfig()
-	cfg.User, cfg.Net, cfg.Addr = "root", "tcp", "127.0.0.1:3306"
-	admin, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		t.Fatalf("open MariaDB: %v", err)
-	}
-	defer admin.Close()
-	name := "cstalk_cluster_" + randomHex(6)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
-		t.Fatalf("MariaDB on 127.0.0.1:3306 is required: create database: %v", err)
-	}
-	cfg.DBName = name
-	cfg.ParseTime = true
-	if db, err = sql.Open("mysql", cfg.FormatDSN()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		db.Close()
-		cfg.DBName = ""
-		drop, err := sql.Open("mysql", cfg.FormatDSN())
-		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, _ = drop.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name)
-			cancel()
-			drop.Close()
-		}
-	})
-	return "mysql://root@127.0.0.1:3306/" + name, db
+	return storetest.MariaDB(t, "cluster")
 }
 
 // storedBodies returns the text of every message of room, in id order.

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -103,10 +104,15 @@ func TestClusterRedisRestart(t *testing.T) {
 func TestClusterDatabaseOutage(t *testing.T) {
 	rds := redistest.Start(t)
 	dsn, db := freshMariaDB(t)
-	proxy := startProxy(t, "127.0.0.1:3306")
+	// The proxy stands in for whichever server CSTALK_TEST_MYSQL_DSN names.
+	dbURL, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("parse %s: %v", dsn, err)
+	}
+	proxy := startProxy(t, dbURL.Host)
 	cfgB := clusterConfig(t, dsn, rds.URL())
 	cfgA := cfgB
-	cfgA.DB = strings.Replace(dsn, "127.0.0.1:3306", proxy.addr(), 1)
+	cfgA.DB = strings.Replace(dsn, dbURL.Host, proxy.addr(), 1)
 	b := startClusterNode(t, "b", cfgB) // b creates the demo data
 	a := startClusterNode(t, "a", cfgA)
 

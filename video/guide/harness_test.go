@@ -2,11 +2,7 @@ package guide_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/cstalk/cstalk/store"
+	"github.com/cstalk/cstalk/store/storetest"
 	"github.com/cstalk/cstalk/video/guide"
 )
 
@@ -157,49 +153,13 @@ func newHarness(t *testing.T, tune ...func(*guide.Config)) *harness {
 	return newHarnessOn(t, "sqlite:"+filepath.Join(t.TempDir(), "guide.db"), tune...)
 }
 
-// mariaDBDSN creates a fresh MariaDB database for t (dropped afterwards),
-// like the store's tests: root@127.0.0.1:3306 unless CSTALK_TEST_MYSQL_DSN
-// says otherwise; CSTALK_TEST_MYSQL=off skips.
-func mariaDBDSN(t *testing.T) string {
-	t.Helper()
-	if os.Getenv("CSTALK_TEST_MYSQL") == "off" {
-		t.Skip("CSTALK_TEST_MYSQL=off")
-	}
-	base := os.Getenv("CSTALK_TEST_MYSQL_DSN")
-	if base == "" {
-		base = "mysql://root@127.0.0.1:3306/test"
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pass, _ := u.User.Password()
-	admin, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/", u.User.Username(), pass, u.Host))
-	if err != nil {
-		t.Fatal(err)
-	}
-	suffix := make([]byte, 6)
-	_, _ = rand.Read(suffix)
-	name := fmt.Sprintf("cstalk_guide_%x", suffix)
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		admin.Close()
-		t.Fatalf("MariaDB is required (CSTALK_TEST_MYSQL=off skips): %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name); err != nil {
-			t.Errorf("drop %s: %v", name, err)
-		}
-		admin.Close()
-	})
-	u.Path = "/" + name
-	return u.String()
-}
-
-// harnessFor runs on "sqlite" or "mariadb".
+// harnessFor runs on "sqlite" or "mariadb", a fresh database of t's own
+// (CSTALK_TEST_MYSQL=off skips it).
 func harnessFor(t *testing.T, backend string) *harness {
 	t.Helper()
 	if backend == "mariadb" {
-		return newHarnessOn(t, mariaDBDSN(t))
+		dsn, _ := storetest.MariaDB(t, "guide")
+		return newHarnessOn(t, dsn)
 	}
 	return newHarness(t)
 }
