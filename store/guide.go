@@ -320,6 +320,22 @@ func (s *Store) GuideRequestsFor(ctx context.Context, mateID int64, since time.T
 	return out, nil
 }
 
+// OpenGuideSessions lists the sessions requested or approved and not yet
+// begun, oldest first.
+func (s *Store) OpenGuideSessions(ctx context.Context) ([]guide.Session, error) {
+	var rows []guideSessionRow
+	err := s.db.WithContext(ctx).Where("status IN ?", []string{string(guide.StatusRequested), string(guide.StatusApproved)}).
+		Order("id").Find(&rows).Error
+	if err != nil {
+		return nil, s.guideFail("open guide sessions", err)
+	}
+	out := make([]guide.Session, len(rows))
+	for i, r := range rows {
+		out[i] = *r.toGuide()
+	}
+	return out, nil
+}
+
 // TransitionSession moves a session between statuses if it is in one of from.
 func (s *Store) TransitionSession(ctx context.Context, id int64, from []guide.SessionStatus, to guide.SessionStatus, at time.Time) (bool, error) {
 	names := make([]string, len(from))

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -164,6 +165,15 @@ func testGuideLifecycle(t *testing.T, ctx context.Context, s *Store) {
 	if err != nil || len(requests) != 1 || requests[0].ID != gs.ID {
 		t.Fatalf("open requests: %+v %v", requests, err)
 	}
+	waiting := func() bool {
+		t.Helper()
+		open, err := s.OpenGuideSessions(ctx)
+		must(t, err)
+		return slices.ContainsFunc(open, func(o guide.Session) bool { return o.ID == gs.ID })
+	}
+	if !waiting() {
+		t.Fatal("a requested session is not among the open ones")
+	}
 	if open, err := s.GuideRequestsFor(ctx, m.ID, t0); err != nil || len(open) != 0 {
 		t.Fatalf("requests made after the request: %+v %v", open, err)
 	}
@@ -185,6 +195,9 @@ func testGuideLifecycle(t *testing.T, ctx context.Context, s *Store) {
 	}
 	if _, _, err := s.BeginGuide(ctx, gs.ID, began, began); !errors.Is(err, guide.ErrConflict) {
 		t.Fatalf("begin twice: %v", err)
+	}
+	if waiting() {
+		t.Fatal("a begun session is still among the open ones")
 	}
 	got, err := s.GuideSession(ctx, gs.ID)
 	if err != nil || got.Status != guide.StatusActive || got.HistoryID != h.ID || got.AnsweredAt == nil {

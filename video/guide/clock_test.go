@@ -323,3 +323,56 @@ func TestRecoverAfterRestart(t *testing.T) {
 	h.clock.Advance(0)
 	checkEndedOnceLeft(t, h, gs, b.History.ID, u, m, guide.EndExpired, h.cfg.TicketDuration, 1, 0)
 }
+
+// TestRecoverWaitingSessions: a request and an approval outlive the
+// process that made them; the next process times the request out and
+// withdraws the approval never begun, freeing its mate, at their times.
+func TestRecoverWaitingSessions(t *testing.T) {
+	h := newHarness(t)
+	asked, approving := h.mate("asked", 0, 0, guide.Available), h.mate("approving", 0, 0, guide.Available)
+	u1, u2 := h.user("u1", 1), h.user("u2", 1)
+	h.befriend(u1, asked)
+	h.befriend(u2, approving)
+	requested, err := h.svc.Match(h.ctx, u1, asked.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	approved, err := h.svc.Match(h.ctx, u2, approving.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.Approve(h.ctx, approving, approved.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.svc.Close()
+	// A new process on the same database, a moment later.
+	h.clock.Set(epoch.Add(time.Second))
+	svc, err := guide.New(h.cfg, h.store, h.push, h.rooms, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	if err := svc.Recover(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(h.cfg.RequestTimeout - 2*time.Second)
+	if len(h.push.of(u1.ID, guide.EventTimeout)) != 0 {
+		t.Fatal("the request timed out early")
+	}
+	h.clock.Advance(time.Second) // the request's 30 s since it was made
+	if got := h.push.of(u1.ID, guide.EventTimeout); len(got) != 1 || got[0].GsSeq != requested.Session.ID {
+		t.Fatalf("request timeout: %+v", got)
+	}
+	h.clock.Advance(h.cfg.BeginTimeout - h.cfg.RequestTimeout) // the approval's 60 s
+	if got := h.push.of(u2.ID, guide.EventCancelled); len(got) != 1 || got[0].GsSeq != approved.Session.ID {
+		t.Fatalf("approval never begun: %+v", got)
+	}
+	if a := h.account(approving.ID); a.Availability != guide.Available {
+		t.Fatalf("the approving mate is %s after the withdrawal", a.Availability)
+	}
+	for _, gs := range []int64{requested.Session.ID, approved.Session.ID} {
+		if s, err := h.store.GuideSession(h.ctx, gs); err != nil || (s.Status != guide.StatusTimeout && s.Status != guide.StatusCancelled) {
+			t.Fatalf("session %d: %+v %v", gs, s, err)
+		}
+	}
+}

@@ -679,5 +679,41 @@ func (s *Service) Recover(ctx context.Context) error {
 	if len(open) > 0 {
 		s.log.Info("guide clocks recovered", "guides", len(open))
 	}
+	return s.recoverWaiting(ctx)
+}
+
+// recoverWaiting re-arms the timeouts of the sessions not begun yet: a
+// request the mate never answers times out, an approval never begun is
+// withdrawn and frees the mate, whichever process made them.
+func (s *Service) recoverWaiting(ctx context.Context) error {
+	waiting, err := s.store.OpenGuideSessions(ctx)
+	if err != nil {
+		return fmt.Errorf("guide: recover: %w", err)
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, gs := range waiting {
+		if _, mine := s.pending[gs.ID]; mine {
+			continue
+		}
+		gs.RoomID = RoomID(gs.ID)
+		p := &pendingSession{gs: gs, gen: 1}
+		gsSeq := gs.ID
+		if gs.Status == StatusRequested {
+			p.timer = s.after(gs.CreatedAt.Add(s.cfg.RequestTimeout).Sub(now), func(ctx context.Context) { s.requestTimedOut(ctx, gsSeq, p) })
+		} else {
+			answered := gs.CreatedAt
+			if gs.AnsweredAt != nil {
+				answered = *gs.AnsweredAt
+			}
+			p.timer = s.after(answered.Add(s.cfg.BeginTimeout).Sub(now), func(ctx context.Context) { s.neverBegun(ctx, gsSeq, 1) })
+		}
+		s.pending[gs.ID] = p
+		s.holds[gs.MateID], s.users[gs.UserID] = gs.ID, gs.ID
+	}
+	if len(waiting) > 0 {
+		s.log.Info("guide requests and approvals recovered", "sessions", len(waiting))
+	}
 	return nil
 }

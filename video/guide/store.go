@@ -30,6 +30,9 @@ type Store interface {
 	// CreateGuideSession inserts s (setting s.ID).
 	CreateGuideSession(ctx context.Context, s *Session) error
 	GuideSession(ctx context.Context, id int64) (*Session, error)
+	// OpenGuideSessions lists the sessions requested or approved and not
+	// yet begun (to re-arm their timeouts after a restart).
+	OpenGuideSessions(ctx context.Context) ([]Session, error)
 	// GuideRequestsFor lists the requests to mateID made after since that
 	// are still waiting for an answer, oldest first.
 	GuideRequestsFor(ctx context.Context, mateID int64, since time.Time) ([]Session, error)
