@@ -184,6 +184,17 @@ func (s *Service) releaseLocked(gs *Session) {
 	}
 }
 
+// forgetWaiting drops this node's holds of a session that stopped waiting
+// elsewhere (answered, begun or withdrawn through another node), unless the
+// guide runs on this node's clock, which keeps them until it ends.
+func (s *Service) forgetWaiting(gs *Session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live[gs.ID] == nil {
+		s.releaseLocked(gs)
+	}
+}
+
 func (s *Service) release(gs *Session) {
 	s.mu.Lock()
 	s.releaseLocked(gs)
@@ -213,7 +224,8 @@ func (s *Service) requestTimedOut(ctx context.Context, gsSeq int64, p *pendingSe
 		return
 	}
 	if !ok {
-		return // answered meanwhile
+		s.forgetWaiting(&p.gs) // answered meanwhile, maybe on another node
+		return
 	}
 	s.release(&p.gs)
 	s.log.Info("guide request timed out", "gsSeq", gsSeq)
@@ -354,7 +366,11 @@ func (s *Service) neverBegun(ctx context.Context, gsSeq int64, gen int) {
 	}
 	gs := p.gs
 	s.mu.Unlock()
-	if err := s.withdraw(ctx, &gs, endNotBegun, 0); err != nil && !errors.Is(err, errRequestClosed) {
+	err := s.withdraw(ctx, &gs, endNotBegun, 0)
+	switch {
+	case errors.Is(err, errRequestClosed):
+		s.forgetWaiting(&gs) // begun or withdrawn meanwhile, maybe on another node
+	case err != nil:
 		s.log.Error("guide never begun", "gsSeq", gsSeq, "err", err)
 	}
 }

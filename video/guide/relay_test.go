@@ -224,3 +224,37 @@ func TestChecksOnOtherNode(t *testing.T) {
 		t.Fatalf("history: %+v %v (last check at %v)", hist, err, last)
 	}
 }
+
+// TestHoldsFollowOtherNodes: node B learns of a request when the mate
+// approves through it, and holds the mate and the user while it waits for
+// the begin. The guide begins and ends on node A; when B's wait is over, B
+// lets go of both, so they can ask and be asked through B again.
+func TestHoldsFollowOtherNodes(t *testing.T) {
+	h, a, b := twoNodes(t, func(c *guide.Config) { c.TicketDuration = time.Minute })
+	user := h.user("held-user", 2)
+	mate := h.mate("held-mate", 0, 0, guide.Available)
+	if err := a.AddFriend(h.ctx, user, mate.ID); err != nil {
+		t.Fatal(err)
+	}
+	req, err := a.Match(h.ctx, user, mate.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Approve(h.ctx, mate, req.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Begin(h.ctx, user, req.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Complete(h.ctx, user, req.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(h.cfg.BeginTimeout) // B's wait for the begin is over
+	again, err := b.Match(h.ctx, user, mate.ID)
+	if err != nil {
+		t.Fatalf("asking again through B: %v", err)
+	}
+	if again.Mate.ID != mate.ID {
+		t.Fatalf("matched %+v", again.Mate)
+	}
+}
