@@ -421,12 +421,8 @@ func (s *Service) complete(ctx context.Context, gsSeq int64, reason EndReason, w
 			// The clock must end it: try again shortly.
 			s.mu.Lock()
 			if !s.closed {
-				stopAll(l.expire)
 				l.gen++
-				gen := l.gen
-				l.expire = s.after(s.cfg.RetryAfter, func(ctx context.Context) {
-					s.complete(ctx, gsSeq, reason, func(l *liveGuide) (time.Time, bool) { return at, l.gen == gen })
-				})
+				s.retryCompletionLocked(l, reason, at)
 			}
 			s.mu.Unlock()
 		}
@@ -454,6 +450,16 @@ func (s *Service) complete(ctx context.Context, gsSeq int64, reason EndReason, w
 	return &Completion{History: *h, Already: !done}, nil
 }
 
+// retryCompletionLocked replaces l's expiry with another try, RetryAfter
+// from now, at completing it for reason at at, valid while l.gen stays.
+func (s *Service) retryCompletionLocked(l *liveGuide, reason EndReason, at time.Time) {
+	gen, gsSeq := l.gen, l.gs.ID
+	stopAll(l.expire)
+	l.expire = s.after(s.cfg.RetryAfter, func(ctx context.Context) {
+		s.complete(ctx, gsSeq, reason, func(l *liveGuide) (time.Time, bool) { return at, l.gen == gen })
+	})
+}
+
 // followStore re-arms l's clock from the stored history when another node
 // extended the guide; it reports whether the guide is still open.
 func (s *Service) followStore(ctx context.Context, l *liveGuide) bool {
@@ -466,12 +472,7 @@ func (s *Service) followStore(ctx context.Context, l *liveGuide) bool {
 		// Keep the clock: its next firing asks the store again.
 		s.mu.Lock()
 		if !l.done && !s.closed {
-			gen := l.gen
-			stopAll(l.expire)
-			gsSeq := l.gs.ID
-			l.expire = s.after(s.cfg.RetryAfter, func(ctx context.Context) {
-				s.complete(ctx, gsSeq, EndExpired, func(l *liveGuide) (time.Time, bool) { return l.h.EndsAt, l.gen == gen })
-			})
+			s.retryCompletionLocked(l, EndExpired, l.h.EndsAt)
 		}
 		s.mu.Unlock()
 		return true
