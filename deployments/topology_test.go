@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cstalk/cstalk/broker/brokertest"
+	"github.com/cstalk/cstalk/chat/chattest"
 	"github.com/cstalk/cstalk/store/storetest"
 )
 
@@ -142,7 +142,7 @@ func connectCustomer(t *testing.T, lbBase, transport string, member int) (*broke
 		Headers: map[string]string{"companyId": "1", "gasappMemberNumber": strconv.Itoa(member), "name": "고객 " + transport},
 	})
 	customer.Subscribe(t, "private", "/user/session/message", nil)
-	roomID := jsAwait(t, customer, "private", func(ev chatEvent) bool { return ev.Name == "LOGINED" }).str("roomId")
+	roomID := jsAwait(t, customer, "private", func(ev chatEvent) bool { return ev.Name == "LOGINED" }).Str("roomId")
 	if roomID == "" {
 		t.Fatal("LOGINED carries no roomId")
 	}
@@ -162,7 +162,7 @@ func exchange(t *testing.T, customer *brokertest.JSClient, counselor *counselorC
 	}
 	reply := label + " 상담사 답변 ☃"
 	counselor.send(t, chatMessage(reply))
-	jsAwait(t, customer, "room", func(ev chatEvent) bool { return ev.Name == "MESSAGE" && ev.text() == reply })
+	jsAwait(t, customer, "room", func(ev chatEvent) bool { return ev.Name == "MESSAGE" && ev.Text() == reply })
 }
 
 // buildCstalk builds cmd/cstalk as the Dockerfile does (static, trimmed,
@@ -337,37 +337,15 @@ func nodeGained(t *testing.T, nodes []string, transport string, before []int) in
 }
 
 // chatEvent is one chat event envelope.
-type chatEvent struct {
-	Name string
-	M    map[string]any
-}
+type chatEvent = chattest.Event
 
 func parseChatEvent(t *testing.T, body string) chatEvent {
 	t.Helper()
-	var ev chatEvent
-	if err := json.Unmarshal([]byte(body), &ev.M); err != nil {
-		t.Fatalf("event is not JSON: %q", body)
+	ev, err := chattest.Parse([]byte(body))
+	if err != nil {
+		t.Fatal(err)
 	}
-	ev.Name, _ = ev.M["eventName"].(string)
 	return ev
-}
-
-func (e chatEvent) str(key string) string {
-	switch v := e.M[key].(type) {
-	case string:
-		return v
-	case float64:
-		return strconv.FormatInt(int64(v), 10)
-	}
-	return ""
-}
-
-// text is data.message.message of a MESSAGE event.
-func (e chatEvent) text() string {
-	data, _ := e.M["data"].(map[string]any)
-	msg, _ := data["message"].(map[string]any)
-	s, _ := msg["message"].(string)
-	return s
 }
 
 func chatMessage(text string) string {
@@ -395,15 +373,7 @@ func jsAwait(t *testing.T, c *brokertest.JSClient, sub string, match func(chatEv
 // small per-subscription buffer would otherwise stall the connection).
 type counselorConn struct {
 	conn          *stomp.Conn
-	private, room *inbox
-}
-
-type inbox struct {
-	dest   string
-	mu     sync.Mutex
-	events []chatEvent
-	err    error
-	notify chan struct{}
+	private, room *chattest.Inbox
 }
 
 func dialCounselor(t *testing.T, wsURL, token string) *counselorConn {
@@ -414,34 +384,13 @@ func dialCounselor(t *testing.T, wsURL, token string) *counselorConn {
 	return c
 }
 
-func (c *counselorConn) subscribe(t *testing.T, dest string) *inbox {
+func (c *counselorConn) subscribe(t *testing.T, dest string) *chattest.Inbox {
 	t.Helper()
 	sub, err := c.conn.Subscribe(dest, stomp.AckAuto)
 	if err != nil {
 		t.Fatalf("counselor: subscribe %s: %v", dest, err)
 	}
-	in := &inbox{dest: dest, notify: make(chan struct{}, 1)}
-	go func() {
-		for msg := range sub.C {
-			in.mu.Lock()
-			if msg.Err != nil {
-				in.err = msg.Err
-			} else {
-				var ev chatEvent
-				if err := json.Unmarshal(msg.Body, &ev.M); err != nil {
-					in.err = fmt.Errorf("event is not JSON: %q", msg.Body)
-				}
-				ev.Name, _ = ev.M["eventName"].(string)
-				in.events = append(in.events, ev)
-			}
-			in.mu.Unlock()
-			select {
-			case in.notify <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	return in
+	return chattest.Drain(dest, sub)
 }
 
 // subscribeRoom subscribes to the room and waits for the MESSAGE_LIST a
@@ -453,31 +402,13 @@ func (c *counselorConn) subscribeRoom(t *testing.T, dest string) {
 }
 
 // await skips events on in until one named name (with text, if not empty).
-func (c *counselorConn) await(t *testing.T, in *inbox, name, text string) chatEvent {
+func (c *counselorConn) await(t *testing.T, in *chattest.Inbox, name, text string) chatEvent {
 	t.Helper()
-	deadline := time.NewTimer(topologyWait)
-	defer deadline.Stop()
-	for {
-		in.mu.Lock()
-		for len(in.events) > 0 {
-			ev := in.events[0]
-			in.events = in.events[1:]
-			if ev.Name == name && (text == "" || ev.text() == text) {
-				in.mu.Unlock()
-				return ev
-			}
-		}
-		err := in.err
-		in.mu.Unlock()
-		if err != nil {
-			t.Fatalf("counselor: %s: %v", in.dest, err)
-		}
-		select {
-		case <-in.notify:
-		case <-deadline.C:
-			t.Fatalf("counselor: no %s %q on %s within %v", name, text, in.dest, topologyWait)
-		}
+	ev, err := in.Await(name, func(ev chatEvent) bool { return text == "" || ev.Text() == text }, topologyWait)
+	if err != nil {
+		t.Fatalf("counselor: %v", err)
 	}
+	return ev
 }
 
 // send SENDs a chat event and waits for the receipt (the message is stored).

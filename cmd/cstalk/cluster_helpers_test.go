@@ -21,6 +21,7 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/cstalk/cstalk/broker/brokertest"
+	"github.com/cstalk/cstalk/chat/chattest"
 	"github.com/cstalk/cstalk/store/storetest"
 )
 
@@ -271,61 +272,18 @@ func login(t *testing.T, base, name string) string {
 	return out.Token
 }
 
-// event is one chat event as received.
-type event struct {
-	Name string
-	Raw  string
-	M    map[string]any
-}
-
-func (e event) data() map[string]any {
-	d, _ := e.M["data"].(map[string]any)
-	return d
-}
-
-// message returns data.message of a MESSAGE event.
-func (e event) message() map[string]any {
-	m, _ := e.data()["message"].(map[string]any)
-	return m
-}
-
-func (e event) text() string {
-	s, _ := e.message()["message"].(string)
-	return s
-}
-
-func (e event) listTexts() []string {
-	list, _ := e.data()["messages"].([]any)
-	out := make([]string, 0, len(list))
-	for _, m := range list {
-		if mm, ok := m.(map[string]any); ok {
-			s, _ := mm["message"].(string)
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func (e event) listIDs() []int64 {
-	list, _ := e.data()["messages"].([]any)
-	out := make([]int64, 0, len(list))
-	for _, m := range list {
-		if mm, ok := m.(map[string]any); ok {
-			id, _ := mm["id"].(float64)
-			out = append(out, int64(id))
-		}
-	}
-	return out
-}
+// event is one chat event as received; inbox drains one subscription.
+type (
+	event = chattest.Event
+	inbox = chattest.Inbox
+)
 
 func parseEvent(t *testing.T, body []byte) event {
 	t.Helper()
-	var ev event
-	ev.Raw = string(body)
-	if err := json.Unmarshal(body, &ev.M); err != nil {
-		t.Fatalf("event is not JSON: %q", body)
+	ev, err := chattest.Parse(body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ev.Name, _ = ev.M["eventName"].(string)
 	return ev
 }
 
@@ -335,17 +293,6 @@ type chatClient struct {
 	name    string
 	conn    *stomp.Conn
 	private *inbox
-}
-
-// inbox drains one subscription as its events arrive, so go-stomp's small
-// per-subscription buffer never fills and stalls the connection (receipts
-// included) while the test looks elsewhere.
-type inbox struct {
-	dest   string
-	mu     sync.Mutex
-	events []event
-	err    error
-	notify chan struct{} // signalled (cap 1) on every change
 }
 
 func dialChat(t *testing.T, name string, n *clusterNode, headers map[string]string) *chatClient {
@@ -374,29 +321,7 @@ func (c *chatClient) subscribe(dest string) *inbox {
 	if err != nil {
 		c.t.Fatalf("%s: subscribe %s: %v", c.name, dest, err)
 	}
-	in := &inbox{dest: dest, notify: make(chan struct{}, 1)}
-	go func() {
-		for msg := range sub.C {
-			in.mu.Lock()
-			if msg.Err != nil {
-				in.err = msg.Err
-			} else {
-				var ev event
-				ev.Raw = string(msg.Body)
-				if err := json.Unmarshal(msg.Body, &ev.M); err != nil {
-					in.err = fmt.Errorf("event is not JSON: %q", msg.Body)
-				}
-				ev.Name, _ = ev.M["eventName"].(string)
-				in.events = append(in.events, ev)
-			}
-			in.mu.Unlock()
-			select {
-			case in.notify <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	return in
+	return chattest.Drain(dest, sub)
 }
 
 // next returns the next event of in.
@@ -407,27 +332,11 @@ func (c *chatClient) next(in *inbox) event {
 
 func (c *chatClient) nextWithin(in *inbox, wait time.Duration) event {
 	c.t.Helper()
-	timeout := time.NewTimer(max(wait, time.Millisecond))
-	defer timeout.Stop()
-	for {
-		in.mu.Lock()
-		if len(in.events) > 0 {
-			ev := in.events[0]
-			in.events = in.events[1:]
-			in.mu.Unlock()
-			return ev
-		}
-		err := in.err
-		in.mu.Unlock()
-		if err != nil {
-			c.t.Fatalf("%s: %s: %v", c.name, in.dest, err)
-		}
-		select {
-		case <-in.notify:
-		case <-timeout.C:
-			c.t.Fatalf("%s: no event on %s within %v", c.name, in.dest, wait)
-		}
+	ev, err := in.Next(wait)
+	if err != nil {
+		c.t.Fatalf("%s: %v", c.name, err)
 	}
+	return ev
 }
 
 // await skips events until one named name that match accepts (nil: any).
@@ -438,19 +347,15 @@ func (c *chatClient) await(in *inbox, name string, match func(event) bool) event
 
 func (c *chatClient) awaitWithin(in *inbox, name string, match func(event) bool, timeout time.Duration) event {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		ev := c.nextWithin(in, time.Until(deadline))
-		if ev.Name == name && (match == nil || match(ev)) {
-			return ev
-		}
+	ev, err := in.Await(name, match, timeout)
+	if err != nil {
+		c.t.Fatalf("%s: %v", c.name, err)
 	}
-	c.t.Fatalf("%s: no %s on %s within %v", c.name, name, in.dest, timeout)
-	return event{}
+	return ev
 }
 
 func withText(text string) func(event) bool {
-	return func(ev event) bool { return ev.text() == text }
+	return func(ev event) bool { return ev.Text() == text }
 }
 
 func chatBody(name string, data any) []byte {

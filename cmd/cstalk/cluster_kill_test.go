@@ -195,10 +195,10 @@ func TestClusterNodeKilled(t *testing.T) {
 		seen := map[string]int{}
 		list := c.await(c.private, "MESSAGE_LIST", nil)
 		for {
-			for _, text := range list.listTexts() {
+			for _, text := range list.ListTexts() {
 				seen[text]++
 			}
-			ids := list.listIDs()
+			ids := list.ListIDs()
 			if len(ids) == 0 || allSeen(seen, p.receipted) {
 				break
 			}

@@ -53,7 +53,7 @@ func jsToken(t *testing.T, base, name string) map[string]string {
 }
 
 func roomStatus(ev event) string {
-	room, _ := ev.data()["room"].(map[string]any)
+	room, _ := ev.Data()["room"].(map[string]any)
 	s, _ := room["status"].(string)
 	return s
 }
@@ -132,7 +132,7 @@ func TestClusterScenarioWithDeployedClients(t *testing.T) {
 	if ev := jsEvent(t, counselor, "private", "ROOM_DETAIL", nil); roomStatus(ev) != "IN_PROGRESS" {
 		t.Fatalf("counselor ROOM_DETAIL = %s", ev.Raw)
 	}
-	if ev := jsEvent(t, counselor, "private", "MESSAGE_LIST", nil); !slices.Contains(ev.listTexts(), "1111") {
+	if ev := jsEvent(t, counselor, "private", "MESSAGE_LIST", nil); !slices.Contains(ev.ListTexts(), "1111") {
 		t.Fatalf("counselor MESSAGE_LIST = %s", ev.Raw)
 	}
 	// Others' JOINED and the new status reach each connection in the room
@@ -146,10 +146,10 @@ func TestClusterScenarioWithDeployedClients(t *testing.T) {
 	// MESSAGE both ways.
 	jsSend(t, app, "m2", "MESSAGE", textMessage("2222", "app-2"))
 	fromApp := jsEvent(t, counselor, "room", "MESSAGE", withText("2222"))
-	if online, _ := fromApp.message()["isOnline"].(float64); online != 1 {
+	if online, _ := fromApp.Message()["isOnline"].(float64); online != 1 {
 		t.Fatalf("isOnline of the customer's message: %s", fromApp.Raw)
 	}
-	appMessageID := fromApp.message()["id"]
+	appMessageID := fromApp.Message()["id"]
 
 	// The colleague on A joins the room; the counselor's note reaches it
 	// across the nodes, privately, and never the customer.
@@ -160,7 +160,7 @@ func TestClusterScenarioWithDeployedClients(t *testing.T) {
 	if note.M["target"] != "MEMBER" {
 		t.Fatalf("note = %s", note.Raw)
 	}
-	noteID := note.message()["id"]
+	noteID := note.Message()["id"]
 	jsEvent(t, counselor, "private", "MESSAGE", withText("메모: 확인 필요"))
 	jsSend(t, counselor, "a1", "MESSAGE", textMessage("안녕하세요 고객님", "agent-1"))
 	answer := jsEvent(t, app, "room", "MESSAGE", withText("안녕하세요 고객님"))
@@ -168,31 +168,31 @@ func TestClusterScenarioWithDeployedClients(t *testing.T) {
 	noteFree(t, "the customer", app.Pending())
 
 	// READ_MESSAGE from A reaches B.
-	answerID := answer.message()["id"]
+	answerID := answer.Message()["id"]
 	jsSend(t, app, "r1", "READ_MESSAGE", map[string]any{"startId": answerID, "endId": answerID})
-	if ev := jsEvent(t, counselor, "room", "READ_MESSAGE", nil); ev.data()["endId"] != answerID || ev.data()["roomId"] != roomID {
+	if ev := jsEvent(t, counselor, "room", "READ_MESSAGE", nil); ev.Data()["endId"] != answerID || ev.Data()["roomId"] != roomID {
 		t.Fatalf("READ_MESSAGE = %s", ev.Raw)
 	}
 
 	// MESSAGE_LIST on each side: the note for members only.
 	jsSend(t, app, "l1", "MESSAGE_LIST", map[string]any{"messageAdminType": 0})
 	appList := jsEvent(t, app, "private", "MESSAGE_LIST", nil)
-	if texts := appList.listTexts(); !slices.Contains(texts, "안녕하세요 고객님") || slices.Contains(texts, "메모: 확인 필요") {
+	if texts := appList.ListTexts(); !slices.Contains(texts, "안녕하세요 고객님") || slices.Contains(texts, "메모: 확인 필요") {
 		t.Fatalf("customer MESSAGE_LIST = %q", texts)
 	}
 	jsSend(t, counselor, "l2", "MESSAGE_LIST", map[string]any{"messageAdminType": 1})
-	if texts := jsEvent(t, counselor, "private", "MESSAGE_LIST", nil).listTexts(); !slices.Contains(texts, "메모: 확인 필요") || !slices.Contains(texts, "2222") {
+	if texts := jsEvent(t, counselor, "private", "MESSAGE_LIST", nil).ListTexts(); !slices.Contains(texts, "메모: 확인 필요") || !slices.Contains(texts, "2222") {
 		t.Fatalf("counselor MESSAGE_LIST = %q", texts)
 	}
 
 	// DELETE_MESSAGE both ways: the customer's own message reaches B; the
 	// note's deletion reaches the colleague on A privately.
 	jsSend(t, app, "d1", "DELETE_MESSAGE", map[string]any{"id": appMessageID})
-	if ev := jsEvent(t, counselor, "room", "DELETE_MESSAGE", nil); ev.data()["id"] != appMessageID || ev.data()["success"] != true {
+	if ev := jsEvent(t, counselor, "room", "DELETE_MESSAGE", nil); ev.Data()["id"] != appMessageID || ev.Data()["success"] != true {
 		t.Fatalf("DELETE_MESSAGE = %s", ev.Raw)
 	}
 	jsSend(t, counselor, "d2", "DELETE_MESSAGE", map[string]any{"id": noteID})
-	jsEvent(t, colleague, "private", "DELETE_MESSAGE", func(ev event) bool { return ev.data()["id"] == noteID })
+	jsEvent(t, colleague, "private", "DELETE_MESSAGE", func(ev event) bool { return ev.Data()["id"] == noteID })
 	noteFree(t, "the customer", app.Pending())
 
 	// The customer writes from a connection on B that is not in the room:
@@ -200,7 +200,7 @@ func TestClusterScenarioWithDeployedClients(t *testing.T) {
 	other := dialChat(t, "customer without the room@b", b, customerHeaders("3825"))
 	other.await(other.private, "LOGINED", nil)
 	other.send("MESSAGE", textMessage("다른 기기에서", "app-3"), "roomId", roomID)
-	if ev := jsEvent(t, counselor, "room", "MESSAGE", withText("다른 기기에서")); ev.message()["isOnline"] != float64(1) {
+	if ev := jsEvent(t, counselor, "room", "MESSAGE", withText("다른 기기에서")); ev.Message()["isOnline"] != float64(1) {
 		t.Fatalf("isOnline of a message from another node: %s", ev.Raw)
 	}
 

@@ -76,7 +76,7 @@ func TestClusterRedisRestart(t *testing.T) {
 	// Nobody subscribed again: the nodes did.
 	cust.send("MESSAGE", textMessage("after", "c-after"))
 	got := agent.await(agentRoom, "MESSAGE", nil)
-	if got.text() != "after" {
+	if got.Text() != "after" {
 		t.Fatalf("first message after the outage on node b: %s", got.Raw)
 	}
 	agent.send("MESSAGE", textMessage("답변", ""))
@@ -91,7 +91,7 @@ func TestClusterRedisRestart(t *testing.T) {
 
 	// The counselor catches up with what Redis could not carry.
 	agent.send("MESSAGE_LIST", map[string]any{"messageAdminType": 0})
-	texts := agent.await(agent.private, "MESSAGE_LIST", nil).listTexts()
+	texts := agent.await(agent.private, "MESSAGE_LIST", nil).ListTexts()
 	if i, j, k := slices.Index(texts, "before"), slices.Index(texts, "during"), slices.Index(texts, "after"); i < 0 || j < i || k < j {
 		t.Fatalf("MESSAGE_LIST after the outage: %q", texts)
 	}
@@ -153,7 +153,7 @@ func TestClusterDatabaseOutage(t *testing.T) {
 	waitReady(t, a.base, 200)
 	cust.sendEvent("r-retry", "MESSAGE", textMessage("lost", "c-lost"))
 	cust.awaitReceipt("r-retry")
-	if got := agent.await(agentRoom, "MESSAGE", nil); got.text() != "lost" {
+	if got := agent.await(agentRoom, "MESSAGE", nil); got.Text() != "lost" {
 		t.Fatalf("first message node b got after the outage: %s", got.Raw)
 	}
 	bodies := storedBodies(t, db, roomID)
