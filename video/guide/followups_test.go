@@ -73,20 +73,7 @@ func TestWarningNeverFollowsTheExtension(t *testing.T) {
 	t.Cleanup(func() { svc.Close() })
 	u := h.user("u", 3)
 	m := h.mate("m", 0, 0, guide.Available)
-	if err := svc.AddFriend(h.ctx, u, m.ID); err != nil {
-		t.Fatal(err)
-	}
-	req, err := svc.Match(h.ctx, u, m.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := req.Session.ID
-	if _, err := svc.Approve(h.ctx, m, gs); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.Begin(h.ctx, u, gs); err != nil {
-		t.Fatal(err)
-	}
+	gs := beginOn(t, h, svc, u, m)
 	gate.mu.Lock()
 	gate.armed = true
 	gate.mu.Unlock()
