@@ -34,13 +34,24 @@ func (s *Store) isDuplicate(err error) bool {
 // violated foreign key into chat.ErrNotFound and a unique violation into
 // chat.ErrConflict, so chat can tell them apart without knowing SQL.
 func (s *Store) fail(what string, err error) error {
+	return s.failAs(what, err, chat.ErrNotFound, chat.ErrConflict)
+}
+
+// failAs is fail with the not-found and conflict sentinels of another
+// domain package; an error that already is one of own passes unchanged.
+func (s *Store) failAs(what string, err, notFound, conflict error, own ...error) error {
+	for _, o := range own {
+		if errors.Is(err, o) {
+			return fmt.Errorf("store: %s: %w", what, err)
+		}
+	}
 	switch t := s.translate(err); {
 	case errors.Is(t, gorm.ErrRecordNotFound):
-		return fmt.Errorf("store: %s: %w", what, chat.ErrNotFound)
+		return fmt.Errorf("store: %s: %w", what, notFound)
 	case errors.Is(t, gorm.ErrForeignKeyViolated):
-		return fmt.Errorf("store: %s: referenced row missing: %w", what, chat.ErrNotFound)
+		return fmt.Errorf("store: %s: referenced row missing: %w", what, notFound)
 	case errors.Is(t, gorm.ErrDuplicatedKey):
-		return fmt.Errorf("store: %s: %w", what, chat.ErrConflict)
+		return fmt.Errorf("store: %s: %w", what, conflict)
 	default:
 		return fmt.Errorf("store: %s: %w", what, err)
 	}

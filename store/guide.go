@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -137,18 +136,7 @@ func (guideEvaluationRow) TableName() string { return "guide_evaluations" }
 
 // guideFail is fail for package guide's sentinels.
 func (s *Store) guideFail(what string, err error) error {
-	switch t := s.translate(err); {
-	case errors.Is(err, guide.ErrNotFound), errors.Is(err, guide.ErrConflict), errors.Is(err, guide.ErrNoTicket):
-		return fmt.Errorf("store: %s: %w", what, err)
-	case errors.Is(t, gorm.ErrRecordNotFound):
-		return fmt.Errorf("store: %s: %w", what, guide.ErrNotFound)
-	case errors.Is(t, gorm.ErrForeignKeyViolated):
-		return fmt.Errorf("store: %s: referenced row missing: %w", what, guide.ErrNotFound)
-	case errors.Is(t, gorm.ErrDuplicatedKey):
-		return fmt.Errorf("store: %s: %w", what, guide.ErrConflict)
-	default:
-		return fmt.Errorf("store: %s: %w", what, err)
-	}
+	return s.failAs(what, err, guide.ErrNotFound, guide.ErrConflict, guide.ErrNotFound, guide.ErrConflict, guide.ErrNoTicket)
 }
 
 // CreateGuideAccount inserts a guide user or mate.

@@ -253,9 +253,9 @@ func (s *Store) migrations() []*gormigrate.Migration {
 	if s.dialect == dialectMySQL {
 		initial = initialMySQL
 	}
-	guide, guideChecked := guideSQLite, guideCheckedSQLite
+	guide, guideChecked, kt := guideSQLite, guideCheckedSQLite, ktSQLite
 	if s.dialect == dialectMySQL {
-		guide, guideChecked = guideMySQL, guideCheckedMySQL
+		guide, guideChecked, kt = guideMySQL, guideCheckedMySQL, ktMySQL
 	}
 	return []*gormigrate.Migration{{
 		ID:       "202611230001_initial",
@@ -269,6 +269,10 @@ func (s *Store) migrations() []*gormigrate.Migration {
 		ID:       "202611231500_guide_checked",
 		Migrate:  execAll(guideChecked),
 		Rollback: gormigrate.RollbackFunc(execAll(guideCheckedRollback)),
+	}, {
+		ID:       "202612040001_knowledgetalk",
+		Migrate:  execAll(kt),
+		Rollback: dropAll(ktTables),
 	}}
 }
 

@@ -51,6 +51,7 @@ Commands:
   migrate                   apply database migrations and exit
   company set               add a company or change its customer authentication
   member add|list           manage counselors without the console
+  licence set|list|remove   manage KnowledgeTalk licences (cpCode/authKey)
   version                   print the version
 `
 
@@ -75,6 +76,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return company(ctx, args[1:], getenv, stdout, stderr)
 	case "member":
 		return member(ctx, args[1:], getenv, stdout, stderr)
+	case "licence":
+		return licence(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "cstalk %s\n", version)
 		return nil

@@ -21,6 +21,7 @@ import (
 	"github.com/go-stomp/stomp/v3"
 
 	"github.com/cstalk/cstalk/broker/brokertest"
+	"github.com/cstalk/cstalk/store"
 )
 
 func testConfig(t *testing.T) serveConfig {
@@ -256,5 +257,54 @@ func TestMigrateAndMemberCommands(t *testing.T) {
 	code, out := call("member", "list", "--company", "1")
 	if code != 0 || !strings.Contains(out, "kim\t김상담\tadmin") || strings.Contains(out, "lee") {
 		t.Fatalf("member list: %d %q", code, out)
+	}
+}
+
+func TestLicenceCommands(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "licence.db")
+	ctx := context.Background()
+	call := func(args ...string) (int, string) {
+		var out bytes.Buffer
+		code := run(ctx, args, env(map[string]string{"CSTALK_DB": db}), &out, &out)
+		return code, out.String()
+	}
+	if code, out := call("licence", "set", "--company", "1", "--cp-code", "KP-1", "--auth-key", "k"); code != 2 || !strings.Contains(out, "company 1 does not exist") {
+		t.Fatalf("licence of a missing company: %d %s", code, out)
+	}
+	if code, out := call("licence", "set", "--cp-code", "KP-1"); code != 2 || !strings.Contains(out, "--company and --cp-code are required") {
+		t.Fatalf("licence without company: %d %s", code, out)
+	}
+	if code, out := call("company", "set", "--id", "1", "--name", "서울도시가스"); code != 0 {
+		t.Fatalf("company set: %d %s", code, out)
+	}
+	if code, out := call("licence", "set", "--company", "1", "--cp-code", "KP-20200101-01", "--auth-key", "secret-key"); code != 0 {
+		t.Fatalf("licence set: %d %s", code, out)
+	}
+	code, out := call("licence", "set", "--company", "1", "--cp-code", "KP-GEN")
+	key, ok := strings.CutPrefix(strings.TrimSpace(out[strings.Index(out, "authKey: "):]), "authKey: ")
+	if code != 0 || !ok || len(key) < 24 {
+		t.Fatalf("licence set with a generated key: %d %q", code, out)
+	}
+	if code, out := call("licence", "list", "--company", "1"); code != 0 || !strings.Contains(out, "1\tKP-20200101-01\t") || !strings.Contains(out, "1\tKP-GEN\t") ||
+		strings.Contains(out, "secret-key") || strings.Contains(out, key) {
+		t.Fatalf("licence list: %d %q", code, out)
+	}
+	st, err := store.Open(ctx, db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := st.KTLicence(ctx, "KP-GEN")
+	st.Close()
+	if err != nil || !l.Matches(key) || l.CompanyID != 1 {
+		t.Fatalf("stored licence %+v, %v", l, err)
+	}
+	if code, out := call("licence", "remove", "--cp-code", "KP-GEN"); code != 0 {
+		t.Fatalf("licence remove: %d %s", code, out)
+	}
+	if code, out := call("licence", "remove", "--cp-code", "KP-GEN"); code != 2 || !strings.Contains(out, "no licence") {
+		t.Fatalf("second remove: %d %s", code, out)
+	}
+	if code, out := call("licence", "list"); code != 0 || strings.Contains(out, "KP-GEN") || !strings.Contains(out, "KP-20200101-01") {
+		t.Fatalf("licence list after remove: %d %q", code, out)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/cstalk/cstalk/store"
 	"github.com/cstalk/cstalk/video"
 	"github.com/cstalk/cstalk/video/guide"
+	"github.com/cstalk/cstalk/video/knowledgetalk"
 	"github.com/cstalk/cstalk/web"
 )
 
@@ -103,7 +104,11 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 		if err = s.chat.SeedDemo(ctx); err != nil {
 			return nil, fmt.Errorf("demo data: %w", err)
 		}
-		log.Info("demo data ready", "logins", "agent1, agent2, agent3, admin1", "password", "demo1234")
+		if err = knowledgetalk.SeedDemo(ctx, s.store, time.Now()); err != nil {
+			return nil, err
+		}
+		log.Info("demo data ready", "logins", "agent1, agent2, agent3, admin1", "password", "demo1234",
+			"knowledgetalk_cp_code", knowledgetalk.DemoCPCode)
 	}
 
 	reg := prometheus.NewRegistry()
