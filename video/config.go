@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -116,6 +117,12 @@ type TURNConfig struct {
 	Realm string
 	// RelayPortMin and RelayPortMax bound the relay ports.
 	RelayPortMin, RelayPortMax uint16
+	// StaticUsers are fixed username/password pairs accepted beside the
+	// expiring REST credentials, for clients that keep one TURN user in
+	// their configuration (the deployed KnowledgeTalk web client does).
+	// They never expire: give them only to such clients, and rotate them
+	// by changing the configuration.
+	StaticUsers map[string]string
 }
 
 // DefaultConfig returns settings fit for one node on a public address.
@@ -211,6 +218,11 @@ func (c *Config) validate() error {
 		}
 		if c.TURN.Realm == "" {
 			errs = append(errs, errors.New("embedded turn: realm is empty"))
+		}
+		for user, pass := range c.TURN.StaticUsers {
+			if user == "" || pass == "" || strings.Contains(user, ":") {
+				errs = append(errs, fmt.Errorf("embedded turn: static user %q: want a non-empty name without ':' and a non-empty password", user))
+			}
 		}
 	}
 	return errors.Join(errs...)

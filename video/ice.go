@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -136,7 +137,8 @@ func (m *media) close() {
 
 // startTURN runs the embedded TURN server with REST-style credentials
 // (the scheme coturn calls use-auth-secret), so the same credentials work
-// for it and for external TURN servers sharing the secret.
+// for it and for external TURN servers sharing the secret, and with the
+// configured static users.
 func startTURN(cfg Config, log *slog.Logger) (*turn.Server, int, error) {
 	conn, err := net.ListenPacket("udp4", cfg.TURN.ListenAddr)
 	if err != nil {
@@ -144,10 +146,16 @@ func startTURN(cfg Config, log *slog.Logger) (*turn.Server, int, error) {
 	}
 	now := clock(cfg)
 	secret := cfg.TURNSecret
+	static := maps.Clone(cfg.TURN.StaticUsers)
 	srv, err := turn.NewServer(turn.ServerConfig{
 		Realm:         cfg.TURN.Realm,
 		LoggerFactory: pionLogs{log},
 		AuthHandler: func(username, realm string, src net.Addr) ([]byte, bool) {
+			// A static user's name has no ':', so it can never pass for a
+			// REST username "{expiry}:{userId}", nor the other way round.
+			if password, ok := static[username]; ok {
+				return turn.GenerateAuthKey(username, realm, password), true
+			}
 			if !turnUsernameValid(username, now()) {
 				log.Debug("turn credentials refused", "username", username, "src", src.String())
 				return nil, false

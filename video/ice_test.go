@@ -25,6 +25,7 @@ func TestICEServersAndTURN(t *testing.T) {
 		c.TURN.PublicIP = "127.0.0.1"
 		c.TURN.RelayPortMin, c.TURN.RelayPortMax = 40000, 40100
 		c.TURNCredentialTTL = time.Hour
+		c.TURN.StaticUsers = map[string]string{"kpoint": "kpoint01"}
 		c.Now = clockNow
 	})
 
@@ -101,9 +102,19 @@ func TestICEServersAndTURN(t *testing.T) {
 	if err := allocate(turnServer.Username+"x", turnServer.Credential); err == nil {
 		t.Error("allocation with a changed username succeeded")
 	}
+	// A static user, as the deployed KnowledgeTalk client keeps one.
+	if err := allocate("kpoint", "kpoint01"); err != nil {
+		t.Fatalf("allocation as a static user: %v", err)
+	}
+	if err := allocate("kpoint", "kpoint02"); err == nil {
+		t.Error("allocation as a static user with a wrong password succeeded")
+	}
 	offset.Store(int64(2 * time.Hour))
 	if err := allocate(turnServer.Username, turnServer.Credential); err == nil {
 		t.Error("allocation with expired credentials succeeded")
+	}
+	if err := allocate("kpoint", "kpoint01"); err != nil {
+		t.Errorf("static users never expire: %v", err)
 	}
 }
 
@@ -122,8 +133,9 @@ func TestConfigValidate(t *testing.T) {
 	cfg.VideoCodec = "AV2"
 	cfg.UDPPortMin = 10
 	cfg.TURN.Enabled = true
+	cfg.TURN.StaticUsers = map[string]string{"a:b": "x"}
 	err := cfg.validate()
-	for _, want := range []string{"video codec", "udp port range", "public ip"} {
+	for _, want := range []string{"video codec", "udp port range", "public ip", "static user"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %q", err, want)
 		}

@@ -45,6 +45,9 @@ type serveConfig struct {
 	TURNAddr       string
 	TURNSecret     string
 	TURNRelayPorts string
+	// TURNStaticUsers are fixed "user:password" pairs, comma-separated,
+	// the embedded TURN server accepts beside expiring credentials.
+	TURNStaticUsers string
 	// Guide sessions: the time a ticket buys, the warning before it runs
 	// out, how long a mate may take to answer, and the mobile-push webhook
 	// (off while GuideWebhookURL is empty).
@@ -106,6 +109,7 @@ func (cfg *serveConfig) options() []option {
 		{"turn-addr", "CSTALK_TURN_ADDR", "UDP listen address of the embedded TURN server, e.g. :3478 (empty: no embedded TURN)", (*stringValue)(&cfg.TURNAddr)},
 		{"turn-secret", "CSTALK_TURN_SECRET", "shared secret of TURN credentials, the same on every node and in an external coturn (empty: random per process)", (*stringValue)(&cfg.TURNSecret)},
 		{"turn-relay-ports", "CSTALK_TURN_RELAY_PORTS", "UDP port range the embedded TURN server relays on", (*stringValue)(&cfg.TURNRelayPorts)},
+		{"turn-static-users", "CSTALK_TURN_STATIC_USERS", "fixed TURN users user:password, comma-separated, the embedded TURN server accepts beside expiring credentials (for clients with a TURN user in their configuration)", (*stringValue)(&cfg.TURNStaticUsers)},
 		{"guide-ticket-duration", "CSTALK_GUIDE_TICKET_DURATION", "guide time one ticket buys", (*durationValue)(&cfg.GuideTicketDuration)},
 		{"guide-warn-before", "CSTALK_GUIDE_WARN_BEFORE", "how long before a guide's time runs out both sides are warned", (*durationValue)(&cfg.GuideWarnBefore)},
 		{"guide-request-timeout", "CSTALK_GUIDE_REQUEST_TIMEOUT", "how long a mate has to approve a guide request", (*durationValue)(&cfg.GuideRequestTimeout)},
@@ -260,6 +264,20 @@ func (cfg serveConfig) videoConfig() (video.Config, error) {
 		}
 		v.TURN.Enabled, v.TURN.ListenAddr = true, cfg.TURNAddr
 		v.TURN.RelayPortMin, v.TURN.RelayPortMax = lo, hi
+	}
+	for _, pair := range splitList(cfg.TURNStaticUsers) {
+		user, pass, ok := strings.Cut(pair, ":")
+		if !ok || user == "" || pass == "" {
+			errs = append(errs, errors.New("--turn-static-users: want user:password pairs, comma-separated"))
+			continue
+		}
+		if v.TURN.StaticUsers == nil {
+			v.TURN.StaticUsers = map[string]string{}
+		}
+		v.TURN.StaticUsers[user] = pass
+	}
+	if len(v.TURN.StaticUsers) > 0 && cfg.TURNAddr == "" {
+		errs = append(errs, errors.New("--turn-static-users needs --turn-addr: only the embedded TURN server takes them"))
 	}
 	return v, errors.Join(errs...)
 }

@@ -82,6 +82,8 @@ func TestServeConfigRejects(t *testing.T) {
 		{"turn without public ip", map[string]string{"CSTALK_TURN_ADDR": ":3478"}, nil, "--turn-addr needs --video-public-ip"},
 		{"bad turn addr", nil, []string{"--turn-addr", "3478", "--video-public-ip", "203.0.113.7"}, "--turn-addr"},
 		{"bad relay range", nil, []string{"--turn-addr", ":3478", "--video-public-ip", "203.0.113.7", "--turn-relay-ports", "70000-70010"}, "--turn-relay-ports"},
+		{"turn static user without password", nil, []string{"--turn-addr", ":3478", "--video-public-ip", "203.0.113.7", "--turn-static-users", "kpoint"}, "want user:password"},
+		{"turn static users without turn", nil, []string{"--turn-static-users", "kpoint:kpoint01"}, "--turn-static-users needs --turn-addr"},
 		{"guide ticket too short", nil, []string{"--guide-ticket-duration", "500ms"}, "--guide-ticket-duration must be at least 1s"},
 		{"guide warning after the end", map[string]string{"CSTALK_GUIDE_TICKET_DURATION": "10s"}, []string{"--guide-warn-before", "10s"}, "shorter than --guide-ticket-duration"},
 		{"guide request timeout", nil, []string{"--guide-request-timeout", "0s"}, "--guide-request-timeout"},
@@ -144,13 +146,14 @@ func TestServeHelpListsEveryFlagWithEnvAndDefault(t *testing.T) {
 func TestServeConfigVideo(t *testing.T) {
 	var out bytes.Buffer
 	c, err := parseServeConfig(nil, env(map[string]string{
-		"CSTALK_VIDEO_UDP_PORTS":  "50000-50100",
-		"CSTALK_VIDEO_PUBLIC_IP":  "203.0.113.7, 198.51.100.2",
-		"CSTALK_VIDEO_STUN_URLS":  "stun:stun.example.com:3478",
-		"CSTALK_VIDEO_TURN_URLS":  "turn:turn.example.com:3478?transport=udp, turns:turn.example.com:5349",
-		"CSTALK_TURN_ADDR":        ":3478",
-		"CSTALK_TURN_SECRET":      "turn-secret",
-		"CSTALK_TURN_RELAY_PORTS": "49160-49200",
+		"CSTALK_VIDEO_UDP_PORTS":   "50000-50100",
+		"CSTALK_VIDEO_PUBLIC_IP":   "203.0.113.7, 198.51.100.2",
+		"CSTALK_VIDEO_STUN_URLS":   "stun:stun.example.com:3478",
+		"CSTALK_VIDEO_TURN_URLS":   "turn:turn.example.com:3478?transport=udp, turns:turn.example.com:5349",
+		"CSTALK_TURN_ADDR":         ":3478",
+		"CSTALK_TURN_SECRET":       "turn-secret",
+		"CSTALK_TURN_RELAY_PORTS":  "49160-49200",
+		"CSTALK_TURN_STATIC_USERS": "kpoint:kpoint01, other:p:w",
 	}), &out)
 	if err != nil {
 		t.Fatalf("parse: %v", err)
@@ -174,6 +177,9 @@ func TestServeConfigVideo(t *testing.T) {
 	if !v.TURN.Enabled || v.TURN.ListenAddr != ":3478" || v.TURN.PublicIP != "203.0.113.7" ||
 		v.TURN.RelayPortMin != 49160 || v.TURN.RelayPortMax != 49200 || v.TURNSecret != "turn-secret" {
 		t.Errorf("turn %+v secret %q", v.TURN, v.TURNSecret)
+	}
+	if len(v.TURN.StaticUsers) != 2 || v.TURN.StaticUsers["kpoint"] != "kpoint01" || v.TURN.StaticUsers["other"] != "p:w" {
+		t.Errorf("turn static users %q", v.TURN.StaticUsers)
 	}
 
 	// Defaults: any port, no public address, no embedded TURN.
