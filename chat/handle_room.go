@@ -165,7 +165,7 @@ func (s *Service) endRoom(ctx context.Context, room *Room, who *Profile, session
 	}
 	s.log.Info("room ended", "room", room.ID, "company", room.CompanyID)
 	// A conversation that ends takes its video call with it.
-	s.endVideoCall(room.ID)
+	s.endVideoCall(room)
 	if err := s.publishRoom(ctx, ended, sessionID, EventEnd, map[string]any{}); err != nil {
 		return true, err
 	}

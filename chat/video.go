@@ -27,9 +27,10 @@ const (
 
 // VideoRooms is what chat needs of the video server: ending a call.
 type VideoRooms interface {
-	// CloseRoom disconnects everyone in video room id; it returns how many
-	// were in it.
-	CloseRoom(id string) int
+	// CloseCall disconnects everyone in the call of chat room roomID of
+	// company companyID (video rooms are scoped to their company); it
+	// returns how many were in it.
+	CloseCall(companyID, roomID int64) int
 }
 
 // UseVideo connects the video server; call it before serving. Without it
@@ -182,7 +183,7 @@ func (s *Service) handleVideoEnd(ctx context.Context, r *request) error {
 	if err != nil {
 		return err
 	}
-	s.video.CloseRoom(VideoRoomID(room.ID))
+	s.video.CloseCall(room.CompanyID, room.ID)
 	who := s.profile(r.p, r.sessionID, room.ID)
 	return s.publishRoom(ctx, room, r.sessionID, EventVideoEnded, map[string]any{"videoRoomId": VideoRoomID(room.ID), "by": who})
 }
@@ -211,9 +212,9 @@ func (s *Service) handleVideoToken(ctx context.Context, r *request) error {
 }
 
 // endVideoCall closes the call of a chat room that ends.
-func (s *Service) endVideoCall(roomID int64) {
+func (s *Service) endVideoCall(room *Room) {
 	if s.video != nil {
-		s.video.CloseRoom(VideoRoomID(roomID))
+		s.video.CloseCall(room.CompanyID, room.ID)
 	}
 }
 

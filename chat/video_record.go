@@ -11,17 +11,19 @@ import (
 // The record of a call in its chat room, from the video server's events.
 
 // VideoEvent is a room event of the video server. Kind is "roomOpened",
-// "joined", "left" or "roomClosed"; UserID (a speaker ID) and Customer are
-// set for joined and left; Duration is the time in the room (left) or the
-// room's lifetime (roomClosed).
+// "joined", "left" or "roomClosed"; CompanyID is the company the video
+// room belongs to; UserID (a speaker ID) and Customer are set for joined
+// and left; Duration is the time in the room (left) or the room's lifetime
+// (roomClosed).
 type VideoEvent struct {
-	Kind     string
-	RoomID   string
-	UserID   string
-	Customer bool
-	At       time.Time
-	Duration time.Duration
-	Reason   string
+	Kind      string
+	CompanyID string
+	RoomID    string
+	UserID    string
+	Customer  bool
+	At        time.Time
+	Duration  time.Duration
+	Reason    string
 }
 
 // HandleVideoEvent records a call's joins, leaves and end in its chat room
@@ -45,6 +47,9 @@ func (s *Service) handleVideoEvent(ctx context.Context, ev VideoEvent) error {
 	room, err := s.store.Room(ctx, roomID)
 	if err != nil {
 		return fmt.Errorf("room %d: %w", roomID, err)
+	}
+	if idString(room.CompanyID) != ev.CompanyID {
+		return fmt.Errorf("room %d is of company %d, not of the call's company %q", roomID, room.CompanyID, ev.CompanyID)
 	}
 	rec := VideoRecord{VideoRoomID: ev.RoomID}
 	var p *principal

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -22,13 +23,13 @@ import (
 // one).
 type videoRooms struct {
 	mu     sync.Mutex
-	closed []string
+	closed []string // "{companyId}/r-{roomId}"
 }
 
-func (v *videoRooms) CloseRoom(id string) int {
+func (v *videoRooms) CloseCall(companyID, roomID int64) int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.closed = append(v.closed, id)
+	v.closed = append(v.closed, fmt.Sprintf("%d/%s", companyID, chat.VideoRoomID(roomID)))
 	return 0
 }
 
@@ -153,9 +154,11 @@ func testVideoCallFromChat(t *testing.T, e *chatEnv) {
 	// The video server reports the call; chat records it in the room.
 	at := seoulAfternoon.Add(time.Minute)
 	for _, ev := range []chat.VideoEvent{
-		{Kind: "roomOpened", RoomID: videoRoom, At: at},
-		{Kind: "joined", RoomID: videoRoom, UserID: agentUser, At: at},
-		{Kind: "joined", RoomID: videoRoom, UserID: custUser, Customer: true, At: at},
+		// Another company's room of the same name is not this room's call.
+		{Kind: "joined", CompanyID: "2", RoomID: videoRoom, UserID: custUser, Customer: true, At: at},
+		{Kind: "roomOpened", CompanyID: "1", RoomID: videoRoom, At: at},
+		{Kind: "joined", CompanyID: "1", RoomID: videoRoom, UserID: agentUser, At: at},
+		{Kind: "joined", CompanyID: "1", RoomID: videoRoom, UserID: custUser, Customer: true, At: at},
 	} {
 		e.svc.HandleVideoEvent(ctx, ev)
 	}
@@ -174,14 +177,14 @@ func testVideoCallFromChat(t *testing.T, e *chatEnv) {
 	if by, _ := ended["by"].(map[string]any); ended["videoRoomId"] != videoRoom || jsonNum(t, by, "isCustomer") != 1 {
 		t.Errorf("VIDEO_ENDED %v", ended)
 	}
-	if rooms.closedCount(videoRoom) != 1 {
+	if rooms.closedCount("1/"+videoRoom) != 1 {
 		t.Errorf("video rooms closed %v, want %s once", rooms.closed, videoRoom)
 	}
 	end := at.Add(95 * time.Second)
 	for _, ev := range []chat.VideoEvent{
-		{Kind: "left", RoomID: videoRoom, UserID: agentUser, At: end, Duration: 95 * time.Second, Reason: "closed"},
-		{Kind: "left", RoomID: videoRoom, UserID: custUser, Customer: true, At: end, Duration: 95 * time.Second, Reason: "closed"},
-		{Kind: "roomClosed", RoomID: videoRoom, At: end, Duration: 95 * time.Second},
+		{Kind: "left", CompanyID: "1", RoomID: videoRoom, UserID: agentUser, At: end, Duration: 95 * time.Second, Reason: "closed"},
+		{Kind: "left", CompanyID: "1", RoomID: videoRoom, UserID: custUser, Customer: true, At: end, Duration: 95 * time.Second, Reason: "closed"},
+		{Kind: "roomClosed", CompanyID: "1", RoomID: videoRoom, At: end, Duration: 95 * time.Second},
 	} {
 		e.svc.HandleVideoEvent(ctx, ev)
 	}
@@ -217,7 +220,7 @@ func testVideoCallFromChat(t *testing.T, e *chatEnv) {
 	// Ending the conversation ends a call still running.
 	p.agent.send("END", map[string]any{}, "roomId", p.roomID)
 	p.cust.await(p.custRoom, "END")
-	if rooms.closedCount(videoRoom) != 2 {
+	if rooms.closedCount("1/"+videoRoom) != 2 {
 		t.Errorf("END closed video rooms %v, want %s again", rooms.closed, videoRoom)
 	}
 	// The customer's token no longer opens the ended room's call.

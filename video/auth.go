@@ -9,7 +9,10 @@ type Identity struct {
 	UserID string
 	// Name is a display name for events (may be empty).
 	Name string
-	// CommunityID is the company (or "0").
+	// CommunityID is the company the room belongs to (canonical decimal,
+	// NoCompany for rooms of none), as the authorizer knows it: the
+	// registry scopes the room to it. A join whose authorizer leaves it
+	// empty is refused.
 	CommunityID string
 	// Customer is true for a chat customer holding a video token, false for
 	// a member (counselor).

@@ -3,7 +3,10 @@
 // {"id": ...} over a plain WebSocket at /signal and over SockJS at
 // /signal/...).
 //
-// Model. A room (c-{channelId} or r-{roomId}) holds participants. Each
+// Model. A room holds participants. Rooms are keyed by RoomKey: the
+// company the authorizer vouched for, a kind (c- channel, r- chat call,
+// g- guide) and a name, so company 1's c-1 and company 2's c-1 are two
+// rooms; every front end joins and closes rooms through that key. Each
 // participant has one audio and one video forward track for its whole
 // stay; receiveVideoFrom with its own id opens its publishing peer
 // connection, with another's id a subscribing one (one peer connection

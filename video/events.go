@@ -25,7 +25,7 @@ const (
 // end and duration).
 type Event struct {
 	Kind     EventKind
-	RoomID   string
+	Room     RoomKey
 	User     Identity // empty for room events
 	At       time.Time
 	Duration time.Duration // for EventLeft: time in the room; EventRoomClosed: room lifetime

@@ -24,7 +24,9 @@ import (
 )
 
 // testAuth accepts "tok-{userId}" for any room but r-forbidden, and
-// refuses every other token.
+// refuses every other token. It vouches for the communityId the client
+// sent, company 1 when none or seed 002's "0" (as chat answers with the
+// chat room's company).
 type testAuth struct{}
 
 func (testAuth) AuthorizeJoin(_ context.Context, token, userID, communityID, roomID string) (Identity, error) {
@@ -34,8 +36,15 @@ func (testAuth) AuthorizeJoin(_ context.Context, token, userID, communityID, roo
 	if roomID == "r-forbidden" {
 		return Identity{}, ErrForbidden
 	}
+	if communityID == "" || communityID == "0" {
+		communityID = "1"
+	}
 	return Identity{UserID: userID, Name: "user " + userID, CommunityID: communityID, Customer: strings.HasPrefix(userID, "cust")}, nil
 }
+
+// company1 is the key of seed-002 room id in company 1, where the test
+// clients join unless told otherwise.
+func company1(id string) RoomKey { return RoomKey{Company: "1", Kind: RoomKind(id[:1]), Name: id[2:]} }
 
 // eventLog collects the server's room events.
 type eventLog struct {
@@ -53,7 +62,7 @@ func (l *eventLog) has(kind EventKind, room, user string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, e := range l.evs {
-		if e.Kind == kind && e.RoomID == room && e.User.UserID == user {
+		if e.Kind == kind && e.Room.ID() == room && e.User.UserID == user {
 			return true
 		}
 	}
@@ -425,10 +434,16 @@ func (c *client) join(room string, video, audio bool) msg {
 	c.t.Helper()
 	if c.kurento {
 		c.send(map[string]any{"id": "joinRoom", "name": c.user, "room": room})
-	} else {
-		c.send(map[string]any{"id": "joinRoom", "token": "tok-" + c.user, "userId": c.user, "communityId": "1",
-			"roomId": room, "video": video, "audio": audio})
+		return c.await("existingParticipants")
 	}
+	return c.joinIn("1", room, video, audio)
+}
+
+// joinIn joins room as a member of company (testAuth vouches for it).
+func (c *client) joinIn(company, room string, video, audio bool) msg {
+	c.t.Helper()
+	c.send(map[string]any{"id": "joinRoom", "token": "tok-" + c.user, "userId": c.user, "communityId": company,
+		"roomId": room, "video": video, "audio": audio})
 	return c.await("existingParticipants")
 }
 

@@ -25,11 +25,11 @@ func TestMutatedOffers(t *testing.T) {
 	ts := startServer(t, nil)
 	r := httptest.NewRequest("GET", "/signal", nil)
 	sess := ts.newSession(fakeTransport{}, r)
-	p, e := ts.join(sess, Identity{UserID: "1"}, "tok-1", "r-1", true, true)
+	p, e := ts.join(sess, Identity{UserID: "1"}, "tok-1", company1("r-1"), true, true)
 	if e != nil {
 		t.Fatal(e)
 	}
-	if _, e := ts.join(ts.newSession(fakeTransport{}, r), Identity{UserID: "2"}, "tok-2", "r-1", true, true); e != nil {
+	if _, e := ts.join(ts.newSession(fakeTransport{}, r), Identity{UserID: "2"}, "tok-2", company1("r-1"), true, true); e != nil {
 		t.Fatal(e)
 	}
 	base := validOffer(t)

@@ -54,7 +54,7 @@ func (pe *peer) close() {
 		p.video.clearSource(pe)
 	}
 	if err := pe.pc.Close(); err != nil {
-		s.log.Debug("close peer connection", "room", p.room.id, "user", p.ident.UserID, "target", pe.target, "err", err)
+		s.log.Debug("close peer connection", "room", p.room.key.String(), "user", p.ident.UserID, "target", pe.target, "err", err)
 	}
 	s.metrics.peerConnections.WithLabelValues(pe.role()).Dec()
 }
@@ -201,7 +201,7 @@ func (p *participant) receiveVideoFrom(target, offer string) (string, *peer, *Er
 	}
 	pc, err := s.media.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
-		s.log.Error("new peer connection", "room", r.id, "user", p.ident.UserID, "err", err)
+		s.log.Error("new peer connection", "room", r.key.String(), "user", p.ident.UserID, "err", err)
 		unpublish()
 		return "", nil, clientError(CodeInternal)
 	}
@@ -221,7 +221,7 @@ func (p *participant) receiveVideoFrom(target, offer string) (string, *peer, *Er
 			}
 		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 			if state == webrtc.PeerConnectionStateFailed {
-				s.log.Info("peer connection failed", "room", r.id, "user", p.ident.UserID, "target", target)
+				s.log.Info("peer connection failed", "room", r.key.String(), "user", p.ident.UserID, "target", target)
 			}
 			r.mu.Lock()
 			p.mu.Lock()
@@ -240,7 +240,7 @@ func (p *participant) receiveVideoFrom(target, offer string) (string, *peer, *Er
 		pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { pe.forward(track) })
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		s.log.Debug("bad offer", "room", r.id, "user", p.ident.UserID, "err", err)
+		s.log.Debug("bad offer", "room", r.key.String(), "user", p.ident.UserID, "err", err)
 		return fail(CodeBadSDP)
 	}
 	if !publish {
@@ -254,7 +254,7 @@ func (p *participant) receiveVideoFrom(target, offer string) (string, *peer, *Er
 			}
 			sender, err := pc.AddTrack(fwd.trackLocal())
 			if err != nil {
-				s.log.Error("add track", "room", r.id, "user", p.ident.UserID, "target", target, "err", err)
+				s.log.Error("add track", "room", r.key.String(), "user", p.ident.UserID, "target", target, "err", err)
 				return fail(CodeInternal)
 			}
 			s.goRTCP(sender, fwd)
@@ -262,11 +262,11 @@ func (p *participant) receiveVideoFrom(target, offer string) (string, *peer, *Er
 	}
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
-		s.log.Debug("create answer", "room", r.id, "user", p.ident.UserID, "err", err)
+		s.log.Debug("create answer", "room", r.key.String(), "user", p.ident.UserID, "err", err)
 		return fail(CodeBadSDP)
 	}
 	if err := pc.SetLocalDescription(answer); err != nil {
-		s.log.Debug("set local description", "room", r.id, "user", p.ident.UserID, "err", err)
+		s.log.Debug("set local description", "room", r.key.String(), "user", p.ident.UserID, "err", err)
 		return fail(CodeBadSDP)
 	}
 
@@ -352,7 +352,7 @@ func (pe *peer) forward(track *webrtc.TrackRemote) {
 	taken := fwd.source == pe
 	fwd.kmu.Unlock()
 	if taken {
-		s.log.Info("extra track ignored", "room", p.room.id, "user", p.ident.UserID, "kind", track.Kind().String())
+		s.log.Info("extra track ignored", "room", p.room.key.String(), "user", p.ident.UserID, "kind", track.Kind().String())
 		drain(track)
 		return
 	}
@@ -361,7 +361,7 @@ func (pe *peer) forward(track *webrtc.TrackRemote) {
 	})
 	kind := track.Kind().String()
 	s.metrics.publishedTracks.WithLabelValues(kind).Inc()
-	s.log.Info("track published", "room", p.room.id, "user", p.ident.UserID, "kind", kind, "codec", track.Codec().MimeType)
+	s.log.Info("track published", "room", p.room.key.String(), "user", p.ident.UserID, "kind", kind, "codec", track.Codec().MimeType)
 	// Runs on pion's OnTrack goroutine until the connection closes.
 	defer s.metrics.publishedTracks.WithLabelValues(kind).Dec()
 	buf := make([]byte, 1500)
@@ -370,7 +370,7 @@ func (pe *peer) forward(track *webrtc.TrackRemote) {
 		n, _, err := track.Read(buf)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "closed") {
-				s.log.Debug("read track", "room", p.room.id, "user", p.ident.UserID, "err", err)
+				s.log.Debug("read track", "room", p.room.key.String(), "user", p.ident.UserID, "err", err)
 			}
 			return
 		}

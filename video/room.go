@@ -1,7 +1,6 @@
 package video
 
 import (
-	"regexp"
 	"slices"
 	"sync"
 	"time"
@@ -9,31 +8,6 @@ import (
 
 	"github.com/pion/webrtc/v3"
 )
-
-// Room ids follow seed 002: c-{channelId} (a community's standing channel)
-// and r-{roomId} (a call opened from chat room {roomId}).
-var roomIDPattern = regexp.MustCompile(`^[cgr]-[0-9A-Za-z_-]{1,64}$`)
-
-func validRoomID(id string) bool { return roomIDPattern.MatchString(id) }
-
-// Room kinds, the prefix of a room id.
-const (
-	RoomChannel = "c" // c-{channelId}: a community's standing channel
-	RoomChat    = "r" // r-{roomId}: a call opened from chat room {roomId}
-	RoomGuide   = "g" // g-{gsSeq}: a timed guide session
-)
-
-// ParseRoomID splits a room id into its kind (RoomChannel, RoomChat or RoomGuide) and
-// the channel or chat room it belongs to; ok is false for anything else.
-func ParseRoomID(id string) (kind, ref string, ok bool) {
-	if !validRoomID(id) {
-		return "", "", false
-	}
-	return id[:1], id[2:], true
-}
-
-// ChatRoomID is the video room of chat room roomID.
-func ChatRoomID(roomID string) string { return RoomChat + "-" + roomID }
 
 func validUserID(id string) bool {
 	if id == "" || len(id) > 128 || !utf8.ValidString(id) {
@@ -51,7 +25,7 @@ func validUserID(id string) bool {
 // orders joins, leaves and state changes, and the announcements of them,
 // so every participant sees the same sequence.
 type room struct {
-	id       string
+	key      RoomKey
 	srv      *Server
 	openedAt time.Time
 
@@ -194,12 +168,12 @@ func closePeers(peers []*peer) {
 	}
 }
 
-// join puts sess's user into room roomID: a new participant, or, when the
+// join puts sess's user into room key: a new participant, or, when the
 // same user joins with the same token while its place is held (socket
 // dropped, or a second tab taking over), the existing one resumed.
-func (s *Server) join(sess signaler, ident Identity, token, roomID string, videoOn, audioOn bool) (*participant, *Error) {
+func (s *Server) join(sess signaler, ident Identity, token string, key RoomKey, videoOn, audioOn bool) (*participant, *Error) {
 	for {
-		r, opened, err := s.roomFor(roomID)
+		r, opened, err := s.roomFor(key)
 		if err != nil {
 			return nil, err
 		}
@@ -211,18 +185,22 @@ func (s *Server) join(sess signaler, ident Identity, token, roomID string, video
 	}
 }
 
-// roomFor returns the open room roomID, creating it.
-func (s *Server) roomFor(roomID string) (*room, bool, *Error) {
+// roomFor returns the open room key, creating it.
+func (s *Server) roomFor(key RoomKey) (*room, bool, *Error) {
+	if !key.valid() {
+		s.log.Error("join with an incomplete room key", "room", key.String())
+		return nil, false, fatalError(CodeInternal)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, false, fatalError(CodeShutdown)
 	}
-	if r := s.rooms[roomID]; r != nil {
+	if r := s.rooms[key]; r != nil {
 		return r, false, nil
 	}
-	r := &room{id: roomID, srv: s, openedAt: s.now(), participants: map[string]*participant{}}
-	s.rooms[roomID] = r
+	r := &room{key: key, srv: s, openedAt: s.now(), participants: map[string]*participant{}}
+	s.rooms[key] = r
 	s.metrics.rooms.Inc()
 	return r, true, nil
 }
@@ -252,7 +230,7 @@ func (r *room) join(sess signaler, ident Identity, token string, videoOn, audioO
 			if replaced != nil {
 				replaced.fail(fatalError(CodeReplaced))
 			}
-			s.log.Info("participant resumed", "room", r.id, "user", ident.UserID)
+			s.log.Info("participant resumed", "room", r.key.String(), "user", ident.UserID)
 			return old, false, nil
 		}
 		// The same user with another token: the old place is given up.
@@ -276,7 +254,7 @@ func (r *room) join(sess signaler, ident Identity, token string, videoOn, audioO
 	}
 	if err != nil {
 		r.mu.Unlock()
-		s.log.Error("create forward tracks", "room", r.id, "err", err)
+		s.log.Error("create forward tracks", "room", r.key.String(), "err", err)
 		closePeers(toClose)
 		r.closeIfEmpty()
 		return nil, false, fatalError(CodeInternal)
@@ -297,12 +275,12 @@ func (r *room) join(sess signaler, ident Identity, token string, videoOn, audioO
 	}
 	// Events are queued under the lock so their order is the room's.
 	if evicted != nil {
-		s.events.emit(Event{Kind: EventLeft, RoomID: r.id, User: evicted.ident, At: now, Duration: now.Sub(evicted.joinedAt), Reason: "replaced"})
+		s.events.emit(Event{Kind: EventLeft, Room: r.key, User: evicted.ident, At: now, Duration: now.Sub(evicted.joinedAt), Reason: "replaced"})
 	}
 	if opened {
-		s.events.emit(Event{Kind: EventRoomOpened, RoomID: r.id, At: r.openedAt})
+		s.events.emit(Event{Kind: EventRoomOpened, Room: r.key, At: r.openedAt})
 	}
-	s.events.emit(Event{Kind: EventJoined, RoomID: r.id, User: ident, At: now})
+	s.events.emit(Event{Kind: EventJoined, Room: r.key, User: ident, At: now})
 	r.mu.Unlock()
 	s.metrics.participants.Inc()
 
@@ -313,7 +291,7 @@ func (r *room) join(sess signaler, ident Identity, token string, videoOn, audioO
 		closePeers(toClose)
 		s.metrics.participants.Dec()
 	}
-	s.log.Info("participant joined", "room", r.id, "user", ident.UserID, "customer", ident.Customer)
+	s.log.Info("participant joined", "room", r.key.String(), "user", ident.UserID, "customer", ident.Customer)
 	return p, false, nil
 }
 
@@ -327,11 +305,11 @@ func (r *room) leave(p *participant, reason string) {
 	toClose := r.removeLocked(p)
 	s := r.srv
 	now := s.now()
-	s.events.emit(Event{Kind: EventLeft, RoomID: r.id, User: p.ident, At: now, Duration: now.Sub(p.joinedAt), Reason: reason})
+	s.events.emit(Event{Kind: EventLeft, Room: r.key, User: p.ident, At: now, Duration: now.Sub(p.joinedAt), Reason: reason})
 	r.mu.Unlock()
 	closePeers(toClose)
 	s.metrics.participants.Dec()
-	s.log.Info("participant left", "room", r.id, "user", p.ident.UserID, "reason", reason)
+	s.log.Info("participant left", "room", r.key.String(), "user", p.ident.UserID, "reason", reason)
 	r.closeIfEmpty()
 }
 
@@ -343,12 +321,12 @@ func (r *room) closeIfEmpty() {
 	empty := len(r.participants) == 0 && !r.closed
 	if empty {
 		r.closed = true
-		if s.rooms[r.id] == r {
-			delete(s.rooms, r.id)
+		if s.rooms[r.key] == r {
+			delete(s.rooms, r.key)
 		}
 		// Under s.mu: a room of the same id opened next is reported after.
 		now := s.now()
-		s.events.emit(Event{Kind: EventRoomClosed, RoomID: r.id, At: now, Duration: now.Sub(r.openedAt)})
+		s.events.emit(Event{Kind: EventRoomClosed, Room: r.key, At: now, Duration: now.Sub(r.openedAt)})
 	}
 	r.mu.Unlock()
 	s.mu.Unlock()
@@ -423,8 +401,8 @@ func (r *room) closeAll(code string) int {
 		return 0
 	}
 	r.closed = true
-	if s.rooms[r.id] == r {
-		delete(s.rooms, r.id)
+	if s.rooms[r.key] == r {
+		delete(s.rooms, r.key)
 	}
 	var toClose []*peer
 	var sessions []signaler
@@ -436,9 +414,9 @@ func (r *room) closeAll(code string) int {
 			p.sess.detach(p)
 		}
 		toClose = append(toClose, r.removeLocked(p)...)
-		s.events.emit(Event{Kind: EventLeft, RoomID: r.id, User: p.ident, At: now, Duration: now.Sub(p.joinedAt), Reason: "closed"})
+		s.events.emit(Event{Kind: EventLeft, Room: r.key, User: p.ident, At: now, Duration: now.Sub(p.joinedAt), Reason: "closed"})
 	}
-	s.events.emit(Event{Kind: EventRoomClosed, RoomID: r.id, At: now, Duration: now.Sub(r.openedAt)})
+	s.events.emit(Event{Kind: EventRoomClosed, Room: r.key, At: now, Duration: now.Sub(r.openedAt)})
 	r.mu.Unlock()
 	s.mu.Unlock()
 	for _, sess := range sessions {

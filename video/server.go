@@ -1,6 +1,7 @@
 package video
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -40,7 +41,7 @@ type Server struct {
 	conns  sync.WaitGroup // sessions being served
 
 	mu       sync.Mutex
-	rooms    map[string]*room
+	rooms    map[RoomKey]*room
 	sessions map[*session]struct{}
 	closed   bool
 }
@@ -63,7 +64,7 @@ func New(cfg Config, auth Authorizer, reg prometheus.Registerer, log *slog.Logge
 		return nil, err
 	}
 	s := &Server{cfg: cfg, auth: auth, log: log, metrics: m, now: clock(cfg),
-		rooms: map[string]*room{}, sessions: map[*session]struct{}{}}
+		rooms: map[RoomKey]*room{}, sessions: map[*session]struct{}{}}
 	s.turnSecret = cfg.TURNSecret
 	if s.turnSecret == "" && cfg.TURN.Enabled {
 		// Only this process checks the credentials, so a secret of its own
@@ -187,11 +188,11 @@ func (s *Server) goOwned(fn func()) bool {
 	return true
 }
 
-// Participants lists the members of room roomID in join order (nil when no
+// Participants lists the members of room key in join order (nil when no
 // such room is open).
-func (s *Server) Participants(roomID string) []Member {
+func (s *Server) Participants(key RoomKey) []Member {
 	s.mu.Lock()
-	r := s.rooms[roomID]
+	r := s.rooms[key]
 	s.mu.Unlock()
 	if r == nil {
 		return nil
@@ -205,24 +206,26 @@ func (s *Server) Participants(roomID string) []Member {
 	return out
 }
 
-// Rooms lists the open room ids, sorted.
-func (s *Server) Rooms() []string {
+// Rooms lists the open rooms, sorted by company, kind and name.
+func (s *Server) Rooms() []RoomKey {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.rooms))
-	for id := range s.rooms {
-		out = append(out, id)
+	out := make([]RoomKey, 0, len(s.rooms))
+	for k := range s.rooms {
+		out = append(out, k)
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b RoomKey) int {
+		return cmp.Or(cmp.Compare(a.Company, b.Company), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name))
+	})
 	return out
 }
 
-// CloseRoom ends room roomID (a call ended from chat): every participant
+// CloseRoom ends room key (a call ended from chat): every participant
 // gets {"id":"error","code":"roomClosed"} and is disconnected. It returns
 // how many participants were in it.
-func (s *Server) CloseRoom(roomID string) int {
+func (s *Server) CloseRoom(key RoomKey) int {
 	s.mu.Lock()
-	r := s.rooms[roomID]
+	r := s.rooms[key]
 	s.mu.Unlock()
 	if r == nil {
 		return 0

@@ -337,7 +337,7 @@ func (sess *session) dispatch(m *inbound) *Error {
 		// same user that now owns the place.
 		return clientError(CodeNotJoined)
 	}
-	if room := m.room(); room != "" && room != p.room.id {
+	if room := m.room(); room != "" && room != p.room.key.ID() {
 		return clientError(CodeWrongRoom)
 	}
 	switch m.ID {
@@ -434,8 +434,12 @@ func (sess *session) join(m *inbound) *Error {
 	if ident.UserID == "" {
 		ident.UserID = userID
 	}
-	if ident.CommunityID == "" {
-		ident.CommunityID = string(m.CommunityID)
+	// The room is the authorizer's company's, whatever communityId the
+	// client sent: company 2's c-1 is not company 1's.
+	key, ok := RoomKeyOf(ident.CommunityID, roomID)
+	if !ok {
+		sess.log.Error("authorizer vouched for no company", "room", roomID, "user", userID, "company", ident.CommunityID)
+		return clientError(CodeInternal)
 	}
 	// Kurento's clients send no state and always publish both.
 	videoOn, audioOn := m.kurentoNames(), m.kurentoNames()
@@ -445,7 +449,7 @@ func (sess *session) join(m *inbound) *Error {
 	if m.Audio != nil {
 		audioOn = bool(*m.Audio)
 	}
-	if _, e := s.join(sess, ident, token, roomID, videoOn, audioOn); e != nil {
+	if _, e := s.join(sess, ident, token, key, videoOn, audioOn); e != nil {
 		return e
 	}
 	return nil

@@ -50,7 +50,7 @@ func TestTwoParticipants(t *testing.T) {
 	if got := ts.metricSum(t, "cstalk_video_published_tracks"); got != 4 {
 		t.Errorf("published tracks %v, want 4", got)
 	}
-	if got := ts.Participants("r-5"); len(got) != 2 || got[0].UserID != "1" || got[1].UserID != "2" {
+	if got := ts.Participants(company1("r-5")); len(got) != 2 || got[0].UserID != "1" || got[1].UserID != "2" {
 		t.Errorf("Participants = %v", got)
 	}
 	checkFor(t, 2*time.Second, func() error {

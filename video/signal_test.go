@@ -86,7 +86,7 @@ func TestLeaveAndReconnect(t *testing.T) {
 	if waited := time.Since(start); waited < time.Second {
 		t.Errorf("participantLeft after %s, before the grace", waited)
 	}
-	if got := ts.Participants("r-7"); len(got) != 1 {
+	if got := ts.Participants(company1("r-7")); len(got) != 1 {
 		t.Errorf("participants after drop: %v", got)
 	}
 	checkFor(t, 2*time.Second, func() error {
@@ -119,7 +119,7 @@ func TestKurentoClient(t *testing.T) {
 	if arrived := a.await("newParticipantArrived"); arrived.str("name") != "kurento" {
 		t.Fatalf("newParticipantArrived %v", arrived)
 	}
-	if m := ts.Participants("c-3"); len(m) != 2 || !m[1].Video || !m[1].Audio {
+	if m := ts.Participants(company1("c-3")); len(m) != 2 || !m[1].Video || !m[1].Audio {
 		t.Errorf("a Kurento client publishes both: %v", m)
 	}
 	a.publish()
@@ -364,13 +364,13 @@ func TestCloseRoom(t *testing.T) {
 	b := dial(t, ts, "2", "/signal")
 	a.join("r-3", true, true)
 	b.join("r-3", true, true)
-	if n := ts.CloseRoom("r-3"); n != 2 {
+	if n := ts.CloseRoom(company1("r-3")); n != 2 {
 		t.Fatalf("CloseRoom = %d", n)
 	}
 	a.awaitError(CodeRoomClosed)
 	b.awaitError(CodeRoomClosed)
 	<-a.readDone
-	if len(ts.Rooms()) != 0 || ts.Participants("r-3") != nil {
+	if len(ts.Rooms()) != 0 || ts.Participants(company1("r-3")) != nil {
 		t.Fatalf("rooms after close: %v", ts.Rooms())
 	}
 	checkFor(t, 2*time.Second, func() error {
@@ -449,7 +449,11 @@ func TestEvents(t *testing.T) {
 }
 
 func TestParseRoomID(t *testing.T) {
-	for _, c := range []struct{ id, kind, ref string }{{"c-10", RoomChannel, "10"}, {"r-5", RoomChat, "5"}, {ChatRoomID("77"), RoomChat, "77"}, {"g-41", RoomGuide, "41"}} {
+	for _, c := range []struct {
+		id   string
+		kind RoomKind
+		ref  string
+	}{{"c-10", RoomChannel, "10"}, {"r-5", RoomChat, "5"}, {ChatRoomID("77"), RoomChat, "77"}, {"g-41", RoomGuide, "41"}} {
 		kind, ref, ok := ParseRoomID(c.id)
 		if !ok || kind != c.kind || ref != c.ref {
 			t.Errorf("ParseRoomID(%q) = %q %q %v", c.id, kind, ref, ok)

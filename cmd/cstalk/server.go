@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -185,20 +186,22 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 		// recording one is a few store writes.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		chatSvc.HandleVideoEvent(ctx, chat.VideoEvent{
-			Kind: string(ev.Kind), RoomID: ev.RoomID, UserID: ev.User.UserID, Customer: ev.User.Customer,
-			At: ev.At, Duration: ev.Duration, Reason: ev.Reason,
-		})
+		if ev.Room.Kind == video.RoomChat {
+			chatSvc.HandleVideoEvent(ctx, chat.VideoEvent{
+				Kind: string(ev.Kind), CompanyID: ev.Room.Company, RoomID: ev.Room.ID(), UserID: ev.User.UserID,
+				Customer: ev.User.Customer, At: ev.At, Duration: ev.Duration, Reason: ev.Reason,
+			})
+		}
 		if ev.Kind == video.EventLeft {
 			// A side leaving a guide's room ends the guide.
-			guideSvc.ParticipantLeft(ctx, ev.RoomID, ev.User.UserID, ev.Reason)
+			guideSvc.ParticipantLeft(ctx, ev.Room, ev.User.UserID, ev.Reason)
 		}
 	}
 	// Guide rooms (g-…) are decided by the guide service, the rest by chat.
 	if s.video, err = video.New(videoCfg, s.guide.VideoAuthorizer(videoAuthorizer(s.chat)), reg, log); err != nil {
 		return nil, fmt.Errorf("video: %w", err)
 	}
-	s.chat.UseVideo(s.video)
+	s.chat.UseVideo(chatCalls{s.video})
 	s.guide.UseVideo(s.video)
 
 	mux := http.NewServeMux()
@@ -410,4 +413,13 @@ func videoAuthorizer(c *chat.Service) video.Authorizer {
 		}
 		return video.Identity{UserID: p.UserID, Name: p.Name, CommunityID: p.CommunityID, Customer: p.Customer}, nil
 	})
+}
+
+// chatCalls gives chat the calls of its rooms: chat room roomID's call is
+// video room r-{roomID} of the room's company.
+type chatCalls struct{ v *video.Server }
+
+func (c chatCalls) CloseCall(companyID, roomID int64) int {
+	return c.v.CloseRoom(video.RoomKey{Company: strconv.FormatInt(companyID, 10), Kind: video.RoomChat,
+		Name: strconv.FormatInt(roomID, 10)})
 }

@@ -11,8 +11,10 @@ import (
 
 	"github.com/go-stomp/stomp/v3"
 	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v3"
 
 	"github.com/cstalk/cstalk/broker/brokertest"
+	"github.com/cstalk/cstalk/video"
 )
 
 // TestServeVideo checks the wiring of the video server into a node: /signal
@@ -148,4 +150,86 @@ func readSignal(t *testing.T, ws *websocket.Conn) map[string]any {
 		t.Fatalf("read signaling message: %v", err)
 	}
 	return m
+}
+
+// TestServeVideoRoomsScopedToCompany: members of two demo companies join
+// channel c-1 of their own company through /signal; they are two rooms.
+// agent3 (company 2) is shown nobody, is never announced to agent1
+// (company 1) and cannot subscribe to it; agent2 (company 1) meets agent1.
+// agent3 claiming company 1 is refused.
+func TestServeVideoRoomsScopedToCompany(t *testing.T) {
+	srv := startNode(t, testConfig(t))
+	addr := srv.ln.Addr().String()
+	join := func(login, community string) (*websocket.Conn, string, map[string]any) {
+		t.Helper()
+		token, user := memberCredentials(t, srv.server, login)
+		ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/signal", nil)
+		if err != nil {
+			t.Fatalf("dial /signal: %v", err)
+		}
+		t.Cleanup(func() { ws.Close() })
+		if err := ws.WriteJSON(map[string]any{"id": "joinRoom", "token": token, "userId": user, "communityId": community,
+			"roomId": "c-1", "video": true, "audio": true}); err != nil {
+			t.Fatal(err)
+		}
+		return ws, user, readSignal(t, ws)
+	}
+	members := func(m map[string]any) []any {
+		t.Helper()
+		if m["id"] != "existingParticipants" {
+			t.Fatalf("join answered %v", m)
+		}
+		l, _ := m["members"].([]any)
+		return l
+	}
+
+	a1, user1, m := join("agent1", "1")
+	if l := members(m); len(l) != 0 {
+		t.Fatalf("agent1 joined a room with %v", l)
+	}
+	if _, _, m := join("agent3", "1"); m["id"] != "error" || m["code"] != "forbidden" {
+		t.Fatalf("agent3 claiming company 1: %v", m)
+	}
+	a3, _, m := join("agent3", "2")
+	if l := members(m); len(l) != 0 {
+		t.Fatalf("agent3 (company 2) is shown %v in c-1", l)
+	}
+	if err := a3.WriteJSON(map[string]any{"id": "receiveVideoFrom", "userId": user1, "sdpOffer": recvOffer(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if m := readSignal(t, a3); m["id"] != "error" || m["code"] != "unknownParticipant" {
+		t.Fatalf("agent3 subscribing to agent1: %v", m)
+	}
+	_, user2, m := join("agent2", "1")
+	if l := members(m); len(l) != 1 || l[0].(map[string]any)["userId"] != user1 {
+		t.Fatalf("agent2 (company 1) is shown %v, want agent1 alone", l)
+	}
+	// agent3 joined before agent2: had they shared the room, agent1 would
+	// hear of agent3 first.
+	if m := readSignal(t, a1); m["id"] != "newParticipantArrived" || m["name"] != user2 {
+		t.Fatalf("agent1's first news: %v, want agent2 (%s) arriving", m, user2)
+	}
+	key1, key2 := video.RoomKey{Company: "1", Kind: video.RoomChannel, Name: "1"}, video.RoomKey{Company: "2", Kind: video.RoomChannel, Name: "1"}
+	if n1, n2 := len(srv.video.Participants(key1)), len(srv.video.Participants(key2)); n1 != 2 || n2 != 1 {
+		t.Fatalf("participants: company 1 %d, company 2 %d", n1, n2)
+	}
+}
+
+// recvOffer is a browser-like offer to receive one video track.
+func recvOffer(t *testing.T) string {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
+		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offer.SDP
 }

@@ -153,7 +153,7 @@ func (s *Service) authorizeVideo(ctx context.Context, token, userID, roomID stri
 	if err != nil {
 		return video.Identity{}, fmt.Errorf("guide: authorize video: %w", err)
 	}
-	return video.Identity{UserID: self, Name: a.Name, CommunityID: "0", Customer: a.Role == RoleUser}, nil
+	return video.Identity{UserID: self, Name: a.Name, CommunityID: video.NoCompany, Customer: a.Role == RoleUser}, nil
 }
 
 // RoomPrefix starts the video room id of a guide session: g-{gs_seq}.
@@ -161,6 +161,12 @@ const RoomPrefix = "g-"
 
 // RoomID is the video room of guide session gsSeq.
 func RoomID(gsSeq int64) string { return RoomPrefix + strconv.FormatInt(gsSeq, 10) }
+
+// RoomKey is the registry key of guide session gsSeq's room: guides
+// belong to no company.
+func RoomKey(gsSeq int64) video.RoomKey {
+	return video.RoomKey{Company: video.NoCompany, Kind: video.RoomGuide, Name: strconv.FormatInt(gsSeq, 10)}
+}
 
 // ParseRoomID returns the guide session of a video room id.
 func ParseRoomID(roomID string) (int64, bool) {

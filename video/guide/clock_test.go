@@ -130,15 +130,15 @@ func endingCases(t *testing.T, backend string) {
 		}, 2 * time.Minute},
 		{"user leaves the room", guide.EndUser, func(h *harness, gs int64, u, m *guide.Account) {
 			h.live(u, m, gs, time.Minute)
-			h.svc.ParticipantLeft(h.ctx, guide.RoomID(gs), itoa(u.ID), "leave")
+			h.svc.ParticipantLeft(h.ctx, guide.RoomKey(gs), itoa(u.ID), "leave")
 		}, time.Minute},
 		{"mate leaves the room", guide.EndMate, func(h *harness, gs int64, u, m *guide.Account) {
 			h.live(u, m, gs, time.Minute)
-			h.svc.ParticipantLeft(h.ctx, guide.RoomID(gs), itoa(m.ID), "leave")
+			h.svc.ParticipantLeft(h.ctx, guide.RoomKey(gs), itoa(m.ID), "leave")
 		}, time.Minute},
 		{"connection lost", guide.EndLost, func(h *harness, gs int64, u, m *guide.Account) {
 			h.live(u, m, gs, 3*time.Minute)
-			h.svc.ParticipantLeft(h.ctx, guide.RoomID(gs), itoa(m.ID), "dropped")
+			h.svc.ParticipantLeft(h.ctx, guide.RoomKey(gs), itoa(m.ID), "dropped")
 		}, 3 * time.Minute},
 		{"time runs out", guide.EndExpired, func(h *harness, gs int64, u, m *guide.Account) {
 			h.live(u, m, gs, 15*time.Minute)
@@ -156,7 +156,7 @@ func endingCases(t *testing.T, backend string) {
 			c.end(h, gs, u, m)
 			// Anything after the end changes nothing.
 			h.clock.Advance(time.Hour)
-			h.svc.ParticipantLeft(h.ctx, guide.RoomID(gs), itoa(u.ID), "dropped")
+			h.svc.ParticipantLeft(h.ctx, guide.RoomKey(gs), itoa(u.ID), "dropped")
 			mustComplete(h, m, gs)
 			checkEndedOnce(t, h, gs, b.History.ID, u, m, c.reason, c.after, 1)
 		})
@@ -235,7 +235,7 @@ func simultaneousEnds(t *testing.T, backend string) {
 		wg.Go(func() { count(h.svc.Complete(h.ctx, u, gs)) })
 		wg.Go(func() { count(h.svc.Complete(h.ctx, m, gs)) })
 		wg.Go(func() { h.svc.Check(h.ctx, u, gs) })
-		wg.Go(func() { h.svc.ParticipantLeft(h.ctx, guide.RoomID(gs), itoa(m.ID), "dropped") })
+		wg.Go(func() { h.svc.ParticipantLeft(h.ctx, guide.RoomKey(gs), itoa(m.ID), "dropped") })
 		wg.Go(func() { h.clock.Advance(time.Second) })
 		wg.Wait()
 		if firsts > 1 {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/cstalk/cstalk/video"
 )
 
 // State is a guide session as /guide/session/{gs_seq} shows it. GhSeq is
@@ -619,9 +621,9 @@ func (s *Service) Evaluate(ctx context.Context, user *Account, ghSeq int64, star
 // (video.EventLeft). A party leaving a running guide ends it: "leave" as
 // that side's ending, "dropped" (the connection was lost past the grace) as
 // a lost connection. Rooms the guide closed itself report "closed".
-func (s *Service) ParticipantLeft(ctx context.Context, roomID, userID, reason string) {
-	gsSeq, ok := ParseRoomID(roomID)
-	if !ok || (reason != "leave" && reason != "dropped") {
+func (s *Service) ParticipantLeft(ctx context.Context, room video.RoomKey, userID, reason string) {
+	gsSeq, ok := ParseRoomID(room.ID())
+	if !ok || room != RoomKey(gsSeq) || (reason != "leave" && reason != "dropped") {
 		return
 	}
 	id, err := strconv.ParseInt(userID, 10, 64)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cstalk/cstalk/store"
 	"github.com/cstalk/cstalk/store/storetest"
+	"github.com/cstalk/cstalk/video"
 	"github.com/cstalk/cstalk/video/guide"
 )
 
@@ -119,20 +120,22 @@ func (r *recorder) of(id int64, typ string) []guide.Event {
 // rooms is the VideoRooms of the tests: it counts closes per room.
 type rooms struct {
 	mu     sync.Mutex
-	closed map[string]int
+	closed map[video.RoomKey]int
 }
 
-func (r *rooms) CloseRoom(id string) int {
+func (r *rooms) CloseRoom(key video.RoomKey) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.closed[id]++
+	r.closed[key]++
 	return 2
 }
 
+// count is how often guide room id (of no company) was closed.
 func (r *rooms) count(id string) int {
+	key, _ := video.RoomKeyOf(video.NoCompany, id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.closed[id]
+	return r.closed[key]
 }
 
 var epoch = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -187,7 +190,7 @@ func newHarnessOn(t *testing.T, dsn string, tune ...func(*guide.Config)) *harnes
 		f(&cfg)
 	}
 	push := &recorder{events: map[int64][]guide.Event{}}
-	rm := &rooms{closed: map[string]int{}}
+	rm := &rooms{closed: map[video.RoomKey]int{}}
 	svc, err := guide.New(cfg, st, push, rm, log)
 	if err != nil {
 		t.Fatal(err)

@@ -10,12 +10,14 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/cstalk/cstalk/video"
 )
 
 // VideoRooms is the part of the video server the guide needs: ending a
 // guide's room. *video.Server satisfies it.
 type VideoRooms interface {
-	CloseRoom(roomID string) int
+	CloseRoom(key video.RoomKey) int
 }
 
 // Service runs guide sessions. Timers and the session clocks live in the
@@ -174,7 +176,7 @@ func (s *Service) closeRoom(gsSeq int64) {
 	rooms := s.rooms
 	s.mu.Unlock()
 	if rooms != nil {
-		rooms.CloseRoom(RoomID(gsSeq))
+		rooms.CloseRoom(RoomKey(gsSeq))
 	}
 }
 
