@@ -34,6 +34,10 @@ type Company struct {
 	WorkingText, AfterHoursText, LunchText string
 	// AllowCustomerVideo lets customers start a video call (video issue).
 	AllowCustomerVideo bool
+	// ContractsURL is the company's own HTTP endpoint that lists a
+	// customer's contracts for the console (see CheckContractsURL); empty:
+	// the console gets none.
+	ContractsURL string
 }
 
 // Member is a counselor of a company; IsAdmin makes it the administrator.

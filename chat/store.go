@@ -42,6 +42,9 @@ type Store interface {
 	// Rooms lists a company's rooms with the given status ("" for all), newest
 	// activity (UpdateDate, then ID) first, at most limit.
 	Rooms(ctx context.Context, companyID int64, status RoomStatus, limit int) ([]Room, error)
+	// CustomerRooms lists a customer's rooms with an ID below beforeID (all
+	// when beforeID <= 0), newest first, at most limit.
+	CustomerRooms(ctx context.Context, customerID, beforeID int64, limit int) ([]Room, error)
 	// AssignRoom moves a WAITING room to IN_PROGRESS with member m as assignee.
 	// changed is false (and no error) when the room was already assigned to m.
 	// A room assigned to someone else, or ENDED, wraps ErrConflict.

@@ -37,6 +37,7 @@ var contract = []struct {
 	{"OpenRoomConcurrent", testOpenRoomConcurrent},
 	{"RoomsOrderAndFilter", testRooms},
 	{"RoomsOrderSubSecond", testRoomsSubSecond},
+	{"CustomerRooms", testCustomerRooms},
 	{"AssignRoom", testAssignRoom},
 	{"AssignRoomRace", testAssignRoomRace},
 	{"EndRoom", testEndRoom},
@@ -161,7 +162,7 @@ func testCompanies(t *testing.T, e env) {
 		Name: "인천도시가스", LegacyKeyPrefix: "ICN_", SigningSecret: "s3cret", RequireSigned: true,
 		UseConfigJSON: &cfg, WaitingText: &wait, WorkStart: "09:00", WorkEnd: "18:00",
 		LunchStart: "12:00", LunchEnd: "13:00", WorkingText: "근무 중", AfterHoursText: "업무 시간이 아닙니다",
-		LunchText: "점심 시간", AllowCustomerVideo: true,
+		LunchText: "점심 시간", AllowCustomerVideo: true, ContractsURL: "https://crm.example.com/contracts?key=abc",
 	}
 	must(t, e.s.SaveCompany(e.ctx, c))
 	if c.ID == 0 {
@@ -202,6 +203,10 @@ func testCompanies(t *testing.T, e env) {
 	err = e.s.SaveCompany(e.ctx, &chat.Company{Name: strings.Repeat("가", maxNameChars+1)})
 	if err == nil {
 		t.Fatal("SaveCompany accepted an over-long name")
+	}
+	err = e.s.SaveCompany(e.ctx, &chat.Company{Name: "긴 주소", ContractsURL: "https://x.example/" + strings.Repeat("a", maxURLBytes)})
+	if err == nil {
+		t.Fatal("SaveCompany accepted an over-long contracts URL")
 	}
 }
 
@@ -483,6 +488,60 @@ func testRooms(t *testing.T, e env) {
 	must(t, err)
 	if !got.UpdateDate.Equal(t0) {
 		t.Errorf("EndRoom with an older time moved UpdateDate back to %v", got.UpdateDate)
+	}
+}
+
+// CustomerRooms lists one customer's rooms, newest first, below a room.
+func testCustomerRooms(t *testing.T, e env) {
+	co := newCompany(t, e, "A")
+	m := newMember(t, e, co.ID, "history")
+	c, err := e.s.EnsureCustomer(e.ctx, co.ID, "77", "단골")
+	must(t, err)
+	neighbour, err := e.s.EnsureCustomer(e.ctx, co.ID, "78", "이웃")
+	must(t, err)
+	var ids []int64
+	for i := range 3 {
+		r, _, err := e.s.OpenRoom(e.ctx, c, t0.Add(time.Duration(i)*time.Hour))
+		must(t, err)
+		// The neighbour's rooms interleave and are never listed.
+		_, _, err = e.s.OpenRoom(e.ctx, neighbour, t0)
+		must(t, err)
+		ids = append(ids, r.ID)
+		if i < 2 {
+			_, _, err = e.s.AssignRoom(e.ctx, r.ID, m.ID, t0)
+			must(t, err)
+			_, _, err = e.s.EndRoom(e.ctx, r.ID, t0)
+			must(t, err)
+		}
+	}
+	list := func(before int64, limit int) []int64 {
+		rooms, err := e.s.CustomerRooms(e.ctx, c.ID, before, limit)
+		must(t, err)
+		out := []int64{}
+		for _, r := range rooms {
+			if r.CustomerID != c.ID {
+				t.Fatalf("CustomerRooms listed room %d of customer %d", r.ID, r.CustomerID)
+			}
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		before int64
+		limit  int
+		want   []int64
+	}{
+		{0, 0, []int64{ids[2], ids[1], ids[0]}},
+		{ids[2], 0, []int64{ids[1], ids[0]}},
+		{ids[2], 1, []int64{ids[1]}},
+		{ids[0], 10, []int64{}},
+	} {
+		if got := list(tc.before, tc.limit); !slices.Equal(got, tc.want) {
+			t.Errorf("CustomerRooms(before %d, limit %d) = %v, want %v", tc.before, tc.limit, got, tc.want)
+		}
+	}
+	if rooms, err := e.s.CustomerRooms(e.ctx, 1<<40, 0, 10); err != nil || len(rooms) != 0 {
+		t.Errorf("CustomerRooms of nobody = %v, %v", rooms, err)
 	}
 }
 

@@ -253,9 +253,9 @@ func (s *Store) migrations() []*gormigrate.Migration {
 	if s.dialect == dialectMySQL {
 		initial = initialMySQL
 	}
-	guide, guideChecked, kt := guideSQLite, guideCheckedSQLite, ktSQLite
+	guide, guideChecked, kt, contractsURL := guideSQLite, guideCheckedSQLite, ktSQLite, contractsURLSQLite
 	if s.dialect == dialectMySQL {
-		guide, guideChecked, kt = guideMySQL, guideCheckedMySQL, ktMySQL
+		guide, guideChecked, kt, contractsURL = guideMySQL, guideCheckedMySQL, ktMySQL, contractsURLMySQL
 	}
 	return []*gormigrate.Migration{{
 		ID:       "202611230001_initial",
@@ -273,8 +273,20 @@ func (s *Store) migrations() []*gormigrate.Migration {
 		ID:       "202612040001_knowledgetalk",
 		Migrate:  execAll(kt),
 		Rollback: dropAll(ktTables),
+	}, {
+		ID:       "202612050001_company_contracts_url",
+		Migrate:  execAll(contractsURL),
+		Rollback: gormigrate.RollbackFunc(execAll(contractsURLRollback)),
 	}}
 }
+
+// contractsURL adds where a company's console fetches a customer's
+// contracts from (chat.Company.ContractsURL).
+var (
+	contractsURLMySQL    = []string{`ALTER TABLE companies ADD COLUMN contracts_url VARCHAR(2048) NOT NULL DEFAULT ''`}
+	contractsURLSQLite   = []string{`ALTER TABLE companies ADD COLUMN contracts_url TEXT NOT NULL DEFAULT ''`}
+	contractsURLRollback = []string{`ALTER TABLE companies DROP COLUMN contracts_url`}
+)
 
 func dropAll(tables []string) gormigrate.RollbackFunc {
 	return func(tx *gorm.DB) error {

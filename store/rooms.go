@@ -93,17 +93,33 @@ func (s *Store) room(db *gorm.DB, id int64) (*roomRow, error) {
 // Rooms lists a company's rooms with status ("" for all), newest activity
 // first. limit <= 0 means 100; at most 1000 are returned.
 func (s *Store) Rooms(ctx context.Context, companyID int64, status chat.RoomStatus, limit int) ([]chat.Room, error) {
-	if limit <= 0 {
-		limit = defaultRoomLimit
-	}
-	limit = min(limit, maxRoomLimit)
 	q := s.db.WithContext(ctx).Where("company_id = ?", companyID)
 	if status != "" {
 		q = q.Where("status = ?", string(status))
 	}
+	return s.roomList(q.Order("update_date DESC, id DESC"), limit, fmt.Sprintf("rooms of company %d", companyID))
+}
+
+// CustomerRooms lists customer customerID's rooms with an ID below
+// beforeID (all when beforeID <= 0), newest first. limit <= 0 means 100; at
+// most 1000 are returned.
+func (s *Store) CustomerRooms(ctx context.Context, customerID, beforeID int64, limit int) ([]chat.Room, error) {
+	q := s.db.WithContext(ctx).Where("customer_id = ?", customerID)
+	if beforeID > 0 {
+		q = q.Where("id < ?", beforeID)
+	}
+	return s.roomList(q.Order("id DESC"), limit, fmt.Sprintf("rooms of customer %d before %d", customerID, beforeID))
+}
+
+// roomList runs a room query within the list bounds (limit <= 0 means 100,
+// at most 1000).
+func (s *Store) roomList(q *gorm.DB, limit int, what string) ([]chat.Room, error) {
+	if limit <= 0 {
+		limit = defaultRoomLimit
+	}
 	var rows []roomRow
-	if err := q.Order("update_date DESC, id DESC").Limit(limit).Find(&rows).Error; err != nil {
-		return nil, s.fail(fmt.Sprintf("rooms of company %d", companyID), err)
+	if err := q.Limit(min(limit, maxRoomLimit)).Find(&rows).Error; err != nil {
+		return nil, s.fail(what, err)
 	}
 	rooms := make([]chat.Room, len(rows))
 	for i := range rows {

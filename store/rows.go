@@ -30,6 +30,7 @@ type companyRow struct {
 	AfterHoursText     string
 	LunchText          string
 	AllowCustomerVideo bool
+	ContractsURL       string
 }
 
 func (companyRow) TableName() string { return "companies" }
@@ -130,6 +131,7 @@ const (
 	maxTextBytes       = 65535      // TEXT
 	maxPasswordChars   = 255
 	maxConfigJSONBytes = 16<<20 - 1
+	maxURLBytes        = 2048
 )
 
 // cleanText applies the package's text policy: invalid UTF-8 becomes U+FFFD.
@@ -200,6 +202,7 @@ func newCompanyRow(c *chat.Company) (companyRow, error) {
 		AfterHoursText:     cleanText(c.AfterHoursText),
 		LunchText:          cleanText(c.LunchText),
 		AllowCustomerVideo: c.AllowCustomerVideo,
+		ContractsURL:       cleanText(c.ContractsURL),
 	}
 	var l limitChecker
 	l.chars("name", r.Name, maxNameChars)
@@ -222,6 +225,7 @@ func newCompanyRow(c *chat.Company) (companyRow, error) {
 	l.bytes("working text", r.WorkingText, maxTextBytes)
 	l.bytes("after hours text", r.AfterHoursText, maxTextBytes)
 	l.bytes("lunch text", r.LunchText, maxTextBytes)
+	l.bytes("contracts url", r.ContractsURL, maxURLBytes)
 	return r, l.err
 }
 
@@ -243,6 +247,7 @@ func (r *companyRow) toChat() *chat.Company {
 		AfterHoursText:     r.AfterHoursText,
 		LunchText:          r.LunchText,
 		AllowCustomerVideo: r.AllowCustomerVideo,
+		ContractsURL:       r.ContractsURL,
 	}
 }
 
