@@ -44,6 +44,8 @@ type api struct {
 	// a grant can never pass as a bearer token, nor the other way round.
 	fileKey []byte
 	logins  *loginLimiter
+	// contractSource calls the companies' contract endpoints.
+	contractSource *contractSource
 }
 
 // APIHandler serves the REST API under /api/ and the uploaded images under
@@ -54,6 +56,9 @@ func (s *Service) APIHandler() http.Handler {
 		log:         s.log,
 		decodeSlots: make(chan struct{}, decodeConcurrency),
 		fileKey:     deriveFileKey(s.cfg.JWTSecret),
+		// One per handler, like the login limiter: the in-flight bound
+		// is per node.
+		contractSource: newContractSource(s.cfg.ContractsTimeout),
 	}
 	a.logins = newLoginLimiter(a.now)
 	mux := http.NewServeMux()
@@ -79,6 +84,7 @@ func (s *Service) APIHandler() http.Handler {
 	route(http.MethodPost, "/api/files/access", a.fileAccess)
 	route(http.MethodGet, "/files/{company}/{room}/{name}", a.serveFile)
 	route(http.MethodGet, "/api/openapi.yaml", a.openAPI)
+	a.consoleRoutes(route)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusNotFound, "api_not_found")
 	})
@@ -127,6 +133,22 @@ type apiMember struct {
 	LoginName string `json:"loginName"`
 	Name      string `json:"name"`
 	IsAdmin   int    `json:"isAdmin"`
+}
+
+// apiProfile is the member of the bearer token as login, /api/me and the
+// console's /auth/profile show it: the member and its speakerId, its id in
+// calls and message objects.
+type apiProfile struct {
+	apiMember
+	SpeakerID int64 `json:"speakerId"`
+}
+
+func (a *api) profileJSON(ctx context.Context, m *Member) (apiProfile, error) {
+	sp, err := a.s.memberSpeakerID(ctx, m)
+	if err != nil {
+		return apiProfile{}, err
+	}
+	return apiProfile{apiMember: memberJSON(m), SpeakerID: sp}, nil
 }
 
 func memberJSON(m *Member) apiMember {
@@ -237,10 +259,14 @@ type loginRequest struct {
 	Password  string `json:"password"`
 }
 
+// loginResponse answers POST /api/auth/login and the console's POST
+// /auth/login alike: the deployed console reads profile, cstalk's clients
+// member; each ignores the other.
 type loginResponse struct {
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expiresAt"`
-	Member    apiMember `json:"member"`
+	Token     string     `json:"token"`
+	ExpiresAt time.Time  `json:"expiresAt"`
+	Member    apiProfile `json:"member"`
+	Profile   apiProfile `json:"profile"`
 }
 
 func (a *api) login(w http.ResponseWriter, r *http.Request) {
@@ -274,6 +300,11 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, "issue token", err)
 		return
 	}
+	profile, err := a.profileJSON(r.Context(), m)
+	if err != nil {
+		a.internal(w, r, "login profile", err)
+		return
+	}
 	// Browsers load <img src="/files/..."> without an Authorization header;
 	// this cookie lets a console on the same site show a room's images.
 	if grant, err := a.fileGrant(memberSubject(m), m.CompanyID, expires); err == nil {
@@ -282,7 +313,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 		a.log.Error("sign file grant", "err", err)
 	}
 	a.log.Info("login", "memberId", m.ID, "companyId", m.CompanyID)
-	a.writeJSON(w, http.StatusOK, loginResponse{Token: token, ExpiresAt: expires.UTC(), Member: memberJSON(m)})
+	a.writeJSON(w, http.StatusOK, loginResponse{Token: token, ExpiresAt: expires.UTC(), Member: profile, Profile: profile})
 }
 
 func (a *api) me(w http.ResponseWriter, r *http.Request) {
@@ -290,7 +321,12 @@ func (a *api) me(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	a.writeJSON(w, http.StatusOK, memberJSON(m))
+	profile, err := a.profileJSON(r.Context(), m)
+	if err != nil {
+		a.internal(w, r, "profile", err)
+		return
+	}
+	a.writeJSON(w, http.StatusOK, profile)
 }
 
 func (a *api) rooms(w http.ResponseWriter, r *http.Request) {
@@ -298,34 +334,46 @@ func (a *api) rooms(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	q := r.URL.Query()
-	status := RoomStatus(q.Get("status"))
+	status := RoomStatus(r.URL.Query().Get("status"))
 	switch status {
 	case "", StatusWaiting, StatusInProgress, StatusEnded:
 	default:
 		a.fail(w, r, http.StatusBadRequest, "api_bad_status")
 		return
 	}
-	limit, ok := limitParam(q.Get("limit"), roomListDefault, roomListMax)
+	if rooms, ok := a.roomList(w, r, m, status); ok {
+		a.writeJSON(w, http.StatusOK, map[string]any{"rooms": rooms})
+	}
+}
+
+// roomList renders the rooms of m's company with status ("" for all), as
+// many as ?limit= asks within its bounds. On failure it has answered.
+func (a *api) roomList(w http.ResponseWriter, r *http.Request, m *Member, status RoomStatus) ([]*RoomDetail, bool) {
+	limit, ok := limitParam(r.URL.Query().Get("limit"), roomListDefault, roomListMax)
 	if !ok {
 		a.fail(w, r, http.StatusBadRequest, "api_bad_limit")
-		return
+		return nil, false
 	}
 	rooms, err := a.s.store.Rooms(r.Context(), m.CompanyID, status, limit)
 	if err != nil {
 		a.internal(w, r, "list rooms", err)
-		return
+		return nil, false
 	}
+	return a.roomPayloads(w, r, rooms)
+}
+
+// roomPayloads renders rooms as room objects. On failure it has answered.
+func (a *api) roomPayloads(w http.ResponseWriter, r *http.Request, rooms []Room) ([]*RoomDetail, bool) {
 	out := make([]*RoomDetail, 0, len(rooms))
 	for i := range rooms {
 		p, err := a.s.RoomPayload(r.Context(), &rooms[i])
 		if err != nil {
 			a.internal(w, r, "room payload", err)
-			return
+			return nil, false
 		}
 		out = append(out, p)
 	}
-	a.writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
+	return out, true
 }
 
 func (a *api) room(w http.ResponseWriter, r *http.Request) {

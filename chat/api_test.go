@@ -814,6 +814,13 @@ func TestOpenAPIDocument(t *testing.T) {
 		"/api/files/access":                  "post",
 		"/files/{companyId}/{roomId}/{name}": "get",
 		"/api/openapi.yaml":                  "get",
+		// The deployed console's calls.
+		"/auth/login":                                  "post",
+		"/auth/profile":                                "get",
+		"/api/room":                                    "get",
+		"/api/room/{id}/matchRoom":                     "post",
+		"/api/room/{id}/findSearchJoinHistory":         "get",
+		"/api/customer/{gasappMemberNumber}/contracts": "get",
 	}
 	for path, method := range routes {
 		item, _ := paths[path].(map[string]any)

@@ -60,34 +60,102 @@ func (s *Service) handleAssign(ctx context.Context, r *request) error {
 	if err != nil {
 		return err
 	}
-	if room.Status == StatusEnded {
-		return reason("room_ended")
-	}
-	updated, sys, err := s.assign(ctx, r.p, room)
-	if errors.Is(err, ErrConflict) {
-		return reason("room_taken")
-	}
+	updated, detail, err := s.takeRoom(ctx, r.sessionID, r.p, room)
 	if err != nil {
 		return err
 	}
 	r.room = updated
-	rp, err := s.loadRoomPeople(ctx, updated, r.p)
-	if err != nil {
-		return err
-	}
-	detail, err := s.roomDetail(ctx, updated, rp)
-	if err != nil {
-		return err
-	}
-	if sys != nil {
-		if err := s.afterAssign(ctx, r.sessionID, r.p, updated, rp, sys, detail); err != nil {
-			return err
-		}
-	}
 	return s.sendPrivate(ctx, r.sessionID, &Envelope{
 		EventName: EventRoomDetail, CompanyID: idString(updated.CompanyID), RoomID: idPtr(updated.ID),
 		Data: map[string]any{"room": detail}, SessionID: r.sessionID,
 	})
+}
+
+// takeRoom is ASSIGN, for the event and for the console's REST matchRoom
+// alike: member p takes a WAITING room, the room gets the system message and
+// the others present their ROOM_DETAIL, the lobby RELOAD and RELOAD_READY.
+// Taking one's own room again changes and tells nothing. It returns the room
+// as stored and its object; an ended room or another member's is refused
+// with room_ended or room_taken.
+func (s *Service) takeRoom(ctx context.Context, sessionID string, p *principal, room *Room) (*Room, *RoomDetail, error) {
+	if room.Status == StatusEnded {
+		return nil, nil, reason("room_ended")
+	}
+	updated, sys, err := s.assign(ctx, p, room)
+	if errors.Is(err, ErrConflict) {
+		return nil, nil, reason("room_taken")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	rp, err := s.loadRoomPeople(ctx, updated, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	detail, err := s.roomDetail(ctx, updated, rp)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sys != nil {
+		if err := s.afterAssign(ctx, sessionID, p, updated, rp, sys, detail); err != nil {
+			return nil, nil, err
+		}
+	}
+	return updated, detail, nil
+}
+
+// AssignRoom is ASSIGN from the REST API (the console's matchRoom): actor
+// takes room roomID of its company with everything the event does (see
+// takeRoom) and gets the room object back. Another company's room wraps
+// ErrNotFound; an ended room or another member's is refused with
+// ErrRoomEnded or ErrRoomTaken.
+func (s *Service) AssignRoom(ctx context.Context, actor *Member, roomID int64) (*RoomDetail, error) {
+	room, p, err := s.memberRoomAction(ctx, actor, roomID)
+	if err != nil {
+		return nil, fmt.Errorf("chat: assign room %d: %w", roomID, err)
+	}
+	_, detail, err := s.takeRoom(ctx, "", p, room)
+	var re *reasonError
+	if errors.As(err, &re) {
+		switch re.key {
+		case "room_ended":
+			err = ErrRoomEnded
+		case "room_taken":
+			err = ErrRoomTaken
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chat: assign room %d to member %d: %w", roomID, actor.ID, err)
+	}
+	return detail, nil
+}
+
+// Refusals of AssignRoom.
+var (
+	ErrRoomEnded = errors.New("chat: the room has ended")
+	ErrRoomTaken = errors.New("chat: another member has the room")
+)
+
+// memberRoomAction loads room roomID for an action actor takes outside a
+// socket (REST), with the principal that action speaks as. Another
+// company's room wraps ErrNotFound.
+func (s *Service) memberRoomAction(ctx context.Context, actor *Member, roomID int64) (*Room, *principal, error) {
+	room, err := s.store.Room(ctx, roomID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if actor == nil || room.CompanyID != actor.CompanyID {
+		return nil, nil, ErrNotFound
+	}
+	company, err := s.store.Company(ctx, room.CompanyID)
+	if err != nil {
+		return nil, nil, err
+	}
+	sp, err := s.memberSpeakerID(ctx, actor)
+	if err != nil {
+		return nil, nil, err
+	}
+	return room, &principal{company: company, member: actor, speaker: &Speaker{ID: sp}, rooms: map[int64]bool{}}, nil
 }
 
 func (s *Service) handleRoomDetail(ctx context.Context, r *request) error {
@@ -133,22 +201,11 @@ func (s *Service) handleEnd(ctx context.Context, r *request) error {
 // room, ROOM_DETAIL, RELOAD to the lobby. Another company's room wraps
 // ErrNotFound; ending an ENDED room does nothing.
 func (s *Service) EndRoom(ctx context.Context, actor *Member, roomID int64) error {
-	room, err := s.store.Room(ctx, roomID)
+	room, p, err := s.memberRoomAction(ctx, actor, roomID)
 	if err != nil {
 		return fmt.Errorf("chat: end room %d: %w", roomID, err)
 	}
-	if actor == nil || room.CompanyID != actor.CompanyID {
-		return fmt.Errorf("chat: end room %d: %w", roomID, ErrNotFound)
-	}
-	company, err := s.store.Company(ctx, room.CompanyID)
-	if err != nil {
-		return fmt.Errorf("chat: end room %d: %w", roomID, err)
-	}
-	sp, err := s.memberSpeakerID(ctx, actor)
-	if err != nil {
-		return fmt.Errorf("chat: end room %d: %w", roomID, err)
-	}
-	who := s.profile(&principal{company: company, member: actor, speaker: &Speaker{ID: sp}}, "", room.ID)
+	who := s.profile(p, "", room.ID)
 	if _, err := s.endRoom(ctx, room, &who, ""); err != nil {
 		return fmt.Errorf("chat: end room %d: %w", roomID, err)
 	}

@@ -17,6 +17,12 @@ var apiTexts = map[string]text{
 	"api_bad_before":         {"before는 메시지 번호여야 합니다.", "before must be a message id."},
 	"api_bad_room_id":        {"roomId는 상담방 번호여야 합니다.", "roomId must be a room id."},
 	"api_room_ended":         {"종료된 상담입니다.", "This consultation has ended."},
+	"api_room_taken":         {"다른 상담사가 이미 배정된 상담입니다.", "Another counselor already has this room."},
+	"api_bad_query_id":       {"queryId는 findReadyState, findIngState, findCloseState 중 하나여야 합니다.", "queryId must be findReadyState, findIngState or findCloseState."},
+	"api_bad_member_number":  {"gasappMemberNumber는 30자리 이하의 숫자여야 합니다.", "gasappMemberNumber must be a number of at most 30 digits."},
+	"api_contracts_failed":   {"회사 시스템에서 계약 정보를 가져오지 못했습니다.", "The company's system did not return the contracts."},
+	"api_contracts_timeout":  {"회사 시스템이 제시간에 응답하지 않았습니다.", "The company's system did not answer in time."},
+	"api_contracts_busy":     {"계약 정보 요청이 많습니다. 잠시 후 다시 시도해 주세요.", "Too many contract requests; please try again shortly."},
 	// %s: the size limit, e.g. "10 MB".
 	"api_upload_too_large":       {"파일이 너무 큽니다. 최대 %s까지 올릴 수 있습니다.", "The file is too large; the limit is %s."},
 	"api_upload_too_many_pixels": {"이미지 해상도가 너무 큽니다. 2,500만 화소 이하로 줄여 주세요.", "The image has too many pixels; the limit is 25 megapixels."},

@@ -59,6 +59,9 @@ type Config struct {
 	MaxMessageBytes int
 	UploadDir       string
 	MaxUploadBytes  int64
+	// ContractsTimeout bounds a call to a company's contracts endpoint
+	// (Company.ContractsURL).
+	ContractsTimeout time.Duration
 	// Now is the clock; tests inject their own.
 	Now func() time.Time
 }
@@ -80,6 +83,7 @@ func DefaultConfig() Config {
 		MaxMessageBytes:  32 << 10,
 		UploadDir:        "./data/uploads",
 		MaxUploadBytes:   10 << 20,
+		ContractsTimeout: 5 * time.Second,
 		Now:              time.Now,
 	}
 }
@@ -149,6 +153,9 @@ func New(cfg Config, store Store, log *slog.Logger) (*Service, error) {
 	}
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = def.MaxUploadBytes
+	}
+	if cfg.ContractsTimeout <= 0 {
+		cfg.ContractsTimeout = def.ContractsTimeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = def.Now

@@ -69,7 +69,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 
 // company adds a tenant or changes its customer-authentication settings.
 func company(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const synopsis = "cstalk company set --id ID [--name NAME] [--legacy-key-prefix P] [--signing-secret S] [--require-signed=true|false]"
+	const synopsis = "cstalk company set --id ID [--name NAME] [--legacy-key-prefix P] [--signing-secret S] [--require-signed=true|false] [--contracts-url URL]"
 	if len(args) == 0 || args[0] != "set" {
 		fmt.Fprintf(stderr, "Usage: %s\n", synopsis)
 		return usageError{errors.New("company: want set")}
@@ -81,11 +81,15 @@ func company(ctx context.Context, args []string, getenv func(string) string, std
 	prefix := fs.String("legacy-key-prefix", "", "customers' secretKey must be this prefix + today's YYYYMMDD")
 	secret := fs.String("signing-secret", "", "HMAC key of the signed customer CONNECT mode")
 	requireSigned := fs.Bool("require-signed", false, "refuse this company's customers that do not sign")
+	contractsURL := fs.String("contracts-url", "", "the company's endpoint the console's customer contracts come from (http(s) URL; empty: none)")
 	if err := parseFlags(fs, args[1:], synopsis, stderr); err != nil {
 		return err
 	}
 	if *id <= 0 {
 		return usageError{errors.New("--id is required")}
+	}
+	if err := chat.CheckContractsURL(*contractsURL); err != nil {
+		return usageError{fmt.Errorf("--contracts-url: %w", err)}
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -116,6 +120,9 @@ func company(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	if set["require-signed"] {
 		c.RequireSigned = *requireSigned
+	}
+	if set["contracts-url"] {
+		c.ContractsURL = *contractsURL
 	}
 	if c.RequireSigned && c.SigningSecret == "" {
 		return usageError{errors.New("--require-signed needs a --signing-secret")}

@@ -77,6 +77,34 @@ func TestServeDemo(t *testing.T) {
 		t.Fatalf("demo admin login: status %d, %+v, %v", resp.StatusCode, login, err)
 	}
 
+	// The deployed console's login and profile are mounted beside /api/.
+	resp, err = http.Post(base+"/auth/login", "application/json", strings.NewReader(`{"loginName":"agent1","password":"demo1234"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var consoleLogin struct {
+		Token   string `json:"token"`
+		Profile struct {
+			LoginName string `json:"loginName"`
+			SpeakerID int64  `json:"speakerId"`
+		} `json:"profile"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&consoleLogin)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || consoleLogin.Token == "" || consoleLogin.Profile.LoginName != "agent1" || consoleLogin.Profile.SpeakerID == 0 {
+		t.Fatalf("console login: status %d, %+v, %v", resp.StatusCode, consoleLogin, err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/auth/profile", nil)
+	req.Header.Set("Authorization", "Bearer "+consoleLogin.Token)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	profile, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(profile), `"loginName":"agent1"`) {
+		t.Fatalf("console profile: %d %s", resp.StatusCode, profile)
+	}
+
 	// The guide API is mounted and has its demo accounts.
 	resp, err = http.Post(base+"/guide/login", "application/json", strings.NewReader(`{"loginName":"guide-user1","password":"demo1234"}`))
 	if err != nil {
@@ -244,6 +272,24 @@ func TestMigrateAndMemberCommands(t *testing.T) {
 	}
 	if code, out := call("company", "set", "--id", "1", "--name", "서울도시가스", "--legacy-key-prefix", "GAS_"); code != 0 {
 		t.Fatalf("company set: %d %s", code, out)
+	}
+	for _, bad := range []string{"ftp://crm.example/contracts", "/contracts", "https://user:pw@crm.example/c", "https://crm.example/c#x"} {
+		if code, out := call("company", "set", "--id", "1", "--contracts-url", bad); code != 2 || !strings.Contains(out, "--contracts-url") {
+			t.Fatalf("company set --contracts-url %s: %d %s", bad, code, out)
+		}
+	}
+	const contracts = "https://crm.example/contracts?key=k1"
+	if code, out := call("company", "set", "--id", "1", "--contracts-url", contracts); code != 0 {
+		t.Fatalf("company set --contracts-url: %d %s", code, out)
+	}
+	st, err := store.Open(ctx, db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.Company(ctx, 1)
+	st.Close()
+	if err != nil || c.ContractsURL != contracts || c.LegacyKeyPrefix != "GAS_" || c.Name != "서울도시가스" {
+		t.Fatalf("company after set: %+v, %v", c, err)
 	}
 	if code, out := call("member", "add", "--company", "1", "--login", "kim", "--password", "s3cret-pass", "--name", "김상담", "--admin"); code != 0 {
 		t.Fatalf("member add: %d %s", code, out)

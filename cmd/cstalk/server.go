@@ -211,6 +211,8 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	api := s.chat.APIHandler()
 	mux.Handle("/api/", api)
 	mux.Handle("/files/", api)
+	// The deployed counselor console logs in and reads its profile here.
+	mux.Handle("/auth/", api)
 	mux.Handle("/api/admin/", s.chat.AdminAPIHandler())
 	vh := s.video.Handler()
 	mux.Handle("/signal", vh)
