@@ -64,6 +64,9 @@ type Store interface {
 	// (AdminType 1) only when withInternal. Deleted messages are included
 	// with Deleted set, so clients can show "deleted".
 	Messages(ctx context.Context, roomID, beforeID int64, limit int, withInternal bool) ([]Message, error)
+	// UndeletedMessages is Messages without deleted messages: up to limit
+	// messages that are not deleted, for clients that know no isDeleted.
+	UndeletedMessages(ctx context.Context, roomID, beforeID int64, limit int, withInternal bool) ([]Message, error)
 	// DeleteMessage soft-deletes; changed is false if it already was deleted.
 	DeleteMessage(ctx context.Context, id int64, now time.Time) (changed bool, err error)
 

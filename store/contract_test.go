@@ -1029,7 +1029,37 @@ func testSoftDelete(t *testing.T, e env) {
 	if n != 1 {
 		t.Fatalf("unread = %d, want 1 (deleted messages do not count)", n)
 	}
-	_ = b
+	// Pages without deleted messages are full pages of the others.
+	c := appendOK(t, e, f.msg(f.customerSp, "지울 두 번째"))
+	d := appendOK(t, e, f.msg(f.customerSp, "마지막"))
+	_, err = e.s.DeleteMessage(e.ctx, c.ID, t0)
+	must(t, err)
+	ids := func(list []chat.Message) []int64 {
+		out := []int64{}
+		for _, m := range list {
+			if m.Deleted {
+				t.Fatalf("UndeletedMessages gave deleted message %d", m.ID)
+			}
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		before int64
+		limit  int
+		want   []int64
+	}{
+		{0, 2, []int64{b.ID, d.ID}},
+		{0, 10, []int64{b.ID, d.ID}},
+		{d.ID, 1, []int64{b.ID}},
+		{b.ID, 10, []int64{}},
+	} {
+		list, err := e.s.UndeletedMessages(e.ctx, f.room.ID, tc.before, tc.limit, true)
+		must(t, err)
+		if got := ids(list); !slices.Equal(got, tc.want) {
+			t.Errorf("UndeletedMessages(before %d, limit %d) = %v, want %v", tc.before, tc.limit, got, tc.want)
+		}
+	}
 }
 
 func testReadPositions(t *testing.T, e env) {

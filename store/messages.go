@@ -32,6 +32,16 @@ func (s *Store) Message(ctx context.Context, id int64) (*chat.Message, error) {
 // 1000. Internal notes only when withInternal; deleted messages are included
 // with Deleted set. An unknown room has no messages.
 func (s *Store) Messages(ctx context.Context, roomID, beforeID int64, limit int, withInternal bool) ([]chat.Message, error) {
+	return s.messagePage(ctx, roomID, beforeID, limit, withInternal, true)
+}
+
+// UndeletedMessages is Messages without the deleted messages: a page holds
+// up to limit messages that are not deleted.
+func (s *Store) UndeletedMessages(ctx context.Context, roomID, beforeID int64, limit int, withInternal bool) ([]chat.Message, error) {
+	return s.messagePage(ctx, roomID, beforeID, limit, withInternal, false)
+}
+
+func (s *Store) messagePage(ctx context.Context, roomID, beforeID int64, limit int, withInternal, withDeleted bool) ([]chat.Message, error) {
 	if limit <= 0 {
 		limit = defaultMessageLimit
 	}
@@ -42,6 +52,9 @@ func (s *Store) Messages(ctx context.Context, roomID, beforeID int64, limit int,
 	}
 	if !withInternal {
 		q = q.Where("admin_type = 0")
+	}
+	if !withDeleted {
+		q = q.Where("deleted = ?", false)
 	}
 	var rows []messageRow
 	// Newest first to pick the page from the (room_id, id) index, then
