@@ -149,6 +149,17 @@ func testConversation(t *testing.T, e *chatEnv) {
 	lobby.await(lobbySub, "RELOAD")
 	lobby.await(lobbySub, "RELOAD_READY")
 
+	// The counselor entering its room has read it: READ_MESSAGE to the
+	// room under its speakerId, up to the room's last message (the notice).
+	agentSpeaker := jsonNum(t, mj.obj("data", "profile"), "speakerId")
+	for _, ev := range []chatEvent{cust.await(custRoom, "READ_MESSAGE"), lobby.await(agentRoom, "READ_MESSAGE")} {
+		d := ev.data()
+		if jsonNum(t, d, "startId") > firstID || jsonNum(t, d, "endId") != jsonNum(t, sys, "id") ||
+			jsonNum(t, d, "speakerId") != agentSpeaker || jsonStr(t, d, "roomId") != roomID {
+			t.Fatalf("READ_MESSAGE of the counselor entering = %s", ev.Raw)
+		}
+	}
+
 	// The counselor answers; the customer reads it: noReadCount drops.
 	lobby.send("MESSAGE", map[string]any{"messageType": 0, "message": "확인해 보겠습니다.", "messageDetail": ""})
 	answer := cust.await(custRoom, "MESSAGE")

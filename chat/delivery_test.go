@@ -153,7 +153,10 @@ func testRoomDetailOnChangeIsPrivate(t *testing.T, e *chatEnv) {
 
 	// None of it went to the room destination.
 	cust.send("READ_MESSAGE", map[string]any{"endId": 1 << 40})
-	if evs := cust.untilEvent(custRoom, "READ_MESSAGE", anyEvent); countNamed(evs, "ROOM_DETAIL") != 0 || countNamed(evs, "END") != 1 {
+	customerSpeaker := jsonNum(t, logined.obj("data", "profile"), "speakerId")
+	if evs := cust.untilEvent(custRoom, "READ_MESSAGE", func(ev chatEvent) bool {
+		return jsonNum(t, ev.data(), "speakerId") == customerSpeaker
+	}); countNamed(evs, "ROOM_DETAIL") != 0 || countNamed(evs, "END") != 1 {
 		t.Fatalf("room destination: %v", eventNames(evs))
 	}
 }

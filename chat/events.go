@@ -303,6 +303,13 @@ func (s *Service) messagePayload(r *Room, rp *roomPeople, m *Message) MessagePay
 		MessageDetail:    m.Detail,
 		ClientMessageID:  m.ClientMessageID,
 	}
+	if rp.customer != nil {
+		// Rows written before nameless customers were shown by number.
+		p.RoomName = shownName(p.RoomName, rp.customer.GasappMemberNumber)
+		if m.IsCustomer {
+			p.SpeakerName = shownName(p.SpeakerName, rp.customer.GasappMemberNumber)
+		}
+	}
 	if m.Type == 1 {
 		p.Thumbnail = m.Thumbnail
 		if p.Thumbnail == "" {
@@ -355,7 +362,7 @@ func (s *Service) roomDetail(ctx context.Context, r *Room, rp *roomPeople) (*Roo
 		ID:          r.ID,
 		CompanyID:   idString(r.CompanyID),
 		Status:      r.Status,
-		RoomName:    r.Name,
+		RoomName:    shownName(r.Name, rp.customer.GasappMemberNumber),
 		CreateDate:  FormatDate(r.CreateDate, s.cfg.Zone),
 		UpdateDate:  FormatDate(r.UpdateDate, s.cfg.Zone),
 		ReviewScore: r.ReviewScore,
@@ -363,7 +370,7 @@ func (s *Service) roomDetail(ctx context.Context, r *Room, rp *roomPeople) (*Roo
 			ID:                 rp.customer.ID,
 			CompanyID:          idString(rp.customer.CompanyID),
 			GasappMemberNumber: rp.customer.GasappMemberNumber,
-			Name:               rp.customer.Name,
+			Name:               rp.customer.DisplayName(),
 			SpeakerID:          rp.speakers.customer,
 		},
 	}
@@ -451,7 +458,7 @@ func (s *Service) profile(p *principal, sessionID string, roomID int64) Profile 
 		pr.IsMember, pr.IsAdmin = 1, flag(p.member.IsAdmin)
 	case p.customer != nil:
 		number := p.customer.GasappMemberNumber
-		pr.ID, pr.Name, pr.GasappMemberNumber = p.customer.ID, p.customer.Name, &number
+		pr.ID, pr.Name, pr.GasappMemberNumber = p.customer.ID, p.customer.DisplayName(), &number
 		pr.IsCustomer = 1
 	}
 	return pr

@@ -1,8 +1,10 @@
 package chat_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -153,6 +155,16 @@ func TestEndReviewAndMessageAfterEnd(t *testing.T) {
 }
 
 func testEndReviewAndMessageAfterEnd(t *testing.T, e *chatEnv) {
+	// Nothing to review before a counselor takes the room; once one has,
+	// the review is taken before END as after it (the last one counts).
+	waiting, waitingLogined := e.customer("1004", "고객1004")
+	waiting.room(roomIDOf(t, waitingLogined))
+	waiting.await(waiting.private, "WELCOME_MESSAGE")
+	waiting.send("REVIEW", map[string]any{"reviewScore": 5})
+	if ev := waiting.await(waiting.private, "ERROR"); ev.reason() != chat.Korean.T("review_unassigned") {
+		t.Fatalf("review of a WAITING room: %s", ev.Raw)
+	}
+
 	p := e.pair("1003", e.agent1)
 	lobby := e.agent(e.agent2)
 	lobbySub := lobby.subscribe("/sub/socket/room/LOBBY1")
@@ -160,8 +172,12 @@ func testEndReviewAndMessageAfterEnd(t *testing.T, e *chatEnv) {
 	lobby.await(lobby.private, "ROOM_DETAIL")
 
 	p.cust.send("REVIEW", map[string]any{"reviewScore": 5})
-	if ev := p.cust.await(p.cust.private, "ERROR"); ev.reason() != chat.Korean.T("review_not_ended") {
-		t.Fatalf("review before END: %s", ev.Raw)
+	if ev := p.cust.await(p.cust.private, "REVIEW"); ev.data()["success"] != true {
+		t.Fatalf("review while the counselor is assigned: %s", ev.Raw)
+	}
+	p.agent.send("ROOM_DETAIL", map[string]any{})
+	if rd := p.agent.await(p.agent.private, "ROOM_DETAIL"); jsonNum(t, rd.obj("data", "room"), "reviewScore") != 5 {
+		t.Fatalf("review before END not stored: %s", rd.Raw)
 	}
 
 	p.agent.send("END", map[string]any{})
@@ -223,20 +239,30 @@ func testDeleteMessage(t *testing.T, e *chatEnv) {
 	if del.data()["success"] != true || jsonNum(t, del.data(), "id") != id || jsonStr(t, del.M, "roomId") != p.roomID {
 		t.Fatalf("DELETE_MESSAGE = %s", del.Raw)
 	}
-	p.cust.send("MESSAGE_LIST", map[string]any{})
-	list := p.cust.await(p.cust.private, "MESSAGE_LIST")
-	found := false
-	for _, raw := range list.data()["messages"].([]any) {
-		m := raw.(map[string]any)
-		if jsonNum(t, m, "id") == id {
-			found = true
-			if jsonNum(t, m, "isDeleted") != 1 || jsonStr(t, m, "message") != "" {
-				t.Fatalf("deleted message listed as %v", m)
-			}
+	// MESSAGE_LIST leaves it out (the deployed pages know no isDeleted);
+	// the REST view still lists it, marked, without its text.
+	p.cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "남는 메시지"})
+	p.agent.await(p.agentRoom, "MESSAGE")
+	for _, c := range []*stompClient{p.cust, p.agent} {
+		c.send("MESSAGE_LIST", map[string]any{})
+		list := c.await(c.private, "MESSAGE_LIST")
+		if texts := messageTexts(t, list); len(texts) != 2 || texts[1] != "남는 메시지" || strings.Contains(list.Raw, `"isDeleted":1`) {
+			t.Fatalf("%s: MESSAGE_LIST after a delete: %s", c.name, list.Raw)
 		}
 	}
-	if !found {
-		t.Fatalf("deleted message missing from the list: %s", list.Raw)
+	type restMessage struct {
+		ID        int64  `json:"id"`
+		IsDeleted int    `json:"isDeleted"`
+		Message   string `json:"message"`
+	}
+	var page struct{ Messages []restMessage }
+	resp, body := e.rest().call("GET", "/api/rooms/"+p.roomID+"/messages", e.token(e.admin1))
+	if err := json.Unmarshal(body, &page); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("REST messages: %d %s", resp.StatusCode, body)
+	}
+	if i := slices.IndexFunc(page.Messages, func(m restMessage) bool { return m.ID == id }); i < 0 ||
+		page.Messages[i].IsDeleted != 1 || page.Messages[i].Message != "" {
+		t.Fatalf("REST view of the deleted message: %s", body)
 	}
 
 	// An administrator may delete anyone's message.

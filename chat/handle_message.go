@@ -133,7 +133,7 @@ func (s *Service) appendMessage(ctx context.Context, p *principal, room *Room, m
 			m.SpeakerName = p.company.Name
 		}
 	default:
-		m.SpeakerName, m.IsCustomer = p.customer.Name, true
+		m.SpeakerName, m.IsCustomer = p.customer.DisplayName(), true
 	}
 	now := s.now()
 	m.CreateDate, m.UpdateDate = now, now
@@ -208,9 +208,11 @@ func (s *Service) handleMessageList(ctx context.Context, r *request) error {
 }
 
 // sendMessageList sends the page of room messages older than beforeID (the
-// newest page for 0); internal notes only to members.
+// newest page for 0); internal notes only to members. Deleted messages are
+// left out: the deployed pages know no isDeleted and would draw an empty
+// bubble (DELETE_MESSAGE tells the pages that saw one come).
 func (s *Service) sendMessageList(ctx context.Context, sessionID string, p *principal, room *Room, rp *roomPeople, beforeID int64) error {
-	msgs, err := s.store.Messages(ctx, room.ID, beforeID, s.cfg.PageSize, p.isMember())
+	msgs, err := s.store.UndeletedMessages(ctx, room.ID, beforeID, s.cfg.PageSize, p.isMember())
 	if err != nil {
 		return fmt.Errorf("messages of room %d: %w", room.ID, err)
 	}

@@ -327,8 +327,10 @@ func (s *Service) handleReview(ctx context.Context, r *request) error {
 	if err != nil {
 		return err
 	}
-	if room.Status != StatusEnded {
-		return reason("review_not_ended")
+	// The deployed customer page offers the review while connected, before
+	// END; only a room nobody has taken yet has nothing to review.
+	if room.Status == StatusWaiting {
+		return reason("review_unassigned")
 	}
 	if err := s.store.SetReview(ctx, room.ID, int(d.ReviewScore.v), s.now()); err != nil {
 		return fmt.Errorf("review of room %d: %w", room.ID, err)

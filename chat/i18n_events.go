@@ -31,7 +31,7 @@ var eventTexts = map[string]text{
 	"delete_forbidden":        {"본인이 보낸 메시지만 삭제할 수 있습니다.", "You may delete only your own messages."},
 	"system_delete_forbidden": {"시스템 메시지는 관리자만 삭제할 수 있습니다.", "Only an administrator may delete a system message."},
 	"invalid_review":          {"평점은 1부터 5 사이여야 합니다.", "The review score must be between 1 and 5."},
-	"review_not_ended":        {"상담이 종료된 후에 평가할 수 있습니다.", "You can review only after the consultation has ended."},
+	"review_unassigned":       {"상담사가 배정된 후에 평가할 수 있습니다.", "You can review once a counselor has taken the consultation."},
 	"history_too_long":        {"대화 기록이 너무 깁니다(최대 %d개).", "The history is too long (at most %d items)."},
 
 	// System messages stored in rooms.

@@ -60,6 +60,17 @@ type Customer struct {
 	CreatedAt          time.Time
 }
 
+// DisplayName is how the customer is shown wherever a name is: its name,
+// or its member number when its app sent none.
+func (c *Customer) DisplayName() string { return shownName(c.Name, c.GasappMemberNumber) }
+
+func shownName(name, number string) string {
+	if name == "" {
+		return number
+	}
+	return name
+}
+
 // Speaker is whoever writes in rooms: exactly one of MemberID, CustomerID is
 // set, or neither for the system.
 type Speaker struct {

@@ -90,7 +90,7 @@ func TestScenarioWithDeployedClients(t *testing.T) {
 	// The console swaps the lobby for the room and takes it.
 	console.Unsubscribe(t, "lobby")
 	console.Subscribe(t, "room", "/sub/socket/room/"+roomID, nil)
-	jsEvent(t, console, "private", "JOINED")
+	consoleSpeaker := jsonNum(t, jsEvent(t, console, "private", "JOINED").obj("data", "profile"), "speakerId")
 	if rd := jsEvent(t, console, "private", "ROOM_DETAIL"); jsonStr(t, rd.obj("data", "room"), "status") != "IN_PROGRESS" {
 		t.Fatalf("console ROOM_DETAIL = %s", rd.Raw)
 	}
@@ -99,6 +99,13 @@ func TestScenarioWithDeployedClients(t *testing.T) {
 		t.Fatalf("console MESSAGE_LIST = %s", list.Raw)
 	}
 	jsEvent(t, app, "private", "ROOM_DETAIL")
+	// The deployed console never marks history read: its entering did, and
+	// both sides were told.
+	for _, c := range []*brokertest.JSClient{app, console} {
+		if read := jsEvent(t, c, "room", "READ_MESSAGE"); jsonNum(t, read.data(), "speakerId") != consoleSpeaker || jsonStr(t, read.data(), "roomId") != roomID {
+			t.Fatalf("READ_MESSAGE of the console entering = %s", read.Raw)
+		}
+	}
 
 	// An internal note, then an answer: the app sees only the answer.
 	jsSend(t, console, "n1", map[string]any{"eventName": "MESSAGE", "data": map[string]any{"messageType": 0, "message": "메모: 확인 필요", "messageAdminType": 1}})

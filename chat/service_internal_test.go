@@ -136,7 +136,7 @@ func TestCatalogsComplete(t *testing.T) {
 		"room_ended", "room_taken", "body_too_large", "invalid_utf8", "malformed_json", "missing_field",
 		"invalid_field", "invalid_number", "unknown_event", "message_too_long", "members_only",
 		"customers_only", "speaker_mismatch", "message_not_found", "delete_forbidden", "system_delete_forbidden", "invalid_review",
-		"review_not_ended", "history_too_long", "system_assigned", "start_working", "start_after_hours",
+		"review_unassigned", "history_too_long", "system_assigned", "start_working", "start_after_hours",
 		"start_lunch", "chatbot_name"} {
 		if _, ok := eventTexts[key]; !ok {
 			t.Errorf("no text for %q", key)

@@ -125,7 +125,7 @@ func TestStartMessageInTheCompanysLanguage(t *testing.T) {
 	}
 	// Reasons stay in the client's language.
 	cust.send("REVIEW", map[string]any{"reviewScore": 5})
-	if ev := cust.await(cust.private, "ERROR"); ev.reason() != chat.English.T("review_not_ended") {
+	if ev := cust.await(cust.private, "ERROR"); ev.reason() != chat.English.T("review_unassigned") {
 		t.Fatalf("English reason: %s", ev.Raw)
 	}
 }

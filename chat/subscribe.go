@@ -154,7 +154,10 @@ func (s *Service) privateSubscribed(ctx context.Context, sessionID string, p *pr
 	if p.isMember() {
 		return nil
 	}
-	room, created, err := s.store.OpenRoom(ctx, p.customer, s.now())
+	// A new room is named after the customer as it is shown.
+	named := *p.customer
+	named.Name = p.customer.DisplayName()
+	room, created, err := s.store.OpenRoom(ctx, &named, s.now())
 	if err != nil {
 		return fmt.Errorf("open room of customer %d: %w", p.customer.ID, err)
 	}
@@ -236,7 +239,22 @@ func (s *Service) joinRoom(ctx context.Context, sessionID string, p *principal, 
 	if !p.isMember() {
 		return s.customerEntered(ctx, sessionID, p, room, rp, detail.CustomerNoReadCount)
 	}
+	if room.MemberID != nil && *room.MemberID == p.member.ID {
+		// The deployed console never marks history read itself: the
+		// assignee entering its room reads it, as a customer does.
+		return s.readOnEntry(ctx, sessionID, p, room, rp, detail.MemberNoReadCount)
+	}
 	return nil
+}
+
+// readOnEntry marks what p had not read in the room it enters as read:
+// READ_MESSAGE {startId, endId, speakerId, roomId} to the room, up to the
+// room's last message.
+func (s *Service) readOnEntry(ctx context.Context, sessionID string, p *principal, room *Room, rp *roomPeople, unread int) error {
+	if unread == 0 || room.LastMessageID == 0 {
+		return nil
+	}
+	return s.markRead(ctx, sessionID, p, room, rp.positions[p.speaker.ID]+1, room.LastMessageID)
 }
 
 // viewerDetail sets noReadCount to what the viewer has not read.
@@ -254,11 +272,8 @@ func (s *Service) customerEntered(ctx context.Context, sessionID string, p *prin
 	}); err != nil {
 		return err
 	}
-	if unread > 0 && room.LastMessageID > 0 {
-		start := rp.positions[p.speaker.ID] + 1
-		if err := s.markRead(ctx, sessionID, p, room, start, room.LastMessageID); err != nil {
-			return err
-		}
+	if err := s.readOnEntry(ctx, sessionID, p, room, rp, unread); err != nil {
+		return err
 	}
 	return s.publish(ctx, LobbyDestination(room.CompanyID), &Envelope{
 		EventName: EventOnline, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),

@@ -102,7 +102,7 @@ func (s *Service) authorizeVideoCustomer(ctx context.Context, j VideoJoin, c *vi
 	if err != nil {
 		return VideoParticipant{}, fmt.Errorf("chat: video join: customer %d: %w", c.Customer, err)
 	}
-	return VideoParticipant{UserID: j.UserID, Name: customer.Name, CommunityID: idString(room.CompanyID), Customer: true}, nil
+	return VideoParticipant{UserID: j.UserID, Name: customer.DisplayName(), CommunityID: idString(room.CompanyID), Customer: true}, nil
 }
 
 // videoChatRoom loads the chat room of an r- join; communityId, when
