@@ -62,6 +62,8 @@ type Config struct {
 	// ContractsTimeout bounds a call to a company's contracts endpoint
 	// (Company.ContractsURL).
 	ContractsTimeout time.Duration
+	// UploadTimeout is how long an upload's body may take to arrive.
+	UploadTimeout time.Duration
 	// Now is the clock; tests inject their own.
 	Now func() time.Time
 }
@@ -84,7 +86,9 @@ func DefaultConfig() Config {
 		UploadDir:        "./data/uploads",
 		MaxUploadBytes:   10 << 20,
 		ContractsTimeout: 5 * time.Second,
-		Now:              time.Now,
+		// 10 MB at 1 Mbit/s with room to spare.
+		UploadTimeout: 3 * time.Minute,
+		Now:           time.Now,
 	}
 }
 
@@ -156,6 +160,9 @@ func New(cfg Config, store Store, log *slog.Logger) (*Service, error) {
 	}
 	if cfg.ContractsTimeout <= 0 {
 		cfg.ContractsTimeout = def.ContractsTimeout
+	}
+	if cfg.UploadTimeout <= 0 {
+		cfg.UploadTimeout = def.UploadTimeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = def.Now

@@ -37,9 +37,6 @@ const (
 	multipartOverhead = 64 << 10
 	// defaultMaxUploadBytes applies when the configuration sets no limit.
 	defaultMaxUploadBytes = 10 << 20
-	// uploadReadTimeout is how long an upload body may take to arrive:
-	// 10 MB at 1 Mbit/s with room to spare.
-	uploadReadTimeout = 3 * time.Minute
 )
 
 var (
@@ -86,7 +83,7 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBytes+multipartOverhead)
 	// A client trickling its body must not hold the handler forever (the
 	// server has no overall read timeout: STOMP streams share it).
-	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadReadTimeout)); err != nil {
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(a.s.cfg.UploadTimeout)); err != nil {
 		a.log.Debug("upload read deadline", "err", err)
 	}
 

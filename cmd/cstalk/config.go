@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cstalk/cstalk/cmd/cstalk/internal/httpguard"
 	"github.com/cstalk/cstalk/video"
 	"github.com/cstalk/cstalk/video/guide"
 )
@@ -56,6 +57,15 @@ type serveConfig struct {
 	GuideRequestTimeout time.Duration
 	GuideWebhookURL     string
 	GuideWebhookSecret  string
+	// HTTP: deadlines of plain requests, of uploads and downloads, of an
+	// idle keep-alive connection; open connections per client address,
+	// and the load balancers whose X-Forwarded-For names the client.
+	HTTPReadTimeout  time.Duration
+	HTTPWriteTimeout time.Duration
+	HTTPIdleTimeout  time.Duration
+	UploadTimeout    time.Duration
+	MaxConnsPerIP    int
+	TrustedProxies   string
 }
 
 func defaultServeConfig() serveConfig {
@@ -75,6 +85,12 @@ func defaultServeConfig() serveConfig {
 		GuideTicketDuration: guide.DefaultConfig().TicketDuration,
 		GuideWarnBefore:     guide.DefaultConfig().WarnBefore,
 		GuideRequestTimeout: guide.DefaultConfig().RequestTimeout,
+		HTTPReadTimeout:     15 * time.Second,
+		HTTPWriteTimeout:    30 * time.Second,
+		HTTPIdleTimeout:     60 * time.Second,
+		UploadTimeout:       3 * time.Minute,
+		MaxConnsPerIP:       256,
+		TrustedProxies:      "127.0.0.1/8,::1",
 	}
 }
 
@@ -115,6 +131,12 @@ func (cfg *serveConfig) options() []option {
 		{"guide-request-timeout", "CSTALK_GUIDE_REQUEST_TIMEOUT", "how long a mate has to approve a guide request", (*durationValue)(&cfg.GuideRequestTimeout)},
 		{"guide-webhook-url", "CSTALK_GUIDE_WEBHOOK_URL", "mobile-push gateway every guide event is POSTed to (empty: none)", (*stringValue)(&cfg.GuideWebhookURL)},
 		{"guide-webhook-secret", "CSTALK_GUIDE_WEBHOOK_SECRET", "HMAC-SHA256 key of the webhook's X-Cstalk-Signature header (required with --guide-webhook-url)", (*stringValue)(&cfg.GuideWebhookSecret)},
+		{"http-read-timeout", "CSTALK_HTTP_READ_TIMEOUT", "how long a REST request's body may take to arrive (streams and WebSockets have none)", (*durationValue)(&cfg.HTTPReadTimeout)},
+		{"http-write-timeout", "CSTALK_HTTP_WRITE_TIMEOUT", "how long a REST answer may take to be written (streams and WebSockets have none)", (*durationValue)(&cfg.HTTPWriteTimeout)},
+		{"http-idle-timeout", "CSTALK_HTTP_IDLE_TIMEOUT", "how long an idle keep-alive connection stays open", (*durationValue)(&cfg.HTTPIdleTimeout)},
+		{"upload-timeout", "CSTALK_UPLOAD_TIMEOUT", "how long an upload or a file download may take", (*durationValue)(&cfg.UploadTimeout)},
+		{"max-conns-per-ip", "CSTALK_MAX_CONNS_PER_IP", "open connections one client address may hold (0: no limit); trusted proxies are not counted", (*intValue)(&cfg.MaxConnsPerIP)},
+		{"trusted-proxies", "CSTALK_TRUSTED_PROXIES", "load balancers (addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client; their own connections are not limited per address", (*stringValue)(&cfg.TrustedProxies)},
 	}
 }
 
@@ -181,6 +203,21 @@ func (cfg serveConfig) validate() error {
 	}
 	if cfg.Heartbeat < 0 {
 		errs = append(errs, errors.New("--heartbeat must not be negative"))
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--http-read-timeout", cfg.HTTPReadTimeout}, {"--http-write-timeout", cfg.HTTPWriteTimeout},
+		{"--http-idle-timeout", cfg.HTTPIdleTimeout}, {"--upload-timeout", cfg.UploadTimeout}} {
+		if d.v < time.Second {
+			errs = append(errs, fmt.Errorf("%s must be at least 1s", d.flag))
+		}
+	}
+	if cfg.MaxConnsPerIP < 0 {
+		errs = append(errs, errors.New("--max-conns-per-ip must not be negative (0: no limit)"))
+	}
+	if _, err := httpguard.ParseProxies(cfg.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
 	}
 	if _, err := cfg.videoConfig(); err != nil {
 		errs = append(errs, err)

@@ -43,6 +43,12 @@ func TestServeConfigLayering(t *testing.T) {
 				return c.GuideTicketDuration == 5*time.Minute && c.GuideWarnBefore == 30*time.Second &&
 					c.GuideWebhookURL == "https://push.example.com/cstalk"
 			}},
+		{"http limits", map[string]string{"CSTALK_HTTP_READ_TIMEOUT": "5s", "CSTALK_MAX_CONNS_PER_IP": "64", "CSTALK_TRUSTED_PROXIES": "10.0.0.0/8"},
+			[]string{"--http-idle-timeout", "2m", "--max-conns-per-ip", "0", "--upload-timeout", "1m"},
+			func(c serveConfig) bool {
+				return c.HTTPReadTimeout == 5*time.Second && c.HTTPWriteTimeout == 30*time.Second && c.HTTPIdleTimeout == 2*time.Minute &&
+					c.MaxConnsPerIP == 0 && c.TrustedProxies == "10.0.0.0/8" && c.UploadTimeout == time.Minute
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,6 +96,10 @@ func TestServeConfigRejects(t *testing.T) {
 		{"guide webhook not http", nil, []string{"--guide-webhook-url", "ftp://push.example.com", "--guide-webhook-secret", "0123456789abcdef"}, "want an http(s) URL"},
 		{"guide webhook without secret", map[string]string{"CSTALK_GUIDE_WEBHOOK_URL": "https://push.example.com/cstalk"}, nil, "--guide-webhook-secret of at least 16 bytes"},
 		{"message above frame", nil, []string{"--max-frame-bytes", "2048", "--max-message-bytes", "4096"}, "below --max-frame-bytes"},
+		{"read timeout too short", nil, []string{"--http-read-timeout", "100ms"}, "--http-read-timeout must be at least 1s"},
+		{"idle timeout zero", map[string]string{"CSTALK_HTTP_IDLE_TIMEOUT": "0s"}, nil, "--http-idle-timeout must be at least 1s"},
+		{"negative conns per ip", nil, []string{"--max-conns-per-ip", "-1"}, "--max-conns-per-ip must not be negative"},
+		{"bad trusted proxy", nil, []string{"--trusted-proxies", "lb.example.com"}, "--trusted-proxies"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

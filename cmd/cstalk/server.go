@@ -24,6 +24,7 @@ import (
 	"github.com/cstalk/cstalk/broker/redisbus"
 	"github.com/cstalk/cstalk/chat"
 	"github.com/cstalk/cstalk/chat/redispresence"
+	"github.com/cstalk/cstalk/cmd/cstalk/internal/httpguard"
 	"github.com/cstalk/cstalk/store"
 	"github.com/cstalk/cstalk/video"
 	"github.com/cstalk/cstalk/video/guide"
@@ -53,6 +54,8 @@ type server struct {
 	guideBus   broker.Bus
 	http       *http.Server
 	ln         net.Listener
+	// proxies are the load balancers whose X-Forwarded-For is believed.
+	proxies httpguard.Proxies
 }
 
 func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
@@ -77,6 +80,9 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 			s.Close()
 		}
 	}()
+	if s.proxies, err = httpguard.ParseProxies(cfg.TrustedProxies); err != nil {
+		return nil, usageError{fmt.Errorf("--trusted-proxies: %w", err)}
+	}
 	zone, err := time.LoadLocation(cfg.Zone)
 	if err != nil {
 		return nil, fmt.Errorf("zone %q: %w", cfg.Zone, err)
@@ -98,6 +104,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	chatCfg.RequireSignedCustomers = cfg.RequireSigned
 	chatCfg.MaxMessageBytes = cfg.MaxMessageBytes
 	chatCfg.UploadDir = cfg.UploadDir
+	chatCfg.UploadTimeout = cfg.UploadTimeout
 	if s.chat, err = chat.New(chatCfg, s.store, log); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
@@ -204,22 +211,27 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	s.chat.UseVideo(chatCalls{s.video})
 	s.guide.UseVideo(s.video)
 
+	// Every request gets the short deadlines of a REST call; the routes
+	// below that stream or move files say otherwise.
+	dl := httpguard.Deadlines{Read: cfg.HTTPReadTimeout, Write: cfg.HTTPWriteTimeout, TransferTime: cfg.UploadTimeout}
 	mux := http.NewServeMux()
 	webPages := web.Handler(log)
-	mux.Handle("/ws", s.broker.Handler())
-	mux.Handle("/ws/", s.broker.Handler())
+	mux.Handle("/ws", dl.SockJS(s.broker.Handler()))
+	mux.Handle("/ws/", dl.SockJS(s.broker.Handler()))
 	api := s.chat.APIHandler()
 	mux.Handle("/api/", api)
-	mux.Handle("/files/", api)
+	mux.Handle("POST /api/uploads", dl.Transfer(api))
+	mux.Handle("/files/", dl.Transfer(api))
 	// The deployed counselor console logs in and reads its profile here.
 	mux.Handle("/auth/", api)
 	mux.Handle("/api/admin/", s.chat.AdminAPIHandler())
 	vh := s.video.Handler()
-	mux.Handle("/signal", vh)
-	mux.Handle("/signal/", vh)
+	mux.Handle("/signal", dl.SockJS(vh))
+	mux.Handle("/signal/", dl.SockJS(vh))
 	mux.Handle("GET /video/ice-servers", vh)
 	gh := s.guide.Handler()
 	mux.Handle("/guide/", gh)
+	mux.Handle("GET /guide/events", dl.LongLived(gh))
 	// The guide page itself; its API lives under /guide/.
 	mux.Handle("/guide", webPages)
 	mux.Handle("/eval", gh)
@@ -228,13 +240,18 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           s.proxies.ClientAddr(dl.Plain(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
+	refused := prometheus.NewCounter(prometheus.CounterOpts{Name: "cstalk_http_connections_refused_total",
+		Help: "Connections closed at once because their address had --max-conns-per-ip open."})
+	reg.MustRegister(refused)
+	s.ln = httpguard.LimitListener(s.ln, cfg.MaxConnsPerIP, s.proxies, refused.Inc)
 	return s, nil
 }
 

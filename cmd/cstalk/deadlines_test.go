@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServeHTTPDeadlines: a request body that never finishes and an idle
+// keep-alive connection are closed within their deadlines, while a SockJS
+// xhr-streaming session and a /guide/events stream opened before them,
+// past the same deadlines, still carry messages.
+func TestServeHTTPDeadlines(t *testing.T) {
+	cfg := testConfig(t)
+	// The write deadline leaves room for a bcrypt login on a loaded machine.
+	cfg.HTTPReadTimeout, cfg.HTTPWriteTimeout, cfg.HTTPIdleTimeout = time.Second, 5*time.Second, 2*time.Second
+	node := startNode(t, cfg)
+	addr := node.ln.Addr().String()
+	base := "http://" + addr
+
+	stream := openXHRStreaming(t, base+"/ws/000/deadline1")
+	stream.send(t, "CONNECT\naccept-version:1.2\nheart-beat:0,0\ncompanyId:1\ngasappMemberNumber:7101\n\n\x00")
+	stream.await(t, "CONNECTED")
+	mateToken, mateID := guideLogin(t, base, "guide-mate1")
+	userToken, _ := guideLogin(t, base, "guide-user1")
+	events := openEvents(t, base, mateToken)
+	opened := time.Now()
+
+	// A body announced as 4000 bytes of which one arrives.
+	slow := dialTCP(t, addr)
+	io.WriteString(slow, "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{")
+	// A keep-alive connection that asks once and then says nothing.
+	idle := dialTCP(t, addr)
+	io.WriteString(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	idleStart := time.Now()
+	if resp, err := http.ReadResponse(bufio.NewReader(idle), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("keep-alive request: %v %v", resp, err)
+	}
+	for name, c := range map[string]net.Conn{"slow body": slow, "idle keep-alive": idle} {
+		// The documented deadline plus slack for a loaded machine.
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, err := io.Copy(io.Discard, c)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("%s: still open after 20 s", name)
+		}
+	}
+	if held := time.Since(idleStart); held < cfg.HTTPIdleTimeout*9/10 {
+		t.Errorf("idle keep-alive closed after %s, before its %s", held, cfg.HTTPIdleTimeout)
+	}
+	// What is tested is that the streams outlive the REST deadlines.
+	time.Sleep(time.Until(opened.Add(cfg.HTTPWriteTimeout + time.Second)))
+
+	// Both streams outlived every REST deadline and still deliver.
+	stream.send(t, "SUBSCRIBE\nid:0\ndestination:/user/session/message\nreceipt:r1\n\n\x00")
+	stream.await(t, "RECEIPT")
+	guideCall(t, base, "/guide/availability", mateToken, map[string]string{"availability": "available"}, nil)
+	guideCall(t, base, "/guide/match", userToken, map[string]int64{"friendId": mateID}, nil)
+	if typ, _ := events.next(); typ != "guideRequest" {
+		t.Fatalf("guide event %q", typ)
+	}
+}
+
+func dialTCP(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// xhrStreaming is one SockJS session on the xhr_streaming transport, read
+// frame by frame; frames are sent with xhr_send.
+type xhrStreaming struct {
+	url    string
+	frames chan string
+}
+
+func openXHRStreaming(t *testing.T, sessionURL string) *xhrStreaming {
+	t.Helper()
+	resp, err := http.Post(sessionURL+"/xhr_streaming", "text/plain", nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("xhr_streaming: %v %v", resp, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	s := &xhrStreaming{url: sessionURL, frames: make(chan string, 64)}
+	go func() {
+		defer close(s.frames)
+		rd := bufio.NewReader(resp.Body)
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				return
+			}
+			s.frames <- strings.TrimSuffix(line, "\n")
+		}
+	}()
+	s.await(t, "") // the open frame
+	return s
+}
+
+// await returns the first STOMP frame starting with command ("" waits for
+// the SockJS open frame).
+func (s *xhrStreaming) await(t *testing.T, command string) string {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case f, ok := <-s.frames:
+			if !ok {
+				t.Fatalf("the stream ended while waiting for %q", command)
+			}
+			if command == "" && f == "o" {
+				return f
+			}
+			var msgs []string
+			if strings.HasPrefix(f, "a") && json.Unmarshal([]byte(f[1:]), &msgs) == nil {
+				for _, m := range msgs {
+					if command != "" && strings.HasPrefix(strings.TrimLeft(m, "\n"), command+"\n") {
+						return m
+					}
+				}
+			}
+		case <-timeout:
+			t.Fatalf("no %q on the stream", command)
+		}
+	}
+}
+
+func (s *xhrStreaming) send(t *testing.T, frame string) {
+	t.Helper()
+	body, _ := json.Marshal([]string{frame})
+	resp, err := http.Post(s.url+"/xhr_send", "text/plain", strings.NewReader(string(body)))
+	if err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("xhr_send: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
