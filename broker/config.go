@@ -23,6 +23,13 @@ type Config struct {
 	HeartbeatRecv      time.Duration // the server's offer cy
 	OutboundQueue      int           // frames queued per connection before it is "slow"
 	WriteTimeout       time.Duration
+	// FrameTimeout is how long a frame may take to arrive once its first
+	// byte has, whatever the heart-beats: a client that keeps a frame
+	// unfinished holds its buffer. MaxPendingBytes bounds the buffers of
+	// unfinished frames of all connections together. Past either, the
+	// connection gets an ERROR frame and is closed.
+	FrameTimeout    time.Duration
+	MaxPendingBytes int
 
 	// MaxTransactions bounds the open transactions of one connection,
 	// MaxTransactionFrames the frames one transaction buffers until COMMIT
@@ -61,6 +68,8 @@ func DefaultConfig() Config {
 		HeartbeatRecv:        10 * time.Second,
 		OutboundQueue:        1024,
 		WriteTimeout:         10 * time.Second,
+		FrameTimeout:         30 * time.Second,
+		MaxPendingBytes:      32 << 20,
 		MaxTransactions:      8,
 		MaxTransactionFrames: 64,
 		MaxTransactionBytes:  256 << 10,
@@ -115,6 +124,10 @@ func (c Config) normalize() (Config, error) {
 	setDefault(&c.MaxTransactions, d.MaxTransactions)
 	setDefault(&c.MaxTransactionFrames, d.MaxTransactionFrames)
 	setDefault(&c.MaxTransactionBytes, d.MaxTransactionBytes)
+	setDefault(&c.MaxPendingBytes, d.MaxPendingBytes)
+	if c.FrameTimeout <= 0 {
+		c.FrameTimeout = d.FrameTimeout
+	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = d.ConnectTimeout
 	}

@@ -44,6 +44,9 @@ type Conn struct {
 
 	lastRead  atomic.Int64 // unix nanos of the last inbound bytes
 	lastWrite atomic.Int64 // unix nanos of the last outbound message
+	// frameStart is when the first byte of the unfinished frame in c.in
+	// arrived (unix nanos), 0 while none is: onTimer enforces FrameTimeout.
+	frameStart atomic.Int64
 
 	mu        sync.Mutex
 	version   version // set once at CONNECT, before anything else is queued
@@ -57,6 +60,7 @@ type Conn struct {
 	closing   bool // the final frames are queued; the writer closes after them
 	closed    bool // torn down: nothing more is queued
 	timer     *time.Timer
+	timerDue  time.Time // when timer fires; zero while it is stopped
 	hbSend    time.Duration // how often the server must send something
 	hbRecv    time.Duration // how often the client promised to send something
 	nextMsgID uint64        // owned by the (single) writer
@@ -175,7 +179,8 @@ func (c *Conn) readMessage(r io.Reader) error {
 // consume handles every complete frame in data, keeping an incomplete
 // one for the next message.
 func (c *Conn) consume(data []byte) {
-	perr := c.in.feed(data, c.srv.limits, &c.version, func(raw []byte) bool {
+	wasPending := len(c.in.pending) > 0
+	handled, perr := c.in.feed(data, c.srv.limits, &c.version, func(raw []byte) bool {
 		f, perr := c.srv.parse(raw, c.version)
 		if perr != nil {
 			c.fail(perr, "")
@@ -184,9 +189,63 @@ func (c *Conn) consume(data []byte) {
 		c.handleSafely(f)
 		return !c.isClosing()
 	})
+	if perr == nil {
+		perr = c.holdPending(wasPending && handled == 0)
+	}
 	if perr != nil {
+		c.releasePending()
 		c.fail(perr, "")
 	}
+}
+
+// holdPending accounts for the unfinished frame c.in keeps: its buffer
+// against the node's MaxPendingBytes, its age against FrameTimeout (a new
+// frame's clock starts unless same says the old one is still unfinished).
+func (c *Conn) holdPending(same bool) *protocolError {
+	held := cap(c.in.pending)
+	if delta := held - c.in.held; delta != 0 {
+		c.in.held = held
+		total := c.srv.pendingBytes.Add(int64(delta))
+		c.srv.metrics.unfinished.Add(float64(delta))
+		if delta > 0 && total > int64(c.srv.cfg.MaxPendingBytes) {
+			return limitError("server busy", "unfinished frames already hold the server's limit of %d bytes; send frames whole", c.srv.cfg.MaxPendingBytes)
+		}
+	}
+	switch {
+	case len(c.in.pending) == 0:
+		c.frameStart.Store(0)
+	case !same || c.frameStart.Load() == 0:
+		now := time.Now()
+		c.frameStart.Store(now.UnixNano())
+		c.mu.Lock()
+		if due := now.Add(c.srv.cfg.FrameTimeout); !c.closing && (c.timerDue.IsZero() || c.timerDue.After(due)) {
+			c.resetTimerLocked(c.srv.cfg.FrameTimeout)
+		}
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// releasePending drops the unfinished frame and gives its bytes back to
+// the node's budget. Reader goroutine only.
+func (c *Conn) releasePending() {
+	c.in.pending = nil
+	if c.in.held != 0 {
+		c.srv.pendingBytes.Add(-int64(c.in.held))
+		c.srv.metrics.unfinished.Sub(float64(c.in.held))
+		c.in.held = 0
+	}
+	c.frameStart.Store(0)
+}
+
+func (c *Conn) resetTimerLocked(d time.Duration) {
+	c.timerDue = time.Now().Add(d)
+	c.timer.Reset(d)
+}
+
+func (c *Conn) stopTimerLocked() {
+	c.timerDue = time.Time{}
+	c.timer.Stop()
 }
 
 // handleSafely handles f; a panic in the broker or an Application hook
@@ -206,12 +265,14 @@ func (c *Conn) handleSafely(f *frame.Frame) {
 // would.
 type inputBuffer struct {
 	pending []byte
+	held    int // cap(pending) as counted in the node's pendingBytes
 }
 
 // feed scans data, appended to the pending bytes, and calls handle with
-// every complete frame until handle returns false. *v is read before each
-// frame, since a CONNECT changes how the frames after it are scanned.
-func (in *inputBuffer) feed(data []byte, l limits, v *version, handle func(raw []byte) bool) *protocolError {
+// every complete frame until handle returns false; it returns how many it
+// handled. *v is read before each frame, since a CONNECT changes how the
+// frames after it are scanned.
+func (in *inputBuffer) feed(data []byte, l limits, v *version, handle func(raw []byte) bool) (handled int, _ *protocolError) {
 	buf := data
 	if len(in.pending) > 0 {
 		in.pending = append(in.pending, data...)
@@ -221,7 +282,7 @@ func (in *inputBuffer) feed(data []byte, l limits, v *version, handle func(raw [
 		skip, n, perr := l.scan(buf, *v)
 		if perr != nil {
 			in.pending = nil
-			return perr
+			return handled, perr
 		}
 		buf = buf[skip:]
 		if n == 0 {
@@ -229,9 +290,10 @@ func (in *inputBuffer) feed(data []byte, l limits, v *version, handle func(raw [
 		}
 		raw := buf[:n]
 		buf = buf[n:]
+		handled++
 		if !handle(raw) {
 			in.pending = nil
-			return nil
+			return handled, nil
 		}
 	}
 	switch {
@@ -242,7 +304,7 @@ func (in *inputBuffer) feed(data []byte, l limits, v *version, handle func(raw [
 	default:
 		in.pending = append([]byte(nil), buf...)
 	}
-	return nil
+	return handled, nil
 }
 
 func (c *Conn) isClosing() bool {
@@ -475,6 +537,7 @@ func (c *Conn) onTimer() {
 	}
 	connected := c.connected
 	send, recv := c.hbSend, c.hbRecv
+	c.timerDue = time.Time{}
 	c.mu.Unlock()
 	if !connected {
 		c.fail(limitError("connect timeout", "no CONNECT frame within %s", c.srv.cfg.ConnectTimeout), "")
@@ -482,6 +545,14 @@ func (c *Conn) onTimer() {
 	}
 	now := time.Now().UnixNano()
 	next := time.Duration(-1)
+	if start := c.frameStart.Load(); start != 0 {
+		left := c.srv.cfg.FrameTimeout - time.Duration(now-start)
+		if left <= 0 {
+			c.fail(limitError("frame timeout", "a frame was not completed within %s of its first byte", c.srv.cfg.FrameTimeout), "")
+			return
+		}
+		next = left
+	}
 	if send > 0 {
 		idle := time.Duration(now - c.lastWrite.Load())
 		wait := send - idle
@@ -489,7 +560,9 @@ func (c *Conn) onTimer() {
 			c.send([]byte{'\n'}, outHeartbeat)
 			wait = send
 		}
-		next = wait
+		if next < 0 || wait < next {
+			next = wait
+		}
 	}
 	if recv > 0 {
 		limit := recv + recv/2
@@ -504,8 +577,9 @@ func (c *Conn) onTimer() {
 	}
 	if next >= 0 {
 		c.mu.Lock()
-		if !c.closing {
-			c.timer.Reset(next)
+		// The reader may have armed the timer for a new frame meanwhile.
+		if !c.closing && (c.timerDue.IsZero() || time.Until(c.timerDue) > next) {
+			c.resetTimerLocked(next)
 		}
 		c.mu.Unlock()
 	}
@@ -520,13 +594,14 @@ func (c *Conn) teardown() {
 	c.spare = nil
 	c.unacked = nil
 	if c.timer != nil {
-		c.timer.Stop()
+		c.stopTimerLocked()
 	}
 	subs := c.subs
 	c.subs = nil
 	connected := c.connected
 	c.mu.Unlock()
 	c.t.Abort()
+	c.releasePending()
 
 	for _, s := range subs {
 		c.srv.unsubscribe(s)

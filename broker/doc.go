@@ -36,7 +36,10 @@
 // header, a readable body in Korean, or English when accept-language
 // prefers it)
 // and the connection closes; other connections never wait for it. A client that cannot keep up with its messages is cut with
-// "slow consumer".
+// "slow consumer". A frame that has begun must end within FrameTimeout
+// whatever the heart-beats ("frame timeout"), and the unfinished frames of
+// all connections hold at most MaxPendingBytes together: the connection
+// whose frame would pass it is cut with "server busy".
 //
 // # Cluster
 //
@@ -49,6 +52,7 @@
 // # Metrics
 //
 // cstalk_broker_connections{transport}, cstalk_broker_subscriptions,
+// cstalk_broker_unfinished_frame_bytes,
 // cstalk_broker_frames_in_total{command}, cstalk_broker_frames_out_total{command},
 // cstalk_broker_errors_total{kind} and cstalk_broker_fanout_latency_seconds.
 package broker

@@ -66,7 +66,7 @@ func readAll(t *testing.T, l limits, v version, chunks ...[]byte) ([][]byte, *pr
 	p := newFrameParser()
 	for _, chunk := range chunks {
 		var parseErr error
-		perr := in.feed(chunk, l, &v, func(raw []byte) bool {
+		_, perr := in.feed(chunk, l, &v, func(raw []byte) bool {
 			if len(raw) > l.maxFrame {
 				t.Fatalf("frame of %d bytes passed a %d byte limit", len(raw), l.maxFrame)
 			}

@@ -132,11 +132,13 @@ func (c *Conn) onConnect(f *frame.Frame) *protocolError {
 	c.mu.Unlock()
 	c.send(connected, outConnected)
 	c.lastWrite.Store(time.Now().UnixNano())
+	c.mu.Lock()
 	if send > 0 || recv > 0 {
-		c.timer.Reset(min(nonZero(send), nonZero(recv)))
+		c.resetTimerLocked(min(nonZero(send), nonZero(recv)))
 	} else {
-		c.timer.Stop()
+		c.stopTimerLocked()
 	}
+	c.mu.Unlock()
 	return nil
 }
 

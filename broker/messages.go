@@ -19,6 +19,10 @@ func koreanText(code string) string {
 		return "헤더 한 줄이 허용된 길이보다 깁니다."
 	case "heart-beat timeout":
 		return "약속한 하트비트가 오지 않아 연결을 닫습니다."
+	case "frame timeout":
+		return "프레임이 제한 시간 안에 끝나지 않아 연결을 닫습니다."
+	case "server busy":
+		return "완성되지 않은 프레임이 서버 한도만큼 쌓여 있어 연결을 닫습니다. 프레임을 한 번에 보내 주세요."
 	case "too many headers":
 		return "프레임의 헤더가 너무 많습니다."
 	case "too many subscriptions":

@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	connections   *prometheus.GaugeVec
 	subscriptions prometheus.Gauge
+	unfinished    prometheus.Gauge
 	framesInVec   *prometheus.CounterVec
 	framesIn      map[string]prometheus.Counter
 	framesOut     [outCommands]prometheus.Counter
@@ -26,6 +27,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "cstalk", Subsystem: "broker", Name: "subscriptions",
 			Help: "Active STOMP subscriptions on this node.",
+		}),
+		unfinished: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "cstalk", Subsystem: "broker", Name: "unfinished_frame_bytes",
+			Help: "Bytes held by the frames that have begun to arrive but not ended, all connections together.",
 		}),
 		framesInVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "cstalk", Subsystem: "broker", Name: "frames_in_total",
@@ -54,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.framesIn[cmd] = m.framesInVec.WithLabelValues(cmd)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connections, m.subscriptions, m.framesInVec, out, m.errors, m.latency} {
+		for _, c := range []prometheus.Collector{m.connections, m.subscriptions, m.unfinished, m.framesInVec, out, m.errors, m.latency} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("broker: register metrics: %w", err)
 			}

@@ -45,6 +45,9 @@ type Server struct {
 	busDone   chan struct{}
 
 	subscriptions atomic.Int64
+	// pendingBytes is what the unfinished frames of all connections hold
+	// (Config.MaxPendingBytes).
+	pendingBytes atomic.Int64
 
 	mu          sync.Mutex
 	conns       map[string]*Conn
@@ -311,6 +314,7 @@ func (s *Server) newConn(t transport, remote string) *Conn {
 	s.log.Debug("connection opened", "session", c.id, "transport", t.Name(), "remote", remote)
 	c.mu.Lock()
 	c.timer = time.AfterFunc(s.cfg.ConnectTimeout, c.onTimer)
+	c.timerDue = time.Now().Add(s.cfg.ConnectTimeout)
 	c.mu.Unlock()
 	return c
 }

@@ -36,6 +36,10 @@ type serveConfig struct {
 	MaxMessageBytes  int
 	MaxSubscriptions int
 	Heartbeat        time.Duration
+	// FrameTimeout and MaxUnfinishedFrameBytes bound the STOMP frames that
+	// have begun to arrive: each in time, all together in memory.
+	FrameTimeout            time.Duration
+	MaxUnfinishedFrameBytes int
 	// Video: the SFU's host-candidate range ("" = any port), the public
 	// address(es) it announces, STUN servers handed to clients, and the
 	// embedded TURN server (off while TURNAddr is empty).
@@ -70,27 +74,29 @@ type serveConfig struct {
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		Addr:                ":8080",
-		DB:                  "sqlite:./data/cstalk.db",
-		Zone:                "Asia/Seoul",
-		UploadDir:           "./data/uploads",
-		LogFormat:           "auto",
-		LogLevel:            "info",
-		ShutdownTimeout:     15 * time.Second,
-		MaxFrameBytes:       256 << 10,
-		MaxMessageBytes:     32 << 10,
-		MaxSubscriptions:    64,
-		Heartbeat:           10 * time.Second,
-		TURNRelayPorts:      "49160-49200",
-		GuideTicketDuration: guide.DefaultConfig().TicketDuration,
-		GuideWarnBefore:     guide.DefaultConfig().WarnBefore,
-		GuideRequestTimeout: guide.DefaultConfig().RequestTimeout,
-		HTTPReadTimeout:     15 * time.Second,
-		HTTPWriteTimeout:    30 * time.Second,
-		HTTPIdleTimeout:     60 * time.Second,
-		UploadTimeout:       3 * time.Minute,
-		MaxConnsPerIP:       256,
-		TrustedProxies:      "127.0.0.1/8,::1",
+		Addr:                    ":8080",
+		DB:                      "sqlite:./data/cstalk.db",
+		Zone:                    "Asia/Seoul",
+		UploadDir:               "./data/uploads",
+		LogFormat:               "auto",
+		LogLevel:                "info",
+		ShutdownTimeout:         15 * time.Second,
+		MaxFrameBytes:           256 << 10,
+		MaxMessageBytes:         32 << 10,
+		MaxSubscriptions:        64,
+		Heartbeat:               10 * time.Second,
+		FrameTimeout:            30 * time.Second,
+		MaxUnfinishedFrameBytes: 32 << 20,
+		TURNRelayPorts:          "49160-49200",
+		GuideTicketDuration:     guide.DefaultConfig().TicketDuration,
+		GuideWarnBefore:         guide.DefaultConfig().WarnBefore,
+		GuideRequestTimeout:     guide.DefaultConfig().RequestTimeout,
+		HTTPReadTimeout:         15 * time.Second,
+		HTTPWriteTimeout:        30 * time.Second,
+		HTTPIdleTimeout:         60 * time.Second,
+		UploadTimeout:           3 * time.Minute,
+		MaxConnsPerIP:           256,
+		TrustedProxies:          "127.0.0.1/8,::1",
 	}
 }
 
@@ -118,6 +124,8 @@ func (cfg *serveConfig) options() []option {
 		{"max-message-bytes", "CSTALK_MAX_MESSAGE_BYTES", "largest chat message text", (*intValue)(&cfg.MaxMessageBytes)},
 		{"max-subscriptions", "CSTALK_MAX_SUBSCRIPTIONS", "subscriptions per connection", (*intValue)(&cfg.MaxSubscriptions)},
 		{"heartbeat", "CSTALK_HEARTBEAT", "STOMP heart-beat interval the server offers", (*durationValue)(&cfg.Heartbeat)},
+		{"frame-timeout", "CSTALK_FRAME_TIMEOUT", "how long a STOMP frame may take to arrive once it has begun, whatever the heart-beats", (*durationValue)(&cfg.FrameTimeout)},
+		{"max-unfinished-frame-bytes", "CSTALK_MAX_UNFINISHED_FRAME_BYTES", "bytes the unfinished STOMP frames of all connections may hold together", (*intValue)(&cfg.MaxUnfinishedFrameBytes)},
 		{"video-udp-ports", "CSTALK_VIDEO_UDP_PORTS", "UDP port range of the SFU's host candidates, e.g. 50000-50100 (empty: any port)", (*stringValue)(&cfg.VideoUDPPorts)},
 		{"video-public-ip", "CSTALK_VIDEO_PUBLIC_IP", "public address(es), comma-separated, announced in ICE candidates behind 1:1 NAT; also the embedded TURN server's address", (*stringValue)(&cfg.VideoPublicIP)},
 		{"video-stun-urls", "CSTALK_VIDEO_STUN_URLS", "STUN servers handed to video clients, comma-separated (e.g. stun:stun.example.com:3478)", (*stringValue)(&cfg.VideoSTUNURLs)},
@@ -203,6 +211,12 @@ func (cfg serveConfig) validate() error {
 	}
 	if cfg.Heartbeat < 0 {
 		errs = append(errs, errors.New("--heartbeat must not be negative"))
+	}
+	if cfg.FrameTimeout < time.Second {
+		errs = append(errs, errors.New("--frame-timeout must be at least 1s"))
+	}
+	if cfg.MaxUnfinishedFrameBytes < cfg.MaxFrameBytes {
+		errs = append(errs, errors.New("--max-unfinished-frame-bytes must be at least --max-frame-bytes"))
 	}
 	for _, d := range []struct {
 		flag string

@@ -43,6 +43,8 @@ func TestServeConfigLayering(t *testing.T) {
 				return c.GuideTicketDuration == 5*time.Minute && c.GuideWarnBefore == 30*time.Second &&
 					c.GuideWebhookURL == "https://push.example.com/cstalk"
 			}},
+		{"unfinished frames", map[string]string{"CSTALK_FRAME_TIMEOUT": "10s"}, []string{"--max-unfinished-frame-bytes", "1048576"},
+			func(c serveConfig) bool { return c.FrameTimeout == 10*time.Second && c.MaxUnfinishedFrameBytes == 1<<20 }},
 		{"http limits", map[string]string{"CSTALK_HTTP_READ_TIMEOUT": "5s", "CSTALK_MAX_CONNS_PER_IP": "64", "CSTALK_TRUSTED_PROXIES": "10.0.0.0/8"},
 			[]string{"--http-idle-timeout", "2m", "--max-conns-per-ip", "0", "--upload-timeout", "1m"},
 			func(c serveConfig) bool {
@@ -96,6 +98,8 @@ func TestServeConfigRejects(t *testing.T) {
 		{"guide webhook not http", nil, []string{"--guide-webhook-url", "ftp://push.example.com", "--guide-webhook-secret", "0123456789abcdef"}, "want an http(s) URL"},
 		{"guide webhook without secret", map[string]string{"CSTALK_GUIDE_WEBHOOK_URL": "https://push.example.com/cstalk"}, nil, "--guide-webhook-secret of at least 16 bytes"},
 		{"message above frame", nil, []string{"--max-frame-bytes", "2048", "--max-message-bytes", "4096"}, "below --max-frame-bytes"},
+		{"frame timeout too short", nil, []string{"--frame-timeout", "10ms"}, "--frame-timeout must be at least 1s"},
+		{"unfinished below one frame", nil, []string{"--max-unfinished-frame-bytes", "1000"}, "at least --max-frame-bytes"},
 		{"read timeout too short", nil, []string{"--http-read-timeout", "100ms"}, "--http-read-timeout must be at least 1s"},
 		{"idle timeout zero", map[string]string{"CSTALK_HTTP_IDLE_TIMEOUT": "0s"}, nil, "--http-idle-timeout must be at least 1s"},
 		{"negative conns per ip", nil, []string{"--max-conns-per-ip", "-1"}, "--max-conns-per-ip must not be negative"},

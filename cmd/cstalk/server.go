@@ -144,6 +144,8 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	brokerCfg.MaxSubscriptions = cfg.MaxSubscriptions
 	brokerCfg.HeartbeatSend = cfg.Heartbeat
 	brokerCfg.HeartbeatRecv = cfg.Heartbeat
+	brokerCfg.FrameTimeout = cfg.FrameTimeout
+	brokerCfg.MaxPendingBytes = cfg.MaxUnfinishedFrameBytes
 	if s.broker, err = broker.New(brokerCfg, s.chat, s.bus, reg, log); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
