@@ -60,7 +60,7 @@ type Conn struct {
 	closing   bool // the final frames are queued; the writer closes after them
 	closed    bool // torn down: nothing more is queued
 	timer     *time.Timer
-	timerDue  time.Time // when timer fires; zero while it is stopped
+	timerDue  time.Time     // when timer fires; zero while it is stopped
 	hbSend    time.Duration // how often the server must send something
 	hbRecv    time.Duration // how often the client promised to send something
 	nextMsgID uint64        // owned by the (single) writer

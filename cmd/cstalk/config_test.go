@@ -44,7 +44,9 @@ func TestServeConfigLayering(t *testing.T) {
 					c.GuideWebhookURL == "https://push.example.com/cstalk"
 			}},
 		{"unfinished frames", map[string]string{"CSTALK_FRAME_TIMEOUT": "10s"}, []string{"--max-unfinished-frame-bytes", "1048576"},
-			func(c serveConfig) bool { return c.FrameTimeout == 10*time.Second && c.MaxUnfinishedFrameBytes == 1<<20 }},
+			func(c serveConfig) bool {
+				return c.FrameTimeout == 10*time.Second && c.MaxUnfinishedFrameBytes == 1<<20
+			}},
 		{"http limits", map[string]string{"CSTALK_HTTP_READ_TIMEOUT": "5s", "CSTALK_MAX_CONNS_PER_IP": "64", "CSTALK_TRUSTED_PROXIES": "10.0.0.0/8"},
 			[]string{"--http-idle-timeout", "2m", "--max-conns-per-ip", "0", "--upload-timeout", "1m"},
 			func(c serveConfig) bool {
