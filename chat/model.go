@@ -38,6 +38,9 @@ type Company struct {
 	// customer's contracts for the console (see CheckContractsURL); empty:
 	// the console gets none.
 	ContractsURL string
+	// AutoAssign gives a new room, at its first customer message, to the
+	// AVAILABLE member with the fewest open rooms under capacity (routing.go).
+	AutoAssign bool
 }
 
 // Member is a counselor of a company; IsAdmin makes it the administrator.
@@ -49,6 +52,36 @@ type Member struct {
 	PasswordHash string
 	IsAdmin      bool
 	CreatedAt    time.Time
+	// Status is what the member chose (AVAILABLE, AWAY or OFFLINE, the
+	// default); it counts only while a console of the member is connected
+	// (see Service.MemberStates).
+	Status MemberStatus
+	// Capacity is how many open rooms auto-assignment may give the member.
+	Capacity int
+}
+
+// MemberStatus is a member's availability for new rooms.
+type MemberStatus string
+
+const (
+	MemberAvailable MemberStatus = "AVAILABLE"
+	MemberAway      MemberStatus = "AWAY"
+	MemberOffline   MemberStatus = "OFFLINE"
+)
+
+// DefaultCapacity is a member's capacity until an administrator sets it.
+const DefaultCapacity = 5
+
+// MaxCapacity bounds what an administrator may set.
+const MaxCapacity = 100
+
+// ParseMemberStatus accepts exactly the three wire spellings.
+func ParseMemberStatus(v string) (MemberStatus, bool) {
+	switch s := MemberStatus(v); s {
+	case MemberAvailable, MemberAway, MemberOffline:
+		return s, true
+	}
+	return "", false
 }
 
 // Customer is a user of the company's consumer app.
@@ -94,6 +127,21 @@ type Room struct {
 	CreateDate    time.Time
 	UpdateDate    time.Time
 	EndDate       *time.Time
+	// AssignDate is when the room was first given to a member (nil while
+	// WAITING, and for rooms assigned before it was recorded).
+	AssignDate *time.Time
+}
+
+// CannedResponse is a company's reply template: counselors insert Text by
+// typing "/" and the Shortcut in the console.
+type CannedResponse struct {
+	ID        int64
+	CompanyID int64
+	Shortcut  string
+	Title     string
+	Text      string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Message is one stored chat message.

@@ -78,9 +78,81 @@ type Store interface {
 	// UnreadCount counts a room's conversation messages (AdminType 0, not
 	// deleted) newer than speakerID's read position and not written by it.
 	UnreadCount(ctx context.Context, roomID, speakerID int64) (int, error)
+
+	RoutingStore
+	CannedStore
+	StatsStore
+}
+
+// RoutingStore is what routing and transfers need (routing.go).
+type RoutingStore interface {
+	// SetMemberStatus stores a member's chosen status; becoming AVAILABLE
+	// starts its wait for a room now (the tie-break of auto-assignment).
+	SetMemberStatus(ctx context.Context, memberID int64, status MemberStatus, now time.Time) (*Member, error)
+	// SetMemberCapacity stores how many open rooms auto-assignment may give
+	// the member.
+	SetMemberCapacity(ctx context.Context, memberID int64, capacity int) (*Member, error)
+	// SetAutoAssign switches a company's auto-assignment.
+	SetAutoAssign(ctx context.Context, companyID int64, on bool) error
+	// OpenRoomCounts maps each member of the company with IN_PROGRESS rooms
+	// to how many it has.
+	OpenRoomCounts(ctx context.Context, companyID int64) (map[int64]int, error)
+	// AutoAssignRoom gives a WAITING, unassigned room of a company with
+	// AutoAssign on to the AVAILABLE member, among those whose speaker is in
+	// speakerIDs (the connected consoles), with the fewest IN_PROGRESS rooms
+	// below its capacity; ties go to who has waited longest for a room. The
+	// database decides, so concurrent calls on any node give a room at most
+	// once and a member never more rooms than its capacity. It wraps
+	// ErrNoAssignee when nobody fits (or AutoAssign is off), ErrConflict
+	// when the room is no longer WAITING and unassigned.
+	AutoAssignRoom(ctx context.Context, roomID int64, speakerIDs []int64, now time.Time) (*Room, error)
+	// RoomsToRoute lists a company's WAITING, unassigned rooms in which the
+	// customer has written, oldest first, at most limit.
+	RoomsToRoute(ctx context.Context, companyID int64, limit int) ([]Room, error)
+	// TransferRoom gives a room that is not ENDED and whose assignee is
+	// still from (nil: unassigned) to member to, of the room's company. A
+	// room that changed meanwhile wraps ErrConflict; a member of another
+	// company ErrNotFound.
+	TransferRoom(ctx context.Context, roomID int64, from *int64, to int64, now time.Time) (*Room, error)
+	// MessagesAfter returns up to limit messages of a room with ID >
+	// afterID, ascending (transcripts read a room forwards).
+	MessagesAfter(ctx context.Context, roomID, afterID int64, limit int, withInternal bool) ([]Message, error)
+}
+
+// CannedStore keeps the companies' reply templates. Every call names the
+// company: an ID of another company's template reads as ErrNotFound.
+type CannedStore interface {
+	// CannedResponses lists a company's templates by shortcut.
+	CannedResponses(ctx context.Context, companyID int64) ([]CannedResponse, error)
+	// CreateCannedResponse inserts c and sets c.ID; a shortcut the company
+	// already uses wraps ErrConflict.
+	CreateCannedResponse(ctx context.Context, c *CannedResponse) error
+	// UpdateCannedResponse replaces shortcut, title and text of template
+	// c.ID of c.CompanyID.
+	UpdateCannedResponse(ctx context.Context, c *CannedResponse) error
+	DeleteCannedResponse(ctx context.Context, companyID, id int64) error
+}
+
+// StatsStore reads what the team figures are computed from (stats.go),
+// for a company and the period [from, to).
+type StatsStore interface {
+	// HandledRooms lists the rooms that ended in the period with an assignee.
+	HandledRooms(ctx context.Context, companyID int64, from, to time.Time) ([]HandledRoom, error)
+	// FirstResponses lists the rooms whose first answer by a member (the
+	// first member conversation message after the customer's first) came
+	// in the period.
+	FirstResponses(ctx context.Context, companyID int64, from, to time.Time) ([]FirstResponse, error)
+	// Reviews lists the REVIEW scores given in the period.
+	Reviews(ctx context.Context, companyID int64, from, to time.Time) ([]Review, error)
+	// MessageCounts counts the conversation messages (no notes, no system
+	// lines) written in [bounds[0], bounds[len-1]) by day (the index i of
+	// [bounds[i], bounds[i+1])) and writer (a member, or 0 for customers).
+	MessageCounts(ctx context.Context, companyID int64, bounds []time.Time) ([]MessageCount, error)
 }
 
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
+	// ErrNoAssignee: no member can take a room now.
+	ErrNoAssignee = errors.New("no member available")
 )

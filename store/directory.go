@@ -87,9 +87,21 @@ func (s *Store) CreateMember(ctx context.Context, m *chat.Member) error {
 		PasswordHash: cleanText(m.PasswordHash),
 		IsAdmin:      m.IsAdmin,
 		CreatedAt:    dbTime(m.CreatedAt),
+		Status:       string(m.Status),
+		Capacity:     m.Capacity,
 	}
 	if m.CreatedAt.IsZero() {
 		r.CreatedAt = dbTime(s.now())
+	}
+	if r.Status == "" {
+		r.Status = string(chat.MemberOffline)
+	}
+	if _, ok := chat.ParseMemberStatus(r.Status); !ok {
+		return invalid(what, fmt.Errorf("status %q is not AVAILABLE, AWAY or OFFLINE", r.Status))
+	}
+	if r.Capacity == 0 {
+		// A zero Member is a new counselor: the default capacity.
+		r.Capacity = chat.DefaultCapacity
 	}
 	var l limitChecker
 	if r.LoginName == "" {
@@ -104,7 +116,7 @@ func (s *Store) CreateMember(ctx context.Context, m *chat.Member) error {
 	if err := s.db.WithContext(ctx).Create(&r).Error; err != nil {
 		return s.fail(what, err)
 	}
-	m.ID, m.CreatedAt = r.ID, r.CreatedAt
+	m.ID, m.CreatedAt, m.Status, m.Capacity = r.ID, r.CreatedAt, chat.MemberStatus(r.Status), r.Capacity
 	return nil
 }
 

@@ -22,7 +22,7 @@ var _ chat.MessageContextStore = (*Store)(nil)
 // positions (its customer and the counselors who read it), so the repeated
 // room columns cost less than further round trips.
 const messageContextQuery = `SELECT r.id, r.company_id, r.customer_id, r.member_id, r.status, r.name,
-	r.review_score, r.last_message_id, r.create_date, r.update_date, r.end_date,
+	r.review_score, r.last_message_id, r.create_date, r.update_date, r.end_date, r.assign_date,
 	lm.id, lm.admin_type, lm.is_customer,
 	m.id,
 	rp.speaker_id, rp.last_read_id
@@ -212,7 +212,7 @@ func (s *Store) readRoomContexts(ctx context.Context, ids []int64) (map[int64]*r
 		)
 		r := &c.room
 		if err := rows.Scan(&r.ID, &r.CompanyID, &r.CustomerID, &r.MemberID, &r.Status, &r.Name,
-			&r.ReviewScore, &r.LastMessageID, &r.CreateDate, &r.UpdateDate, &r.EndDate,
+			&r.ReviewScore, &r.LastMessageID, &r.CreateDate, &r.UpdateDate, &r.EndDate, &r.AssignDate,
 			&c.lastID, &c.lastAdminType, &c.lastIsCustomer, &c.assigneeID, &readSpeakerID, &readLastID); err != nil {
 			return nil, err
 		}

@@ -277,6 +277,10 @@ func (s *Store) migrations() []*gormigrate.Migration {
 		ID:       "202612050001_company_contracts_url",
 		Migrate:  execAll(contractsURL),
 		Rollback: gormigrate.RollbackFunc(execAll(contractsURLRollback)),
+	}, {
+		ID:       "202612050100_counseling",
+		Migrate:  s.migrateCounseling,
+		Rollback: s.rollbackCounseling,
 	}}
 }
 

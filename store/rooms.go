@@ -141,6 +141,7 @@ func (s *Store) AssignRoom(ctx context.Context, roomID, memberID int64, now time
 		Updates(map[string]any{
 			"status":      string(chat.StatusInProgress),
 			"member_id":   memberID,
+			"assign_date": gorm.Expr("COALESCE(assign_date, ?)", t),
 			"update_date": laterDate(t),
 		})
 	if res.Error != nil {
@@ -152,6 +153,10 @@ func (s *Store) AssignRoom(ctx context.Context, roomID, memberID int64, now time
 	}
 	room := r.toChat()
 	if res.RowsAffected > 0 {
+		// The member was just given a room: its wait for one starts again.
+		if err := db.Model(&memberRow{}).Where("id = ?", memberID).Update("idle_since", t).Error; err != nil {
+			return nil, false, s.fail(what, err)
+		}
 		return &room, true, nil
 	}
 	// Nothing changed: explain why.

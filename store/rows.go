@@ -31,6 +31,7 @@ type companyRow struct {
 	LunchText          string
 	AllowCustomerVideo bool
 	ContractsURL       string
+	AutoAssign         bool
 }
 
 func (companyRow) TableName() string { return "companies" }
@@ -43,6 +44,9 @@ type memberRow struct {
 	PasswordHash string
 	IsAdmin      bool
 	CreatedAt    time.Time `gorm:"autoCreateTime:false"`
+	Status       string
+	Capacity     int
+	IdleSince    *time.Time
 }
 
 func (memberRow) TableName() string { return "members" }
@@ -81,6 +85,7 @@ type roomRow struct {
 	UpdateDate     time.Time
 	EndDate        *time.Time
 	OpenCustomerID *int64
+	AssignDate     *time.Time
 }
 
 func (roomRow) TableName() string { return "rooms" }
@@ -203,6 +208,7 @@ func newCompanyRow(c *chat.Company) (companyRow, error) {
 		LunchText:          cleanText(c.LunchText),
 		AllowCustomerVideo: c.AllowCustomerVideo,
 		ContractsURL:       cleanText(c.ContractsURL),
+		AutoAssign:         c.AutoAssign,
 	}
 	var l limitChecker
 	l.chars("name", r.Name, maxNameChars)
@@ -248,6 +254,7 @@ func (r *companyRow) toChat() *chat.Company {
 		LunchText:          r.LunchText,
 		AllowCustomerVideo: r.AllowCustomerVideo,
 		ContractsURL:       r.ContractsURL,
+		AutoAssign:         r.AutoAssign,
 	}
 }
 
@@ -260,6 +267,8 @@ func (r *memberRow) toChat() chat.Member {
 		PasswordHash: r.PasswordHash,
 		IsAdmin:      r.IsAdmin,
 		CreatedAt:    r.CreatedAt.UTC(),
+		Status:       chat.MemberStatus(r.Status),
+		Capacity:     r.Capacity,
 	}
 }
 
@@ -296,6 +305,7 @@ func (r *roomRow) toChat() chat.Room {
 		CreateDate:    r.CreateDate.UTC(),
 		UpdateDate:    r.UpdateDate.UTC(),
 		EndDate:       utcPtr(r.EndDate),
+		AssignDate:    utcPtr(r.AssignDate),
 	}
 }
 
