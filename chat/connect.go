@@ -173,6 +173,8 @@ type principal struct {
 	lastRoom   int64          // most recently subscribed room
 	rooms      map[int64]bool // rooms this connection is present in
 	openRoomID int64          // the customer's open room (LOGINED)
+	lobby      bool           // a member's console on its company's lobby
+	typing     typingState    // what this connection's TYPING said (typing.go)
 }
 
 func (p *principal) isMember() bool { return p.member != nil }
@@ -211,6 +213,21 @@ func (p *principal) leaveRoom(id int64) bool {
 			break
 		}
 	}
+	return was
+}
+
+func (p *principal) setLobby(v bool) {
+	p.mu.Lock()
+	p.lobby = v
+	p.mu.Unlock()
+}
+
+// leaveLobby reports whether the connection was on its lobby.
+func (p *principal) leaveLobby() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	was := p.lobby
+	p.lobby = false
 	return was
 }
 

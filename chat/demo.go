@@ -35,9 +35,20 @@ func demoCompanies() []Company {
 			LunchText: "지금은 점심시간(12:00~13:00)입니다. 13시부터 순서대로 답변드리겠습니다.",
 		}
 	}
-	return []Company{
-		company(1, "서울도시가스"),
-		company(2, "인천도시가스"),
+	seoul := company(1, "서울도시가스")
+	// The demo shows routing: company 1's first customer message goes to
+	// an AVAILABLE counselor by itself.
+	seoul.AutoAssign = true
+	return []Company{seoul, company(2, "인천도시가스")}
+}
+
+// demoCanned are the reply templates every demo company starts with.
+func demoCanned() []CannedResponse {
+	return []CannedResponse{
+		{Shortcut: "인사", Title: "첫 인사", Text: "안녕하세요, 고객님. 상담사입니다. 무엇을 도와드릴까요?"},
+		{Shortcut: "요금", Title: "요금 조회 안내", Text: "요금은 앱의 [요금 조회] 메뉴에서 월별로 확인하실 수 있습니다. 자동이체 변경도 같은 메뉴에서 가능합니다."},
+		{Shortcut: "점검", Title: "안전점검 예약", Text: "안전점검은 앱의 [점검 예약] 메뉴에서 원하시는 날짜와 시간을 고르시면 됩니다. 점검원이 방문 하루 전에 연락드립니다."},
+		{Shortcut: "마무리", Title: "상담 마무리", Text: "더 궁금하신 점이 없으시면 상담을 종료하겠습니다. 이용해 주셔서 감사합니다."},
 	}
 }
 
@@ -64,6 +75,12 @@ func (s *Service) SeedDemo(ctx context.Context) error {
 		}
 		if err := s.store.SaveCompany(ctx, &c); err != nil {
 			return fmt.Errorf("chat: create demo company %d: %w", c.ID, err)
+		}
+		for _, cr := range demoCanned() {
+			cr.CompanyID = c.ID
+			if err := s.store.CreateCannedResponse(ctx, &cr); err != nil {
+				return fmt.Errorf("chat: demo canned response %q of company %d: %w", cr.Shortcut, c.ID, err)
+			}
 		}
 		s.log.Info("demo company created", "companyId", c.ID, "name", c.Name)
 	}

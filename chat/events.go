@@ -31,6 +31,10 @@ const (
 	EventReview         = "REVIEW"
 	EventSaveHistory    = "SAVE_HISTORY"
 	EventLeave          = "LEAVE"
+	EventMemberStatus   = "MEMBER_STATUS"
+	EventTransfer       = "TRANSFER"
+	EventTransferred    = "TRANSFERRED"
+	EventTyping         = "TYPING"
 )
 
 // Envelope targets: who an event is meant for.
@@ -128,6 +132,13 @@ type RoomMember struct {
 	Name      string `json:"name"`
 	IsAdmin   int    `json:"isAdmin"`
 	SpeakerID int64  `json:"speakerId"`
+}
+
+func roomMember(m *Member, speakerID int64) RoomMember {
+	return RoomMember{
+		ID: m.ID, CompanyID: idString(m.CompanyID), LoginName: m.LoginName,
+		Name: m.Name, IsAdmin: flag(m.IsAdmin), SpeakerID: speakerID,
+	}
 }
 
 // RoomDetail is the room object of ROOM_DETAIL, RELOAD_READY and the REST
@@ -379,14 +390,8 @@ func (s *Service) roomDetail(ctx context.Context, r *Room, rp *roomPeople) (*Roo
 		d.EndDate = &end
 	}
 	if rp.member != nil {
-		d.Member = &RoomMember{
-			ID:        rp.member.ID,
-			CompanyID: idString(rp.member.CompanyID),
-			LoginName: rp.member.LoginName,
-			Name:      rp.member.Name,
-			IsAdmin:   flag(rp.member.IsAdmin),
-			SpeakerID: rp.speakers.member,
-		}
+		m := roomMember(rp.member, rp.speakers.member)
+		d.Member = &m
 	}
 	last, err := s.lastConversationMessage(ctx, r)
 	if err != nil {

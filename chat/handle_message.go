@@ -110,6 +110,8 @@ func (s *Service) handleMessage(ctx context.Context, r *request) error {
 		if err := s.reloadLobby(ctx, room.CompanyID, room, &prof, r.sessionID); err != nil {
 			return err
 		}
+		// Only here, so later messages of the run cost routing nothing.
+		s.routeFirstMessage(ctx, r.p, room)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,19 +24,45 @@ func (s *Service) assign(ctx context.Context, p *principal, room *Room) (*Room, 
 		return updated, nil, nil
 	}
 	s.log.Info("room assigned", "room", room.ID, "member", p.member.ID)
+	sys, err := s.announceAssignment(ctx, p, updated)
+	if err != nil {
+		return nil, nil, err
+	}
+	return updated, sys, nil
+}
+
+// announceAssignment stores the system message saying member p took the
+// room, whoever decided it (ASSIGN, a first subscription, auto-assignment).
+func (s *Service) announceAssignment(ctx context.Context, p *principal, room *Room) (*Message, error) {
 	// Stored text is read by both sides, so it is in the company's
 	// language (Korean), whatever the counselor's client asked for. The
-	// counselor assigning is connected: the notice is online.
+	// counselor taking the room is connected: the notice is online.
 	sys := &Message{
 		Body:     fmt.Sprintf(Korean.T("system_assigned"), p.member.Name),
 		IsSystem: true,
 		IsOnline: true,
 	}
-	stored, _, err := s.appendMessage(ctx, p, updated, sys)
+	stored, _, err := s.appendMessage(ctx, p, room, sys)
+	return stored, err
+}
+
+// assigned finishes an assignment the store has made (auto-assignment)
+// exactly as ASSIGN finishes its own: the system message, ROOM_DETAIL to
+// those present, RELOAD and RELOAD_READY. It returns the room object.
+func (s *Service) assigned(ctx context.Context, sessionID string, p *principal, room *Room) (*RoomDetail, error) {
+	sys, err := s.announceAssignment(ctx, p, room)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return updated, stored, nil
+	rp, err := s.loadRoomPeople(ctx, room, p)
+	if err != nil {
+		return nil, err
+	}
+	detail, err := s.roomDetail(ctx, room, rp)
+	if err != nil {
+		return nil, err
+	}
+	return detail, s.afterAssign(ctx, sessionID, p, room, rp, sys, detail)
 }
 
 // afterAssign tells the room (system message; ROOM_DETAIL privately to the
@@ -81,12 +108,20 @@ func (s *Service) takeRoom(ctx context.Context, sessionID string, p *principal, 
 	if room.Status == StatusEnded {
 		return nil, nil, reason("room_ended")
 	}
-	updated, sys, err := s.assign(ctx, p, room)
+	updated, changed, err := s.store.AssignRoom(ctx, room.ID, p.member.ID, s.now())
 	if errors.Is(err, ErrConflict) {
 		return nil, nil, reason("room_taken")
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("assign room %d to member %d: %w", room.ID, p.member.ID, err)
+	}
+	if changed {
+		s.log.Info("room assigned", "room", room.ID, "member", p.member.ID)
+		detail, err := s.assigned(ctx, sessionID, p, updated)
+		if err != nil {
+			return nil, nil, err
+		}
+		return updated, detail, nil
 	}
 	rp, err := s.loadRoomPeople(ctx, updated, p)
 	if err != nil {
@@ -95,11 +130,6 @@ func (s *Service) takeRoom(ctx context.Context, sessionID string, p *principal, 
 	detail, err := s.roomDetail(ctx, updated, rp)
 	if err != nil {
 		return nil, nil, err
-	}
-	if sys != nil {
-		if err := s.afterAssign(ctx, sessionID, p, updated, rp, sys, detail); err != nil {
-			return nil, nil, err
-		}
 	}
 	return updated, detail, nil
 }
@@ -147,15 +177,11 @@ func (s *Service) memberRoomAction(ctx context.Context, actor *Member, roomID in
 	if actor == nil || room.CompanyID != actor.CompanyID {
 		return nil, nil, ErrNotFound
 	}
-	company, err := s.store.Company(ctx, room.CompanyID)
+	p, err := s.memberPrincipal(ctx, actor)
 	if err != nil {
 		return nil, nil, err
 	}
-	sp, err := s.memberSpeakerID(ctx, actor)
-	if err != nil {
-		return nil, nil, err
-	}
-	return room, &principal{company: company, member: actor, speaker: &Speaker{ID: sp}, rooms: map[int64]bool{}}, nil
+	return room, p, nil
 }
 
 func (s *Service) handleRoomDetail(ctx context.Context, r *request) error {
@@ -231,7 +257,14 @@ func (s *Service) endRoom(ctx context.Context, room *Room, who *Profile, session
 		return true, err
 	}
 	s.roomDetailChanged(ctx, ended, "", sessionID, detail)
-	return true, s.reloadLobby(ctx, ended.CompanyID, ended, who, sessionID)
+	if err := s.reloadLobby(ctx, ended.CompanyID, ended, who, sessionID); err != nil {
+		return true, err
+	}
+	if room.MemberID != nil || ended.MemberID != nil {
+		// Its counselor has room for another one.
+		s.routeWaiting(ctx, ended.CompanyID)
+	}
+	return true, nil
 }
 
 // handleStartMessage: a customer starts a consultation; the company's text
@@ -428,6 +461,9 @@ func (s *Service) handleSaveHistory(ctx context.Context, r *request) error {
 		prof := s.profile(r.p, r.sessionID, room.ID)
 		if err := s.reloadLobby(ctx, room.CompanyID, room, &prof, r.sessionID); err != nil {
 			return err
+		}
+		if slices.ContainsFunc(stored, func(m *Message) bool { return m.IsCustomer }) {
+			s.routeFirstMessage(ctx, r.p, room)
 		}
 	}
 	return s.sendPrivate(ctx, r.sessionID, &Envelope{

@@ -159,6 +159,8 @@ func (s *Service) handlers() map[string]handler {
 		EventReview:        s.handleReview,
 		EventSaveHistory:   s.handleSaveHistory,
 		EventLeave:         s.handleLeave,
+		EventTransfer:      s.handleTransfer,
+		EventTyping:        s.handleTyping,
 	}
 	for name, fn := range s.videoHandlers() {
 		h[name] = fn

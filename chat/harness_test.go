@@ -70,6 +70,9 @@ type chatEnv struct {
 
 	cfg chat.Config
 	log *slog.Logger
+	// chatStore, when set, is the store nodes started from now on use
+	// (e.g. a wrapper that counts calls); e.store otherwise.
+	chatStore chat.Store
 }
 
 // node is one cstalk chat node: a chat.Service and its broker on an HTTP
@@ -85,7 +88,11 @@ type node struct {
 // is shared with the other nodes (standing in for a cluster-wide one).
 func (e *chatEnv) startNode(bus broker.Bus, presence chat.Presence) *node {
 	e.t.Helper()
-	svc, err := chat.New(e.cfg, e.store, e.log)
+	var st chat.Store = e.store
+	if e.chatStore != nil {
+		st = e.chatStore
+	}
+	svc, err := chat.New(e.cfg, st, e.log)
 	if err != nil {
 		e.t.Fatalf("chat.New: %v", err)
 	}

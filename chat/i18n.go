@@ -41,6 +41,9 @@ func (l Lang) T(key string) string {
 		t, ok = videoTexts[key]
 	}
 	if !ok {
+		t, ok = counselingTexts[key]
+	}
+	if !ok {
 		return key
 	}
 	if l == English {

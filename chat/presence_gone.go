@@ -9,7 +9,16 @@ import (
 // ended without a word from its node, because the node died. A customer for
 // whom it was the last connection to the room is OFFLINE for the lobby, as
 // the node would have said had it lived; counselors have no such event.
+//
+// A negative roomID is a company's lobby (lobbyPresence): a console of a
+// dead node, whose member is OFFLINE once it has no other.
 func (s *Service) AttendeeGone(ctx context.Context, roomID int64, a Attendee) {
+	if roomID < 0 {
+		if err := s.consoleOfDeadNode(ctx, -roomID, a); err != nil {
+			s.log.Warn("member status for a dead node's console", "company", -roomID, "session", a.SessionID, "err", err)
+		}
+		return
+	}
 	if a.IsMember {
 		return
 	}

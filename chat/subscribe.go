@@ -136,6 +136,8 @@ func (s *Service) subscribed(ctx context.Context, sessionID string, p *principal
 		err = s.privateSubscribed(ctx, sessionID, p)
 	case destRoom:
 		err = s.joinRoom(ctx, sessionID, p, id)
+	case destLobby:
+		err = s.lobbyEntered(ctx, sessionID, p)
 	}
 	if err != nil {
 		s.report(ctx, sessionID, p, id, err)
@@ -308,6 +310,8 @@ func (s *Service) unsubscribed(ctx context.Context, sessionID string, p *princip
 		p.setPrivate(false)
 	case destRoom:
 		s.leaveRoom(ctx, sessionID, p, id)
+	case destLobby:
+		s.lobbyLeft(ctx, sessionID, p)
 	}
 }
 
@@ -326,6 +330,9 @@ func (s *Service) disconnected(ctx context.Context, sessionID string, p *princip
 	for _, id := range p.roomIDs() {
 		s.leaveRoom(ctx, sessionID, p, id)
 	}
+	// Also the rooms it typed in without being present.
+	s.typingLeft(ctx, sessionID, p, 0)
+	s.lobbyLeft(ctx, sessionID, p)
 }
 
 // leaveRoom takes the connection out of a room; a customer whose last
@@ -334,6 +341,7 @@ func (s *Service) leaveRoom(ctx context.Context, sessionID string, p *principal,
 	if !p.leaveRoom(roomID) {
 		return
 	}
+	s.typingLeft(ctx, sessionID, p, roomID)
 	if err := s.presence.Leave(ctx, roomID, sessionID); err != nil {
 		s.log.Error("presence leave", "room", roomID, "session", sessionID, "err", err)
 	}

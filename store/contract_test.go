@@ -62,7 +62,7 @@ func TestStoreContract(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			s, dsn := b.open(t)
-			for _, c := range contract {
+			for _, c := range append(contract, counselingContract...) {
 				t.Run(c.name, func(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 					defer cancel()

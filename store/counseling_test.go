@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,7 +10,8 @@ import (
 	"github.com/cstalk/cstalk/chat"
 )
 
-// The routing, template and figures part of chat.Store, on every backend.
+// The routing, template and figures part of chat.Store: cases of the
+// contract suite (TestStoreContract), on every backend.
 
 var counselingContract = []struct {
 	name string
@@ -27,22 +27,6 @@ var counselingContract = []struct {
 	{"MessagesAfter", testMessagesAfter},
 	{"Stats", testStats},
 	{"CounselingMigrationRunsAgain", testCounselingMigrationRunsAgain},
-}
-
-func TestCounselingContract(t *testing.T) {
-	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, dsn := b.open(t)
-			for _, c := range counselingContract {
-				t.Run(c.name, func(t *testing.T) {
-					ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-					defer cancel()
-					c.run(t, env{s: s, dsn: dsn, ctx: ctx})
-				})
-			}
-		})
-	}
 }
 
 // routingFixture is a company with auto-assignment on and counselors
