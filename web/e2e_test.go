@@ -97,15 +97,29 @@ func newBrowserEnv(t *testing.T, serveArgs ...string) *browserEnv {
 	}
 	requireTools(t)
 	e := &browserEnv{dir: t.TempDir()}
-	e.bin = filepath.Join(e.dir, "cstalk")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
 	e.ctx = ctx
-	build := exec.CommandContext(ctx, "go", "build", "-o", e.bin, "../cmd/cstalk")
+	e.bin = buildServer(ctx, t, e.dir)
+	e.srv, e.addr = startServer(ctx, t, e.bin, e.dir, "127.0.0.1:0", serveArgs...)
+	e.artifacts = artifactsDir(t)
+	return e
+}
+
+// buildServer builds cmd/cstalk from this tree into dir.
+func buildServer(ctx context.Context, t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "cstalk")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/cstalk")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/cstalk: %v\n%s", err, out)
 	}
-	e.srv, e.addr = startServer(ctx, t, e.bin, e.dir, "127.0.0.1:0", serveArgs...)
+	return bin
+}
+
+// artifactsDir is where specs save screenshots, created if needed.
+func artifactsDir(t *testing.T) string {
+	t.Helper()
 	artifacts, err := filepath.Abs(filepath.Join("e2e", "artifacts"))
 	if err != nil {
 		t.Fatal(err)
@@ -113,21 +127,22 @@ func newBrowserEnv(t *testing.T, serveArgs ...string) *browserEnv {
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e.artifacts = artifacts
-	return e
+	return artifacts
 }
 
 // runSpec runs e2e/name against the server and fails the test if it fails.
 func (e *browserEnv) runSpec(t *testing.T, name string, timeout time.Duration, env ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(e.ctx, timeout)
+	runSpec(e.ctx, t, name, timeout, append([]string{"CSTALK_URL=http://" + e.addr, "CSTALK_ARTIFACTS=" + e.artifacts}, env...)...)
+}
+
+// runSpec runs e2e/name with Chromium and env, and fails the test if it fails.
+func runSpec(ctx context.Context, t *testing.T, name string, timeout time.Duration, env ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	spec := exec.CommandContext(ctx, "node", filepath.Join("e2e", name))
-	spec.Env = append(os.Environ(),
-		"CSTALK_URL=http://"+e.addr,
-		"CSTALK_ARTIFACTS="+e.artifacts,
-		"CSTALK_CHROMIUM="+chromiumPath,
-	)
+	spec.Env = append(os.Environ(), "CSTALK_CHROMIUM="+chromiumPath)
 	spec.Env = append(spec.Env, env...)
 	out, err := spec.CombinedOutput()
 	t.Logf("%s:\n%s", name, out)

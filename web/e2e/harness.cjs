@@ -34,19 +34,21 @@ async function shot(page, name) {
 }
 
 // spec returns the helpers bound to one spec's timeout (ms, each page's
-// default and the wait for decoded video) and failure screenshot name.
-function spec({ timeout, failureName, media = false }) {
+// default and the wait for decoded video) and failure screenshot name. With
+// consoleErrors every console error of a watched page is a problem, not
+// only CSP violations.
+function spec({ timeout, failureName, media = false, consoleErrors = false }) {
   const problems = [];
   const pages = [];
 
   // watch records what must never happen on a page: dialogs, uncaught
-  // errors, CSP violations.
+  // errors, CSP violations (any console error with consoleErrors).
   function watch(page, label) {
     pages.push(page);
     page.on('dialog', async (d) => { problems.push(`${label}: dialog ${d.type()} ${d.message()}`); await d.dismiss(); });
     page.on('pageerror', (e) => problems.push(`${label}: page error ${e.message}`));
     page.on('console', (m) => {
-      if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) problems.push(`${label}: ${m.text()}`);
+      if (m.type() === 'error' && (consoleErrors || /Content Security Policy|Refused to/i.test(m.text()))) problems.push(`${label}: ${m.text()}`);
     });
     page.setDefaultTimeout(timeout);
   }
