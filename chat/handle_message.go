@@ -27,9 +27,6 @@ func (s *Service) handleMessage(ctx context.Context, r *request) error {
 		return err
 	}
 	m := &Message{Type: int(d.MessageType.v), AdminType: int(d.MessageAdminType.v)}
-	if m.Type != 0 && m.Type != 1 {
-		return reason("invalid_field", "messageType")
-	}
 	if m.AdminType != 0 && m.AdminType != 1 {
 		return reason("invalid_field", "messageAdminType")
 	}
@@ -48,19 +45,8 @@ func (s *Service) handleMessage(ctx context.Context, r *request) error {
 	if d.ClientMessageID != nil {
 		m.ClientMessageID = strings.TrimSpace(*d.ClientMessageID)
 	}
-	switch {
-	case len(m.Body) > s.cfg.MaxMessageBytes:
-		return reason("message_too_long", s.cfg.MaxMessageBytes)
-	case m.Type == 0 && strings.TrimSpace(m.Body) == "":
-		return reason("missing_field", "message")
-	case m.Type == 1 && m.Detail == "":
-		return reason("missing_field", "messageDetail")
-	case len(m.Detail) > maxDetailBytes || len(m.Thumbnail) > maxDetailBytes:
-		return reason("invalid_field", "messageDetail")
-	case len(m.ClientMessageID) > maxClientMessageIDBytes:
-		return reason("invalid_field", "clientMessageId")
-	case strings.ContainsRune(m.Body, 0):
-		return reason("invalid_field", "message")
+	if err := s.checkFields(m); err != nil {
+		return err
 	}
 	// One query reads the room with everything else this message needs
 	// (when the store can): each connection handles its frames in turn,
@@ -73,10 +59,8 @@ func (s *Service) handleMessage(ctx context.Context, r *request) error {
 	if room.Status == StatusEnded {
 		return reason("room_ended")
 	}
-	// An image message may only point at an image uploaded for this room,
-	// never at another room's files or at anything outside cstalk.
-	if m.Type == 1 && (!s.IsUploadedImage(room, m.Detail) || (m.Thumbnail != "" && !s.IsUploadedImage(room, m.Thumbnail))) {
-		return reason("invalid_field", "messageDetail")
+	if err := s.checkImages(room, m); err != nil {
+		return err
 	}
 	previousIsCustomers := false
 	if !r.p.isMember() {
@@ -114,6 +98,48 @@ func (s *Service) handleMessage(ctx context.Context, r *request) error {
 		s.routeFirstMessage(ctx, r.p, room)
 	}
 	return nil
+}
+
+// What a client may store, the same for a MESSAGE and for every line of a
+// SAVE_HISTORY: checkFields before the room is known, checkImages once it
+// is (checkMessage does both).
+
+// checkFields refuses a message whose fields no stored message may have.
+func (s *Service) checkFields(m *Message) error {
+	switch {
+	case m.Type != 0 && m.Type != 1:
+		return reason("invalid_field", "messageType")
+	case len(m.Body) > s.cfg.MaxMessageBytes:
+		return reason("message_too_long", s.cfg.MaxMessageBytes)
+	case m.Type == 0 && strings.TrimSpace(m.Body) == "":
+		return reason("missing_field", "message")
+	case m.Type == 1 && m.Detail == "":
+		return reason("missing_field", "messageDetail")
+	case len(m.Detail) > maxDetailBytes || len(m.Thumbnail) > maxDetailBytes:
+		return reason("invalid_field", "messageDetail")
+	case len(m.ClientMessageID) > maxClientMessageIDBytes:
+		return reason("invalid_field", "clientMessageId")
+	case strings.ContainsRune(m.Body, 0):
+		return reason("invalid_field", "message")
+	}
+	return nil
+}
+
+// checkImages: an image message may only point at an image uploaded for
+// its room, never at another room's files or at anything outside cstalk.
+func (s *Service) checkImages(room *Room, m *Message) error {
+	if m.Type == 1 && (!s.IsUploadedImage(room, m.Detail) || (m.Thumbnail != "" && !s.IsUploadedImage(room, m.Thumbnail))) {
+		return reason("invalid_field", "messageDetail")
+	}
+	return nil
+}
+
+// checkMessage is checkFields and checkImages.
+func (s *Service) checkMessage(room *Room, m *Message) error {
+	if err := s.checkFields(m); err != nil {
+		return err
+	}
+	return s.checkImages(room, m)
 }
 
 // appendMessage fills in who writes m and stores it.

@@ -401,7 +401,7 @@ func (s *Service) handleSaveHistory(ctx context.Context, r *request) error {
 	if len(d.History) > maxHistoryItems {
 		return reason("history_too_long", maxHistoryItems)
 	}
-	items := make([]historyItem, 0, len(d.History))
+	lines := make([]*Message, 0, len(d.History))
 	for _, raw := range d.History {
 		var it historyItem
 		if len(raw) > 0 && raw[0] == '"' {
@@ -411,20 +411,14 @@ func (s *Service) handleSaveHistory(ctx context.Context, r *request) error {
 		} else if err := json.Unmarshal(raw, &it); err != nil {
 			return reason("invalid_field", "history")
 		}
-		it.MessageDetail = strings.TrimSpace(it.MessageDetail)
-		switch {
-		case it.MessageType.v != 0 && it.MessageType.v != 1:
-			return reason("invalid_field", "messageType")
-		case len(it.Message) > s.cfg.MaxMessageBytes:
-			return reason("message_too_long", s.cfg.MaxMessageBytes)
-		case len(it.MessageDetail) > maxDetailBytes:
-			return reason("invalid_field", "messageDetail")
-		case it.MessageType.v == 1 && it.MessageDetail == "":
-			return reason("missing_field", "messageDetail")
-		case strings.TrimSpace(it.Message) == "" && it.MessageDetail == "":
-			continue
+		m := &Message{Type: int(it.MessageType.v), Body: it.Message, Detail: strings.TrimSpace(it.MessageDetail)}
+		if m.Type == 0 && strings.TrimSpace(m.Body) == "" && m.Detail == "" {
+			continue // an empty line of the transcript
 		}
-		items = append(items, it)
+		if it.IsCustomer.v == 0 {
+			m.IsSystem, m.SpeakerName = true, Korean.T("chatbot_name")
+		}
+		lines = append(lines, m)
 	}
 	room, err := r.targetRoom(ctx)
 	if err != nil {
@@ -433,12 +427,14 @@ func (s *Service) handleSaveHistory(ctx context.Context, r *request) error {
 	if room.Status == StatusEnded {
 		return reason("room_ended")
 	}
-	stored := make([]*Message, 0, len(items))
-	for _, it := range items {
-		m := &Message{Type: int(it.MessageType.v), Body: it.Message, Detail: it.MessageDetail}
-		if it.IsCustomer.v == 0 {
-			m.IsSystem, m.SpeakerName = true, Korean.T("chatbot_name")
+	// Every line is checked as a MESSAGE is, before any is stored.
+	for _, m := range lines {
+		if err := s.checkMessage(room, m); err != nil {
+			return err
 		}
+	}
+	stored := make([]*Message, 0, len(lines))
+	for _, m := range lines {
 		saved, _, err := s.appendMessage(ctx, r.p, room, m)
 		if err != nil {
 			return err

@@ -2,6 +2,8 @@ package chat_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -153,6 +155,51 @@ func TestSaveHistory(t *testing.T) {
 	cust.await(cust.private, "ERROR")
 	cust.send("SAVE_HISTORY", map[string]any{})
 	cust.await(cust.private, "ERROR")
+}
+
+// TestSaveHistoryValidatedAsMessage: every line of a transcript passes the
+// checks a MESSAGE does, and one bad line stores nothing of it: an image
+// line may only show an image uploaded to that room.
+func TestSaveHistoryValidatedAsMessage(t *testing.T) {
+	e := newEnv(t)
+	p := e.pair("9211", e.agent1)
+	uploaded := "/files/1/" + p.roomID + "/" + strings.Repeat("c", 32) + ".png"
+	path := filepath.Join(e.cfg.UploadDir, strings.TrimPrefix(uploaded, "/files/"))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("\x89PNG"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("긴", e.cfg.MaxMessageBytes)
+	for name, line := range map[string]map[string]any{
+		"foreign image":     {"messageType": 1, "messageDetail": "https://evil.example/t.png", "isCustomer": 0},
+		"script url":        {"messageType": 1, "messageDetail": "javascript:alert(1)", "isCustomer": 0},
+		"other room's file": {"messageType": 1, "messageDetail": "/files/1/999999/" + strings.Repeat("c", 32) + ".png"},
+		"too long":          {"message": long, "isCustomer": 1},
+		"nul byte":          {"message": "a\x00b", "isCustomer": 1},
+		"bad type":          {"messageType": 7, "message": "x"},
+	} {
+		p.cust.send("SAVE_HISTORY", map[string]any{"history": []any{"first line is fine", line}})
+		if ev := p.cust.await(p.cust.private, "ERROR"); ev.reason() == "" {
+			t.Fatalf("%s: %s", name, ev.Raw)
+		}
+	}
+	p.cust.send("SAVE_HISTORY", map[string]any{"history": []any{
+		"",
+		map[string]any{"messageType": 1, "messageDetail": uploaded, "isCustomer": 0},
+	}})
+	if ack := p.cust.await(p.cust.private, "SAVE_HISTORY"); jsonNum(t, ack.data(), "count") != 1 {
+		t.Fatalf("SAVE_HISTORY = %s", ack.Raw)
+	}
+	// Nothing of the refused transcripts was stored or shown.
+	p.agent.send("MESSAGE_LIST", map[string]any{}, "roomId", p.roomID)
+	for _, raw := range p.agent.await(p.agent.private, "MESSAGE_LIST").data()["messages"].([]any) {
+		m := raw.(map[string]any)
+		if jsonStr(t, m, "message") == "first line is fine" || strings.Contains(jsonStr(t, m, "messageDetail"), "evil") {
+			t.Fatalf("a refused transcript was stored: %v", m)
+		}
+	}
 }
 
 func TestRoomResolutionAndLeave(t *testing.T) {
