@@ -276,7 +276,19 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*appendRequest, precheck 
 	if err != nil {
 		return nil, err
 	}
+	s.committed(len(plan.rows))
 	return plan.finish(), nil
+}
+
+// committed counts a batch that stored n messages in one transaction.
+func (s *Store) committed(n int) {
+	if n == 0 {
+		return
+	}
+	s.metrics.batchMessages.Observe(float64(n))
+	if s.dialect == dialectSQLite && !s.memory {
+		s.metrics.syncs.Inc() // synchronous=FULL syncs the WAL at each commit
+	}
 }
 
 // batchPlan is what a batch inserts, decided before anything is written.

@@ -103,6 +103,7 @@ func (s *Store) storeBatchOneTrip(ctx context.Context, reqs []*appendRequest) ([
 	if err := s.insertOneTrip(ctx, plan.rows); err != nil {
 		return nil, err
 	}
+	s.committed(len(plan.rows))
 	return plan.finish(), nil
 }
 

@@ -43,8 +43,10 @@ var errClosed = errors.New("store: closed")
 type Store struct {
 	db      *gorm.DB
 	dialect dialect
+	memory  bool // SQLite in memory: nothing is synced
 	log     *slog.Logger
 	now     func() time.Time
+	metrics *metrics
 
 	// multiRowInsert is false when the server cannot guarantee consecutive
 	// auto-increment values for one INSERT (MySQL with
@@ -101,7 +103,9 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	s := &Store{
 		db:             db,
 		dialect:        target.dialect,
+		memory:         target.memory,
 		log:            log,
+		metrics:        newMetrics(),
 		now:            time.Now,
 		multiRowInsert: true,
 		appends:        make(chan *appendRequest, appendQueueSize),

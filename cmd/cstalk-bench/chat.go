@@ -8,17 +8,31 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/HdrHistogram/hdrhistogram-go"
 )
+
+// chatConfig is the chat workload: rooms (one customer connection each),
+// counselor connections that enter them, and customers sending MESSAGE
+// events at a total rate, each delivered to the room's customer and
+// counselor.
+type chatConfig struct {
+	customers   int
+	memberConns int // 0: one per room
+	rate        float64
+	duration    time.Duration
+	warmup      time.Duration
+	drain       time.Duration
+	settle      time.Duration
+	maxMessages int64
+	parallel    int
+	pid, dbPID  int
+	jsonOut     bool
+	idleOnly    bool
+}
 
 // runChat drives the full chat server as its users do: customers connect
 // with their company headers, get LOGINED with their room and enter it;
@@ -27,69 +41,145 @@ import (
 // pub/socket/message; every message is stored and delivered on
 // sub/socket/room/{id} to the customer and the counselor, where the latency
 // from the send is measured.
+//
+// With --rabbit the same connections, subscriptions and rate run against
+// RabbitMQ Web-STOMP as plain pub/sub (chat_peer.go), which stores nothing.
 func runChat(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := flag.NewFlagSet("chat", flag.ExitOnError)
+	var c chatConfig
 	base := fs.String("http", "http://127.0.0.1:8080", "the cstalk server (loopback); STOMP at <http>/ws/websocket")
 	company := fs.Int("company", 1, "company the customers and counselors belong to")
-	memberLogins := fs.String("members", "agent1,agent2", "counselor logins, comma-separated (cstalk serve --demo creates agent1 and agent2)")
+	memberLogins := fs.String("members", "agent1,agent2", "counselor logins, comma-separated, used by the counselor connections in turn (cstalk serve --demo creates agent1 and agent2)")
 	password := fs.String("password", "demo1234", "the counselors' password")
-	customers := fs.Int("customers", 40, "customer connections, one room each")
+	fs.IntVar(&c.customers, "customers", 200, "customer connections, one room each")
+	fs.IntVar(&c.memberConns, "member-conns", 0, "counselor connections; the rooms are dealt out among them in turn (0: one per room)")
 	firstNumber := fs.Int64("member-number", 0, "gasappMemberNumber of the first customer (0: derived from the clock, so every run gets fresh rooms)")
-	rate := fs.Float64("rate", 200, "MESSAGE events per second over all customers (stored messages: the store bounds this)")
-	duration := fs.Duration("duration", 10*time.Second, "how long customers send")
-	warmup := fs.Duration("warmup", 2*time.Second, "initial part of --duration left out of the figures")
-	drain := fs.Duration("drain", 5*time.Second, "how long to wait for deliveries after sending stops")
-	maxMessages := fs.Int64("max-messages", 1_000_000, "stop sending after this many messages")
-	parallel := fs.Int("connect-parallel", 8, "connections opened at a time")
-	pid := fs.Int("pid", 0, "server process id: report its CPU use over the measured window")
-	jsonOut := fs.Bool("json", false, "print the result as one JSON object")
+	fs.Float64Var(&c.rate, "rate", 2000, "MESSAGE events per second over all customers (stored messages: the store bounds this)")
+	fs.DurationVar(&c.duration, "duration", 15*time.Second, "how long customers send")
+	fs.DurationVar(&c.warmup, "warmup", 3*time.Second, "initial part of --duration left out of the figures")
+	fs.DurationVar(&c.drain, "drain", 5*time.Second, "how long to wait for deliveries after sending stops")
+	fs.DurationVar(&c.settle, "settle", 3*time.Second, "wait after the last connection before reading the server's memory")
+	fs.Int64Var(&c.maxMessages, "max-messages", 1_000_000, "stop sending after this many messages")
+	fs.IntVar(&c.parallel, "connect-parallel", 8, "connections opened at a time")
+	fs.IntVar(&c.pid, "pid", 0, "server process id (RabbitMQ: beam.smp): report its CPU over the measured window and its memory per connection")
+	fs.IntVar(&c.dbPID, "db-pid", 0, "database server process id (mysqld): its CPU over the same window counts with the server's")
+	fs.BoolVar(&c.jsonOut, "json", false, "print the result as one JSON object")
+	fs.BoolVar(&c.idleOnly, "idle", false, "only connect and report the memory per connection; send nothing")
 	memberBase := fs.String("member-http", "", "counselors use this node instead of --http (another node of a cluster: every message crosses the bus)")
+	rabbit := fs.String("rabbit", "", "RabbitMQ Web-STOMP endpoint (ws://127.0.0.1:15674/ws): the same workload as plain pub/sub instead of cstalk")
+	peerBody := fs.Int("rabbit-body", len(peerEvent(nil, 0, 1)), "bytes of each message sent through RabbitMQ (default: the size of the event cstalk delivers)")
 	_ = fs.Parse(args)
 
-	u, err := url.Parse(*base)
-	if err != nil || u.Scheme != "http" || !isLoopback(u.Hostname()) {
-		return fmt.Errorf("chat: --http %s: want http:// on a loopback address", *base)
+	if c.rate <= 0 || c.customers < 1 || c.warmup >= c.duration || c.memberConns < 0 {
+		return errors.New("chat: need --rate > 0, --customers >= 1, --member-conns >= 0 and --warmup < --duration")
 	}
-	if *memberBase == "" {
-		*memberBase = *base
+	if c.memberConns == 0 {
+		c.memberConns = c.customers
 	}
-	mu, err := url.Parse(*memberBase)
-	if err != nil || mu.Scheme != "http" || !isLoopback(mu.Hostname()) {
-		return fmt.Errorf("chat: --member-http %s: want http:// on a loopback address", *memberBase)
-	}
-	memberWS := "ws://" + mu.Host + "/ws/websocket"
-	if *rate <= 0 || *customers < 1 || *warmup >= *duration {
-		return errors.New("chat: need --rate > 0, --customers >= 1 and --warmup < --duration")
-	}
-	logins := strings.Split(*memberLogins, ",")
 	// A counselor's connection holds its private channel and its rooms, and
 	// the broker bounds subscriptions per connection (64 by default).
-	if *customers > len(logins)*60 {
-		return fmt.Errorf("chat: %d customers need at least %d counselors (60 rooms each)", *customers, (*customers+59)/60)
+	if c.customers > c.memberConns*60 {
+		return fmt.Errorf("chat: %d customers need at least %d counselor connections (60 rooms each)", c.customers, (c.customers+59)/60)
 	}
-	if *firstNumber == 0 {
-		*firstNumber = time.Now().Unix() * 1000
+	var (
+		w   *chatWorkload
+		err error
+	)
+	before, err := rssIfKnown(c.pid)
+	if err != nil {
+		return err
 	}
-	wsURL := "ws://" + u.Host + "/ws/websocket"
-	companyID := strconv.Itoa(*company)
+	if *rabbit != "" {
+		w, err = connectPeerChat(ctx, c, *rabbit, *peerBody, log)
+	} else {
+		w, err = connectCstalkChat(ctx, c, cstalkChat{
+			base: *base, memberBase: *memberBase, company: *company, logins: strings.Split(*memberLogins, ","),
+			password: *password, firstNumber: *firstNumber,
+		}, log)
+	}
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	res := loadResult{Mode: "chat", Target: w.target, Subs: len(w.customers) + len(w.members), Pubs: len(w.customers),
+		Dests: len(w.customers), Rate: c.rate, FanOutPerMessage: 2}
+	if c.pid > 0 {
+		// Let the server finish its own work for the new connections (GC,
+		// Erlang process heaps) before reading; a measurement pause.
+		select {
+		case <-time.After(c.settle):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		after, err := vmRSSKiB(c.pid)
+		if err != nil {
+			return err
+		}
+		res.RSSKiBPerConn = float64(after-before) / float64(res.Subs)
+	}
+	if !c.idleOnly {
+		if err := measureChat(ctx, c, w, &res, log); err != nil {
+			return err
+		}
+	}
+	res.print(c.jsonOut)
+	return nil
+}
 
-	// Customers: CONNECT, private subscription, LOGINED names the room, enter it.
-	log.Info("connecting customers", "n", *customers)
-	rooms := make([]string, *customers)
-	custTarget := &target{url: wsURL, host: "/"}
+func rssIfKnown(pid int) (int64, error) {
+	if pid <= 0 {
+		return 0, nil
+	}
+	return vmRSSKiB(pid)
+}
+
+// cstalkChat says where and as whom the chat workload connects to cstalk.
+type cstalkChat struct {
+	base, memberBase string
+	company          int
+	logins           []string
+	password         string
+	firstNumber      int64
+}
+
+// connectCstalkChat opens the customers' and counselors' connections: each
+// customer subscribes its private channel, learns its room from LOGINED and
+// enters it; counselor connection j logs in as logins[j % len] and enters
+// rooms j, j+n, ... (n counselor connections), taking them.
+func connectCstalkChat(ctx context.Context, c chatConfig, cc cstalkChat, log *slog.Logger) (*chatWorkload, error) {
+	u, err := url.Parse(cc.base)
+	if err != nil || u.Scheme != "http" || !isLoopback(u.Hostname()) {
+		return nil, fmt.Errorf("chat: --http %s: want http:// on a loopback address", cc.base)
+	}
+	if cc.memberBase == "" {
+		cc.memberBase = cc.base
+	}
+	mu, err := url.Parse(cc.memberBase)
+	if err != nil || mu.Scheme != "http" || !isLoopback(mu.Hostname()) {
+		return nil, fmt.Errorf("chat: --member-http %s: want http:// on a loopback address", cc.memberBase)
+	}
+	if cc.firstNumber == 0 {
+		cc.firstNumber = time.Now().Unix() * 1000
+	}
+	w := &chatWorkload{target: cc.base, metrics: cc.base + "/metrics"}
+	companyID := strconv.Itoa(cc.company)
+
+	log.Info("connecting customers", "n", c.customers)
+	rooms := make([]string, c.customers)
+	custTarget := &target{url: "ws://" + u.Host + "/ws/websocket", host: "/"}
 	customerHeaders := func(i int) map[string]string {
 		return map[string]string{
 			"companyId":          companyID,
-			"gasappMemberNumber": strconv.FormatInt(*firstNumber+int64(i), 10),
+			"gasappMemberNumber": strconv.FormatInt(cc.firstNumber+int64(i), 10),
 			"name":               "bench " + strconv.Itoa(i),
 		}
 	}
-	custClients, err := connectManyWith(ctx, custTarget, *customers, *parallel, customerHeaders, func(i int, c *stompClient) error {
+	w.customers, err = connectManyWith(ctx, custTarget, c.customers, c.parallel, customerHeaders, func(i int, sc *stompClient) error {
 		// LOGINED may come before the receipt, so await it instead.
-		if err := c.write("SUBSCRIBE", nil, "id", "private", "destination", "user/session/message"); err != nil {
+		if err := sc.write("SUBSCRIBE", nil, "id", "private", "destination", "user/session/message"); err != nil {
 			return err
 		}
-		room, err := c.awaitEvent("private", "LOGINED")
+		room, err := sc.awaitEvent("private", "LOGINED")
 		if err != nil {
 			return err
 		}
@@ -97,155 +187,44 @@ func runChat(ctx context.Context, args []string, log *slog.Logger) error {
 			return errors.New("LOGINED without roomId")
 		}
 		rooms[i] = room.RoomID
-		return c.subscribe("room", "sub/socket/room/"+room.RoomID)
+		return sc.subscribe("room", "sub/socket/room/"+room.RoomID)
 	})
 	if err != nil {
-		return fmt.Errorf("chat: customers: %w", err)
+		return nil, fmt.Errorf("chat: customers: %w", err)
 	}
-	defer closeAll(custClients)
+	w.sendHeaders = make([][]string, c.customers)
+	for i, room := range rooms {
+		w.sendHeaders[i] = []string{"destination", "pub/socket/message", "roomId", room, "content-type", "application/json"}
+	}
+	w.body = func(b []byte, _ int, stamp int64) []byte { return appendChatMessage(b, stamp) }
 
-	// Counselors: log in, CONNECT with the token, enter their share of rooms.
-	log.Info("connecting counselors", "n", len(logins))
-	memberClients := make([]*stompClient, len(logins))
-	defer closeAll(memberClients)
-	for m, login := range logins {
-		token, err := memberToken(ctx, *memberBase, login, *password)
-		if err != nil {
+	log.Info("connecting counselors", "connections", c.memberConns, "logins", len(cc.logins))
+	tokens := make(map[string]string, len(cc.logins))
+	for _, login := range cc.logins {
+		if tokens[login], err = memberToken(ctx, cc.memberBase, login, cc.password); err != nil {
+			w.close()
+			return nil, err
+		}
+	}
+	memberTarget := &target{url: "ws://" + mu.Host + "/ws/websocket", host: "/"}
+	w.members, err = connectManyWith(ctx, memberTarget, c.memberConns, c.parallel, func(j int) map[string]string {
+		return map[string]string{"Authorization": "Bearer " + tokens[cc.logins[j%len(cc.logins)]]}
+	}, func(j int, sc *stompClient) error {
+		if err := sc.subscribe("private", "user/session/message"); err != nil {
 			return err
 		}
-		mt := &target{url: memberWS, host: "/", headers: headerFlags{m: map[string]string{"Authorization": "Bearer " + token}}}
-		c, err := mt.dial(ctx)
-		if err != nil {
-			return fmt.Errorf("chat: counselor %s: %w", login, err)
-		}
-		memberClients[m] = c
-		if err := c.subscribe("private", "user/session/message"); err != nil {
-			return fmt.Errorf("chat: counselor %s: %w", login, err)
-		}
-		for i := m; i < *customers; i += len(logins) {
-			if err := c.subscribe("room-"+rooms[i], "sub/socket/room/"+rooms[i]); err != nil {
-				return fmt.Errorf("chat: counselor %s, room %s: %w", login, rooms[i], err)
+		for i := j; i < c.customers; i += c.memberConns {
+			if err := sc.subscribe("room-"+rooms[i], "sub/socket/room/"+rooms[i]); err != nil {
+				return fmt.Errorf("room %s: %w", rooms[i], err)
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		w.close()
+		return nil, fmt.Errorf("chat: counselors: %w", err)
 	}
-
-	// Every room message reaches its customer and its counselor.
-	readersOf := append(append([]*stompClient{}, custClients...), memberClients...)
-	hists := make([]*hdrhistogram.Histogram, len(readersOf))
-	inWindow := make([]int64, len(readersOf))
-	var (
-		errs      errorLog
-		delivered atomic.Int64
-		win       window
-		stopping  atomic.Bool
-		readers   sync.WaitGroup
-	)
-	win.from.Store(math.MaxInt64)
-	win.to.Store(math.MaxInt64)
-	for r, c := range readersOf {
-		hists[r] = newHistogram()
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			err := c.readChat(func(stamp, now int64) {
-				delivered.Add(1)
-				if now >= win.from.Load() {
-					_ = hists[r].RecordValue(max((now-stamp)/int64(time.Microsecond), 0))
-					if now <= win.to.Load() {
-						inWindow[r]++
-					}
-				}
-			})
-			if err != nil && !stopping.Load() {
-				errs.add(err)
-			}
-		}()
-	}
-
-	// Customers take turns; each sender goroutine owns a fixed set of
-	// customers, so a connection has one writer.
-	senders := min(*customers, 4)
-	start := time.Now()
-	win.from.Store(start.Add(*warmup).UnixNano())
-	sendCtx, sendCancel := context.WithDeadline(ctx, start.Add(*duration))
-	defer sendCancel()
-	var (
-		sent sync.WaitGroup
-		n    atomic.Int64
-	)
-	log.Info("sending", "rate", *rate, "duration", *duration)
-	for s := 0; s < senders; s++ {
-		sent.Add(1)
-		go func() {
-			defer sent.Done()
-			p := newPacer(start, *rate/float64(senders), s, senders)
-			var owned []int
-			for i := s; i < *customers; i += senders {
-				owned = append(owned, i)
-			}
-			var body []byte
-			for k := 0; ; k++ {
-				stamp, ok := p.wait(sendCtx)
-				if !ok {
-					return
-				}
-				if n.Add(1) > *maxMessages {
-					n.Add(-1)
-					return
-				}
-				i := owned[k%len(owned)]
-				body = appendChatMessage(body[:0], stamp.UnixNano())
-				if err := custClients[i].write("SEND", body, "destination", "pub/socket/message", "roomId", rooms[i], "content-type", "application/json"); err != nil {
-					n.Add(-1)
-					errs.add(fmt.Errorf("customer %d: %w", i, err))
-					return
-				}
-			}
-		}()
-	}
-	var cpuFrom cpuSample
-	select {
-	case <-time.After(time.Until(start.Add(*warmup))):
-		cpuFrom = sampleCPU(*pid)
-	case <-sendCtx.Done():
-	}
-	sent.Wait()
-	sendEnd := time.Now()
-	cpuTo := sampleCPU(*pid)
-	win.to.Store(sendEnd.UnixNano())
-	expected := 2 * n.Load()
-	drainUntil := time.Now().Add(*drain)
-	for delivered.Load() < expected && time.Now().Before(drainUntil) && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond) // polling a counter; nothing to await
-	}
-	stopping.Store(true)
-	closeAll(readersOf)
-	readers.Wait()
-
-	hist := newHistogram()
-	var counted int64
-	for r := range hists {
-		hist.Merge(hists[r])
-		counted += inWindow[r]
-	}
-	measured := sendEnd.Sub(start.Add(*warmup)).Seconds()
-	res := loadResult{
-		Mode: "chat", Target: *base, Subs: *customers + len(logins), Pubs: *customers, Dests: *customers, Rate: *rate,
-		Published: n.Load(), PublishedPerSec: float64(n.Load()) / sendEnd.Sub(start).Seconds(),
-		Delivered: delivered.Load(), DeliveredPerSec: float64(counted) / measured,
-		Expected: expected, Lost: expected - delivered.Load(),
-		Errors: errs.n.Load(), FirstError: errs.firstText(),
-		LatencyP50us: hist.ValueAtQuantile(50), LatencyP90us: hist.ValueAtQuantile(90),
-		LatencyP99us: hist.ValueAtQuantile(99), LatencyP999us: hist.ValueAtQuantile(99.9),
-		LatencyMaxus: hist.Max(), LatencySamples: hist.TotalCount(),
-		MeasuredSeconds: measured, FanOutPerMessage: 2,
-	}
-	if !cpuFrom.at.IsZero() {
-		res.ServerCPUPct, res.GeneratorCPUPct = cpuTo.since(cpuFrom)
-		res.perCPU()
-	}
-	res.print(*jsonOut)
-	return nil
+	return w, nil
 }
 
 func isLoopback(host string) bool {

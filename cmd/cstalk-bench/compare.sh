@@ -1,18 +1,35 @@
 #!/usr/bin/env bash
-# compare.sh puts cstalk's broker and RabbitMQ Web-STOMP through the same loads
-# on this machine, each server pinned to core 0 and the load generator to
-# core 1:
+# compare.sh [broker|chat|all] puts cstalk and RabbitMQ Web-STOMP through the
+# same loads on this machine, each server pinned to core 0 and the load
+# generator to core 1.
+#
+# broker: cstalk's broker package alone (no chat, no store):
 #   1. KB of server memory per idle connection (CONNECT + one SUBSCRIBE),
 #   2. maximum delivered messages/s (closed loop, bounded in-flight window;
 #      best of REPEAT runs),
 #   3. latency percentiles at half of each server's maximum, and at one rate
-#      common to both (half of the slower server's maximum);
-# then, with CHAT=1 (the default), the whole cstalk server (cstalk serve
-# --demo, SQLite) with customers and counselors at CHAT_RATES messages/s.
-# Needs root (to pin RabbitMQ), RabbitMQ running locally, jq. Results go to
-# $OUT (default /tmp/cstalk-bench-results) as JSON, and a summary to stdout.
-# Every run is bounded by its --duration; the script ends by itself.
+#      common to both (half of the slower server's maximum).
+# chat: the counseling workload: CHAT_CUSTOMERS rooms, each with a customer
+#   and a counselor connection over raw STOMP WebSocket; customers send
+#   CHAT_RATES messages/s in total (the last rate is meant to saturate), every
+#   message stored, then delivered to both. cstalk serve --demo on SQLite
+#   (every message fsynced before anyone sees it) and, when MARIADB_DSN is
+#   set (mysql://root@127.0.0.1:3306), on a fresh MariaDB database with
+#   mysqld pinned to core 0 too and its CPU counted; RabbitMQ runs the same
+#   connections and rate as plain pub/sub, storing nothing. Memory per idle
+#   chat connection is read with CHAT_IDLE_CUSTOMERS rooms on a fresh server.
+#
+# Needs root (to pin RabbitMQ and mysqld), RabbitMQ running locally, jq.
+# Results go to $OUT (default /tmp/cstalk-bench-results) as JSON, and a
+# summary to stdout. Every run is bounded by its --duration; the script ends
+# by itself.
 set -euo pipefail
+WHAT=${1:-all}
+case "$WHAT" in broker | chat | all) ;; *)
+	echo "usage: $0 [broker|chat|all]" >&2
+	exit 2
+	;;
+esac
 
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cstalk-bench-results}
@@ -24,10 +41,11 @@ WARMUP=${WARMUP:-3s}
 IDLE_CONNS=${IDLE_CONNS:-2000}
 REPEAT=${REPEAT:-3}
 PORT=${PORT:-18080}
-CHAT=${CHAT:-1}
 CHAT_PORT=${CHAT_PORT:-18090}
-CHAT_CUSTOMERS=${CHAT_CUSTOMERS:-100}
-CHAT_RATES=${CHAT_RATES:-"200 1000"}
+CHAT_CUSTOMERS=${CHAT_CUSTOMERS:-200}
+CHAT_RATES=${CHAT_RATES:-"2000 20000"}
+CHAT_IDLE_CUSTOMERS=${CHAT_IDLE_CUSTOMERS:-1000}
+MARIADB_DSN=${MARIADB_DSN:-}
 CSTALK_URL=ws://127.0.0.1:$PORT/ws/websocket
 RABBIT_URL=ws://127.0.0.1:15674/ws
 
@@ -51,10 +69,17 @@ fi
 RABBIT_SCHEDULERS=$(rabbitmqctl eval 'erlang:system_info(schedulers_online).' 2>/dev/null | tail -n1)
 BROKER_PID=
 CHAT_PID=
+MYSQLD_PID=
+MYSQLD_AFFINITY=
+stop_chat() {
+	if [ -n "$CHAT_PID" ]; then kill "$CHAT_PID" 2>/dev/null || true; wait "$CHAT_PID" 2>/dev/null || true; fi
+	CHAT_PID=
+}
 cleanup() {
 	rabbitmqctl eval "erlang:system_flag(schedulers_online, $RABBIT_SCHEDULERS)." >/dev/null 2>&1 || true
-	if [ -n "$CHAT_PID" ]; then kill "$CHAT_PID" 2>/dev/null || true; wait "$CHAT_PID" 2>/dev/null || true; fi
+	stop_chat
 	taskset -a -pc "$RABBIT_AFFINITY" "$RABBIT_PID" >/dev/null 2>&1 || true
+	if [ -n "$MYSQLD_PID" ]; then taskset -a -pc "$MYSQLD_AFFINITY" "$MYSQLD_PID" >/dev/null 2>&1 || true; fi
 	if [ -n "$BROKER_PID" ]; then kill "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
@@ -91,9 +116,11 @@ echo "start: $(uptime)" | tee "$OUT/uptime.txt" >&2
 # Both servers on core 0, the generator alone on core 1.
 # RabbitMQ gets one scheduler for its one core: two schedulers sharing a
 # core only take turns spinning (measured: about half the throughput).
-start_broker
 taskset -a -pc 0 "$RABBIT_PID" >/dev/null
 rabbitmqctl eval 'erlang:system_flag(schedulers_online, 1).' >/dev/null
+
+if [ "$WHAT" != chat ]; then
+start_broker
 
 # Idle first, on a fresh cstalk process whose heap has not grown under load.
 idle cstalk-idle --url "$CSTALK_URL" --pid "$BROKER_PID"
@@ -122,23 +149,63 @@ load rabbit-common --url "$RABBIT_URL" --topic-style rabbit --pid "$RABBIT_PID" 
 kill "$BROKER_PID" 2>/dev/null || true
 wait "$BROKER_PID" 2>/dev/null || true
 BROKER_PID=
+fi
 
-if [ "$CHAT" = 1 ]; then
-	go build -o "$OUT/cstalk" ./cmd/cstalk
+# start_chat DB: cstalk serve --demo on core 0 with a fresh store.
+start_chat() {
+	stop_chat
 	rm -rf "$OUT/chat" && mkdir -p "$OUT/chat"
-	taskset -c 0 "$OUT/cstalk" serve --demo --addr "127.0.0.1:$CHAT_PORT" --db "sqlite:$OUT/chat/cstalk.db" \
-		--upload-dir "$OUT/chat/uploads" --log-level warn 2>>"$OUT/chat/server.log" &
+	taskset -c 0 "$OUT/cstalk" serve --demo --addr "127.0.0.1:$CHAT_PORT" --db "$1" \
+		--jwt-secret cstalk-bench-jwt-secret --upload-dir "$OUT/chat/uploads" --log-level warn 2>>"$OUT/chat-server.log" &
 	CHAT_PID=$!
-	for _ in $(seq 100); do
-		if curl -fs -o /dev/null "http://127.0.0.1:$CHAT_PORT/healthz"; then break; fi
+	for _ in $(seq 300); do
+		if curl -fs -o /dev/null "http://127.0.0.1:$CHAT_PORT/healthz"; then return 0; fi
 		sleep 0.1
 	done
+	echo "cstalk did not start; see $OUT/chat-server.log" >&2
+	exit 1
+}
+
+chat() { # name, then chat flags
+	local name=$1
+	shift
+	echo "== $name" >&2
+	taskset -c 1 "$BIN" chat --json --customers "$CHAT_CUSTOMERS" --duration "$DURATION" --warmup "$WARMUP" "$@" \
+		2>>"$OUT/load.log" | tee "$OUT/$name.json" >&2
+}
+
+if [ "$WHAT" != broker ]; then
+	go build -o "$OUT/cstalk" ./cmd/cstalk
+	CSTALK_CHAT="--http http://127.0.0.1:$CHAT_PORT"
+	RABBIT_CHAT="--rabbit $RABBIT_URL --pid $RABBIT_PID"
+
+	# Memory per idle chat connection: a fresh server, CHAT_IDLE_CUSTOMERS
+	# rooms with their customers and counselors subscribed.
+	start_chat "sqlite:$OUT/chat/cstalk.db"
+	chat chat-idle-cstalk $CSTALK_CHAT --pid "$CHAT_PID" --idle --customers "$CHAT_IDLE_CUSTOMERS"
+	chat chat-idle-rabbit $RABBIT_CHAT --idle --customers "$CHAT_IDLE_CUSTOMERS"
+
+	start_chat "sqlite:$OUT/chat/cstalk.db"
 	for rate in $CHAT_RATES; do
-		echo "== chat-$rate" >&2
-		taskset -c 1 "$BIN" chat --json --http "http://127.0.0.1:$CHAT_PORT" --customers "$CHAT_CUSTOMERS" \
-			--rate "$rate" --duration "$DURATION" --warmup "$WARMUP" --pid "$CHAT_PID" 2>>"$OUT/load.log" |
-			tee "$OUT/chat-$rate.json" >&2
+		chat "chat-sqlite-$rate" $CSTALK_CHAT --pid "$CHAT_PID" --rate "$rate"
+		chat "chat-rabbit-$rate" $RABBIT_CHAT --rate "$rate"
 	done
+	stop_chat
+
+	if [ -n "$MARIADB_DSN" ]; then
+		MYSQLD_PID=$(pgrep -x mariadbd || pgrep -x mysqld | head -n1)
+		MYSQLD_AFFINITY=$(taskset -pc "$MYSQLD_PID" | awk -F': ' '{print $2}')
+		db=cstalk_bench_$(date +%s)
+		mariadb -h 127.0.0.1 -uroot -e "CREATE DATABASE $db"
+		taskset -a -pc 0 "$MYSQLD_PID" >/dev/null
+		start_chat "$MARIADB_DSN/$db"
+		for rate in $CHAT_RATES; do
+			chat "chat-mariadb-$rate" $CSTALK_CHAT --pid "$CHAT_PID" --db-pid "$MYSQLD_PID" --rate "$rate"
+		done
+		stop_chat
+		taskset -a -pc "$MYSQLD_AFFINITY" "$MYSQLD_PID" >/dev/null
+		mariadb -h 127.0.0.1 -uroot -e "DROP DATABASE $db"
+	fi
 fi
 echo "end: $(uptime)" | tee -a "$OUT/uptime.txt" >&2
 
@@ -148,18 +215,35 @@ row() { # name, result file
 		awk -F'\t' '{printf "%-14s %10s %10s %8s %8s %8s %8s %6s %6s %6s %12s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11}'
 }
 
-echo
-echo "subs=$SUBS pubs=$PUBS dests=$DESTS (fan-out $((SUBS / DESTS))) duration=$DURATION, servers on core 0, generator on core 1"
-printf '%-14s %10s %10s %8s %8s %8s %8s %6s %6s %6s %12s\n' run pub/s deliv/s p50us p99us p999us maxus lost errors cpu% deliv/cpu-s
-for r in cstalk-max rabbit-max cstalk-half rabbit-half cstalk-common rabbit-common; do
-	row "$r" "$OUT/$r.json"
-done
-if [ "$CHAT" = 1 ]; then
-	echo "chat server (cstalk serve --demo, SQLite) on core 0: $CHAT_CUSTOMERS customers in their rooms with 2 counselors; each MESSAGE stored, then delivered to 2"
-	for rate in $CHAT_RATES; do
-		row "chat-$rate" "$OUT/chat-$rate.json"
+if [ "$WHAT" != chat ]; then
+	echo
+	echo "broker only: subs=$SUBS pubs=$PUBS dests=$DESTS (fan-out $((SUBS / DESTS))) duration=$DURATION, servers on core 0, generator on core 1"
+	printf '%-14s %10s %10s %8s %8s %8s %8s %6s %6s %6s %12s\n' run pub/s deliv/s p50us p99us p999us maxus lost errors cpu% deliv/cpu-s
+	for r in cstalk-max rabbit-max cstalk-half rabbit-half cstalk-common rabbit-common; do
+		row "$r" "$OUT/$r.json"
+	done
+	for r in cstalk-idle rabbit-idle; do
+		jq -r --arg r "$r" '"\($r): \(.conns) idle connections, \(.kib_per_conn) KiB each"' "$OUT/$r.json"
 	done
 fi
-for r in cstalk-idle rabbit-idle; do
-	jq -r --arg r "$r" '"\($r): \(.conns) idle connections, \(.kib_per_conn) KiB each"' "$OUT/$r.json"
-done
+
+chatrow() { # name, result file
+	jq -r --arg r "$1" '[$r, (.published_per_sec|floor), (.delivered_per_sec|floor), .p50_us, .p99_us, .p999_us,
+		.lost, .errors, ((.server_cpu_pct // 0)|floor), ((.db_cpu_pct // 0)|floor), ((.delivered_per_server_cpu_sec // 0)|floor),
+		((.delivered_per_total_cpu_sec // 0)|floor), ((.cpu_us_per_message // 0)|floor), ((.batch_mean // 0)*10|floor/10),
+		((.fsyncs_per_message // 0)*100|floor/100)] | @tsv' "$2" |
+		awk -F'\t' '{printf "%-20s %8s %8s %7s %7s %7s %5s %6s %5s %5s %10s %10s %7s %6s %7s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15}'
+}
+if [ "$WHAT" != broker ]; then
+	echo
+	echo "chat: $CHAT_CUSTOMERS rooms, a customer and a counselor connection each; every message delivered to both (RabbitMQ: plain pub/sub, nothing stored)"
+	echo "servers (and mysqld) on core 0, generator on core 1, duration=$DURATION warm-up=$WARMUP"
+	printf '%-20s %8s %8s %7s %7s %7s %5s %6s %5s %5s %10s %10s %7s %6s %7s\n' run msg/s deliv/s p50us p99us p999us lost errors cpu% db% deliv/cpu-s +db/cpu-s us/msg batch fsync/m
+	for r in "$OUT"/chat-sqlite-*.json "$OUT"/chat-rabbit-*.json "$OUT"/chat-mariadb-*.json; do
+		[ -e "$r" ] || continue
+		chatrow "$(basename "$r" .json)" "$r"
+	done
+	for r in chat-idle-cstalk chat-idle-rabbit; do
+		jq -r --arg r "$r" '"\($r): \(.subs) idle chat connections (private and room subscriptions), \(.rss_kib_per_conn|floor) KiB each"' "$OUT/$r.json"
+	done
+fi

@@ -110,6 +110,23 @@ type loadResult struct {
 	// steadier than msgs/s on a machine where other work takes the server's core.
 	DeliveredPerCPUSec float64 `json:"delivered_per_server_cpu_sec,omitempty"`
 	GeneratorCPUPct    float64 `json:"generator_cpu_pct"`
+	// The chat workload: the database server's CPU (MariaDB) over the same
+	// window, deliveries per CPU-second of both, and their CPU per message.
+	DBCPUPct                float64 `json:"db_cpu_pct,omitempty"`
+	DeliveredPerTotalCPUSec float64 `json:"delivered_per_total_cpu_sec,omitempty"`
+	CPUMicrosPerMessage     float64 `json:"cpu_us_per_message,omitempty"`
+	// RSSKiBPerConn is the server's memory growth per connection, read once
+	// every connection had subscribed and before any message was sent.
+	RSSKiBPerConn float64 `json:"rss_kib_per_conn,omitempty"`
+	// The store over the window, from cstalk's /metrics: messages stored,
+	// messages per group-commit batch, fsync/fdatasync calls per message.
+	StoredMessages  int64   `json:"stored_messages,omitempty"`
+	BatchMean       float64 `json:"batch_mean,omitempty"`
+	SyncsPerMessage float64 `json:"fsyncs_per_message,omitempty"`
+	// The server's Go heap and scheduler per stored message.
+	AllocsPerMessage     float64 `json:"allocs_per_message,omitempty"`
+	AllocKiBPerMessage   float64 `json:"alloc_kib_per_message,omitempty"`
+	GoroutinesPerMessage float64 `json:"goroutines_per_message,omitempty"`
 }
 
 func (r loadResult) print(asJSON bool) {
@@ -122,8 +139,14 @@ func (r loadResult) print(asJSON bool) {
 		rate = strconv.FormatFloat(r.Rate, 'f', 0, 64) + "/s"
 	}
 	if r.Mode == "chat" {
-		fmt.Printf("target %s: %d customers (one room each) and %d counselors, rate %s; each message stored, then delivered to its customer and counselor\n",
+		fmt.Printf("target %s: %d customers (one room each) and %d counselor connections, rate %s; each message delivered to its customer and counselor\n",
 			r.Target, r.Pubs, r.Subs-r.Pubs, rate)
+		if r.RSSKiBPerConn != 0 {
+			fmt.Printf("server memory: %.1f KiB per connection (after subscribing, before sending)\n", r.RSSKiBPerConn)
+		}
+		if r.Published == 0 {
+			return
+		}
 	} else {
 		fmt.Printf("target %s: %d subscribers, %d publishers, %d destinations (fan-out %.1f), rate %s\n",
 			r.Target, r.Subs, r.Pubs, r.Dests, r.FanOutPerMessage, rate)
@@ -137,6 +160,16 @@ func (r loadResult) print(asJSON bool) {
 		fmt.Printf("; %.0f deliveries per server CPU-second", r.DeliveredPerCPUSec)
 	}
 	fmt.Println()
+	if r.DBCPUPct > 0 {
+		fmt.Printf("database cpu %.0f%%: %.0f deliveries per CPU-second of server and database together\n", r.DBCPUPct, r.DeliveredPerTotalCPUSec)
+	}
+	if r.CPUMicrosPerMessage > 0 {
+		fmt.Printf("cpu per message (server and database): %.0f µs\n", r.CPUMicrosPerMessage)
+	}
+	if r.StoredMessages > 0 {
+		fmt.Printf("store: %d messages in the window, %.1f per batch, %.2f fsyncs per message\n", r.StoredMessages, r.BatchMean, r.SyncsPerMessage)
+		fmt.Printf("per message: %.0f allocations, %.1f KiB allocated, %.1f goroutines created\n", r.AllocsPerMessage, r.AllocKiBPerMessage, r.GoroutinesPerMessage)
+	}
 	if r.FirstError != "" {
 		fmt.Printf("first error: %s\n", r.FirstError)
 	}
@@ -145,6 +178,11 @@ func (r loadResult) print(asJSON bool) {
 func (r *loadResult) perCPU() {
 	if r.ServerCPUPct > 0 {
 		r.DeliveredPerCPUSec = r.DeliveredPerSec / (r.ServerCPUPct / 100)
+	}
+	if total := r.ServerCPUPct + r.DBCPUPct; r.Mode == "chat" && total > 0 && r.DeliveredPerSec > 0 {
+		r.DeliveredPerTotalCPUSec = r.DeliveredPerSec / (total / 100)
+		// Two deliveries per message.
+		r.CPUMicrosPerMessage = total / 100 * 1e6 / (r.DeliveredPerSec / r.FanOutPerMessage)
 	}
 }
 

@@ -101,3 +101,18 @@ func TestMessageStamp(t *testing.T) {
 		}
 	}
 }
+
+// The RabbitMQ side of the chat workload carries its stamp where cstalk's
+// MESSAGE event carries the text, is valid JSON at any padding, and is as
+// long as the event cstalk delivers for the same message.
+func TestPeerEvent(t *testing.T) {
+	const stamp = 1795415719123456789
+	b := peerEvent(nil, stamp, 42)
+	if got, ok := messageStamp(b); !ok || got != stamp {
+		t.Fatalf("messageStamp(%s) = %d, %v", b, got, ok)
+	}
+	var ev chat.Envelope
+	if err := json.Unmarshal(append(b, "   "...), &ev); err != nil || ev.EventName != "MESSAGE" {
+		t.Fatalf("peer event %s: %v", b, err)
+	}
+}
