@@ -36,16 +36,21 @@ const messageColumns = "room_id, company_id, speaker_id, speaker_name, message_t
 
 const messagePlaceholders = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
-// appendMessageValues appends r's column values, in messageColumns' order,
-// to args as driver values.
-func appendMessageValues(args []driver.NamedValue, r *messageRow) []driver.NamedValue {
+// messageValues are r's column values in messageColumns' order.
+func messageValues(r *messageRow) []any {
 	var clientID any
 	if r.ClientMessageID != nil {
 		clientID = *r.ClientMessageID
 	}
-	for _, v := range [...]any{r.RoomID, r.CompanyID, r.SpeakerID, r.SpeakerName, int64(r.MessageType), r.Body, r.Detail, r.Thumbnail,
+	return []any{r.RoomID, r.CompanyID, r.SpeakerID, r.SpeakerName, int64(r.MessageType), r.Body, r.Detail, r.Thumbnail,
 		int64(r.AdminType), r.IsSystem, r.IsEmployee, r.IsCustomer, r.IsOnline, r.JoinMessageID, clientID,
-		r.Deleted, r.CreateDate, r.UpdateDate} {
+		r.Deleted, r.CreateDate, r.UpdateDate}
+}
+
+// appendMessageValues appends r's column values, in messageColumns' order,
+// to args as driver values.
+func appendMessageValues(args []driver.NamedValue, r *messageRow) []driver.NamedValue {
+	for _, v := range messageValues(r) {
 		args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
 	}
 	return args
@@ -79,32 +84,6 @@ func fitsOneInsert(reqs []*appendRequest) bool {
 		size += len(req.row.Body) + len(req.row.Detail) + len(req.row.Thumbnail) + 256
 	}
 	return size < maxInsertBytes
-}
-
-// storeBatchOneTrip is storeBatch without a duplicate pre-check, writing
-// the batch in one round trip (see above).
-func (s *Store) storeBatchOneTrip(ctx context.Context, reqs []*appendRequest) ([]appendResult, error) {
-	db := s.db.WithContext(ctx)
-	rooms, err := s.roomCompanies(db, reqs)
-	if err != nil {
-		return nil, err
-	}
-	speakers, err := s.speakerCompanies(db, reqs)
-	if err != nil {
-		return nil, err
-	}
-	plan := planBatch(reqs, rooms, speakers, nil)
-	if len(plan.rows) == 0 {
-		return plan.results, nil
-	}
-	if s.beforeInsert != nil {
-		s.beforeInsert()
-	}
-	if err := s.insertOneTrip(ctx, plan.rows); err != nil {
-		return nil, err
-	}
-	s.committed(len(plan.rows))
-	return plan.finish(), nil
 }
 
 // insertOneTrip inserts rows and bumps their rooms in one transaction sent

@@ -70,6 +70,9 @@ func parseSQLiteDSN(path string) (target, error) {
 	// FULL syncs the WAL at every commit: an acknowledged message survives
 	// a power cut, not only a crash. Group commit pays it once per batch.
 	params.Add("_pragma", "synchronous(FULL)")
+	// Checkpoints are the store's checkpointer's (append_sqlite.go), off
+	// the commit path.
+	params.Add("_pragma", "wal_autocheckpoint(0)")
 	return target{dialect: dialectSQLite, driverDSN: path + "?" + params.Encode(), redacted: "sqlite:" + path, path: path}, nil
 }
 

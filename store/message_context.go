@@ -7,6 +7,7 @@ import (
 	"maps"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -57,11 +58,92 @@ type contextResult struct {
 	err error
 }
 
+// On SQLite one process owns the database (several nodes need MySQL), and
+// every change to what a context holds goes through this Store: so the
+// contexts it has read stay in memory and its own writes keep them current
+// (roomCache), and a MESSAGE costs no query. Whoever changes a room, its
+// read positions or its messages updates or forgets its entry after the
+// change is committed; a read that fills the cache holds the cache's lock
+// across its query, so a change it may have missed is applied after it.
+// MySQL is shared by several nodes, whose writes this one never sees: there
+// every context is read.
+type roomCache struct {
+	mu    sync.RWMutex
+	rooms map[int64]*roomContext
+}
+
+// maxCachedRooms bounds the cache; a full cache starts over.
+const maxCachedRooms = 1 << 16
+
+func (c *roomCache) get(roomID int64) (*chat.MessageContext, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	rc, ok := c.rooms[roomID]
+	if !ok {
+		return nil, false
+	}
+	return rc.forCaller(), true
+}
+
+// forget drops a room whose row changed (status, assignee, review).
+func (s *Store) forgetRoom(roomID int64) {
+	if c := s.roomCache; c != nil {
+		c.mu.Lock()
+		delete(c.rooms, roomID)
+		c.mu.Unlock()
+	}
+}
+
+// cacheAppended moves the rooms of rows, just committed, to their newest
+// message, as the database did.
+func (s *Store) cacheAppended(rows []messageRow) {
+	c := s.roomCache
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range rows {
+		r := &rows[i]
+		rc, ok := c.rooms[r.RoomID]
+		if !ok {
+			continue
+		}
+		if r.CreateDate.After(rc.room.UpdateDate) {
+			rc.room.UpdateDate = r.CreateDate
+		}
+		if r.ID > rc.room.LastMessageID {
+			rc.room.LastMessageID = r.ID
+			rc.lastID = sql.NullInt64{Int64: r.ID, Valid: true}
+			rc.lastAdminType = sql.NullInt64{Int64: int64(r.AdminType), Valid: true}
+			rc.lastIsCustomer = sql.NullBool{Bool: r.IsCustomer, Valid: true}
+		}
+	}
+}
+
+// cacheRead moves a cached read position forward to lastID.
+func (s *Store) cacheRead(roomID, speakerID, lastID int64) {
+	c := s.roomCache
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rc, ok := c.rooms[roomID]; ok && rc.positions[speakerID] < lastID {
+		rc.positions[speakerID] = lastID
+	}
+}
+
 // MessageContext returns what chat needs to store and render a MESSAGE to
 // roomID; an unknown room wraps chat.ErrNotFound. Concurrent calls share
 // one query (see contextReaders); each caller gets its own copy.
 func (s *Store) MessageContext(ctx context.Context, roomID int64) (*chat.MessageContext, error) {
 	what := fmt.Sprintf("message context of room %d", roomID)
+	if c := s.roomCache; c != nil {
+		if mc, ok := c.get(roomID); ok {
+			return mc, nil
+		}
+	}
 	req := &contextRequest{ctx: ctx, roomID: roomID, done: make(chan contextResult, 1)}
 	select {
 	case <-s.stop:
@@ -144,7 +226,19 @@ func (s *Store) readContexts(ctx context.Context, batch []*contextRequest) {
 	ids = slices.Compact(ids)
 	ctx, cancel := context.WithTimeout(ctx, contextReadTimeout)
 	defer cancel()
+	if c := s.roomCache; c != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	}
 	found, err := s.readRoomContexts(ctx, ids)
+	if c := s.roomCache; c != nil && err == nil {
+		if len(c.rooms)+len(found) > maxCachedRooms {
+			clear(c.rooms)
+		}
+		for id, rc := range found {
+			c.rooms[id] = rc
+		}
+	}
 	for _, req := range batch {
 		what := fmt.Sprintf("message context of room %d", req.roomID)
 		switch c, ok := found[req.roomID]; {

@@ -166,3 +166,50 @@ func TestMessageContextCancelAndClose(t *testing.T) {
 		t.Fatalf("after Close: error %v, want errClosed", err)
 	}
 }
+
+// A context read once (on SQLite kept in memory) follows every later change
+// of its room: a review, the end, and a message after a retry.
+func TestMessageContextFollowsRoomChanges(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			s, dsn := b.open(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			e := env{s: s, dsn: dsn, ctx: ctx}
+			f := newFixture(t, e)
+			same := func(what string) *chat.MessageContext {
+				t.Helper()
+				mc, err := e.s.MessageContext(e.ctx, f.room.ID)
+				must(t, err)
+				room, err := e.s.Room(e.ctx, f.room.ID)
+				must(t, err)
+				if !reflect.DeepEqual(mc.Room, *room) {
+					t.Fatalf("%s: context room %+v, Room %+v", what, mc.Room, *room)
+				}
+				return mc
+			}
+			same("fresh")
+			must(t, e.s.SetReview(e.ctx, f.room.ID, 4, t0))
+			if mc := same("after a review"); mc.Room.ReviewScore == nil || *mc.Room.ReviewScore != 4 {
+				t.Fatalf("review score %v, want 4", mc.Room.ReviewScore)
+			}
+			m := f.msg(f.customerSp, "처음")
+			m.ClientMessageID = "again"
+			first := appendOK(t, e, m)
+			retry := f.msg(f.customerSp, "처음")
+			retry.ClientMessageID = "again"
+			if _, dup, err := e.s.AppendMessage(e.ctx, retry); err != nil || !dup {
+				t.Fatalf("retry: duplicate %v, %v", dup, err)
+			}
+			if mc := same("after a retry"); mc.Room.LastMessageID != first.ID {
+				t.Fatalf("last message %d, want %d", mc.Room.LastMessageID, first.ID)
+			}
+			_, _, err := e.s.EndRoom(e.ctx, f.room.ID, t0.Add(time.Hour))
+			must(t, err)
+			if mc := same("after the end"); mc.Room.Status != chat.StatusEnded {
+				t.Fatalf("status %s after EndRoom", mc.Room.Status)
+			}
+		})
+	}
+}

@@ -56,6 +56,15 @@ type Store struct {
 	// batchDB, on MySQL with multiRowInsert, is the writer's connection
 	// that sends a whole batch in one round trip (append_mysql.go).
 	batchDB *sql.DB
+	// sqlitePath is the SQLite file (empty in memory and on MySQL): the
+	// writer and the checkpointer open connections of their own to it
+	// (append_sqlite.go). sqliteW and sqliteRetryAt belong to the writer.
+	sqlitePath         string
+	sqliteW            *sqliteWriter
+	sqliteRetryAt      time.Time
+	commits            chan struct{} // a commit grew the WAL: for the checkpointer
+	checkpointerEnd    chan struct{} // closed when the checkpointer has exited
+	cancelCheckpointer context.CancelFunc
 
 	// The message writer (append.go).
 	appends      chan *appendRequest
@@ -79,6 +88,8 @@ type Store struct {
 	// the writer.
 	contexts   chan *contextRequest
 	readersEnd chan struct{} // closed when every reader has exited
+	// roomCache keeps the contexts read on SQLite (nil on MySQL).
+	roomCache *roomCache
 
 	closeOnce sync.Once
 	closeErr  error
@@ -101,20 +112,28 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		db:             db,
-		dialect:        target.dialect,
-		memory:         target.memory,
-		log:            log,
-		metrics:        newMetrics(),
-		now:            time.Now,
-		multiRowInsert: true,
-		appends:        make(chan *appendRequest, appendQueueSize),
-		stop:           make(chan struct{}),
-		writerEnd:      make(chan struct{}),
-		roomCompany:    map[int64]int64{},
-		speakerCompany: map[int64]int64{},
-		contexts:       make(chan *contextRequest, contextQueueSize),
-		readersEnd:     make(chan struct{}),
+		db:              db,
+		dialect:         target.dialect,
+		memory:          target.memory,
+		log:             log,
+		metrics:         newMetrics(),
+		now:             time.Now,
+		multiRowInsert:  true,
+		appends:         make(chan *appendRequest, appendQueueSize),
+		stop:            make(chan struct{}),
+		writerEnd:       make(chan struct{}),
+		roomCompany:     map[int64]int64{},
+		speakerCompany:  map[int64]int64{},
+		contexts:        make(chan *contextRequest, contextQueueSize),
+		readersEnd:      make(chan struct{}),
+		commits:         make(chan struct{}, 1),
+		checkpointerEnd: make(chan struct{}),
+	}
+	if target.dialect == dialectSQLite && !target.memory {
+		s.sqlitePath = target.path
+	}
+	if target.dialect == dialectSQLite {
+		s.roomCache = &roomCache{rooms: map[int64]*roomContext{}}
 	}
 	if target.dialect == dialectMySQL {
 		if err := s.checkAutoIncrement(ctx); err != nil {
@@ -140,6 +159,13 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		readers.Wait()
 		close(s.readersEnd)
 	}()
+	checkpointerCtx, cancelCheckpointer := context.WithCancel(context.Background())
+	s.cancelCheckpointer = cancelCheckpointer
+	if s.sqlitePath != "" {
+		go s.runCheckpointer(checkpointerCtx)
+	} else {
+		close(s.checkpointerEnd)
+	}
 	log.Info("store opened", "backend", string(target.dialect), "target", target.redacted)
 	return s, nil
 }
@@ -187,6 +213,8 @@ func (s *Store) Close() error {
 		s.cancelWriter()
 		<-s.writerEnd
 		<-s.readersEnd
+		s.cancelCheckpointer()
+		<-s.checkpointerEnd
 		s.closeErr = s.closeDB()
 	})
 	return s.closeErr

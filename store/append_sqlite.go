@@ -1,0 +1,203 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// On SQLite the writer stores a batch through a connection of its own whose
+// statements are prepared once (sqlite_conn.go): BEGIN IMMEDIATE, one
+// INSERT per message, COMMIT. The room's last message and update date
+// follow from a trigger on messages (migration 202612040001), so a batch
+// runs no second statement for them. Checkpoints are the checkpointer's
+// (below), never a commit's.
+
+// sqliteTriggerName is the trigger that keeps rooms.last_message_id and
+// rooms.update_date current as messages are inserted.
+const sqliteTriggerName = "messages_bump_room"
+
+// sqlitePragmas set up every connection to the file alike: the pool's
+// (through its DSN) and the writer's and checkpointer's own.
+func sqlitePragmas() []string {
+	return []string{
+		"PRAGMA foreign_keys = ON",
+		fmt.Sprintf("PRAGMA busy_timeout = %d", sqliteBusyTimeout.Milliseconds()),
+		"PRAGMA journal_mode = WAL",
+		// FULL syncs the WAL at every commit: an acknowledged message
+		// survives a power cut, not only a crash.
+		"PRAGMA synchronous = FULL",
+		// The checkpointer copies the WAL back; no commit does it.
+		"PRAGMA wal_autocheckpoint = 0",
+	}
+}
+
+// sqliteWriter is the writer goroutine's connection with its statements.
+type sqliteWriter struct {
+	conn                            *sqliteConn
+	begin, insert, commit, rollback *sqliteStmt
+}
+
+func openSQLiteWriter(path string) (*sqliteWriter, error) {
+	c, err := openSQLiteConn(path, sqlitePragmas()...)
+	if err != nil {
+		return nil, err
+	}
+	w := &sqliteWriter{conn: c}
+	// The trigger comes with the migrations; without it the writer would
+	// leave rooms behind, so it waits for them.
+	found, err := c.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = '"+sqliteTriggerName+"'", false)
+	if err != nil {
+		w.close()
+		return nil, err
+	}
+	row, err := found.step()
+	ok := row && found.int64Column(0) == 1
+	found.reset()
+	found.finalize()
+	switch {
+	case err != nil:
+		w.close()
+		return nil, err
+	case !ok:
+		w.close()
+		return nil, errors.New("the room trigger is missing (not migrated yet)")
+	}
+	for _, st := range []struct {
+		stmt **sqliteStmt
+		sql  string
+	}{
+		{&w.begin, "BEGIN IMMEDIATE"},
+		{&w.insert, "INSERT INTO messages (" + messageColumns + ") VALUES " + messagePlaceholders},
+		{&w.commit, "COMMIT"},
+		{&w.rollback, "ROLLBACK"},
+	} {
+		if *st.stmt, err = c.prepare(st.sql, true); err != nil {
+			w.close()
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+func (w *sqliteWriter) close() {
+	for _, st := range []*sqliteStmt{w.begin, w.insert, w.commit, w.rollback} {
+		if st != nil {
+			st.finalize()
+		}
+	}
+	w.conn.close()
+}
+
+// store inserts rows in one transaction, setting their IDs; an error
+// leaves nothing stored.
+func (w *sqliteWriter) store(rows []messageRow) error {
+	if err := w.begin.run(); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	for i := range rows {
+		if err := w.insert.run(messageValues(&rows[i])...); err != nil {
+			_ = w.rollback.run()
+			return fmt.Errorf("insert message: %w", err)
+		}
+		rows[i].ID = w.conn.lastInsertID()
+	}
+	if err := w.commit.run(); err != nil {
+		// A failed COMMIT leaves the transaction open (SQLITE_BUSY) or
+		// already rolled back; either way nothing is stored.
+		_ = w.rollback.run()
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// sqliteBatchWriter returns the writer's connection, opening it on first
+// use (after the migrations); nil when the batch must take the GORM path.
+// Called on the writer goroutine only.
+func (s *Store) sqliteBatchWriter() *sqliteWriter {
+	if s.sqlitePath == "" || s.sqliteW != nil || time.Now().Before(s.sqliteRetryAt) {
+		return s.sqliteW
+	}
+	w, err := openSQLiteWriter(s.sqlitePath)
+	if err != nil {
+		s.log.Debug("message writer uses the shared pool for now", "err", err)
+		s.sqliteRetryAt = time.Now().Add(time.Second)
+		return nil
+	}
+	s.sqliteW = w
+	return w
+}
+
+// checkpointEvery is how often the checkpointer copies what the WAL holds
+// back into the database file, when anything was committed meanwhile.
+const checkpointEvery = time.Second
+
+// runCheckpointer copies the WAL into the database file from a connection
+// of its own, so no commit waits for a checkpoint's writes and syncs. A
+// PASSIVE checkpoint never blocks the writer nor readers; SQLite starts the
+// WAL over once everything in it was copied.
+func (s *Store) runCheckpointer(ctx context.Context) {
+	defer close(s.checkpointerEnd)
+	var c *sqliteConn
+	var stmt *sqliteStmt
+	defer func() {
+		if stmt != nil {
+			stmt.finalize()
+		}
+		if c != nil {
+			c.close()
+		}
+	}()
+	tick := time.NewTicker(checkpointEvery)
+	defer tick.Stop()
+	var lastLog, lastDone int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		select {
+		case <-s.commits:
+		default:
+			continue // nothing committed since the last look
+		}
+		if c == nil {
+			var err error
+			if c, err = openSQLiteConn(s.sqlitePath, sqlitePragmas()...); err != nil {
+				s.log.Warn("checkpointer: open", "err", err)
+				c = nil
+				continue
+			}
+			if stmt, err = c.prepare("PRAGMA wal_checkpoint(PASSIVE)", true); err != nil {
+				s.log.Warn("checkpointer: prepare", "err", err)
+				c.close()
+				c = nil
+				continue
+			}
+		}
+		row, err := stmt.step()
+		if err != nil || !row {
+			s.log.Warn("checkpoint failed", "err", err)
+			continue
+		}
+		walFrames, copied := stmt.int64Column(1), stmt.int64Column(2)
+		stmt.reset()
+		// Pages were copied (a sync of the WAL, then one of the database)
+		// when more frames are done than last time, or any in a new WAL.
+		if copied > 0 && (copied > lastDone || walFrames < lastLog) {
+			s.metrics.checkpoints.Inc()
+			s.metrics.syncs.Add(2)
+		}
+		lastLog, lastDone = walFrames, copied
+	}
+}
+
+// notifyCommit tells the checkpointer that the WAL grew.
+func (s *Store) notifyCommit() {
+	select {
+	case s.commits <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// On a SQLite file the writer stores batches through its own connection
+// with prepared statements; what it writes reads back through GORM like
+// anything else, rooms follow through the trigger, and a duplicate client
+// message id still comes back as the earlier message.
+func TestSQLiteWriterOwnConnection(t *testing.T) {
+	s, dsn := backend{newDSN: newSQLiteDSN}.open(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := env{s: s, dsn: dsn, ctx: ctx}
+	f := newFixture(t, e)
+	m := f.msg(f.customerSp, "안녕하세요 👋")
+	m.ClientMessageID = "c-1"
+	m.CreateDate = t0.Add(time.Minute)
+	stored := appendOK(t, e, m)
+	// The writer answered after storing: what it set is visible here.
+	if s.sqliteW == nil {
+		t.Fatal("the writer did not use its own connection")
+	}
+	got, err := s.Message(ctx, stored.ID)
+	must(t, err)
+	if got.Body != m.Body || got.ClientMessageID != "c-1" || !got.CreateDate.Equal(t0.Add(time.Minute)) || !got.IsCustomer || got.IsEmployee {
+		t.Fatalf("read back %+v", got)
+	}
+	room, err := s.Room(ctx, f.room.ID)
+	must(t, err)
+	if room.LastMessageID != stored.ID || !room.UpdateDate.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("room after append: last %d update %v, want %d %v", room.LastMessageID, room.UpdateDate, stored.ID, t0.Add(time.Minute))
+	}
+	again := f.msg(f.customerSp, "다시")
+	again.ClientMessageID = "c-1"
+	dup, isDup, err := s.AppendMessage(ctx, again)
+	must(t, err)
+	if !isDup || dup.ID != stored.ID || dup.Body != m.Body {
+		t.Fatalf("retry = %+v duplicate %v, want message %d", dup, isDup, stored.ID)
+	}
+}
+
+// No commit checkpoints: the checkpointer copies the WAL back by itself
+// once messages were committed, and counts its syncs.
+func TestCheckpointsOffTheCommitPath(t *testing.T) {
+	s, dsn := backend{newDSN: newSQLiteDSN}.open(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e := env{s: s, dsn: dsn, ctx: ctx}
+	f := newFixture(t, e)
+	var auto int
+	must(t, s.db.Raw("PRAGMA wal_autocheckpoint").Scan(&auto).Error)
+	if auto != 0 {
+		t.Fatalf("wal_autocheckpoint %d on the pool, want 0", auto)
+	}
+	for i := range 20 {
+		appendOK(t, e, f.msg(f.agentSp, "답변 "+string(rune('가'+i))))
+	}
+	syncsBefore := testutil.ToFloat64(s.metrics.syncs)
+	for testutil.ToFloat64(s.metrics.checkpoints) == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("no checkpoint within a minute of the commits")
+		case <-time.After(50 * time.Millisecond): // polling a counter
+		}
+	}
+	if after := testutil.ToFloat64(s.metrics.syncs); after < syncsBefore+2 {
+		t.Fatalf("syncs %v after the checkpoint, want at least %v", after, syncsBefore+2)
+	}
+	var busy, log, copied int
+	must(t, s.db.Raw("PRAGMA wal_checkpoint(PASSIVE)").Row().Scan(&busy, &log, &copied))
+	if log != copied {
+		t.Fatalf("WAL holds %d frames, %d copied back", log, copied)
+	}
+}
+
+// The partial client message id key still serves the duplicate lookup.
+func TestClientIDLookupUsesItsKey(t *testing.T) {
+	s, _ := backend{newDSN: newSQLiteDSN}.open(t)
+	var plan []struct {
+		ID      int
+		Parent  int
+		Notused int
+		Detail  string
+	}
+	must(t, s.db.Raw("EXPLAIN QUERY PLAN SELECT * FROM messages WHERE (room_id = ? AND speaker_id = ? AND client_message_id = ?) OR (room_id = ? AND speaker_id = ? AND client_message_id = ?)",
+		1, 2, "a", 3, 4, "b").Scan(&plan).Error)
+	for _, p := range plan {
+		if strings.Contains(p.Detail, "SCAN") {
+			t.Fatalf("the lookup scans: %+v", plan)
+		}
+	}
+	if len(plan) == 0 || !strings.Contains(fmt.Sprint(plan), "uq_messages_client") {
+		t.Fatalf("the lookup does not use uq_messages_client: %+v", plan)
+	}
+}
