@@ -85,7 +85,9 @@ func (c *roomCache) get(roomID int64) (*chat.MessageContext, bool) {
 	return rc.forCaller(), true
 }
 
-// forget drops a room whose row changed (status, assignee, review).
+// forgetRoom drops a room whose row changed (status, assignee, review):
+// AssignRoom, AutoAssignRoom, TransferRoom, EndRoom and SetReview call it
+// once their change is committed.
 func (s *Store) forgetRoom(roomID int64) {
 	if c := s.roomCache; c != nil {
 		c.mu.Lock()

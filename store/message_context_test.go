@@ -194,6 +194,11 @@ func TestMessageContextFollowsRoomChanges(t *testing.T) {
 			if mc := same("after a review"); mc.Room.ReviewScore == nil || *mc.Room.ReviewScore != 4 {
 				t.Fatalf("review score %v, want 4", mc.Room.ReviewScore)
 			}
+			_, err := e.s.TransferRoom(e.ctx, f.room.ID, nil, f.agent.ID, t0)
+			must(t, err)
+			if mc := same("after a transfer"); mc.Room.MemberID == nil || *mc.Room.MemberID != f.agent.ID {
+				t.Fatalf("assignee %v after the transfer, want %d", mc.Room.MemberID, f.agent.ID)
+			}
 			m := f.msg(f.customerSp, "처음")
 			m.ClientMessageID = "again"
 			first := appendOK(t, e, m)
@@ -205,7 +210,7 @@ func TestMessageContextFollowsRoomChanges(t *testing.T) {
 			if mc := same("after a retry"); mc.Room.LastMessageID != first.ID {
 				t.Fatalf("last message %d, want %d", mc.Room.LastMessageID, first.ID)
 			}
-			_, _, err := e.s.EndRoom(e.ctx, f.room.ID, t0.Add(time.Hour))
+			_, _, err = e.s.EndRoom(e.ctx, f.room.ID, t0.Add(time.Hour))
 			must(t, err)
 			if mc := same("after the end"); mc.Room.Status != chat.StatusEnded {
 				t.Fatalf("status %s after EndRoom", mc.Room.Status)

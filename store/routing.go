@@ -139,6 +139,7 @@ func (s *Store) AutoAssignRoom(ctx context.Context, roomID int64, speakerIDs []i
 		err = db.Transaction(func(tx *gorm.DB) error {
 			return s.giveRoom(tx, roomID, candidates[i].ID, t)
 		}, s.routingTx())
+		s.forgetRoom(roomID)
 		switch {
 		case err == nil:
 			return s.Room(ctx, roomID)
@@ -274,6 +275,7 @@ func (s *Store) TransferRoom(ctx context.Context, roomID int64, from *int64, to 
 	if res.Error != nil {
 		return nil, s.fail(what, res.Error)
 	}
+	s.forgetRoom(roomID)
 	r, err := s.room(db, roomID)
 	if err != nil {
 		return nil, err
