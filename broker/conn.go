@@ -30,6 +30,7 @@ var _ Header = (*frame.Header)(nil)
 type Conn struct {
 	srv    *Server
 	t      transport
+	try    trySender // t, when it can write without blocking; else nil
 	id     string
 	remote string
 	ctx    context.Context
@@ -327,6 +328,21 @@ func (c *Conn) deliver(sub *subscription, m *message) {
 		c.mu.Unlock()
 		return
 	}
+	if !c.writing && len(c.queue) == 0 && c.try != nil && sub.ack == ackAuto {
+		// Nothing waits before this frame: write it here if the socket
+		// takes it at once (write_now.go), as the writer for now.
+		c.writing = true
+		v := c.version
+		c.mu.Unlock()
+		if c.writeNow(v, sub, m) {
+			return
+		}
+		c.mu.Lock()
+		c.queue = append(c.queue, outItem{sub: sub, msg: m})
+		c.mu.Unlock()
+		go c.writeLoop()
+		return
+	}
 	c.queue = append(c.queue, outItem{sub: sub, msg: m})
 	start := c.startWriterLocked()
 	c.mu.Unlock()
@@ -419,6 +435,13 @@ func (c *Conn) writeLoop() {
 	defer c.srv.buffers.Put(bufp)
 	var counts [outCommands]int
 	for {
+		// What a write at once left unwritten goes before anything else.
+		if c.try != nil {
+			if err := c.try.Flush(); err != nil {
+				c.writeFailed(err)
+				return
+			}
+		}
 		c.mu.Lock()
 		if c.closed || len(c.queue) == 0 {
 			c.writing = false

@@ -231,7 +231,7 @@ func (s *Server) serveRaw(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	t := &wsTransport{ws: ws, writeTimeout: s.cfg.WriteTimeout}
+	t := s.newWSTransport(ws)
 	c := s.newConn(t, r.RemoteAddr)
 	if c == nil {
 		_ = ws.Close()
@@ -299,6 +299,9 @@ func (s *Server) newConn(t transport, remote string) *Conn {
 	}
 	ctx, cancel := context.WithCancel(parent)
 	c := &Conn{srv: s, t: t, id: newSessionID(), remote: remote, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	if ts, ok := t.(trySender); ok {
+		c.try = ts
+	}
 	now := time.Now().UnixNano()
 	c.lastRead.Store(now)
 	c.lastWrite.Store(now)

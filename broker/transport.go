@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -39,6 +40,15 @@ type wsTransport struct {
 	ws           *websocket.Conn
 	writeTimeout time.Duration
 	closeOnce    sync.Once
+
+	// Writing at once (write_now.go): raw is the socket (nil when the
+	// connection offers none); wmu orders every write, gorilla's control
+	// frames included; rest is what a TrySend left for Flush; frames
+	// lends the buffer a frame is built in.
+	raw    syscall.RawConn
+	wmu    sync.Mutex
+	rest   []byte
+	frames *sync.Pool
 }
 
 // closeGrace is how long a closing raw WebSocket waits for the peer's close
@@ -63,6 +73,11 @@ func (t *wsTransport) NextReader() (io.Reader, error) {
 }
 
 func (t *wsTransport) Send(p []byte) error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	if err := t.flushLocked(); err != nil {
+		return err
+	}
 	if err := t.ws.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
 		return err
 	}
@@ -78,6 +93,12 @@ func (t *wsTransport) Send(p []byte) error {
 
 func (t *wsTransport) Close() {
 	t.closeOnce.Do(func() {
+		t.wmu.Lock()
+		defer t.wmu.Unlock()
+		if err := t.flushLocked(); err != nil {
+			_ = t.ws.Close()
+			return
+		}
 		deadline := time.Now().Add(closeGrace)
 		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
 		if err := t.ws.WriteControl(websocket.CloseMessage, msg, deadline); err != nil {
