@@ -82,6 +82,7 @@ func testAssigneeEnteringReadsTheRoom(t *testing.T, e *chatEnv) {
 	cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "나가 계신 동안"})
 	later := jsonNum(t, cust.await(custRoom, "MESSAGE").obj("data", "message"), "id")
 	agentRoom = agent.room(roomID)
+	agent.await(agent.private, "MESSAGE_LIST")
 	if d := agent.await(agentRoom, "READ_MESSAGE").data(); jsonNum(t, d, "startId") != later || jsonNum(t, d, "endId") != later {
 		t.Fatalf("READ_MESSAGE on entering again = %v, want %d..%d", d, later, later)
 	}

@@ -128,7 +128,7 @@ func TestClusterScenarioWithDeployedClients(t *testing.T) {
 	// The counselor on B takes the room.
 	counselor.Unsubscribe(t, "lobby")
 	counselor.Subscribe(t, "room", "/sub/socket/room/"+roomID, nil)
-	jsEvent(t, counselor, "private", "JOINED", nil)
+	counselorSpeaker, _ := jsEvent(t, counselor, "private", "JOINED", nil).Data()["profile"].(map[string]any)["speakerId"].(float64)
 	if ev := jsEvent(t, counselor, "private", "ROOM_DETAIL", nil); roomStatus(ev) != "IN_PROGRESS" {
 		t.Fatalf("counselor ROOM_DETAIL = %s", ev.Raw)
 	}
@@ -142,6 +142,12 @@ func TestClusterScenarioWithDeployedClients(t *testing.T) {
 		t.Fatalf("customer ROOM_DETAIL = %s", ev.Raw)
 	}
 	jsEvent(t, colleague, "lobby", "RELOAD_READY", func(ev event) bool { return roomStatus(ev) == "IN_PROGRESS" })
+	// Taking the room read the customer's message: both nodes hear it.
+	for who, c := range map[string]*brokertest.JSClient{"counselor@b": counselor, "customer@a": app} {
+		if ev := jsEvent(t, c, "room", "READ_MESSAGE", nil); ev.Data()["speakerId"] != counselorSpeaker || ev.Data()["roomId"] != roomID {
+			t.Fatalf("%s: READ_MESSAGE of the counselor entering = %s", who, ev.Raw)
+		}
+	}
 
 	// MESSAGE both ways.
 	jsSend(t, app, "m2", "MESSAGE", textMessage("2222", "app-2"))
