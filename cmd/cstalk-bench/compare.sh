@@ -60,7 +60,11 @@ RABBIT_AFFINITY=$(taskset -pc "$RABBIT_PID" | awk -F': ' '{print $2}')
 rabbitmq-plugins enable rabbitmq_web_stomp >/dev/null
 # RabbitMQ sizes its socket limit from the open-file limit it started with.
 RABBIT_NOFILE=$(awk '/Max open files/ {print $4}' "/proc/$RABBIT_PID/limits")
-if [ "$RABBIT_NOFILE" -lt $((IDLE_CONNS + SUBS + PUBS + 200)) ]; then
+NEED_FILES=0
+if [ "$WHAT" != chat ]; then NEED_FILES=$((IDLE_CONNS + SUBS + PUBS + 200)); fi
+CHAT_FILES=$((2 * (CHAT_IDLE_CUSTOMERS > CHAT_CUSTOMERS ? CHAT_IDLE_CUSTOMERS : CHAT_CUSTOMERS) + 200))
+if [ "$WHAT" != broker ] && [ "$CHAT_FILES" -gt "$NEED_FILES" ]; then NEED_FILES=$CHAT_FILES; fi
+if [ "$RABBIT_NOFILE" -lt "$NEED_FILES" ]; then
 	echo "RabbitMQ may open only $RABBIT_NOFILE files; restart it with a higher limit:" >&2
 	echo "  rabbitmqctl stop; (ulimit -n 20000; service rabbitmq-server start)" >&2
 	exit 1
