@@ -62,18 +62,21 @@ func (s *Service) APIHandler() http.Handler {
 	}
 	a.logins = newLoginLimiter(a.now)
 	mux := http.NewServeMux()
+	allowed := map[string][]string{} // path -> its methods
 	route := func(method, path string, h http.HandlerFunc) {
 		mux.HandleFunc(method+" "+path, h)
-		// The same path with any other method: a JSON 405 instead of the
-		// mux's plain-text one.
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-			allow := method
-			if method == http.MethodGet {
-				allow = "GET, HEAD"
-			}
-			w.Header().Set("Allow", allow)
-			a.fail(w, r, http.StatusMethodNotAllowed, "api_method_not_allowed")
-		})
+		if method == http.MethodGet {
+			method = "GET, HEAD"
+		}
+		if _, known := allowed[path]; !known {
+			// The same path with any other method: a JSON 405 instead
+			// of the mux's plain-text one.
+			mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Allow", strings.Join(allowed[path], ", "))
+				a.fail(w, r, http.StatusMethodNotAllowed, "api_method_not_allowed")
+			})
+		}
+		allowed[path] = append(allowed[path], method)
 	}
 	route(http.MethodPost, "/api/auth/login", a.login)
 	route(http.MethodGet, "/api/me", a.me)
@@ -85,6 +88,7 @@ func (s *Service) APIHandler() http.Handler {
 	route(http.MethodGet, "/files/{company}/{room}/{name}", a.serveFile)
 	route(http.MethodGet, "/api/openapi.yaml", a.openAPI)
 	a.consoleRoutes(route)
+	a.counselingRoutes(route)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusNotFound, "api_not_found")
 	})
@@ -108,7 +112,7 @@ func withCORS(next http.Handler) http.Handler {
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", "*")
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST")
+			h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE")
 			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
 			h.Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
@@ -231,6 +235,17 @@ func (a *api) member(w http.ResponseWriter, r *http.Request) *Member {
 	return m
 }
 
+// roomOfMember authenticates the bearer token and loads the room of the
+// path's {id} for its member (see memberRoom); the room is nil when it has
+// answered already.
+func (a *api) roomOfMember(w http.ResponseWriter, r *http.Request) (*Member, *Room) {
+	m := a.member(w, r)
+	if m == nil {
+		return nil, nil
+	}
+	return m, a.memberRoom(w, r, m)
+}
+
 // memberRoom loads the room of the path's {id} for m. A room of another
 // company is answered exactly like a missing one, so ids reveal nothing.
 func (a *api) memberRoom(w http.ResponseWriter, r *http.Request, m *Member) *Room {
@@ -317,16 +332,9 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) me(w http.ResponseWriter, r *http.Request) {
-	m := a.member(w, r)
-	if m == nil {
-		return
+	if m := a.member(w, r); m != nil {
+		a.writeMe(w, r, m)
 	}
-	profile, err := a.profileJSON(r.Context(), m)
-	if err != nil {
-		a.internal(w, r, "profile", err)
-		return
-	}
-	a.writeJSON(w, http.StatusOK, profile)
 }
 
 func (a *api) rooms(w http.ResponseWriter, r *http.Request) {
@@ -377,11 +385,7 @@ func (a *api) roomPayloads(w http.ResponseWriter, r *http.Request, rooms []Room)
 }
 
 func (a *api) room(w http.ResponseWriter, r *http.Request) {
-	m := a.member(w, r)
-	if m == nil {
-		return
-	}
-	room := a.memberRoom(w, r, m)
+	_, room := a.roomOfMember(w, r)
 	if room == nil {
 		return
 	}
@@ -394,11 +398,7 @@ func (a *api) room(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) messages(w http.ResponseWriter, r *http.Request) {
-	m := a.member(w, r)
-	if m == nil {
-		return
-	}
-	room := a.memberRoom(w, r, m)
+	_, room := a.roomOfMember(w, r)
 	if room == nil {
 		return
 	}

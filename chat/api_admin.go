@@ -32,6 +32,7 @@ func (s *Service) AdminAPIHandler() http.Handler {
 	mux.HandleFunc("GET /api/admin/members", a.admin(a.listMembers))
 	mux.HandleFunc("POST /api/admin/members", a.admin(a.addMember))
 	mux.HandleFunc("POST /api/admin/rooms/{id}/end", a.admin(a.endRoom))
+	a.counselingAdminRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusNotFound, "api_not_found")
 	})

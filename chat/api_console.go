@@ -75,11 +75,7 @@ func (a *api) matchRoom(w http.ResponseWriter, r *http.Request) {
 // joinHistory lists the rooms the room's customer had before it, newest
 // first.
 func (a *api) joinHistory(w http.ResponseWriter, r *http.Request) {
-	m := a.member(w, r)
-	if m == nil {
-		return
-	}
-	room := a.memberRoom(w, r, m)
+	_, room := a.roomOfMember(w, r)
 	if room == nil {
 		return
 	}

@@ -15,7 +15,13 @@ func TestOpenAPIErrorExamplesAreRealTexts(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := map[string]bool{}
-	for _, txt := range apiTexts {
+	var texts []text
+	for _, catalog := range []map[string]text{apiTexts, counselingTexts, adminTexts} {
+		for _, txt := range catalog {
+			texts = append(texts, txt)
+		}
+	}
+	for _, txt := range texts {
 		for _, s := range []string{txt.ko, txt.en} {
 			known[s] = true
 			known[fmt.Sprintf(s, "10 MB")] = true

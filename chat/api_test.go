@@ -804,25 +804,38 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Fatalf("openapi version %v", doc["openapi"])
 	}
 	paths, _ := doc["paths"].(map[string]any)
-	routes := map[string]string{
-		"/api/auth/login":                    "post",
-		"/api/me":                            "get",
-		"/api/rooms":                         "get",
-		"/api/rooms/{id}":                    "get",
-		"/api/rooms/{id}/messages":           "get",
-		"/api/uploads":                       "post",
-		"/api/files/access":                  "post",
-		"/files/{companyId}/{roomId}/{name}": "get",
-		"/api/openapi.yaml":                  "get",
+	routes := [][2]string{
+		{"/api/auth/login", "post"},
+		{"/api/me", "get"},
+		{"/api/rooms", "get"},
+		{"/api/rooms/{id}", "get"},
+		{"/api/rooms/{id}/messages", "get"},
+		{"/api/uploads", "post"},
+		{"/api/files/access", "post"},
+		{"/files/{companyId}/{roomId}/{name}", "get"},
+		{"/api/openapi.yaml", "get"},
 		// The deployed console's calls.
-		"/auth/login":                                  "post",
-		"/auth/profile":                                "get",
-		"/api/room":                                    "get",
-		"/api/room/{id}/matchRoom":                     "post",
-		"/api/room/{id}/findSearchJoinHistory":         "get",
-		"/api/customer/{gasappMemberNumber}/contracts": "get",
+		{"/auth/login", "post"},
+		{"/auth/profile", "get"},
+		{"/api/room", "get"},
+		{"/api/room/{id}/matchRoom", "post"},
+		{"/api/room/{id}/findSearchJoinHistory", "get"},
+		{"/api/customer/{gasappMemberNumber}/contracts", "get"},
+		// Routing, reply templates, transcripts, figures.
+		{"/api/me/status", "put"},
+		{"/api/members", "get"},
+		{"/api/canned-responses", "get"},
+		{"/api/canned-responses", "post"},
+		{"/api/canned-responses/{id}", "put"},
+		{"/api/canned-responses/{id}", "delete"},
+		{"/api/rooms/{id}/transcript", "get"},
+		{"/api/admin/members/{id}", "put"},
+		{"/api/admin/settings", "get"},
+		{"/api/admin/settings", "put"},
+		{"/api/admin/stats", "get"},
 	}
-	for path, method := range routes {
+	for _, route := range routes {
+		path, method := route[0], route[1]
 		item, _ := paths[path].(map[string]any)
 		op, _ := item[method].(map[string]any)
 		if op == nil {

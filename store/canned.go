@@ -25,10 +25,8 @@ type cannedRow struct {
 func (cannedRow) TableName() string { return "canned_responses" }
 
 const (
-	maxShortcutBytes = 128
-	// maxCannedPerCompany bounds a company's list, which every console
-	// loads whole.
-	maxCannedPerCompany = 500
+	maxShortcutBytes    = 128
+	maxCannedPerCompany = chat.MaxCannedResponses
 )
 
 func (r *cannedRow) toChat() chat.CannedResponse {

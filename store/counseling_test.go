@@ -456,6 +456,12 @@ func testStats(t *testing.T, e env) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("MessageCounts = %v, want %v", got, want)
 	}
+	// One day: no CASE to tell days apart.
+	counts, err = e.s.MessageCounts(e.ctx, f.company.ID, []time.Time{day.Add(24 * time.Hour), day.Add(48 * time.Hour)})
+	must(t, err)
+	if len(counts) != 1 || counts[0].Day != 0 || counts[0].MemberID != f.agent2.ID || counts[0].Count != 1 {
+		t.Fatalf("MessageCounts of one day = %+v", counts)
+	}
 	// Nothing of another company.
 	outsider := newFixture(t, e)
 	if c, _ := e.s.MessageCounts(e.ctx, outsider.company.ID, []time.Time{day, day.Add(48 * time.Hour)}); len(c) != 0 {

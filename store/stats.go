@@ -124,12 +124,16 @@ func (s *Store) MessageCounts(ctx context.Context, companyID int64, bounds []tim
 	}
 	var day strings.Builder
 	args := make([]any, 0, len(bounds)+8)
-	day.WriteString("CASE")
-	for i, b := range bounds[1 : len(bounds)-1] {
-		fmt.Fprintf(&day, " WHEN m.create_date < ? THEN %d", i)
-		args = append(args, dbTime(b))
+	if len(bounds) == 2 {
+		day.WriteString("0")
+	} else {
+		day.WriteString("CASE")
+		for i, b := range bounds[1 : len(bounds)-1] {
+			fmt.Fprintf(&day, " WHEN m.create_date < ? THEN %d", i)
+			args = append(args, dbTime(b))
+		}
+		fmt.Fprintf(&day, " ELSE %d END", len(bounds)-2)
 	}
-	fmt.Fprintf(&day, " ELSE %d END", len(bounds)-2)
 	from, to := dbTime(bounds[0]), dbTime(bounds[len(bounds)-1])
 	args = append(args, companyID, from, to, from, to, false)
 	query := `SELECT ` + day.String() + ` AS day_index, COALESCE(sp.member_id, 0) AS member_id, COUNT(*) AS n
