@@ -33,6 +33,10 @@ const (
 	CodeTooManyCandidates   = "tooManyCandidates"
 	CodeTooManySubscription = "tooManySubscriptions"
 	CodeRoomFull            = "roomFull"
+	CodeScreenShareTaken    = "screenShareTaken"
+	CodeNoScreenShare       = "noScreenShare"
+	CodeUnknownFeed         = "unknownFeed"
+	CodeUnknownSubscription = "unknownSubscription"
 	CodeTooManyPublishers   = "tooManyPublishers"
 	CodeRateLimited         = "rateLimited"
 	CodeJoinTimeout         = "joinTimeout"
@@ -95,6 +99,14 @@ func texts(code string) (ko, en string) {
 		return "받을 수 있는 영상 수를 넘었습니다.", "Too many subscriptions."
 	case CodeRoomFull:
 		return "방 인원이 가득 찼습니다.", "The room is full."
+	case CodeScreenShareTaken:
+		return "이미 다른 사용자가 화면을 공유하고 있습니다.", "Someone else is sharing a screen in this room."
+	case CodeUnknownFeed:
+		return "없는 영상입니다.", "No such feed in the room."
+	case CodeUnknownSubscription:
+		return "없는 수신 연결입니다.", "No such subscription."
+	case CodeNoScreenShare:
+		return "화면을 공유하고 있지 않은 참여자입니다.", "That participant is not sharing a screen."
 	case CodeTooManyPublishers:
 		return "영상을 보내는 참여자가 너무 많습니다.", "Too many participants are publishing in this room."
 	case CodeRateLimited:

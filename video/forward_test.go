@@ -94,9 +94,13 @@ func TestKeyframeRequestsMerged(t *testing.T) {
 
 func TestLayoutFor(t *testing.T) {
 	for _, c := range []struct{ n, w, fps int }{{1, 960, 15}, {2, 960, 15}, {3, 640, 12}, {9, 320, 12}, {12, 320, 10}, {36, 120, 8}} {
-		if l := layoutFor(c.n); l.MaxWidth != c.w || l.MaxFPS != c.fps {
+		if l := layoutFor(c.n, false); l.MaxWidth != c.w || l.MaxFPS != c.fps {
 			t.Errorf("layoutFor(%d) = %+v", c.n, l)
 		}
+	}
+	if l := layoutFor(3, true); l.Screen == nil || l.Screen.MaxWidth != 640 || l.Screen.MaxFPS != 15 ||
+		l.SharerCamera == nil || l.SharerCamera.MaxWidth != 120 || l.SharerCamera.MaxFPS != 8 || l.MaxWidth != 640 {
+		t.Errorf("layout while sharing: %+v", l)
 	}
 }
 

@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/pion/ice/v2"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v3"
 	pionmedia "github.com/pion/webrtc/v3/pkg/media"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cstalk/cstalk/video/videotest"
 )
 
 // testAuth accepts "tok-{userId}" for any room but r-forbidden, and
@@ -120,15 +120,7 @@ func startServer(t *testing.T, mutate func(*Config)) *testServer {
 // checkFor polls fn until it returns nil or the timeout passes.
 func checkFor(t *testing.T, timeout time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = fn(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("condition not met within %s: %v", timeout, err)
+	videotest.CheckFor(t, timeout, fn)
 }
 
 // metricSum adds up every series of the metric called name.
@@ -152,23 +144,7 @@ func (ts *testServer) metricSum(t *testing.T, name string) float64 {
 
 // clientAPI is a browser stand-in: pion with its default codecs and
 // interceptors, loopback only.
-func clientAPI(t testing.TB) *webrtc.API {
-	t.Helper()
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		t.Fatal(err)
-	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
-}
+func clientAPI(t testing.TB) *webrtc.API { t.Helper(); return videotest.ClientAPI(t, false) }
 
 // msg is a decoded server message.
 type msg map[string]any
@@ -324,7 +300,7 @@ func (c *client) handle(m msg) {
 		if id != c.user && !c.known[id] {
 			c.violations = append(c.violations, "iceCandidate for unknown "+id)
 		}
-		p := c.peers[id]
+		p := c.peers[peerKey(id, Usage(m.str("usage")))]
 		if p == nil {
 			return
 		}
@@ -349,7 +325,7 @@ func (c *client) handle(m msg) {
 		return
 	case "receiveVideoAnswer":
 		id := m.str(key)
-		p := c.peers[id]
+		p := c.peers[peerKey(id, Usage(m.str("usage")))]
 		if p == nil {
 			c.violations = append(c.violations, "answer for no offer "+id)
 			return
@@ -449,6 +425,13 @@ func (c *client) joinIn(company, room string, video, audio bool) msg {
 
 func (c *client) newPeer(target string) *clientPeer {
 	c.t.Helper()
+	return c.newPeerFor(target, UsageCam)
+}
+
+// newPeerFor makes the client's peer connection for target's media of
+// usage.
+func (c *client) newPeerFor(target string, usage Usage) *clientPeer {
+	c.t.Helper()
 	pc, err := c.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		c.t.Fatal(err)
@@ -463,20 +446,22 @@ func (c *client) newPeer(target string) *clientPeer {
 		if c.kurento {
 			c.send(map[string]any{"id": "onIceCandidate", "name": target, "candidate": cj})
 		} else {
-			c.send(map[string]any{"id": "onIceCandidate", "userId": target, "candidate": cj})
+			c.send(map[string]any{"id": "onIceCandidate", "userId": target, "usage": usage.wire(), "candidate": cj})
 		}
 	})
 	c.mu.Lock()
-	if old := c.peers[target]; old != nil {
+	if old := c.peers[peerKey(target, usage)]; old != nil {
 		old.stop()
 		_ = old.pc.Close()
 	}
-	c.peers[target] = p
+	c.peers[peerKey(target, usage)] = p
 	c.mu.Unlock()
 	return p
 }
 
-func (c *client) offer(p *clientPeer, target string) {
+func (c *client) offer(p *clientPeer, target string) { c.t.Helper(); c.offerFor(p, target, UsageCam) }
+
+func (c *client) offerFor(p *clientPeer, target string, usage Usage) {
 	c.t.Helper()
 	offer, err := p.pc.CreateOffer(nil)
 	if err != nil {
@@ -488,7 +473,7 @@ func (c *client) offer(p *clientPeer, target string) {
 	if c.kurento {
 		c.send(map[string]any{"id": "receiveVideoFrom", "sender": target, "sdpOffer": offer.SDP})
 	} else {
-		c.send(map[string]any{"id": "receiveVideoFrom", "userId": target, "sdpOffer": offer.SDP})
+		c.send(map[string]any{"id": "receiveVideoFrom", "userId": target, "usage": usage.wire(), "sdpOffer": offer.SDP})
 	}
 	select {
 	case <-p.answered:
@@ -533,26 +518,32 @@ func (c *client) publish() *clientPeer {
 	c.offer(p, c.user)
 	ctx, cancel := context.WithCancel(context.Background())
 	p.stop = cancel
-	go func() {
-		frame := make([]byte, 900)
-		voice := make([]byte, 60)
-		vt := time.NewTicker(33 * time.Millisecond)
-		at := time.NewTicker(20 * time.Millisecond)
-		defer vt.Stop()
-		defer at.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-vt.C:
-				frame[0] = 0x10 // VP8 payload descriptor-ish first byte; content is opaque to the SFU
-				_ = video.WriteSample(pionmedia.Sample{Data: frame, Duration: 33 * time.Millisecond})
-			case <-at.C:
+	go sendSamples(ctx, video, audio)
+	return p
+}
+
+// sendSamples sends synthetic VP8 (30 fps) on video and Opus (50 packets/s)
+// on audio (if not nil) until ctx ends.
+func sendSamples(ctx context.Context, video, audio *webrtc.TrackLocalStaticSample) {
+	frame := make([]byte, 900)
+	voice := make([]byte, 60)
+	vt := time.NewTicker(33 * time.Millisecond)
+	at := time.NewTicker(20 * time.Millisecond)
+	defer vt.Stop()
+	defer at.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-vt.C:
+			frame[0] = 0x10 // VP8 payload descriptor-ish first byte; content is opaque to the SFU
+			_ = video.WriteSample(pionmedia.Sample{Data: frame, Duration: 33 * time.Millisecond})
+		case <-at.C:
+			if audio != nil {
 				_ = audio.WriteSample(pionmedia.Sample{Data: voice, Duration: 20 * time.Millisecond})
 			}
 		}
-	}()
-	return p
+	}
 }
 
 // subscribe receives target's audio and video and counts packets.
@@ -603,21 +594,6 @@ func recvonly() webrtc.RTPTransceiverInit {
 }
 
 // browserClientAPI is clientAPI on every interface, to meet browsers.
-func browserClientAPI(t *testing.T) *webrtc.API {
-	t.Helper()
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		t.Fatal(err)
-	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
-}
+func browserClientAPI(t *testing.T) *webrtc.API { t.Helper(); return videotest.ClientAPI(t, true) }
 
 func newTestRegistry() *prometheus.Registry { return prometheus.NewRegistry() }

@@ -7,8 +7,8 @@ import (
 )
 
 type metrics struct {
-	rooms            prometheus.Gauge
-	participants     prometheus.Gauge
+	rooms            *prometheus.GaugeVec   // frontend
+	participants     *prometheus.GaugeVec   // frontend
 	connections      *prometheus.GaugeVec   // transport
 	peerConnections  *prometheus.GaugeVec   // role: publish|subscribe
 	publishedTracks  *prometheus.GaugeVec   // kind
@@ -17,17 +17,17 @@ type metrics struct {
 	forwardedPackets *prometheus.CounterVec // kind
 	forwardedBytes   *prometheus.CounterVec // kind
 	keyframeRequests prometheus.Counter
-	errors           *prometheus.CounterVec // code
+	errors           *prometheus.CounterVec // frontend, code
 	eventsDropped    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "cstalk", "video"
 	m := &metrics{
-		rooms: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "rooms", Help: "Open video rooms."}),
-		participants: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "participants", Help: "Participants in video rooms, those within the reconnect grace included."}),
+		rooms: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "rooms", Help: "Open video rooms by signaling front end (signal, knowledgetalk)."}, []string{"frontend"}),
+		participants: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "participants", Help: "Participants in video rooms by signaling front end, those within the reconnect grace included."}, []string{"frontend"}),
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "signaling_connections", Help: "Open signaling connections by transport."}, []string{"transport"}),
 		peerConnections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		keyframeRequests: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "keyframe_requests_total", Help: "PLIs sent to publishers (subscriber requests and joins, merged)."}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "signaling_errors_total", Help: "Error messages sent to clients, by code."}, []string{"code"}),
+			Name: "signaling_errors_total", Help: "Error messages sent to clients, by front end and code."}, []string{"frontend", "code"}),
 		eventsDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "events_dropped_total", Help: "Room events dropped because the event receiver fell behind."}),
 	}

@@ -1,6 +1,7 @@
 package video
 
 import (
+	"context"
 	"math/rand"
 	"net/http/httptest"
 	"runtime"
@@ -53,7 +54,7 @@ func TestMutatedOffers(t *testing.T) {
 		go func() {
 			defer close(done)
 			for _, target := range []string{"1", "2"} {
-				if _, pe, e := p.receiveVideoFrom(target, offer); e == nil {
+				if _, pe, e := p.receiveVideoFrom(context.Background(), target, UsageCam, offer, true); e == nil {
 					pe.afterAnswer()
 					answered++
 				}

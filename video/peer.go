@@ -1,6 +1,7 @@
 package video
 
 import (
+	"context"
 	"errors"
 	"io"
 	"strings"
@@ -18,8 +19,19 @@ import (
 type peer struct {
 	owner   *participant
 	target  string
+	usage   Usage
 	publish bool
 	pc      *webrtc.PeerConnection
+	// key is the peer's key in owner.peers; id names a server-offered
+	// subscription (0 for the others).
+	key string
+	id  uint64
+	// trickle: the server's candidates go out one by one after the
+	// answer; without it they are all in the SDP (front ends whose
+	// clients do not trickle).
+	trickle bool
+	// screen is the forward track a screen publication feeds.
+	screen *forwardTrack
 
 	mu          sync.Mutex
 	answered    bool                      // the answer is queued; candidates may follow it
@@ -52,6 +64,9 @@ func (pe *peer) close() {
 	if pe.publish {
 		p.audio.clearSource(pe)
 		p.video.clearSource(pe)
+		if pe.screen != nil {
+			pe.screen.clearSource(pe)
+		}
 	}
 	if err := pe.pc.Close(); err != nil {
 		s.log.Debug("close peer connection", "room", p.room.key.String(), "user", p.ident.UserID, "target", pe.target, "err", err)
@@ -64,6 +79,9 @@ func (pe *peer) close() {
 func (pe *peer) onLocalCandidate(c *webrtc.ICECandidate) {
 	if c == nil {
 		return // end of gathering; the seed's clients expect nothing
+	}
+	if !pe.trickle {
+		return // the SDP carries them
 	}
 	init := c.ToJSON()
 	pe.mu.Lock()
@@ -85,7 +103,7 @@ func (pe *peer) sendCandidate(c webrtc.ICECandidateInit) {
 	if sig == nil {
 		return // within the reconnect grace; the client re-offers on resume
 	}
-	sig.candidate(pe.target, c)
+	sig.candidate(pe.target, pe.usage, c)
 }
 
 // answerSent releases the candidates gathered so far.
@@ -145,11 +163,13 @@ func checkOffer(offer string, maxBytes int) *Error {
 	return nil
 }
 
-// receiveVideoFrom answers an offer: publishing p's own media when target
-// is p, subscribing to target's otherwise. A new offer for the same target
-// replaces the previous connection (what clients do after a reconnect).
-// The caller sends the answer, then calls afterAnswer.
-func (p *participant) receiveVideoFrom(target, offer string) (string, *peer, *Error) {
+// receiveVideoFrom answers an offer: publishing p's own media of usage
+// when target is p, subscribing to target's otherwise. A new offer for the
+// same target and usage replaces the previous connection (what clients do
+// after a reconnect). Without trickle the answer carries every candidate
+// (ctx bounds the gathering). The caller sends the answer, then calls
+// afterAnswer.
+func (p *participant) receiveVideoFrom(ctx context.Context, target string, usage Usage, offer string, trickle bool) (string, *peer, *Error) {
 	r := p.room
 	s := r.srv
 	if err := checkOffer(offer, s.cfg.MaxSDPBytes); err != nil {
@@ -157,85 +177,70 @@ func (p *participant) receiveVideoFrom(target, offer string) (string, *peer, *Er
 	}
 	publish := target == p.ident.UserID
 	var source *participant
+	var fwds []*forwardTrack
+	key := peerKey(target, usage)
 	r.mu.Lock()
 	if p.left {
 		r.mu.Unlock()
 		return "", nil, clientError(CodeNotJoined)
 	}
-	if publish {
+	if !publish {
+		if source = r.participants[target]; source == nil {
+			r.mu.Unlock()
+			return "", nil, clientError(CodeUnknownParticipant)
+		}
+		if fwds = source.tracksLocked(usage); fwds == nil {
+			r.mu.Unlock()
+			return "", nil, clientError(CodeNoScreenShare)
+		}
+	}
+	var screen *forwardTrack
+	if publish && usage == UsageScreen {
+		var e *Error
+		if screen, e = r.startScreenLocked(p); e != nil {
+			r.mu.Unlock()
+			return "", nil, e
+		}
+	}
+	if publish && usage == UsageCam {
 		if !p.publishing && r.publishersLocked() >= s.cfg.MaxPublishers {
 			r.mu.Unlock()
 			return "", nil, clientError(CodeTooManyPublishers)
 		}
 		p.publishing = true
-	} else if source = r.participants[target]; source == nil {
-		r.mu.Unlock()
-		return "", nil, clientError(CodeUnknownParticipant)
 	}
 	r.mu.Unlock()
 	if !publish {
-		p.mu.Lock()
-		subs := len(p.peers)
-		if p.peers[p.ident.UserID] != nil {
-			subs--
-		}
-		_, again := p.peers[target]
-		p.mu.Unlock()
-		if !again && subs >= s.cfg.MaxSubscriptions {
-			return "", nil, clientError(CodeTooManySubscription)
+		if e := p.checkSubscriptionLimit(key); e != nil {
+			return "", nil, e
 		}
 	}
 
-	// A failed publish offer gives back the publisher place it took,
+	// A failed camera offer gives back the publisher place it took,
 	// unless an earlier publication still holds it.
 	unpublish := func() {
-		if publish {
+		if publish && usage == UsageCam {
 			r.mu.Lock()
 			p.mu.Lock()
-			if p.peers[target] == nil {
+			if p.peers[key] == nil {
 				p.publishing = false
 			}
 			p.mu.Unlock()
 			r.mu.Unlock()
 		}
 	}
-	pc, err := s.media.api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		s.log.Error("new peer connection", "room", r.key.String(), "user", p.ident.UserID, "err", err)
+	pe, e := p.newPeer(target, usage, publish, trickle)
+	if e != nil {
 		unpublish()
-		return "", nil, clientError(CodeInternal)
+		return "", nil, e
 	}
-	pe := &peer{owner: p, target: target, publish: publish, pc: pc}
-	s.metrics.peerConnections.WithLabelValues(pe.role()).Inc()
+	pe.screen = screen
 	fail := func(code string) (string, *peer, *Error) {
 		pe.close()
 		unpublish()
 		return "", nil, clientError(code)
 	}
-	pc.OnICECandidate(pe.onLocalCandidate)
-	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
-		switch state {
-		case webrtc.PeerConnectionStateConnected:
-			if !publish {
-				source.video.requestKeyframe() // so the new subscriber sees video at once
-			}
-		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
-			if state == webrtc.PeerConnectionStateFailed {
-				s.log.Info("peer connection failed", "room", r.key.String(), "user", p.ident.UserID, "target", target)
-			}
-			r.mu.Lock()
-			p.mu.Lock()
-			if p.peers[target] == pe {
-				delete(p.peers, target)
-				if publish {
-					p.publishing = false // its place among the publishers is free
-				}
-			}
-			p.mu.Unlock()
-			r.mu.Unlock()
-			pe.close()
-		}
-	})
+	pc := pe.pc
 	if publish {
 		pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { pe.forward(track) })
 	}
@@ -248,16 +253,13 @@ func (p *participant) receiveVideoFrom(target, offer string) (string, *peer, *Er
 		for _, t := range pc.GetTransceivers() {
 			kinds[t.Kind()] = true
 		}
-		for _, fwd := range []*forwardTrack{source.audio, source.video} {
+		for _, fwd := range fwds {
 			if !kinds[fwd.kind] {
 				continue
 			}
-			sender, err := pc.AddTrack(fwd.trackLocal())
-			if err != nil {
-				s.log.Error("add track", "room", r.key.String(), "user", p.ident.UserID, "target", target, "err", err)
-				return fail(CodeInternal)
+			if e := pe.addForwardTrack(fwd); e != nil {
+				return fail(e.Code)
 			}
-			s.goRTCP(sender, fwd)
 		}
 	}
 	answer, err := pc.CreateAnswer(nil)
@@ -265,25 +267,136 @@ func (p *participant) receiveVideoFrom(target, offer string) (string, *peer, *Er
 		s.log.Debug("create answer", "room", r.key.String(), "user", p.ident.UserID, "err", err)
 		return fail(CodeBadSDP)
 	}
-	if err := pc.SetLocalDescription(answer); err != nil {
-		s.log.Debug("set local description", "room", r.key.String(), "user", p.ident.UserID, "err", err)
-		return fail(CodeBadSDP)
+	sdpAnswer, e := pe.setLocal(ctx, answer)
+	if e != nil {
+		return fail(e.Code)
 	}
+	if e := p.putPeer(pe); e != nil {
+		return fail(e.Code)
+	}
+	return sdpAnswer, pe, nil
+}
 
+// newPeer makes a peer connection of p for target's media of usage (its
+// own when publish), dropped from p's peers when it fails or closes.
+func (p *participant) newPeer(target string, usage Usage, publish, trickle bool) (*peer, *Error) {
+	r := p.room
+	s := r.srv
+	pc, err := s.media.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		s.log.Error("new peer connection", "room", r.key.String(), "user", p.ident.UserID, "err", err)
+		return nil, clientError(CodeInternal)
+	}
+	pe := &peer{owner: p, target: target, usage: usage, publish: publish, pc: pc, key: peerKey(target, usage), trickle: trickle}
+	s.metrics.peerConnections.WithLabelValues(pe.role()).Inc()
+	pc.OnICECandidate(pe.onLocalCandidate)
+	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
+		switch state {
+		case webrtc.PeerConnectionStateConnected:
+			if !publish {
+				// So the new subscriber sees video at once.
+				r.mu.Lock()
+				var fwds []*forwardTrack
+				if source := r.participants[target]; source != nil {
+					fwds = source.tracksLocked(usage)
+				}
+				r.mu.Unlock()
+				for _, fwd := range fwds {
+					if fwd.kind == webrtc.RTPCodecTypeVideo {
+						fwd.requestKeyframe()
+					}
+				}
+			}
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			if state == webrtc.PeerConnectionStateFailed {
+				s.log.Info("peer connection failed", "room", r.key.String(), "user", p.ident.UserID, "target", target, "usage", usage)
+			}
+			r.mu.Lock()
+			p.mu.Lock()
+			if p.peers[pe.key] == pe {
+				delete(p.peers, pe.key)
+				if publish && usage == UsageCam {
+					p.publishing = false // its place among the publishers is free
+				}
+			}
+			p.mu.Unlock()
+			r.mu.Unlock()
+			pe.close()
+		}
+	})
+	return pe, nil
+}
+
+// addForwardTrack sends fwd on a subscription.
+func (pe *peer) addForwardTrack(fwd *forwardTrack) *Error {
+	s := pe.owner.room.srv
+	sender, err := pe.pc.AddTrack(fwd.trackLocal())
+	if err != nil {
+		s.log.Error("add track", "room", pe.owner.room.key.String(), "user", pe.owner.ident.UserID, "target", pe.target, "err", err)
+		return clientError(CodeInternal)
+	}
+	s.goRTCP(sender, fwd)
+	return nil
+}
+
+// setLocal applies the server's answer or offer and returns the SDP to
+// send: at once when trickling, else once ICE gathering is complete, with
+// every candidate in it.
+func (pe *peer) setLocal(ctx context.Context, desc webrtc.SessionDescription) (string, *Error) {
+	s := pe.owner.room.srv
+	var gathered <-chan struct{}
+	if !pe.trickle {
+		gathered = webrtc.GatheringCompletePromise(pe.pc)
+	}
+	if err := pe.pc.SetLocalDescription(desc); err != nil {
+		s.log.Debug("set local description", "room", pe.owner.room.key.String(), "user", pe.owner.ident.UserID, "err", err)
+		return "", clientError(CodeBadSDP)
+	}
+	if pe.trickle {
+		return desc.SDP, nil
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", clientError(CodeInternal)
+	}
+	return pe.pc.LocalDescription().SDP, nil
+}
+
+// checkSubscriptionLimit refuses a new subscription (key not yet among
+// p's peers) beyond MaxSubscriptions.
+func (p *participant) checkSubscriptionLimit(key string) *Error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	subs := 0
+	for _, pe := range p.peers {
+		if !pe.publish {
+			subs++
+		}
+	}
+	if _, again := p.peers[key]; !again && subs >= p.room.srv.cfg.MaxSubscriptions {
+		return clientError(CodeTooManySubscription)
+	}
+	return nil
+}
+
+// putPeer makes pe p's peer connection of its key, closing the one it
+// replaces, and takes over the candidates that came before it.
+func (p *participant) putPeer(pe *peer) *Error {
 	p.mu.Lock()
 	if p.peersClosed {
 		p.mu.Unlock()
-		return fail(CodeNotJoined)
+		return clientError(CodeNotJoined)
 	}
-	pe.pendingRemote = p.pending[target]
-	delete(p.pending, target)
-	old := p.peers[target]
-	p.peers[target] = pe
+	pe.pendingRemote = p.pending[pe.key]
+	delete(p.pending, pe.key)
+	old := p.peers[pe.key]
+	p.peers[pe.key] = pe
 	p.mu.Unlock()
 	if old != nil {
 		old.close()
 	}
-	return answer.SDP, pe, nil
+	return nil
 }
 
 // afterAnswer is called once the answer is on its way: the server's
@@ -305,8 +418,8 @@ func (pe *peer) afterAnswer() []*Error {
 }
 
 // addCandidate applies a client candidate to its peer connection, or keeps
-// it until the offer for target arrives.
-func (p *participant) addCandidate(target string, c webrtc.ICECandidateInit) *Error {
+// it until the offer for target and usage arrives.
+func (p *participant) addCandidate(target string, usage Usage, c webrtc.ICECandidateInit) *Error {
 	r := p.room
 	s := r.srv
 	if target != p.ident.UserID {
@@ -317,18 +430,19 @@ func (p *participant) addCandidate(target string, c webrtc.ICECandidateInit) *Er
 			return clientError(CodeUnknownParticipant)
 		}
 	}
+	key := peerKey(target, usage)
 	p.mu.Lock()
-	pe := p.peers[target]
+	pe := p.peers[key]
 	if pe == nil {
-		if len(p.pending[target]) >= s.cfg.MaxCandidatesPerPeer {
+		if len(p.pending[key]) >= s.cfg.MaxCandidatesPerPeer {
 			p.mu.Unlock()
 			return clientError(CodeTooManyCandidates)
 		}
-		if len(p.pending) >= s.cfg.MaxParticipants && p.pending[target] == nil {
+		if len(p.pending) >= 2*s.cfg.MaxParticipants && p.pending[key] == nil {
 			p.mu.Unlock()
 			return clientError(CodeTooManyCandidates)
 		}
-		p.pending[target] = append(p.pending[target], c)
+		p.pending[key] = append(p.pending[key], c)
 		p.mu.Unlock()
 		return nil
 	}
@@ -336,14 +450,20 @@ func (p *participant) addCandidate(target string, c webrtc.ICECandidateInit) *Er
 	return pe.addRemote(c, s.cfg.MaxCandidatesPerPeer)
 }
 
-// forward reads a published track into the participant's forward track.
-// A second track of a kind already published on this connection is read
-// and dropped (screen sharing comes with its own usage later).
+// forward reads a published track into the participant's forward track
+// of the peer's usage. A second track of a kind already published on this
+// connection, and audio on a screen share, are read and dropped.
 func (pe *peer) forward(track *webrtc.TrackRemote) {
 	p := pe.owner
 	s := p.room.srv
 	fwd := p.audio
-	if track.Kind() == webrtc.RTPCodecTypeVideo {
+	switch {
+	case pe.screen != nil && track.Kind() == webrtc.RTPCodecTypeVideo:
+		fwd = pe.screen
+	case pe.screen != nil:
+		drain(track)
+		return
+	case track.Kind() == webrtc.RTPCodecTypeVideo:
 		fwd = p.video
 	}
 	pc := pe.pc

@@ -15,6 +15,7 @@ const (
 	msgLeaveRoom        = "leaveRoom"
 	msgVideoStateFrom   = "videoStateFrom"
 	msgAudioStateFrom   = "audioStateFrom"
+	msgStopScreenShare  = "stopScreenShare"
 
 	msgExistingParticipants  = "existingParticipants"
 	msgNewParticipantArrived = "newParticipantArrived"
@@ -23,12 +24,17 @@ const (
 	msgParticipantLeft       = "participantLeft"
 	msgVideoStateAnswer      = "videoStateAnswer"
 	msgAudioStateAnswer      = "audioStateAnswer"
+	msgScreenShareStarted    = "screenShareStarted"
+	msgScreenShareStopped    = "screenShareStopped"
 	msgError                 = "error"
 )
 
 // flexString accepts a JSON string or number: the seed's ids are strings,
 // but clients that keep ids as numbers send them bare.
 type flexString string
+
+// FlexString is flexString for the other front ends' messages.
+type FlexString = flexString
 
 func (f *flexString) UnmarshalJSON(b []byte) error {
 	if bytes.Equal(b, []byte("null")) {
@@ -76,18 +82,21 @@ func (f *flexBool) UnmarshalJSON(b []byte) error {
 // inbound is every field any client message carries; which ones matter
 // depends on id. Kurento's names (name, room, sender) sit beside seed 002's.
 type inbound struct {
-	ID          string         `json:"id"`
-	Token       string         `json:"token"`
-	UserID      flexString     `json:"userId"`
-	CommunityID flexString     `json:"communityId"`
-	RoomID      flexString     `json:"roomId"`
-	Video       *flexBool      `json:"video"`
-	Audio       *flexBool      `json:"audio"`
-	SDPOffer    string         `json:"sdpOffer"`
-	Candidate   *candidateJSON `json:"candidate"`
-	Name        flexString     `json:"name"`
-	Room        flexString     `json:"room"`
-	Sender      flexString     `json:"sender"`
+	ID          string     `json:"id"`
+	Token       string     `json:"token"`
+	UserID      flexString `json:"userId"`
+	CommunityID flexString `json:"communityId"`
+	RoomID      flexString `json:"roomId"`
+	Video       *flexBool  `json:"video"`
+	Audio       *flexBool  `json:"audio"`
+	SDPOffer    string     `json:"sdpOffer"`
+	// Usage is "screen" for a screen share's publication, subscription
+	// or candidate; absent (or "cam") for the camera.
+	Usage     string         `json:"usage"`
+	Candidate *candidateJSON `json:"candidate"`
+	Name      flexString     `json:"name"`
+	Room      flexString     `json:"room"`
+	Sender    flexString     `json:"sender"`
 	// Data is an app signal's payload (see isAppSignal), relayed as is.
 	Data json.RawMessage `json:"data"`
 }
@@ -141,9 +150,11 @@ type candidateJSON struct {
 	SDPMLineIndex *uint16 `json:"sdpMLineIndex"`
 }
 
-// Member is one participant as clients see it.
+// Member is one participant as clients see it. Name is for front ends
+// that show one; seed 002's clients are sent none.
 type Member struct {
 	UserID string `json:"userId"`
+	Name   string `json:"-"`
 	Video  bool   `json:"video"`
 	Audio  bool   `json:"audio"`
 }
@@ -156,27 +167,45 @@ type ICEServer struct {
 }
 
 // Layout is the resolution policy for the room's current size (the table
-// of knowledgetalk.md): clients cap their capture to it.
+// of knowledgetalk.md): clients cap their capture to it. While someone
+// shares a screen, the sharer's camera drops to SharerCamera and the
+// screen is captured at Screen.
 type Layout struct {
-	Participants int `json:"participants"`
-	MaxWidth     int `json:"maxWidth"`
-	MaxHeight    int `json:"maxHeight"`
-	MaxFPS       int `json:"maxFps"`
+	Participants int         `json:"participants"`
+	MaxWidth     int         `json:"maxWidth"`
+	MaxHeight    int         `json:"maxHeight"`
+	MaxFPS       int         `json:"maxFps"`
+	Screen       *Resolution `json:"screen,omitempty"`
+	SharerCamera *Resolution `json:"sharerCamera,omitempty"`
 }
 
-// layoutFor returns the policy for n participants.
-func layoutFor(n int) Layout {
+// Resolution is a capture cap.
+type Resolution struct {
+	MaxWidth  int `json:"maxWidth"`
+	MaxHeight int `json:"maxHeight"`
+	MaxFPS    int `json:"maxFps"`
+}
+
+// layoutFor returns the policy for n participants, sharing when a screen
+// is shared.
+func layoutFor(n int, sharing bool) Layout {
 	type row struct{ upTo, w, h, fps int }
 	rows := [...]row{
 		{2, 960, 540, 15}, {4, 640, 360, 12}, {6, 480, 270, 12}, {9, 320, 180, 12},
 		{12, 320, 180, 10}, {16, 240, 135, 10}, {20, 160, 120, 10}, {25, 160, 120, 8},
 	}
+	l := Layout{Participants: n, MaxWidth: 120, MaxHeight: 80, MaxFPS: 8}
 	for _, r := range rows {
 		if n <= r.upTo {
-			return Layout{Participants: n, MaxWidth: r.w, MaxHeight: r.h, MaxFPS: r.fps}
+			l = Layout{Participants: n, MaxWidth: r.w, MaxHeight: r.h, MaxFPS: r.fps}
+			break
 		}
 	}
-	return Layout{Participants: n, MaxWidth: 120, MaxHeight: 80, MaxFPS: 8}
+	if sharing {
+		l.Screen = &Resolution{MaxWidth: 640, MaxHeight: 360, MaxFPS: 15}
+		l.SharerCamera = &Resolution{MaxWidth: 120, MaxHeight: 80, MaxFPS: 8}
+	}
+	return l
 }
 
 // Outbound messages carry seed 002's names and Kurento's side by side.
@@ -201,6 +230,7 @@ type answerMsg struct {
 	ID        string `json:"id"`
 	UserID    string `json:"userId"`
 	Name      string `json:"name"`
+	Usage     string `json:"usage,omitempty"`
 	SDPAnswer string `json:"sdpAnswer"`
 }
 
@@ -208,7 +238,14 @@ type iceCandidateMsg struct {
 	ID        string        `json:"id"`
 	UserID    string        `json:"userId"`
 	Name      string        `json:"name"`
+	Usage     string        `json:"usage,omitempty"`
 	Candidate candidateJSON `json:"candidate"`
+}
+
+// screenShareMsg says userId started or stopped sharing a screen.
+type screenShareMsg struct {
+	ID     string `json:"id"`
+	UserID string `json:"userId"`
 }
 
 type participantLeftMsg struct {

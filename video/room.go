@@ -28,11 +28,23 @@ type room struct {
 	key      RoomKey
 	srv      *Server
 	openedAt time.Time
+	// frontEnd names the signaling front end of the room's participants
+	// (the metrics label); capacity is its most participants.
+	frontEnd string
+	capacity int
 
 	mu           sync.Mutex
 	participants map[string]*participant // by user id
 	nextSeq      uint64
 	closed       bool // no longer in the registry; joiners retry
+	// peak is the most participants the room has held at once.
+	peak int
+	// screen is the participant holding the room's one screen share, nil
+	// while nobody does.
+	screen *participant
+	// nextID numbers feeds and server-offered subscriptions, unique in
+	// the room.
+	nextID uint64
 }
 
 // participant is one user in a room. Its forward tracks live as long as it
@@ -45,14 +57,24 @@ type participant struct {
 	joinedAt time.Time
 	audio    *forwardTrack
 	video    *forwardTrack
+	// exclusive: a join with the same user id is refused instead of
+	// resuming or evicting this participant (front ends that assign ids).
+	exclusive bool
 
 	// guarded by room.mu
 	sess       signaler // nil within the reconnect grace
+	name       string
 	videoOn    bool
 	audioOn    bool
 	publishing bool
 	left       bool
 	grace      *time.Timer
+	// camFeed and screenFeed are the feeds of p's publications once
+	// announced (zero before); screen is the screen's forward track while
+	// p shares its screen.
+	camFeed    Feed
+	screenFeed Feed
+	screen     *forwardTrack
 
 	mu          sync.Mutex // guards peers, pending and peersClosed
 	peersClosed bool       // left: no new peer connections
@@ -61,7 +83,22 @@ type participant struct {
 }
 
 func (p *participant) member() Member {
-	return Member{UserID: p.ident.UserID, Video: p.videoOn, Audio: p.audioOn}
+	return Member{UserID: p.ident.UserID, Name: p.name, Video: p.videoOn, Audio: p.audioOn}
+}
+
+// membersLocked lists everyone in join order.
+func (r *room) membersLocked() []Member {
+	all := r.othersLocked(nil)
+	out := make([]Member, len(all))
+	for i, p := range all {
+		out[i] = p.member()
+	}
+	return out
+}
+
+// layoutLocked is the resolution policy for the room as it is now.
+func (r *room) layoutLocked() Layout {
+	return layoutFor(len(r.participants), r.screen != nil)
 }
 
 // othersLocked returns the other participants in join order.
@@ -76,14 +113,16 @@ func (r *room) othersLocked(except *participant) []*participant {
 	return out
 }
 
-// welcomeLocked sends the joiner the others.
-func (r *room) welcomeLocked(p *participant) {
+// welcomeLocked sends the joiner the others; peakBefore is the room's peak
+// before the join.
+func (r *room) welcomeLocked(p *participant, peakBefore int) {
 	others := r.othersLocked(p)
 	members := make([]Member, 0, len(others))
 	for _, o := range others {
 		members = append(members, o.member())
 	}
-	p.sess.welcome(p.ident.UserID, members, r.srv.iceServers(p.ident.UserID), layoutFor(len(r.participants)))
+	p.sess.welcome(Welcome{Self: p.member(), Others: members, ICEServers: r.srv.iceServers(p.ident.UserID),
+		Layout: r.layoutLocked(), PeakBefore: peakBefore, Feeds: r.feedsLocked(p)})
 }
 
 // signalersLocked returns the front ends of everyone with a socket.
@@ -108,8 +147,18 @@ func (r *room) removeLocked(p *participant) (toClose []*peer) {
 		p.grace.Stop()
 		p.grace = nil
 	}
+	// The others hear that the share ended before they hear p left.
+	if r.screen == p {
+		r.screen = nil
+		for _, o := range r.participants {
+			if o != p && o.sess != nil {
+				o.sess.screenEnded(p.ident.UserID)
+			}
+		}
+	}
+	toClose = r.endScreenLocked(p)
 	delete(r.participants, p.ident.UserID)
-	layout := layoutFor(len(r.participants))
+	layout := r.layoutLocked()
 	for _, o := range r.participants {
 		if o.sess != nil {
 			o.sess.left(p.ident.UserID, layout)
@@ -122,6 +171,7 @@ func (r *room) removeLocked(p *participant) (toClose []*peer) {
 	}
 	p.audio.stop()
 	p.video.stop()
+	r.srv.metrics.participants.WithLabelValues(r.frontEnd).Dec()
 	return toClose
 }
 
@@ -136,17 +186,25 @@ func (r *room) publishersLocked() int {
 	return n
 }
 
-// takePeer removes and returns p's peer connection for target, and any
-// candidates kept for it.
+// takePeer removes and returns p's peer connections for target (camera
+// and screen), and any candidates kept for them.
 func (p *participant) takePeer(target string) []*peer {
+	return p.takePeers(peerKey(target, UsageCam), peerKey(target, UsageScreen))
+}
+
+// takePeers removes and returns p's peer connections of keys.
+func (p *participant) takePeers(keys ...string) []*peer {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.pending, target)
-	if pe := p.peers[target]; pe != nil {
-		delete(p.peers, target)
-		return []*peer{pe}
+	var out []*peer
+	for _, k := range keys {
+		delete(p.pending, k)
+		if pe := p.peers[k]; pe != nil {
+			delete(p.peers, k)
+			out = append(out, pe)
+		}
 	}
-	return nil
+	return out
 }
 
 func (p *participant) takeAllPeers() []*peer {
@@ -172,12 +230,31 @@ func closePeers(peers []*peer) {
 // same user joins with the same token while its place is held (socket
 // dropped, or a second tab taking over), the existing one resumed.
 func (s *Server) join(sess signaler, ident Identity, token string, key RoomKey, videoOn, audioOn bool) (*participant, *Error) {
+	return s.joinRoom(joinRequest{sess: sess, ident: ident, token: token, key: key, video: videoOn, audio: audioOn,
+		frontEnd: FrontEndSignal})
+}
+
+// joinRequest is one join, from whichever front end.
+type joinRequest struct {
+	sess         signaler
+	ident        Identity
+	token        string
+	key          RoomKey
+	video, audio bool
+	frontEnd     string
+	// capacity caps a room the join opens (0: MaxParticipants).
+	capacity int
+	// exclusive refuses the join when the user id is in the room already.
+	exclusive bool
+}
+
+func (s *Server) joinRoom(req joinRequest) (*participant, *Error) {
 	for {
-		r, opened, err := s.roomFor(key)
+		r, opened, err := s.roomFor(req)
 		if err != nil {
 			return nil, err
 		}
-		p, retry, err := r.join(sess, ident, token, videoOn, audioOn, opened)
+		p, retry, err := r.join(req, opened)
 		if retry {
 			continue
 		}
@@ -185,10 +262,10 @@ func (s *Server) join(sess signaler, ident Identity, token string, key RoomKey, 
 	}
 }
 
-// roomFor returns the open room key, creating it.
-func (s *Server) roomFor(key RoomKey) (*room, bool, *Error) {
-	if !key.valid() {
-		s.log.Error("join with an incomplete room key", "room", key.String())
+// roomFor returns the open room of req, creating it.
+func (s *Server) roomFor(req joinRequest) (*room, bool, *Error) {
+	if !req.key.valid() {
+		s.log.Error("join with an incomplete room key", "room", req.key.String())
 		return nil, false, fatalError(CodeInternal)
 	}
 	s.mu.Lock()
@@ -196,17 +273,23 @@ func (s *Server) roomFor(key RoomKey) (*room, bool, *Error) {
 	if s.closed {
 		return nil, false, fatalError(CodeShutdown)
 	}
-	if r := s.rooms[key]; r != nil {
+	if r := s.rooms[req.key]; r != nil {
 		return r, false, nil
 	}
-	r := &room{key: key, srv: s, openedAt: s.now(), participants: map[string]*participant{}}
-	s.rooms[key] = r
-	s.metrics.rooms.Inc()
+	capacity := s.cfg.MaxParticipants
+	if req.capacity > 0 {
+		capacity = min(capacity, req.capacity)
+	}
+	r := &room{key: req.key, srv: s, openedAt: s.now(), participants: map[string]*participant{},
+		frontEnd: req.frontEnd, capacity: capacity}
+	s.rooms[req.key] = r
+	s.metrics.rooms.WithLabelValues(r.frontEnd).Inc()
 	return r, true, nil
 }
 
-func (r *room) join(sess signaler, ident Identity, token string, videoOn, audioOn, opened bool) (_ *participant, retry bool, _ *Error) {
+func (r *room) join(req joinRequest, opened bool) (_ *participant, retry bool, _ *Error) {
 	s := r.srv
+	sess, ident, token := req.sess, req.ident, req.token
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -216,6 +299,14 @@ func (r *room) join(sess signaler, ident Identity, token string, videoOn, audioO
 	var replaced signaler
 	var evicted *participant
 	if old := r.participants[ident.UserID]; old != nil {
+		if req.exclusive || old.exclusive {
+			empty := len(r.participants) == 0
+			r.mu.Unlock()
+			if empty {
+				r.closeIfEmpty()
+			}
+			return nil, false, clientError(CodeAlreadyJoined)
+		}
 		if old.token == token {
 			// Resume: the others never saw it leave.
 			replaced = old.sess
@@ -225,7 +316,7 @@ func (r *room) join(sess signaler, ident Identity, token string, videoOn, audioO
 				old.grace = nil
 			}
 			sess.attach(old)
-			r.welcomeLocked(old)
+			r.welcomeLocked(old, r.peak)
 			r.mu.Unlock()
 			if replaced != nil {
 				replaced.fail(fatalError(CodeReplaced))
@@ -238,7 +329,7 @@ func (r *room) join(sess signaler, ident Identity, token string, videoOn, audioO
 		replaced = old.sess
 		toClose = r.removeLocked(old)
 	}
-	if len(r.participants) >= s.cfg.MaxParticipants {
+	if len(r.participants) >= r.capacity {
 		empty := len(r.participants) == 0
 		r.mu.Unlock()
 		closePeers(toClose)
@@ -262,15 +353,17 @@ func (r *room) join(sess signaler, ident Identity, token string, videoOn, audioO
 	now := s.now()
 	r.nextSeq++
 	p := &participant{room: r, ident: ident, token: token, seq: r.nextSeq, joinedAt: now, audio: audio, video: video,
-		sess: sess, videoOn: videoOn, audioOn: audioOn,
+		exclusive: req.exclusive, sess: sess, name: ident.Name, videoOn: req.video, audioOn: req.audio,
 		peers: map[string]*peer{}, pending: map[string][]webrtc.ICECandidateInit{}}
 	r.participants[ident.UserID] = p
+	peakBefore := r.peak
+	r.peak = max(r.peak, len(r.participants))
 	sess.attach(p)
-	r.welcomeLocked(p)
-	layout := layoutFor(len(r.participants))
+	r.welcomeLocked(p, peakBefore)
+	arrival := Arrival{Member: p.member(), Members: r.membersLocked(), Layout: r.layoutLocked(), PeakBefore: peakBefore}
 	for _, o := range r.othersLocked(p) {
 		if o.sess != nil {
-			o.sess.arrived(p.member(), layout)
+			o.sess.arrived(arrival)
 		}
 	}
 	// Events are queued under the lock so their order is the room's.
@@ -281,15 +374,14 @@ func (r *room) join(sess signaler, ident Identity, token string, videoOn, audioO
 		s.events.emit(Event{Kind: EventRoomOpened, Room: r.key, At: r.openedAt})
 	}
 	s.events.emit(Event{Kind: EventJoined, Room: r.key, User: ident, At: now})
+	s.metrics.participants.WithLabelValues(r.frontEnd).Inc()
 	r.mu.Unlock()
-	s.metrics.participants.Inc()
 
 	if evicted != nil {
 		if replaced != nil {
 			replaced.fail(fatalError(CodeReplaced))
 		}
 		closePeers(toClose)
-		s.metrics.participants.Dec()
 	}
 	s.log.Info("participant joined", "room", r.key.String(), "user", ident.UserID, "customer", ident.Customer)
 	return p, false, nil
@@ -308,7 +400,6 @@ func (r *room) leave(p *participant, reason string) {
 	s.events.emit(Event{Kind: EventLeft, Room: r.key, User: p.ident, At: now, Duration: now.Sub(p.joinedAt), Reason: reason})
 	r.mu.Unlock()
 	closePeers(toClose)
-	s.metrics.participants.Dec()
 	s.log.Info("participant left", "room", r.key.String(), "user", p.ident.UserID, "reason", reason)
 	r.closeIfEmpty()
 }
@@ -331,7 +422,7 @@ func (r *room) closeIfEmpty() {
 	r.mu.Unlock()
 	s.mu.Unlock()
 	if empty {
-		s.metrics.rooms.Dec()
+		s.metrics.rooms.WithLabelValues(r.frontEnd).Dec()
 	}
 }
 
@@ -355,12 +446,18 @@ func (r *room) dropped(p *participant, sess signaler) {
 	})
 }
 
-// setState records p's mute state and tells everyone, p included.
-func (r *room) setState(p *participant, video, audio *bool) {
+// setState records p's mute state or name and tells everyone, p included.
+func (r *room) setState(p *participant, video, audio *bool, name *string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p.left {
 		return
+	}
+	if name != nil {
+		p.name = *name
+		for _, sig := range r.signalersLocked() {
+			sig.renamed(p.ident.UserID, *name)
+		}
 	}
 	if video != nil {
 		p.videoOn = *video
@@ -423,7 +520,6 @@ func (r *room) closeAll(code string) int {
 		sess.fail(fatalError(code))
 	}
 	closePeers(toClose)
-	s.metrics.participants.Sub(float64(len(parts)))
-	s.metrics.rooms.Dec()
+	s.metrics.rooms.WithLabelValues(r.frontEnd).Dec()
 	return len(parts)
 }

@@ -16,6 +16,10 @@ const (
 	RoomGuide   RoomKind = "g" // g-{gsSeq}: a timed guide session
 )
 
+// RoomKnowledgeTalk is the kind of the KnowledgeTalk front end's rooms,
+// named by the seed's 8-digit room numbers; it has no seed-002 id.
+const RoomKnowledgeTalk RoomKind = "k"
+
 // NoCompany is the company of rooms that belong to none (guide sessions).
 const NoCompany = "0"
 

@@ -26,12 +26,11 @@ type session struct {
 	closing chan struct{} // closed: the writer flushes and closes
 	done    chan struct{} // closed when the writer has finished
 
-	// token bucket, used only by the reader
-	tokens   float64
-	refilled time.Time
+	bucket TokenBucket // used only by the reader
 
 	mu          sync.Mutex
 	told        map[string]bool // ids the client knows are in the room
+	screens     map[string]bool // ids whose screen share the client was told of
 	part        *participant
 	closed      bool
 	closeReason string
@@ -40,7 +39,7 @@ type session struct {
 func (s *Server) newSession(t transport, r *http.Request) *session {
 	sess := &session{srv: s, t: t, lang: requestLanguage(r, s.cfg.Language),
 		out: make(chan []byte, s.cfg.SendQueue), closing: make(chan struct{}), done: make(chan struct{}),
-		told: map[string]bool{}, tokens: s.cfg.MessageBurst, refilled: s.now()}
+		told: map[string]bool{}, bucket: NewTokenBucket(s.cfg.MessageRate, s.cfg.MessageBurst, s.now())}
 	if r != nil {
 		sess.urlToken = r.URL.Query().Get("token")
 		if sess.urlToken == "" {
@@ -230,7 +229,7 @@ func (sess *session) sendForgetting(id string, msg any) {
 }
 
 func (sess *session) sendError(e *Error, request string) {
-	sess.srv.metrics.errors.WithLabelValues(e.Code).Inc()
+	sess.srv.metrics.errors.WithLabelValues(FrontEndSignal, e.Code).Inc()
 	sess.send(errorMsg{ID: msgError, Code: e.Code, Message: text(e.Code, sess.lang), Request: request})
 	if e.Close {
 		sess.mu.Lock()
@@ -255,6 +254,7 @@ func (sess *session) attach(p *participant) {
 	sess.mu.Lock()
 	sess.part = p
 	sess.told = map[string]bool{}
+	sess.screens = map[string]bool{}
 	sess.mu.Unlock()
 }
 
@@ -309,23 +309,13 @@ func (sess *session) handle(raw []byte) {
 }
 
 // allow takes cost tokens from the connection's bucket.
-func (sess *session) allow(cost float64) bool {
-	cfg := sess.srv.cfg
-	now := sess.srv.now()
-	sess.tokens = min(cfg.MessageBurst, sess.tokens+now.Sub(sess.refilled).Seconds()*cfg.MessageRate)
-	sess.refilled = now
-	if sess.tokens < cost {
-		return false
-	}
-	sess.tokens -= cost
-	return true
-}
+func (sess *session) allow(cost float64) bool { return sess.bucket.Allow(sess.srv.now(), cost) }
 
 func (sess *session) dispatch(m *inbound) *Error {
 	switch m.ID {
 	case msgJoinRoom:
 		return sess.join(m)
-	case msgReceiveVideoFrom, msgOnIceCandidate, msgLeaveRoom, msgVideoStateFrom, msgAudioStateFrom:
+	case msgReceiveVideoFrom, msgOnIceCandidate, msgLeaveRoom, msgVideoStateFrom, msgAudioStateFrom, msgStopScreenShare:
 	default:
 		if !isAppSignal(m.ID) {
 			return clientError(CodeUnknownMessage)
@@ -346,13 +336,20 @@ func (sess *session) dispatch(m *inbound) *Error {
 		if !validUserID(target) {
 			return clientError(CodeBadUser)
 		}
-		answer, pe, e := p.receiveVideoFrom(target, m.SDPOffer)
+		usage, ok := ParseUsage(m.Usage)
+		if !ok {
+			return clientError(CodeBadMessage)
+		}
+		answer, pe, e := p.receiveVideoFrom(sess.srv.ctx, target, usage, m.SDPOffer, true)
 		if e != nil {
 			return e
 		}
-		sess.sendAbout(target, answerMsg{ID: msgReceiveVideoAnswer, UserID: target, Name: target, SDPAnswer: answer})
+		sess.sendAbout(target, answerMsg{ID: msgReceiveVideoAnswer, UserID: target, Name: target, Usage: usage.wire(), SDPAnswer: answer})
 		for _, e := range pe.afterAnswer() {
 			sess.sendError(e, msgOnIceCandidate)
+		}
+		if target == p.ident.UserID {
+			p.room.announce(p, usage)
 		}
 		return nil
 	case msgOnIceCandidate:
@@ -360,11 +357,18 @@ func (sess *session) dispatch(m *inbound) *Error {
 		if !validUserID(target) {
 			return clientError(CodeBadUser)
 		}
+		usage, ok := ParseUsage(m.Usage)
+		if !ok {
+			return clientError(CodeBadMessage)
+		}
 		c := m.Candidate
 		if c == nil || len(c.Candidate) > 1024 || (c.SDPMid != nil && len(*c.SDPMid) > 64) {
 			return clientError(CodeBadCandidate)
 		}
-		return p.addCandidate(target, webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex})
+		return p.addCandidate(target, usage, webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex})
+	case msgStopScreenShare:
+		p.room.stopScreen(p, true)
+		return nil
 	case msgLeaveRoom:
 		sess.detach(p)
 		p.room.leave(p, "leave")
@@ -399,7 +403,7 @@ func (sess *session) setState(p *participant, m *inbound) *Error {
 		a := bool(*m.Audio)
 		audio = &a
 	}
-	p.room.setState(p, video, audio)
+	p.room.setState(p, video, audio, nil)
 	return nil
 }
 
