@@ -45,7 +45,9 @@ type server struct {
 	broker   *broker.Server
 	chat     *chat.Service
 	video    *video.Server
-	guide    *guide.Service
+	// kt is the KnowledgeTalk signal server (socket.io at /socket.io/).
+	kt    *knowledgetalk.Server
+	guide *guide.Service
 	// guidePush is the mobile-push webhook with --guide-webhook-url.
 	guidePush *guide.Webhook
 	// guideRelay carries guide events between nodes over guideBus, a Redis
@@ -230,6 +232,9 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	}
 	s.chat.UseVideo(chatCalls{s.video})
 	s.guide.UseVideo(s.video)
+	if s.kt, err = knowledgetalk.New(knowledgetalk.DefaultConfig(), s.video, s.store, log); err != nil {
+		return nil, fmt.Errorf("knowledgetalk: %w", err)
+	}
 
 	// Every request gets the short deadlines of a REST call; the routes
 	// below that stream or move files say otherwise.
@@ -249,6 +254,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	mux.Handle("/signal", dl.SockJS(vh))
 	mux.Handle("/signal/", dl.SockJS(vh))
 	mux.Handle("GET /video/ice-servers", vh)
+	mux.Handle("/socket.io/", s.kt.Handler())
 	gh := s.guide.Handler()
 	mux.Handle("/guide/", gh)
 	mux.Handle("GET /guide/events", dl.LongLived(gh))
@@ -332,7 +338,11 @@ func (s *server) Run(ctx context.Context) error {
 		}
 	}
 	// Calls end with a reason the pages show; their sockets are hijacked,
-	// so http.Shutdown would not wait for them.
+	// so http.Shutdown would not wait for them. KnowledgeTalk's members
+	// leave their rooms before the rooms close.
+	if err := s.kt.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close knowledgetalk: %w", err))
+	}
 	if err := s.video.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close video: %w", err))
 	}
@@ -363,6 +373,9 @@ func (s *server) Close() error {
 	}
 	if s.guideBus != nil {
 		errs = append(errs, s.guideBus.Close())
+	}
+	if s.kt != nil {
+		errs = append(errs, s.kt.Close())
 	}
 	if s.video != nil {
 		errs = append(errs, s.video.Close())
