@@ -254,7 +254,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	mux.Handle("/signal", dl.SockJS(vh))
 	mux.Handle("/signal/", dl.SockJS(vh))
 	mux.Handle("GET /video/ice-servers", vh)
-	mux.Handle("/socket.io/", s.kt.Handler())
+	mux.Handle("/socket.io/", dl.SocketIO(s.kt.Handler()))
 	gh := s.guide.Handler()
 	mux.Handle("/guide/", gh)
 	mux.Handle("GET /guide/events", dl.LongLived(gh))

@@ -13,8 +13,8 @@ func TestCodes(t *testing.T) {
 		t.Run(gen, func(t *testing.T) {
 			h := start(t, nil)
 			a := h.bot("a", gen, lic1)
-			a.emit(msg{"eventOp": "KeepAlive"})
-			if m := a.await("KeepAlive"); str(m, "code") != "200" || str(m, "message") != "OK" {
+			a.Emit(msg{"eventOp": "KeepAlive"})
+			if m := a.Await("KeepAlive"); str(m, "code") != "200" || str(m, "message") != "OK" {
 				t.Fatalf("KeepAlive: %v", m)
 			}
 
@@ -25,26 +25,26 @@ func TestCodes(t *testing.T) {
 				{"eventOp": "CreateRoom", "cpCode": "", "authKey": ""},
 				{"eventOp": "CreateRoom", "cpCode": "NOPE", "authKey": "x"},
 			} {
-				a.emit(bad)
-				if m := a.await("CreateRoom"); str(m, "code") != "401" || str(m, "roomId") != "" {
+				a.Emit(bad)
+				if m := a.Await("CreateRoom"); str(m, "code") != "401" || str(m, "roomId") != "" {
 					t.Errorf("CreateRoom with %v: %v", bad, m)
 				}
 			}
-			a.emit(msg{"signalOp": "SetVideo", "authKey": "wrong", "roomId": "12345678", "status": true})
-			if m := a.await("SetVideo"); str(m, "code") != "401" {
+			a.Emit(msg{"signalOp": "SetVideo", "authKey": "wrong", "roomId": "12345678", "status": true})
+			if m := a.Await("SetVideo"); str(m, "code") != "401" {
 				t.Errorf("SetVideo with a bad licence: %v", m)
 			}
 
 			// Unknown and missing ops.
-			a.emit(msg{"eventOp": "Frobnicate"})
-			if m := a.await("Frobnicate"); str(m, "code") != "400" {
+			a.Emit(msg{"eventOp": "Frobnicate"})
+			if m := a.Await("Frobnicate"); str(m, "code") != "400" {
 				t.Errorf("unknown op: %v", m)
 			}
 
 			// Missing parameters: 421.
 			for _, o := range []string{"RoomJoin", "SDP", "SendFeed", "SessionReserve", "SessionReserveEnd", "ScreenShareConferenceEnd", "DestroyRoom"} {
-				a.emit(msg{"eventOp": o})
-				if m := a.await(o); str(m, "code") != "421" {
+				a.Emit(msg{"eventOp": o})
+				if m := a.Await(o); str(m, "code") != "421" {
 					t.Errorf("%s without roomId: %v", o, m)
 				}
 			}
@@ -52,21 +52,21 @@ func TestCodes(t *testing.T) {
 			// Unknown rooms: RoomJoin gets 400 with useMediaSvr N (the
 			// client's "room has expired"), the rest 441.
 			other := h.bot("other", gen, lic2)
-			room2 := other.createRoom()
+			room2 := other.CreateRoom()
 			for _, id := range []string{"12345678", "1234", "abcdefgh", room2} {
-				a.emit(msg{"eventOp": "RoomJoin", "roomId": id})
-				if m := a.await("RoomJoin"); str(m, "code") != "400" || str(m, "useMediaSvr") != "N" {
+				a.Emit(msg{"eventOp": "RoomJoin", "roomId": id})
+				if m := a.Await("RoomJoin"); str(m, "code") != "400" || str(m, "useMediaSvr") != "N" {
 					t.Errorf("RoomJoin %s: %v", id, m)
 				}
 			}
 			for _, o := range []string{"SessionReserve", "ScreenShareConferenceEnd", "ExitRoom"} {
-				a.emit(msg{"eventOp": o, "roomId": "12345678", "userId": "u1234567"})
-				if m := a.await(o); str(m, "code") != "441" {
+				a.Emit(msg{"eventOp": o, "roomId": "12345678", "userId": "u1234567"})
+				if m := a.Await(o); str(m, "code") != "441" {
 					t.Errorf("%s outside a room: %v", o, m)
 				}
 			}
-			a.emit(msg{"eventOp": "DestroyRoom", "roomId": room2})
-			if m := a.await("DestroyRoom"); str(m, "code") != "441" {
+			a.Emit(msg{"eventOp": "DestroyRoom", "roomId": room2})
+			if m := a.Await("DestroyRoom"); str(m, "code") != "441" {
 				t.Errorf("DestroyRoom of another company's room: %v", m)
 			}
 
@@ -79,30 +79,30 @@ func TestCodes(t *testing.T) {
 				{"eventOp": "StartSession"},
 				{"eventOp": "Candidate", "candidate": "x"},
 			} {
-				a.emit(ack)
+				a.Emit(ack)
 			}
 			for _, o := range []string{"StartSession", "SDP", "Candidate", "ReceiveFeed"} {
-				a.quiet(o)
+				a.Quiet(o)
 			}
 
 			// A room of capacity 2: the third is over the limit.
-			a.emit(msg{"eventOp": "CreateRoom", "capacity": 2})
-			id := str(a.await("CreateRoom", "code", "200"), "roomId")
-			a.join(id)
-			a.emit(msg{"eventOp": "RoomJoin", "roomId": id})
-			if m := a.await("RoomJoin"); str(m, "code") != "442" {
+			a.Emit(msg{"eventOp": "CreateRoom", "capacity": 2})
+			id := str(a.Await("CreateRoom", "code", "200"), "roomId")
+			a.Join(id)
+			a.Emit(msg{"eventOp": "RoomJoin", "roomId": id})
+			if m := a.Await("RoomJoin"); str(m, "code") != "442" {
 				t.Errorf("second RoomJoin: %v", m)
 			}
 			b := h.bot("b", gen, lic1)
-			b.join(id)
+			b.Join(id)
 			c := h.bot("c", gen, lic1)
-			c.emit(msg{"eventOp": "RoomJoin", "roomId": id})
-			if m := c.await("RoomJoin"); str(m, "code") != "445" {
+			c.Emit(msg{"eventOp": "RoomJoin", "roomId": id})
+			if m := c.Await("RoomJoin"); str(m, "code") != "445" {
 				t.Errorf("RoomJoin of a full room: %v", m)
 			}
 			// Another company's licence does not reach the room.
-			other.emit(msg{"eventOp": "RoomJoin", "roomId": id})
-			if m := other.await("RoomJoin"); str(m, "code") != "400" {
+			other.Emit(msg{"eventOp": "RoomJoin", "roomId": id})
+			if m := other.Await("RoomJoin"); str(m, "code") != "400" {
 				t.Errorf("RoomJoin under another company: %v", m)
 			}
 			// In the room: bad fields.
@@ -112,8 +112,8 @@ func TestCodes(t *testing.T) {
 				{"signalOp": "Chat", "roomId": id},
 				{"eventOp": "SDP", "roomId": id, "usage": "cam"},
 			} {
-				a.emit(bad)
-				if m := a.await(op(bad)); str(m, "code") != "421" {
+				a.Emit(bad)
+				if m := a.Await(op(bad)); str(m, "code") != "421" {
 					t.Errorf("%v: %v", bad, m)
 				}
 			}
@@ -123,22 +123,22 @@ func TestCodes(t *testing.T) {
 				{"eventOp": "SDP", "roomId": id, "usage": "desk", "sdp": msg{"type": "offer", "sdp": "v=0"}},
 				{"eventOp": "SDP", "roomId": id, "sdp": msg{"type": "pranswer", "sdp": "v=0"}},
 			} {
-				a.emit(bad)
-				if m := a.await(op(bad)); str(m, "code") != "422" {
+				a.Emit(bad)
+				if m := a.Await(op(bad)); str(m, "code") != "422" {
 					t.Errorf("%v: %v", bad, m)
 				}
 			}
-			a.emit(msg{"eventOp": "SessionReserve", "roomId": "87654321"})
-			if m := a.await("SessionReserve"); str(m, "code") != "441" {
+			a.Emit(msg{"eventOp": "SessionReserve", "roomId": "87654321"})
+			if m := a.Await("SessionReserve"); str(m, "code") != "441" {
 				t.Errorf("SessionReserve for another room: %v", m)
 			}
-			a.emit(msg{"eventOp": "DestroyRoom", "roomId": id})
-			if m := a.await("DestroyRoom"); str(m, "code") != "413" {
+			a.Emit(msg{"eventOp": "DestroyRoom", "roomId": id})
+			if m := a.Await("DestroyRoom"); str(m, "code") != "413" {
 				t.Errorf("DestroyRoom of a room in use: %v", m)
 			}
 			// Nothing refused reached the others.
-			b.quiet("SetVideo")
-			b.quiet("ChangeName")
+			b.Quiet("SetVideo")
+			b.Quiet("ChangeName")
 			if h.metric("cstalk_video_signaling_errors_total", "frontend", "knowledgetalk", "code", "401") < 5 {
 				t.Errorf("licence refusals not counted")
 			}

@@ -2,6 +2,7 @@ package knowledgetalk_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -135,7 +136,7 @@ func (s *subscriber) awaitVideo(t *testing.T, who string) {
 	t.Helper()
 	checkFor(t, 15*time.Second, func() error {
 		if n := s.video.Load(); n < 10 {
-			return errorf("%s: %d video packets (%s)", who, n, s.pc.ConnectionState())
+			return fmt.Errorf("%s: %d video packets (%s)", who, n, s.pc.ConnectionState())
 		}
 		return nil
 	})

@@ -166,8 +166,8 @@ func (sess *session) roomJoin(c *call) {
 		if userID, err = newUserID(); err != nil {
 			break
 		}
-		p, err = s.rooms.Join(video.JoinRequest{RoomID: key, Ident: video.Identity{UserID: userID, Name: defaultName,
-			CommunityID: fmt.Sprint(c.company)}, Video: true, Audio: true, FrontEnd: FrontEnd, Capacity: capacity, Signaler: sess})
+		p, err = s.rooms.Join(video.JoinRequest{Room: key, Ident: video.Identity{UserID: userID, Name: defaultName,
+			CommunityID: key.Company}, Video: true, Audio: true, FrontEnd: FrontEnd, Capacity: capacity, Signaler: sess})
 		if !isVideoCode(err, video.CodeAlreadyJoined) {
 			break
 		}

@@ -26,7 +26,7 @@ const namespace = "/SignalServer"
 // joining rooms, seeing whether one is live here, and its metrics.
 type Rooms interface {
 	Join(req video.JoinRequest) (*video.Participant, error)
-	Participants(roomID string) []video.Member
+	Participants(key video.RoomKey) []video.Member
 	SignalingConnection(transport string) (done func())
 	SignalingError(frontEnd, code string)
 }
@@ -131,9 +131,9 @@ func (s *Server) connected(sock *socket.Socket) {
 }
 
 // roomKey is room id's room in the video registry: a kind of its own,
-// scoped to the company.
-func roomKey(company int64, id string) string {
-	return "k-" + strconv.FormatInt(company, 10) + "-" + id
+// scoped to the licence's company.
+func roomKey(company int64, id string) video.RoomKey {
+	return video.RoomKey{Company: strconv.FormatInt(company, 10), Kind: video.RoomKnowledgeTalk, Name: id}
 }
 
 // entered and exited count this node's sessions in room id; exited

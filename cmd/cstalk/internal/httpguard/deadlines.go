@@ -53,6 +53,21 @@ func (d Deadlines) SockJS(h http.Handler) http.Handler {
 	})
 }
 
+// SocketIO serves socket.io (Engine.IO): its WebSockets and polling GETs
+// (held open until there is something to send or the heartbeat is due)
+// are long-lived, its polling POSTs plain.
+func (d Deadlines) SocketIO(h http.Handler) http.Handler {
+	long := d.LongLived(h)
+	plain := d.Plain(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || (r.Method == http.MethodGet && r.URL.Query().Get("transport") == "polling") {
+			long.ServeHTTP(w, r)
+			return
+		}
+		plain.ServeHTTP(w, r)
+	})
+}
+
 // IsLongLived reports whether r opens a WebSocket or a SockJS receiving
 // transport (/prefix/{server}/{session}/{transport}).
 func IsLongLived(r *http.Request) bool {
