@@ -280,6 +280,16 @@ func (sess *session) sdp(c *call) {
 		sess.relay(p, relayed)
 		return
 	}
+	if r.PluginID == "" && usage == video.UsageCam && r.Host == nil {
+		// A camera SDP for the SFU carries the host flag StartSession gave
+		// (the seed asks for it, the client always sends it); one without
+		// is the 1:1 offer or answer the client was still sending when a
+		// third member turned the call into an SFU call: a relay to a 1:1
+		// call that is gone. Answering the offer would hand the client two
+		// answers for its new publication.
+		sess.log.Info("1:1 SDP in an SFU call dropped", "room", roomID, "user", userID, "type", r.SDP.Type)
+		return
+	}
 	ctx, cancel := context.WithTimeout(sess.srv.ctx, sess.srv.cfg.MediaTimeout)
 	defer cancel()
 	switch {

@@ -118,6 +118,7 @@ type request struct {
 	SDP      *sdpField       `json:"sdp"`
 	Usage    string          `json:"usage"`
 	PluginID flexString      `json:"pluginId"`
+	Host     *bool           `json:"host"`
 	FeedID   flexString      `json:"feedId"`
 	Display  string          `json:"display"`
 	Status   *bool           `json:"status"`

@@ -108,6 +108,11 @@ func TestSFUCall(t *testing.T) {
 			t.Fatalf("%s's StartSession %v", m.Name, ss)
 		}
 	}
+	// A 1:1 offer still on its way when the call turned SFU (no host
+	// flag) is dropped: no answer to confuse the new publication.
+	a.Emit(msg{"eventOp": "SDP", "roomId": id, "usage": "cam", "isSfu": true, "userId": a.UserID, "sdp": msg{"type": "offer", "sdp": "v=0 stale"}})
+	a.Quiet("SDP")
+	b.Quiet("SDP")
 	c.publish(t, api, true)
 	a.publish(t, api, false)
 	b.publish(t, api, false)
