@@ -110,6 +110,18 @@ func (b *Bot) Drop() {
 	<-b.node.Exited()
 }
 
+// AwaitEvent waits for a client event other than a message:
+// "disconnect", "error".
+func (b *Bot) AwaitEvent(kind string) {
+	b.t.Helper()
+	b.node.Take(15*time.Second, func(line string) error {
+		if e := parse(line); e.Event != kind {
+			return fmt.Errorf("%s waits for %s: %s", b.Name, kind, line)
+		}
+		return nil
+	})
+}
+
 // Await returns (and takes) the first message with op whose fields match
 // the key/value pairs.
 func (b *Bot) Await(op string, kv ...any) Msg {
