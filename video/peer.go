@@ -195,8 +195,10 @@ func (p *participant) receiveVideoFrom(ctx context.Context, target string, usage
 		}
 	}
 	var screen *forwardTrack
+	reserved := false // this offer took the room's screen share
 	if publish && usage == UsageScreen {
 		var e *Error
+		reserved = r.screen != p
 		if screen, e = r.startScreenLocked(p); e != nil {
 			r.mu.Unlock()
 			return "", nil, e
@@ -218,16 +220,27 @@ func (p *participant) receiveVideoFrom(ctx context.Context, target string, usage
 
 	// A failed camera offer gives back the publisher place it took,
 	// unless an earlier publication still holds it.
+	// A failed screen offer gives back the track and the share it took,
+	// unless an earlier screen publication still holds them.
 	unpublish := func() {
-		if publish && usage == UsageCam {
-			r.mu.Lock()
-			p.mu.Lock()
-			if p.peers[key] == nil {
-				p.publishing = false
-			}
-			p.mu.Unlock()
-			r.mu.Unlock()
+		if !publish {
+			return
 		}
+		r.mu.Lock()
+		p.mu.Lock()
+		first := p.peers[key] == nil
+		p.mu.Unlock()
+		switch {
+		case first && usage == UsageCam:
+			p.publishing = false
+		case first && p.screenFeed.ID == 0 && p.screen == screen:
+			p.screen.stop()
+			p.screen = nil
+			if reserved && r.screen == p {
+				r.screen = nil
+			}
+		}
+		r.mu.Unlock()
 	}
 	pe, e := p.newPeer(target, usage, publish, trickle)
 	if e != nil {

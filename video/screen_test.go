@@ -106,7 +106,11 @@ func TestSignalScreenShare(t *testing.T) {
 		}
 		return nil
 	})
-	// The share is free again.
+	// The share is free again; a failed screen offer does not keep it.
+	noFingerprint := "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n" +
+		"c=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n"
+	c.send(map[string]any{"id": "receiveVideoFrom", "userId": "3", "usage": "screen", "sdpOffer": noFingerprint})
+	c.awaitError(CodeBadSDP)
 	b.publishScreen()
 	a.await("screenShareStarted", "userId", "2")
 	// Its holder leaving ends it.
