@@ -367,21 +367,19 @@ func (sess *session) sendFeed(c *call) {
 	_, roomID := sess.self()
 	sess.answer(r, codeOK, nil)
 	sess.send(obj{"eventOp": opSDP, "usage": string(sub.Feed.Usage), "sdp": obj{"type": "offer", "sdp": sub.Offer},
-		"pluginId": sub.ID, "displayId": displayID(sub.Feed), "roomId": roomID, "useMediaSvr": "Y"})
+		"pluginId": sub.ID, "displayId": display(sub.Feed), "roomId": roomID, "useMediaSvr": "Y"})
 }
 
 // display is a feed's display: its publisher, with _screen for a screen
-// (the client tells the usage by it).
+// (the client tells the usage by it). It is also the displayId of the
+// subscription's offer: the client keys a camera's tile by the
+// publisher's userId.
 func display(f video.Feed) string {
 	if f.Usage == video.UsageScreen {
 		return f.UserID + "_screen"
 	}
 	return f.UserID
 }
-
-// displayID is what the subscription offer names: the publisher for a
-// camera (the client keys the tile by it), the display for a screen.
-func displayID(f video.Feed) string { return display(f) }
 
 func (sess *session) reserve(c *call) {
 	if p, ok := sess.member(c, false); ok {

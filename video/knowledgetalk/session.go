@@ -35,10 +35,9 @@ type session struct {
 	// time)
 	bucket video.TokenBucket
 
-	mu          sync.Mutex
-	closeOnce   sync.Once
-	goneOnce    sync.Once
-	closeReason string
+	mu        sync.Mutex
+	closeOnce sync.Once
+	goneOnce  sync.Once
 	// the room, set by RoomJoin (roomID and company before the join, so
 	// the welcome can name them) and cleared by ExitRoom
 	roomID  string
@@ -144,9 +143,7 @@ loop:
 // close ends the session after what is queued is sent.
 func (sess *session) close(reason string) {
 	sess.closeOnce.Do(func() {
-		sess.mu.Lock()
-		sess.closeReason = reason
-		sess.mu.Unlock()
+		sess.log.Info("closing session", "reason", reason)
 		close(sess.closing)
 	})
 }
