@@ -106,7 +106,7 @@ func TestOneToOne(t *testing.T) {
 	a.Await("Presence", "action", "exit", "userId", b.UserID)
 	a.Quiet("Presence", "action", "exit", "userId", b.UserID)
 	a.Drop()
-	checkFor(t, 10*time.Second, func() error {
+	checkFor(t, 30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if _, err := h.store.KTRoom(ctx, 1, id); !errors.Is(err, kt.ErrNotFound) {
@@ -114,7 +114,7 @@ func TestOneToOne(t *testing.T) {
 		}
 		return nil
 	})
-	checkFor(t, 10*time.Second, func() error {
+	checkFor(t, 30*time.Second, func() error {
 		if n := h.metric("cstalk_video_rooms") + h.metric("cstalk_video_participants") + h.metric("cstalk_video_signaling_connections"); n != 0 {
 			return fmt.Errorf("rooms, participants and connections: %v", n)
 		}

@@ -134,7 +134,7 @@ func newSubscriber(t *testing.T, api *webrtc.API, offer string) *subscriber {
 
 func (s *subscriber) awaitVideo(t *testing.T, who string) {
 	t.Helper()
-	checkFor(t, 15*time.Second, func() error {
+	checkFor(t, 30*time.Second, func() error {
 		if n := s.video.Load(); n < 10 {
 			return fmt.Errorf("%s: %d video packets (%s)", who, n, s.pc.ConnectionState())
 		}

@@ -17,6 +17,10 @@ import (
 	"github.com/cstalk/cstalk/video/videotest"
 )
 
+// waitFor bounds every wait for the server: generous, for a machine busy
+// with other builds and browsers.
+const waitFor = 30 * time.Second
+
 // Msg is a message the server sent.
 type Msg = map[string]any
 
@@ -78,7 +82,7 @@ func NewBot(t testing.TB, url, name, gen string, lic [2]string) *Bot {
 	_, file, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(file), "kt-bot.cjs")
 	b := &Bot{t: t, Name: name, lic: lic, node: videotest.StartNode(t, "socket.io-client-v2", script, gen, url)}
-	b.node.Take(15*time.Second, func(line string) error {
+	b.node.Take(waitFor, func(line string) error {
 		if e := parse(line); e.Event != "connect" {
 			return fmt.Errorf("%s: %s", name, line)
 		}
@@ -114,7 +118,7 @@ func (b *Bot) Drop() {
 // "disconnect", "error".
 func (b *Bot) AwaitEvent(kind string) {
 	b.t.Helper()
-	b.node.Take(15*time.Second, func(line string) error {
+	b.node.Take(waitFor, func(line string) error {
 		if e := parse(line); e.Event != kind {
 			return fmt.Errorf("%s waits for %s: %s", b.Name, kind, line)
 		}
@@ -126,7 +130,7 @@ func (b *Bot) AwaitEvent(kind string) {
 // the key/value pairs.
 func (b *Bot) Await(op string, kv ...any) Msg {
 	b.t.Helper()
-	line := b.node.Take(15*time.Second, func(line string) error {
+	line := b.node.Take(waitFor, func(line string) error {
 		if e := parse(line); e.Event != "msg" || Op(e.Data) != op || !matches(e.Data, kv) {
 			return fmt.Errorf("%s waits for %s %v: %s", b.Name, op, kv, line)
 		}
