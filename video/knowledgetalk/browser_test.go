@@ -32,13 +32,10 @@ func TestBrowserCalls(t *testing.T) {
 	// Browsers gather no loopback candidates: the SFU offers every
 	// interface.
 	h := start(t, func(_ *kt.Config, v *video.Config) { v.Interfaces = nil })
-	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", h.kt.Handler())
-	mux.HandleFunc("/test/kt-call.html", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, "testdata/kt-call.html") })
-	mux.HandleFunc("/test/socket.io.js", func(w http.ResponseWriter, r *http.Request) {
+	h.mux.HandleFunc("/test/kt-call.html", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, "testdata/kt-call.html") })
+	h.mux.HandleFunc("/test/socket.io.js", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFile(w, r, filepath.Join(modules, "socket.io-client-v2", "dist", "socket.io.js"))
 	})
-	h.http.Config.Handler = mux
 
 	maker := h.bot("maker", "v2", lic1)
 	for _, c := range []struct {

@@ -33,7 +33,9 @@ type harness struct {
 	video *video.Server
 	kt    *kt.Server
 	http  *httptest.Server
-	reg   *prometheus.Registry
+	// mux serves the front end at /socket.io/; a test may add routes.
+	mux *http.ServeMux
+	reg *prometheus.Registry
 }
 
 func testLog() *slog.Logger {
@@ -93,7 +95,7 @@ func start(t *testing.T, mutate func(*kt.Config, *video.Config)) *harness {
 		_ = vs.Close()
 		hs.Close()
 	})
-	return &harness{t: t, store: st, video: vs, kt: ks, http: hs, reg: reg}
+	return &harness{t: t, store: st, video: vs, kt: ks, http: hs, mux: mux, reg: reg}
 }
 
 // metric adds up every series of the metric name whose labels include
