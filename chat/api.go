@@ -43,7 +43,6 @@ type api struct {
 	// fileKey signs file access grants. It is derived from the JWT secret so
 	// a grant can never pass as a bearer token, nor the other way round.
 	fileKey []byte
-	logins  *loginLimiter
 	// contractSource calls the companies' contract endpoints.
 	contractSource *contractSource
 }
@@ -60,7 +59,6 @@ func (s *Service) APIHandler() http.Handler {
 		// is per node.
 		contractSource: newContractSource(s.cfg.ContractsTimeout),
 	}
-	a.logins = newLoginLimiter(a.now)
 	mux := http.NewServeMux()
 	allowed := map[string][]string{} // path -> its methods
 	route := func(method, path string, h http.HandlerFunc) {
@@ -205,6 +203,14 @@ func (a *api) internal(w http.ResponseWriter, r *http.Request, doing string, err
 	a.fail(w, r, http.StatusInternalServerError, "api_server_error")
 }
 
+// unavailable logs err and answers 503: something the request needs (the
+// store, Redis) did not answer in time; the client may retry.
+func (a *api) unavailable(w http.ResponseWriter, r *http.Request, doing string, err error) {
+	a.log.Warn(doing+" unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+	w.Header().Set("Retry-After", "5")
+	a.fail(w, r, http.StatusServiceUnavailable, "api_unavailable")
+}
+
 // bearer returns the token of an "Authorization: Bearer ..." header, or "".
 func bearer(r *http.Request) string {
 	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
@@ -291,17 +297,23 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusBadRequest, "api_login_body")
 		return
 	}
-	key := loginKey(r, req.LoginName)
-	if wait, blocked := a.logins.blocked(key); blocked {
+	// The check is reserved before the password is: however many arrive
+	// at once, no more are checked than the throttle allows.
+	logins := a.s.cfg.Logins
+	wait, err := logins.Reserve(r.Context(), "chat", req.LoginName, r.RemoteAddr)
+	switch {
+	case errors.Is(err, ErrLoginThrottled):
 		a.log.Warn("login throttled", "loginName", req.LoginName, "remote", r.RemoteAddr)
-		w.Header().Set("Retry-After", retryAfter(wait))
+		w.Header().Set("Retry-After", RetryAfter(wait))
 		a.fail(w, r, http.StatusTooManyRequests, "api_login_throttled")
+		return
+	case err != nil:
+		a.unavailable(w, r, "login throttle", err)
 		return
 	}
 	m, err := a.s.Login(r.Context(), req.LoginName, req.Password)
 	switch {
 	case errors.Is(err, ErrBadCredentials):
-		a.logins.failed(key)
 		a.log.Info("login refused", "loginName", req.LoginName, "remote", r.RemoteAddr)
 		a.fail(w, r, http.StatusUnauthorized, "api_bad_credentials")
 		return
@@ -309,7 +321,9 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, "login", err)
 		return
 	}
-	a.logins.succeeded(key)
+	if err := logins.Succeeded(r.Context(), "chat", req.LoginName, r.RemoteAddr); err != nil {
+		a.log.Warn("login throttle not reset", "loginName", req.LoginName, "err", err)
+	}
 	token, expires, err := a.s.IssueToken(m)
 	if err != nil {
 		a.internal(w, r, "issue token", err)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -594,4 +595,40 @@ func testMatchRoomIsAssign(t *testing.T, e *chatEnv) {
 	}
 	resp, body = rest.call(http.MethodPost, match, e.token(e.agent1))
 	wantAPIError(t, resp, body, http.StatusConflict, "종료된 상담입니다.")
+}
+
+// TestLoginChecksReserved: a password check is reserved before it runs, so
+// of 60 wrong passwords for one login sent at once exactly the allowed 10
+// are checked (401) and the rest refused unchecked (429), on both login
+// paths alike.
+func TestLoginChecksReserved(t *testing.T) {
+	env := newAPIEnv(t, apiBackends()[0].dsn(t))
+	var unauthorized, throttled, other atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Go(func() {
+			path := []string{"/api/auth/login", "/auth/login"}[i%2]
+			req, _ := http.NewRequest(http.MethodPost, env.srv.URL+path, strings.NewReader(`{"loginName":"agent2","password":"wrong"}`))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusUnauthorized:
+				unauthorized.Add(1)
+			case http.StatusTooManyRequests:
+				throttled.Add(1)
+			default:
+				other.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if unauthorized.Load() != 10 || throttled.Load() != 50 || other.Load() != 0 {
+		t.Fatalf("60 parallel wrong passwords: %d checked (401), %d throttled, %d other; want 10 and 50",
+			unauthorized.Load(), throttled.Load(), other.Load())
+	}
 }

@@ -1,114 +1,83 @@
 package chat
 
 import (
-	"maps"
+	"context"
+	"errors"
 	"net"
-	"net/http"
-	"slices"
 	"strconv"
-	"sync"
+	"strings"
 	"time"
 )
 
-// Password guessing is slowed per login name and client address: after
-// loginMaxFailures wrong passwords within loginWindow, that pair is refused
-// (429, before any password check) until the window ends. Keying on the
-// address as well keeps a stranger from locking a counselor out from
-// elsewhere; behind a load balancer it degrades to per login name.
-const (
-	loginMaxFailures = 10
-	loginWindow      = 15 * time.Minute
-	// loginTrackedMax bounds the memory an attacker trying many names can
-	// make us spend.
-	loginTrackedMax = 10000
-)
-
-type loginFailures struct {
-	count int
-	since time.Time
+// LoginThrottle bounds the password checks of a login: at most PerAddress
+// per login name and client address, and PerName per login name from any
+// address, in each Window. A check is reserved before it runs, so however
+// many arrive at once no more run than allowed; a right password frees its
+// address's count. Keying on the address keeps a stranger from locking a
+// counselor out from elsewhere, PerName caps a guesser with many addresses.
+// Behind a load balancer the address is the client's only when the
+// balancer is trusted (cstalk serve --trusted-proxies). With a shared
+// Limiter (chat/redislimit) every node counts against the same allowance.
+// The counseling login and the guide login use one throttle, each in a
+// scope of its own.
+type LoginThrottle struct {
+	Limiter    Limiter
+	PerAddress int64
+	// PerName is 0 for no limit across addresses.
+	PerName int64
+	Window  time.Duration
 }
 
-// loginLimiter counts recent failed logins. It lives in the API handler, one
-// per node: a cluster-wide limit is not worth a Redis round trip per login.
-type loginLimiter struct {
-	now         func() time.Time
-	maxFailures int
-
-	mu       sync.Mutex
-	failures map[string]*loginFailures
+// DefaultLoginThrottle allows 10 checks per login name and address and 100
+// per login name in 15 minutes, counted on this node.
+func DefaultLoginThrottle() LoginThrottle {
+	return LoginThrottle{Limiter: NewMemoryLimiter(nil), PerAddress: 10, PerName: 100, Window: 15 * time.Minute}
 }
 
-func newLoginLimiter(now func() time.Time) *loginLimiter {
-	return &loginLimiter{now: now, maxFailures: loginMaxFailures, failures: make(map[string]*loginFailures)}
-}
+// ErrLoginThrottled is Reserve's refusal: no check is left for now.
+var ErrLoginThrottled = errors.New("chat: too many login attempts")
 
-func loginKey(r *http.Request, loginName string) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// Reserve takes one password check of loginName in scope ("chat", "guide")
+// from remoteAddr (host:port). It wraps ErrLoginThrottled, with the time
+// until a check frees, when none is left; any other error means the count
+// could not be read and no check may run.
+func (t LoginThrottle) Reserve(ctx context.Context, scope, loginName, remoteAddr string) (retryAfter time.Duration, err error) {
+	ok, wait, err := t.Limiter.Take(ctx, t.addressKey(scope, loginName, remoteAddr), 1, t.PerAddress, t.Window)
 	if err != nil {
-		host = r.RemoteAddr
+		return 0, err
 	}
-	return normalizeLogin(loginName) + "\x00" + host
-}
-
-// blocked reports whether key is refused now, and for how long.
-func (l *loginLimiter) blocked(key string) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f, ok := l.failures[key]
-	if !ok {
-		return 0, false
-	}
-	left := f.since.Add(loginWindow).Sub(l.now())
-	if left <= 0 {
-		delete(l.failures, key)
-		return 0, false
-	}
-	return left, f.count >= l.maxFailures
-}
-
-func (l *loginLimiter) failed(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	f, ok := l.failures[key]
-	if ok && now.Sub(f.since) >= loginWindow {
-		ok = false
-	}
-	if !ok {
-		if len(l.failures) >= loginTrackedMax {
-			l.pruneLocked(now)
-		}
-		f = &loginFailures{since: now}
-		l.failures[key] = f
-	}
-	f.count++
-}
-
-func (l *loginLimiter) succeeded(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.failures, key)
-}
-
-// pruneLocked drops finished windows and, if that is not enough, the
-// oldest entries down to three quarters of the bound.
-func (l *loginLimiter) pruneLocked(now time.Time) {
-	for k, f := range l.failures {
-		if now.Sub(f.since) >= loginWindow {
-			delete(l.failures, k)
+	if ok && t.PerName > 0 {
+		if ok, wait, err = t.Limiter.Take(ctx, t.nameKey(scope, loginName), 1, t.PerName, t.Window); err != nil {
+			return 0, err
 		}
 	}
-	excess := len(l.failures) - loginTrackedMax*3/4
-	if excess <= 0 {
-		return
+	if !ok {
+		return wait, ErrLoginThrottled
 	}
-	keys := slices.Collect(maps.Keys(l.failures))
-	slices.SortFunc(keys, func(a, b string) int { return l.failures[a].since.Compare(l.failures[b].since) })
-	for _, k := range keys[:excess] {
-		delete(l.failures, k)
-	}
+	return 0, nil
 }
 
-func retryAfter(d time.Duration) string {
-	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
+// Succeeded frees loginName's checks from remoteAddr after a right password
+// (not those across addresses: a guesser must not get them back by
+// waiting for the counselor to log in).
+func (t LoginThrottle) Succeeded(ctx context.Context, scope, loginName, remoteAddr string) error {
+	return t.Limiter.Reset(ctx, t.addressKey(scope, loginName, remoteAddr))
+}
+
+func (t LoginThrottle) nameKey(scope, loginName string) string {
+	return "login:" + scope + ":" + strconv.Quote(strings.ToLower(strings.TrimSpace(loginName)))
+}
+
+func (t LoginThrottle) addressKey(scope, loginName, remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	return t.nameKey(scope, loginName) + ":" + strconv.Quote(host)
+}
+
+// RetryAfter renders a wait as a Retry-After header value (whole seconds,
+// at least 1).
+func RetryAfter(d time.Duration) string {
+	return strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
 }

@@ -1,74 +1,70 @@
 package chat
 
 import (
-	"net/http/httptest"
-	"strconv"
+	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 )
 
-func TestLoginLimiter(t *testing.T) {
+func TestLoginThrottle(t *testing.T) {
+	ctx := context.Background()
 	var mu sync.Mutex
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	l := newLoginLimiter(clock)
+	th := LoginThrottle{Limiter: NewMemoryLimiter(clock), PerAddress: 3, PerName: 5, Window: time.Minute}
+	const here, there, far = "203.0.113.7:51234", "198.51.100.9:40000", "192.0.2.1:1"
 
-	req := httptest.NewRequest("POST", "/api/auth/login", nil)
-	req.RemoteAddr = "203.0.113.7:51234"
-	key := loginKey(req, " Agent1 ")
-	if key != loginKey(req, "agent1") {
-		t.Fatal("login keys must ignore case and spaces")
-	}
-	other := httptest.NewRequest("POST", "/api/auth/login", nil)
-	other.RemoteAddr = "198.51.100.9:40000"
-	otherKey := loginKey(other, "agent1")
-
-	for i := range loginMaxFailures {
-		if _, blocked := l.blocked(key); blocked {
-			t.Fatalf("blocked after %d failures", i)
+	for i := range 3 {
+		// Case and spaces do not make another login.
+		if _, err := th.Reserve(ctx, "chat", []string{"agent1", " Agent1 ", "AGENT1"}[i], here); err != nil {
+			t.Fatalf("check %d refused: %v", i+1, err)
 		}
-		l.failed(key)
 		advance(time.Second)
 	}
-	wait, blocked := l.blocked(key)
-	if !blocked || wait <= 0 || wait > loginWindow {
-		t.Fatalf("after %d failures: blocked %v for %v", loginMaxFailures, blocked, wait)
+	wait, err := th.Reserve(ctx, "chat", "agent1", here)
+	if !errors.Is(err, ErrLoginThrottled) || wait != 57*time.Second || RetryAfter(wait) != "57" {
+		t.Fatalf("fourth check from one address: %v, wait %v", err, wait)
 	}
-	if retryAfter(wait) != strconv.Itoa(int(loginWindow/time.Second)-loginMaxFailures) {
-		t.Errorf("Retry-After %s", retryAfter(wait))
+	// Another scope (the guide login) counts apart.
+	if _, err := th.Reserve(ctx, "guide", "agent1", here); err != nil {
+		t.Fatalf("guide scope: %v", err)
 	}
-	if _, blocked := l.blocked(otherKey); blocked {
-		t.Error("another address is blocked too")
+	// Another address has its own allowance, up to the name's.
+	for range 2 {
+		if _, err := th.Reserve(ctx, "chat", "agent1", there); err != nil {
+			t.Fatalf("another address: %v", err)
+		}
 	}
-	advance(wait)
-	if _, blocked := l.blocked(key); blocked {
-		t.Error("still blocked after the window")
+	if _, err := th.Reserve(ctx, "chat", "agent1", far); !errors.Is(err, ErrLoginThrottled) {
+		t.Fatalf("sixth check of one name from anywhere: %v", err)
 	}
-	// A success forgets earlier failures.
-	for range loginMaxFailures - 1 {
-		l.failed(key)
+	// A right password frees its address, not the name's ceiling.
+	if err := th.Succeeded(ctx, "chat", "agent1", here); err != nil {
+		t.Fatal(err)
 	}
-	l.succeeded(key)
-	l.failed(key)
-	if _, blocked := l.blocked(key); blocked {
-		t.Error("blocked although a success came in between")
+	if _, err := th.Reserve(ctx, "chat", "agent1", here); !errors.Is(err, ErrLoginThrottled) {
+		t.Fatalf("the name's ceiling was reset by a success: %v", err)
+	}
+	advance(time.Minute)
+	if _, err := th.Reserve(ctx, "chat", "agent1", far); err != nil {
+		t.Fatalf("after the window: %v", err)
 	}
 }
 
-func TestLoginLimiterBounded(t *testing.T) {
+func TestMemoryLimiterBounded(t *testing.T) {
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
-	l := newLoginLimiter(func() time.Time { return now })
-	for i := range loginTrackedMax * 2 {
-		l.failed("name" + strconv.Itoa(i))
+	l := NewMemoryLimiter(func() time.Time { return now })
+	for i := range memoryLimiterMax * 2 {
+		l.Take(context.Background(), "name"+idString(int64(i)), 1, 10, time.Hour)
 		now = now.Add(time.Millisecond)
 	}
-	if n := len(l.failures); n > loginTrackedMax {
-		t.Fatalf("%d entries tracked, bound is %d", n, loginTrackedMax)
+	if n := len(l.windows); n > memoryLimiterMax {
+		t.Fatalf("%d keys remembered, bound is %d", n, memoryLimiterMax)
 	}
-	// The newest are kept.
-	if _, ok := l.failures["name"+strconv.Itoa(loginTrackedMax*2-1)]; !ok {
-		t.Error("the newest failure was dropped")
+	if _, ok := l.windows["name"+idString(memoryLimiterMax*2-1)]; !ok {
+		t.Error("the newest key was dropped")
 	}
 }

@@ -12,6 +12,7 @@ var apiTexts = map[string]text{
 	"api_room_not_found":     {"상담방을 찾을 수 없습니다.", "Room not found."},
 	"api_method_not_allowed": {"허용되지 않는 요청 방식입니다.", "Method not allowed."},
 	"api_server_error":       {"일시적인 오류가 발생했습니다. 잠시 후 다시 시도해 주세요.", "A temporary error occurred. Please try again shortly."},
+	"api_unavailable":        {"서버가 잠시 응답할 수 없습니다. 잠시 후 다시 시도해 주세요.", "The server cannot answer right now. Please try again shortly."},
 	"api_bad_status":         {"status는 WAITING, IN_PROGRESS, ENDED 중 하나여야 합니다.", "status must be WAITING, IN_PROGRESS or ENDED."},
 	"api_bad_limit":          {"limit는 1 이상의 숫자여야 합니다.", "limit must be a positive number."},
 	"api_bad_before":         {"before는 메시지 번호여야 합니다.", "before must be a message id."},

@@ -64,6 +64,9 @@ type Config struct {
 	ContractsTimeout time.Duration
 	// UploadTimeout is how long an upload's body may take to arrive.
 	UploadTimeout time.Duration
+	// Logins throttles password checks (DefaultLoginThrottle when its
+	// Limiter is nil).
+	Logins LoginThrottle
 	// Now is the clock; tests inject their own.
 	Now func() time.Time
 }
@@ -163,6 +166,9 @@ func New(cfg Config, store Store, log *slog.Logger) (*Service, error) {
 	}
 	if cfg.UploadTimeout <= 0 {
 		cfg.UploadTimeout = def.UploadTimeout
+	}
+	if cfg.Logins.Limiter == nil {
+		cfg.Logins = DefaultLoginThrottle()
 	}
 	if cfg.Now == nil {
 		cfg.Now = def.Now

@@ -70,6 +70,11 @@ type serveConfig struct {
 	UploadTimeout    time.Duration
 	MaxConnsPerIP    int
 	TrustedProxies   string
+	// Password checks of one login name per client address, and from all
+	// addresses, in each LoginWindow (counseling and guide logins alike).
+	LoginAttempts        int
+	LoginAttemptsPerName int
+	LoginWindow          time.Duration
 }
 
 func defaultServeConfig() serveConfig {
@@ -97,6 +102,9 @@ func defaultServeConfig() serveConfig {
 		UploadTimeout:           3 * time.Minute,
 		MaxConnsPerIP:           256,
 		TrustedProxies:          "127.0.0.1/8,::1",
+		LoginAttempts:           10,
+		LoginAttemptsPerName:    100,
+		LoginWindow:             15 * time.Minute,
 	}
 }
 
@@ -144,6 +152,9 @@ func (cfg *serveConfig) options() []option {
 		{"http-idle-timeout", "CSTALK_HTTP_IDLE_TIMEOUT", "how long an idle keep-alive connection stays open", (*durationValue)(&cfg.HTTPIdleTimeout)},
 		{"upload-timeout", "CSTALK_UPLOAD_TIMEOUT", "how long an upload or a file download may take", (*durationValue)(&cfg.UploadTimeout)},
 		{"max-conns-per-ip", "CSTALK_MAX_CONNS_PER_IP", "open connections one client address may hold (0: no limit); trusted proxies are not counted", (*intValue)(&cfg.MaxConnsPerIP)},
+		{"login-attempts", "CSTALK_LOGIN_ATTEMPTS", "password checks of one login name from one client address per --login-window (counseling and guide logins; shared by every node with --redis)", (*intValue)(&cfg.LoginAttempts)},
+		{"login-attempts-per-name", "CSTALK_LOGIN_ATTEMPTS_PER_NAME", "password checks of one login name from all addresses per --login-window (0: no limit)", (*intValue)(&cfg.LoginAttemptsPerName)},
+		{"login-window", "CSTALK_LOGIN_WINDOW", "the window the login checks are counted in", (*durationValue)(&cfg.LoginWindow)},
 		{"trusted-proxies", "CSTALK_TRUSTED_PROXIES", "load balancers (addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client; their own connections are not limited per address", (*stringValue)(&cfg.TrustedProxies)},
 	}
 }
@@ -212,9 +223,6 @@ func (cfg serveConfig) validate() error {
 	if cfg.Heartbeat < 0 {
 		errs = append(errs, errors.New("--heartbeat must not be negative"))
 	}
-	if cfg.FrameTimeout < time.Second {
-		errs = append(errs, errors.New("--frame-timeout must be at least 1s"))
-	}
 	if cfg.MaxUnfinishedFrameBytes < cfg.MaxFrameBytes {
 		errs = append(errs, errors.New("--max-unfinished-frame-bytes must be at least --max-frame-bytes"))
 	}
@@ -222,10 +230,17 @@ func (cfg serveConfig) validate() error {
 		flag string
 		v    time.Duration
 	}{{"--http-read-timeout", cfg.HTTPReadTimeout}, {"--http-write-timeout", cfg.HTTPWriteTimeout},
-		{"--http-idle-timeout", cfg.HTTPIdleTimeout}, {"--upload-timeout", cfg.UploadTimeout}} {
+		{"--http-idle-timeout", cfg.HTTPIdleTimeout}, {"--upload-timeout", cfg.UploadTimeout},
+		{"--frame-timeout", cfg.FrameTimeout}, {"--login-window", cfg.LoginWindow}} {
 		if d.v < time.Second {
 			errs = append(errs, fmt.Errorf("%s must be at least 1s", d.flag))
 		}
+	}
+	if cfg.LoginAttempts < 1 {
+		errs = append(errs, errors.New("--login-attempts must be at least 1"))
+	}
+	if cfg.LoginAttemptsPerName < 0 {
+		errs = append(errs, errors.New("--login-attempts-per-name must not be negative (0: no limit)"))
 	}
 	if cfg.MaxConnsPerIP < 0 {
 		errs = append(errs, errors.New("--max-conns-per-ip must not be negative (0: no limit)"))

@@ -47,6 +47,10 @@ func TestServeConfigLayering(t *testing.T) {
 			func(c serveConfig) bool {
 				return c.FrameTimeout == 10*time.Second && c.MaxUnfinishedFrameBytes == 1<<20
 			}},
+		{"login throttle", map[string]string{"CSTALK_LOGIN_ATTEMPTS": "5", "CSTALK_LOGIN_WINDOW": "1h"}, []string{"--login-attempts-per-name", "0"},
+			func(c serveConfig) bool {
+				return c.LoginAttempts == 5 && c.LoginAttemptsPerName == 0 && c.LoginWindow == time.Hour
+			}},
 		{"http limits", map[string]string{"CSTALK_HTTP_READ_TIMEOUT": "5s", "CSTALK_MAX_CONNS_PER_IP": "64", "CSTALK_TRUSTED_PROXIES": "10.0.0.0/8"},
 			[]string{"--http-idle-timeout", "2m", "--max-conns-per-ip", "0", "--upload-timeout", "1m"},
 			func(c serveConfig) bool {
@@ -102,6 +106,8 @@ func TestServeConfigRejects(t *testing.T) {
 		{"message above frame", nil, []string{"--max-frame-bytes", "2048", "--max-message-bytes", "4096"}, "below --max-frame-bytes"},
 		{"frame timeout too short", nil, []string{"--frame-timeout", "10ms"}, "--frame-timeout must be at least 1s"},
 		{"unfinished below one frame", nil, []string{"--max-unfinished-frame-bytes", "1000"}, "at least --max-frame-bytes"},
+		{"no login attempts", nil, []string{"--login-attempts", "0"}, "--login-attempts must be at least 1"},
+		{"login window", map[string]string{"CSTALK_LOGIN_WINDOW": "10ms"}, nil, "--login-window must be at least 1s"},
 		{"read timeout too short", nil, []string{"--http-read-timeout", "100ms"}, "--http-read-timeout must be at least 1s"},
 		{"idle timeout zero", map[string]string{"CSTALK_HTTP_IDLE_TIMEOUT": "0s"}, nil, "--http-idle-timeout must be at least 1s"},
 		{"negative conns per ip", nil, []string{"--max-conns-per-ip", "-1"}, "--max-conns-per-ip must not be negative"},

@@ -24,6 +24,7 @@ import (
 	"github.com/cstalk/cstalk/broker"
 	"github.com/cstalk/cstalk/broker/redisbus"
 	"github.com/cstalk/cstalk/chat"
+	"github.com/cstalk/cstalk/chat/redislimit"
 	"github.com/cstalk/cstalk/chat/redispresence"
 	"github.com/cstalk/cstalk/cmd/cstalk/internal/httpguard"
 	"github.com/cstalk/cstalk/store"
@@ -42,9 +43,12 @@ type server struct {
 	bus   broker.Bus
 	// presence is the cluster-wide presence with --redis; nil on one node.
 	presence *redispresence.Presence
-	broker   *broker.Server
-	chat     *chat.Service
-	video    *video.Server
+	// limiter counts logins (and uploads) for the cluster with --redis;
+	// nil on one node.
+	limiter *redislimit.Limiter
+	broker  *broker.Server
+	chat    *chat.Service
+	video   *video.Server
 	// kt is the KnowledgeTalk signal server (socket.io at /socket.io/).
 	kt    *knowledgetalk.Server
 	guide *guide.Service
@@ -115,7 +119,20 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 		return nil, err
 	}
 
+	// Counts that must hold for the whole cluster (login checks) live in
+	// Redis when there is one.
+	var limiter chat.Limiter = chat.NewMemoryLimiter(nil)
+	if cfg.Redis != "" {
+		if s.limiter, err = redislimit.New(ctx, redislimit.Options{URL: cfg.Redis, Prefix: "cstalk:"}); err != nil {
+			return nil, fmt.Errorf("redis limiter: %w", err)
+		}
+		limiter = s.limiter
+	}
+	logins := chat.LoginThrottle{Limiter: limiter, PerAddress: int64(cfg.LoginAttempts),
+		PerName: int64(cfg.LoginAttemptsPerName), Window: cfg.LoginWindow}
+
 	chatCfg := chat.DefaultConfig()
+	chatCfg.Logins = logins
 	chatCfg.Zone = zone
 	chatCfg.JWTSecret = secret
 	chatCfg.RequireSignedCustomers = cfg.RequireSigned
@@ -177,6 +194,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	}
 	guideCfg := guide.DefaultConfig()
 	guideCfg.JWTSecret = secret
+	guideCfg.Logins = logins
 	guideCfg.TicketDuration = cfg.GuideTicketDuration
 	guideCfg.WarnBefore = cfg.GuideWarnBefore
 	guideCfg.RequestTimeout = cfg.GuideRequestTimeout
@@ -382,6 +400,9 @@ func (s *server) Close() error {
 	}
 	if s.presence != nil {
 		errs = append(errs, s.presence.Close())
+	}
+	if s.limiter != nil {
+		errs = append(errs, s.limiter.Close())
 	}
 	if s.bus != nil {
 		errs = append(errs, s.bus.Close())

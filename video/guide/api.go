@@ -313,9 +313,30 @@ func (a *api) signup(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// login reserves a password check of the login before it runs (the
+// counseling login's throttle, scope "guide"), so no burst gets more
+// checks than the throttle allows.
 func (a *api) login(w http.ResponseWriter, r *http.Request) {
 	a.withCredentials(w, r, http.StatusOK, func(ctx context.Context, req *credentials) (*Account, error) {
-		return a.s.Login(ctx, req.LoginName, req.Password)
+		logins := a.s.cfg.Logins
+		wait, err := logins.Reserve(ctx, "guide", req.LoginName, r.RemoteAddr)
+		switch {
+		case errors.Is(err, chat.ErrLoginThrottled):
+			a.s.log.Warn("guide login throttled", "loginName", req.LoginName, "remote", r.RemoteAddr)
+			w.Header().Set("Retry-After", chat.RetryAfter(wait))
+			return nil, errLoginThrottled
+		case err != nil:
+			a.s.log.Warn("guide login throttle unavailable", "err", err)
+			w.Header().Set("Retry-After", "5")
+			return nil, errUnavailable
+		}
+		acc, err := a.s.Login(ctx, req.LoginName, req.Password)
+		if err == nil {
+			if err := logins.Succeeded(ctx, "guide", req.LoginName, r.RemoteAddr); err != nil {
+				a.s.log.Warn("guide login throttle not reset", "err", err)
+			}
+		}
+		return acc, err
 	})
 }
 

@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -293,5 +295,50 @@ func (s *eventStream) next(typ string) map[string]any {
 		case <-deadline:
 			s.t.Fatalf("no %s event", typ)
 		}
+	}
+}
+
+// TestLoginThrottled: /guide/login reserves a password check before it
+// runs, as the counseling login does: of 30 wrong passwords sent at once
+// exactly 10 are checked (401), the rest are refused unchecked (429 with
+// Retry-After), and then the right password is refused too until the
+// window ends.
+func TestLoginThrottled(t *testing.T) {
+	h := newHarness(t)
+	srv := httptest.NewServer(conformant(t, h.svc.Handler()))
+	t.Cleanup(srv.Close)
+	h.user("guessed", 1)
+	post := func(password string) *http.Response {
+		body := fmt.Sprintf(`{"loginName":"guessed","password":%q}`, password)
+		resp, err := http.Post(srv.URL+"/guide/login", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		resp.Body.Close()
+		return resp
+	}
+	var codes sync.Map
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Go(func() {
+			if resp := post("wrong"); resp != nil {
+				n, _ := codes.LoadOrStore(resp.StatusCode, new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	count := func(code int) int64 {
+		if n, ok := codes.Load(code); ok {
+			return n.(*atomic.Int64).Load()
+		}
+		return 0
+	}
+	if count(401) != 10 || count(429) != 20 {
+		t.Fatalf("30 parallel wrong passwords: %d checked (401), %d throttled (429); want 10 and 20", count(401), count(429))
+	}
+	if resp := post("password-guessed"); resp == nil || resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("right password after the throttle: %v", resp)
 	}
 }

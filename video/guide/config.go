@@ -3,8 +3,11 @@ package guide
 import (
 	"errors"
 	"fmt"
-	"golang.org/x/crypto/bcrypt"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/cstalk/cstalk/chat"
 )
 
 // Config holds the guide settings. Zero fields take DefaultConfig's values.
@@ -41,6 +44,11 @@ type Config struct {
 	EventQueue int
 	// PasswordCost is the bcrypt cost of account passwords.
 	PasswordCost int
+	// Logins throttles password checks of /guide/login, in a scope of its
+	// own ("guide"); the wiring passes the counseling login's throttle, so
+	// both share one policy and, with Redis, one count for the cluster.
+	// chat.DefaultLoginThrottle when its Limiter is nil.
+	Logins chat.LoginThrottle
 
 	// Now and AfterFunc are the clock; tests advance a manual one.
 	Now       func() time.Time
@@ -114,6 +122,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.AfterFunc == nil {
 		c.AfterFunc = d.AfterFunc
+	}
+	if c.Logins.Limiter == nil {
+		c.Logins = chat.DefaultLoginThrottle()
 	}
 	switch {
 	case len(c.JWTSecret) < 16:

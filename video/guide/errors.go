@@ -40,6 +40,8 @@ var (
 	errEvaluated      = refuse(http.StatusConflict, "alreadyEvaluated")
 	errLoginTaken     = refuse(http.StatusConflict, "loginTaken")
 	errClosed         = refuse(http.StatusServiceUnavailable, "shuttingDown")
+	errUnavailable    = refuse(http.StatusServiceUnavailable, "unavailable")
+	errLoginThrottled = refuse(http.StatusTooManyRequests, "tooManyLogins")
 )
 
 // text is one user-visible string in Korean and English; which one a client
@@ -65,6 +67,8 @@ var texts = map[string]text{
 	"badStars":         {"별점은 1에서 5 사이여야 합니다.", "Stars must be between 1 and 5."},
 	"unauthorized":     {"로그인이 필요합니다.", "Please log in."},
 	"badLogin":         {"아이디 또는 비밀번호가 올바르지 않습니다.", "Wrong login name or password."},
+	"tooManyLogins":    {"로그인 시도가 너무 많습니다. 잠시 후 다시 시도해 주세요.", "Too many login attempts. Please try again later."},
+	"unavailable":      {"서버가 잠시 응답할 수 없습니다. 잠시 후 다시 시도해 주세요.", "The server cannot answer right now. Please try again shortly."},
 	"noTicket":         {"남은 티켓이 없습니다.", "You have no ticket left."},
 	"usersOnly":        {"가이드를 받는 사용자만 할 수 있습니다.", "Only users receiving guides can do this."},
 	"matesOnly":        {"메이트만 할 수 있습니다.", "Only mates can do this."},
