@@ -1,10 +1,11 @@
 import { h, $, clear } from './dom.js';
 import { t, initLang, bindToggle, onLangChange } from './i18n.js';
-import { request, bearer, ApiError } from './api.js';
+import { request, bearer, download, ApiError } from './api.js';
 import { Connection, PRIVATE, lobby, room as roomDest, renderState } from './stomp.js';
 import { RoomView, PAGE_SIZE } from './room-view.js';
 import { Banner, statusText, preview } from './common.js';
 import { showLoginForm, bindLogin } from './login.js';
+import { StatsView } from './stats-view.js';
 
 const SESSION_KEY = 'cstalk.session';
 const banner = new Banner($('#banner'));
@@ -14,10 +15,17 @@ const state = {
   rooms: null,
   roomsError: '',
   filter: '',
-  members: null,
+  members: null, // the company's members as routing sees them (/api/members)
+  membersTimer: 0,
+  canned: [],
+  editing: 0, // the template being edited, 0 for a new one
+  statsTimer: 0,
+  statsPoll: 0,
   detail: null, // {room, view, sub}
   refreshTimer: 0,
 };
+
+const statsView = new StatsView({ tiles: $('#stat-tiles'), body: $('#stats-body'), volume: $('#chart-volume'), times: $('#chart-times') });
 
 const auth = () => bearer(state.session.token);
 
@@ -30,6 +38,7 @@ function showLogin(message) {
 }
 
 function logout(message) {
+  clearInterval(state.statsPoll);
   if (state.conn) state.conn.stop();
   state.conn = null;
   state.session = null;
@@ -58,6 +67,12 @@ function start() {
   request('POST', '/api/files/access', { headers: auth() }).catch(() => {});
   renderRooms();
   loadMembers();
+  loadSettings();
+  loadCanned();
+  loadStats();
+  // Reviews tell the lobby nothing: the figures also refresh each minute.
+  clearInterval(state.statsPoll);
+  state.statsPoll = setInterval(() => { if (!document.hidden) loadStats(); }, 60000);
   const conn = new Connection({
     headers: { Authorization: `Bearer ${token}`, 'accept-language': document.documentElement.lang },
     onState: (s) => { const el = $('#conn'); el.hidden = false; renderState(el, s); },
@@ -198,6 +213,14 @@ function onEvent(env) {
     case 'RELOAD':
       clearTimeout(state.refreshTimer);
       state.refreshTimer = setTimeout(loadRooms, 150);
+      // Rooms change as conversations go: the figures follow, a little
+      // later, once per burst.
+      clearTimeout(state.statsTimer);
+      state.statsTimer = setTimeout(loadStats, 1000);
+      return;
+    case 'MEMBER_STATUS':
+      clearTimeout(state.membersTimer);
+      state.membersTimer = setTimeout(loadMembers, 300);
       return;
     case 'ERROR':
       banner.show(data.reason || 'ERROR');
@@ -227,7 +250,7 @@ async function loadMembers() {
   const info = $('#members-state');
   info.textContent = state.members ? '' : t('loading');
   try {
-    const res = await request('GET', '/api/admin/members', { headers: auth() });
+    const res = await request('GET', '/api/members', { headers: auth() });
     state.members = res.members;
     info.textContent = '';
     info.className = 'list-state';
@@ -242,12 +265,145 @@ function renderMembers() {
   const body = $('#members-body');
   clear(body);
   for (const m of state.members || []) {
+    const capacity = h('input', { type: 'number', min: 0, max: 100, value: m.capacity, class: 'capacity-input', 'aria-label': t('capacity') });
+    const save = h('button', { type: 'button', class: 'ghost small capacity-save', onclick: () => saveCapacity(m, capacity, save) }, t('save'));
     body.append(h('tr', { dataset: { login: m.loginName } },
-      h('td', { class: 'num' }, String(m.id)),
-      h('td', {}, m.loginName),
+      h('td', {}, m.loginName, m.isAdmin === 1 ? h('span', { class: 'muted' }, ` (${t('isAdmin')})`) : null),
       h('td', {}, m.name),
-      h('td', {}, m.isAdmin === 1 ? t('yes') : t('no'))));
+      h('td', {}, h('span', { class: 'member-status', dataset: { status: m.status } }, t(`status${m.status}`))),
+      h('td', { class: 'open-rooms num' }, String(m.openRooms)),
+      h('td', { class: 'nowrap' }, capacity, save)));
   }
+}
+
+async function saveCapacity(m, input, button) {
+  button.disabled = true;
+  try {
+    await request('PUT', `/api/admin/members/${m.id}`, { headers: auth(), json: { capacity: Number(input.value) } });
+    await loadMembers();
+  } catch (err) {
+    banner.show(err.message);
+    button.disabled = false;
+  }
+}
+
+// ---- routing settings and reply templates --------------------------------
+
+async function loadSettings() {
+  try {
+    const res = await request('GET', '/api/admin/settings', { headers: auth() });
+    $('#auto-assign').checked = res.autoAssign;
+  } catch (err) {
+    banner.show(err.message);
+  }
+}
+
+async function setAutoAssign(on) {
+  try {
+    const res = await request('PUT', '/api/admin/settings', { headers: auth(), json: { autoAssign: on } });
+    $('#auto-assign').checked = res.autoAssign;
+  } catch (err) {
+    banner.show(err.message);
+    loadSettings();
+  }
+}
+
+async function loadCanned() {
+  try {
+    const res = await request('GET', '/api/canned-responses', { headers: auth() });
+    state.canned = res.cannedResponses;
+  } catch (err) {
+    banner.show(err.message);
+  }
+  renderCanned();
+}
+
+function renderCanned() {
+  const list = $('#canned-list');
+  clear(list);
+  for (const c of state.canned) {
+    const del = h('button', { type: 'button', class: 'danger small canned-delete', onclick: () => deleteCanned(c, del) }, t('deleteMsg'));
+    list.append(h('li', { class: 'canned-row', dataset: { shortcut: c.shortcut } },
+      h('div', { class: 'canned-head' }, h('span', { class: 'canned-shortcut' }, `/${c.shortcut}`), h('span', { class: 'strong' }, c.title)),
+      h('p', { class: 'canned-body' }, c.text),
+      h('div', { class: 'canned-actions' },
+        h('button', { type: 'button', class: 'ghost small canned-edit', onclick: () => editCanned(c) }, t('edit')), del)));
+  }
+  $('#canned-cancel').hidden = !state.editing;
+}
+
+function editCanned(c) {
+  state.editing = c ? c.id : 0;
+  $('#canned-shortcut').value = c ? c.shortcut : '';
+  $('#canned-title').value = c ? c.title : '';
+  $('#canned-text').value = c ? c.text : '';
+  $('#canned-result').hidden = true;
+  renderCanned();
+  if (c) $('#canned-text').focus();
+}
+
+async function onSaveCanned(e) {
+  e.preventDefault();
+  const result = $('#canned-result');
+  const json = { shortcut: $('#canned-shortcut').value, title: $('#canned-title').value, text: $('#canned-text').value };
+  try {
+    if (state.editing) await request('PUT', `/api/canned-responses/${state.editing}`, { headers: auth(), json });
+    else await request('POST', '/api/canned-responses', { headers: auth(), json });
+    editCanned(null);
+    result.textContent = t('saved');
+    result.className = 'form-result ok';
+    await loadCanned();
+  } catch (err) {
+    result.textContent = err.message;
+    result.className = 'form-result error';
+  }
+  result.hidden = false;
+}
+
+// deleteCanned asks once more in place, like ending a room.
+async function deleteCanned(c, button) {
+  if (!button.dataset.confirm) {
+    button.dataset.confirm = '1';
+    button.textContent = t('confirm');
+    button.classList.add('confirming');
+    return;
+  }
+  button.disabled = true;
+  try {
+    await request('DELETE', `/api/canned-responses/${c.id}`, { headers: auth() });
+    if (state.editing === c.id) editCanned(null);
+    await loadCanned();
+  } catch (err) {
+    banner.show(err.message);
+    button.disabled = false;
+  }
+}
+
+// ---- team figures -----------------------------------------------------------
+
+async function loadStats() {
+  const from = $('#stats-from').value;
+  const to = $('#stats-to').value;
+  const q = from && to ? `?from=${from}&to=${to}` : '';
+  const info = $('#stats-state');
+  try {
+    const stats = await request('GET', `/api/admin/stats${q}`, { headers: auth() });
+    $('#stats-from').value = stats.from;
+    $('#stats-to').value = stats.to;
+    info.textContent = '';
+    info.className = 'list-state';
+    statsView.render(stats);
+  } catch (err) {
+    info.textContent = err.message;
+    info.className = 'list-state error';
+  }
+}
+
+function exportDetail(format) {
+  const d = state.detail;
+  if (!d) return;
+  download(`/api/rooms/${d.room.id}/transcript?format=${format}&includeNotes=1`, auth(), `room-${d.room.id}.${format === 'html' ? 'html' : 'txt'}`)
+    .catch((err) => banner.show(err.message));
 }
 
 async function onAddMember(e) {
@@ -284,6 +440,8 @@ function main() {
   onLangChange(() => {
     renderRooms();
     renderMembers();
+    renderCanned();
+    statsView.relabel();
     if (state.detail) state.detail.view.relabel();
     if (state.conn) {
       state.conn.setLanguage(document.documentElement.lang);
@@ -298,6 +456,12 @@ function main() {
   $('#logout').addEventListener('click', () => logout(''));
   $('#detail-close').addEventListener('click', closeDetail);
   $('#member-form').addEventListener('submit', onAddMember);
+  $('#auto-assign').addEventListener('change', (e) => setAutoAssign(e.target.checked));
+  $('#canned-form').addEventListener('submit', onSaveCanned);
+  $('#canned-cancel').addEventListener('click', () => editCanned(null));
+  $('#stats-form').addEventListener('submit', (e) => { e.preventDefault(); loadStats(); });
+  $('#export-text').addEventListener('click', () => exportDetail('text'));
+  $('#export-html').addEventListener('click', () => exportDetail('html'));
   for (const b of document.querySelectorAll('#status-filter button')) {
     b.addEventListener('click', () => { state.filter = b.dataset.status; renderRooms(); });
   }

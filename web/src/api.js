@@ -1,4 +1,5 @@
 import { t, lang } from './i18n.js';
+import { h } from './dom.js';
 
 // ApiError carries the server's {code, message} of a failed request.
 export class ApiError extends Error {
@@ -27,6 +28,28 @@ export async function request(method, path, { headers = {}, json, body } = {}) {
   try { data = await resp.json(); } catch { /* empty or not JSON */ }
   if (!resp.ok) throw new ApiError(resp.status, (data && data.message) || `${resp.status}`);
   return data;
+}
+
+// download fetches path (a transcript) and hands it to the browser as the
+// file name; fetch, because a plain link cannot carry the bearer token.
+export async function download(path, headers, name) {
+  let resp;
+  try {
+    resp = await fetch(path, { headers: { 'Accept-Language': lang(), ...headers }, credentials: 'same-origin' });
+  } catch {
+    throw new ApiError(0, t('networkError'));
+  }
+  if (!resp.ok) {
+    let data = null;
+    try { data = await resp.json(); } catch { /* not JSON */ }
+    throw new ApiError(resp.status, (data && data.message) || `${resp.status}`);
+  }
+  const url = URL.createObjectURL(await resp.blob());
+  const link = h('a', { href: url, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
 }
 
 export function bearer(token) { return { Authorization: `Bearer ${token}` }; }

@@ -38,9 +38,11 @@ export function preview(m) {
 }
 
 // Composer is the message box under a conversation: text, the internal
-// note switch (members only), image attachment and send.
+// note switch (members only), image attachment and send. onInput(text,
+// note) follows what is written (for TYPING); onKey(event) sees each key
+// first and returns true when it used it (a suggestion list).
 export class Composer {
-  constructor({ notes, onSend, onImage }) {
+  constructor({ notes, onSend, onImage, onInput, onKey }) {
     this.text = h('textarea', { rows: 2, class: 'compose-text', 'aria-label': t('typeMessage') });
     this.note = notes ? h('input', { type: 'checkbox', class: 'note-toggle' }) : null;
     this.noteLabel = h('span', {}, t('noteToggle'));
@@ -58,8 +60,11 @@ export class Composer {
       this.file.value = '';
       if (f) onImage(f);
     });
-    if (this.note) this.note.addEventListener('change', () => this.relabel());
+    const changed = () => { if (onInput) onInput(this.text.value, this.note ? this.note.checked : false); };
+    if (this.note) this.note.addEventListener('change', () => { this.relabel(); changed(); });
+    this.text.addEventListener('input', changed);
     this.text.addEventListener('keydown', (e) => {
+      if (onKey && onKey(e)) return;
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
         this.el.requestSubmit();
@@ -69,7 +74,10 @@ export class Composer {
       e.preventDefault();
       const v = this.text.value;
       if (!v.trim()) return;
-      if (onSend(v, this.note ? this.note.checked : false) !== false) this.text.value = '';
+      if (onSend(v, this.note ? this.note.checked : false) !== false) {
+        this.text.value = '';
+        changed();
+      }
     });
     this.relabel();
   }

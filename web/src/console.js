@@ -1,11 +1,13 @@
 import { h, $, clear } from './dom.js';
-import { t, initLang, bindToggle, onLangChange } from './i18n.js';
-import { request, bearer, uploadImage, ApiError } from './api.js';
+import { t, tf, initLang, bindToggle, onLangChange } from './i18n.js';
+import { request, bearer, uploadImage, download, ApiError } from './api.js';
 import { Connection, PRIVATE, lobby, room as roomDest, renderState } from './stomp.js';
 import { RoomView } from './room-view.js';
 import { Banner, Composer, clientMessageId, statusText, preview } from './common.js';
 import { showLoginForm, bindLogin } from './login.js';
 import { VideoCall, lastCallStep } from './video-call.js';
+import { TypingSender, TypingIndicator } from './typing.js';
+import { CannedPicker } from './canned.js';
 
 const SESSION_KEY = 'cstalk.session';
 
@@ -20,6 +22,11 @@ const state = {
   active: 0,
   mySpeakerId: 0,
   refreshTimer: 0,
+  members: [], // the company's members as routing sees them (/api/members)
+  membersTimer: 0,
+  canned: [], // the company's reply templates
+  knownMine: new Set(), // rooms seen assigned to this member
+  listed: false, // the lobby lists were loaded once
 };
 
 function loadSession() {
@@ -52,6 +59,9 @@ function logout(message) {
   state.active = 0;
   clear($('#open-tabs'));
   state.session = null;
+  state.knownMine.clear();
+  state.listed = false;
+  $('#status-box').hidden = true;
   saveSession(null);
   showLogin(message);
 }
@@ -67,6 +77,9 @@ function startConsole() {
   $('#who').textContent = `${member.name} (${member.loginName})`;
   // The cookie lets <img> load this company's files.
   request('POST', '/api/files/access', { headers: bearer(token) }).catch(() => {});
+  $('#status-box').hidden = false;
+  request('GET', '/api/me', { headers: bearer(token) }).then((me) => { $('#my-status').value = me.status; }).catch(() => {});
+  loadCanned();
   renderLobby();
   const conn = new Connection({
     headers: { Authorization: `Bearer ${token}`, 'accept-language': document.documentElement.lang },
@@ -77,6 +90,7 @@ function startConsole() {
       conn.subscribe(lobby(member.companyId), onEvent);
       for (const r of state.open.values()) subscribeRoom(r);
       refreshLobby();
+      loadMembers();
     },
   });
   state.conn = conn;
@@ -99,6 +113,8 @@ async function refreshLobby() {
     state.lists.WAITING = waiting.rooms;
     state.lists.IN_PROGRESS = progress.rooms;
     state.lobbyError = '';
+    for (const r of progress.rooms) if (isMine(r)) state.knownMine.add(r.id);
+    state.listed = true;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return logout(t('sessionExpired'));
     state.lobbyError = err.message;
@@ -131,6 +147,52 @@ function renderLobby() {
   for (const r of rooms || []) list.append(roomItem(r));
 }
 
+function isMine(room) {
+  return Boolean(room && room.member && room.member.id === state.session.member.id);
+}
+
+// ---- routing, colleagues, templates -------------------------------------
+
+async function setMyStatus(status) {
+  try {
+    const me = await request('PUT', '/api/me/status', { headers: bearer(state.session.token), json: { status } });
+    $('#my-status').value = me.status;
+  } catch (err) {
+    banner.show(err.message);
+  }
+}
+
+async function loadMembers() {
+  try {
+    const res = await request('GET', '/api/members', { headers: bearer(state.session.token) });
+    state.members = res.members;
+    for (const r of state.open.values()) renderTransfer(r);
+  } catch { /* the transfer list waits for the next try */ }
+}
+
+function loadMembersSoon() {
+  clearTimeout(state.membersTimer);
+  state.membersTimer = setTimeout(loadMembers, 300);
+}
+
+async function loadCanned() {
+  try {
+    const res = await request('GET', '/api/canned-responses', { headers: bearer(state.session.token) });
+    state.canned = res.cannedResponses;
+  } catch { /* the picker offers nothing until the next try */ }
+}
+
+// adopt opens a room that became this member's without its asking (auto-
+// assignment, a transfer), and says so.
+function adopt(room, notice) {
+  state.knownMine.add(room.id);
+  const wasIdle = !state.active;
+  ensureRoom(room);
+  // A counselor busy in another room is not pulled away from it.
+  if (wasIdle) activate(room.id);
+  banner.show(notice, 'notice');
+}
+
 function roomItem(r) {
   const open = state.open.get(r.id);
   const unread = open ? (state.active === r.id ? 0 : open.unread) : r.noReadCount;
@@ -150,6 +212,11 @@ function roomItem(r) {
 // ---- rooms -----------------------------------------------------------
 
 function openRoom(detail) {
+  activate(ensureRoom(detail).id);
+}
+
+// ensureRoom opens a tab for the room unless it has one.
+function ensureRoom(detail) {
   let r = state.open.get(detail.id);
   if (!r) {
     r = createRoom(detail);
@@ -158,7 +225,7 @@ function openRoom(detail) {
     $('#open-tabs').append(r.tab);
     subscribeRoom(r);
   }
-  activate(r.id);
+  return r;
 }
 
 function subscribeRoom(r) {
@@ -171,6 +238,7 @@ function subscribeRoom(r) {
 function closeRoom(id) {
   const r = state.open.get(id);
   if (!r) return;
+  r.typingOut.stop();
   try { r.sub && r.sub.unsubscribe(); } catch { /* connection gone */ }
   r.pane.remove();
   r.tab.remove();
@@ -225,13 +293,21 @@ function createRoom(detail) {
     },
   });
   r.view.mySpeakerId = state.mySpeakerId;
+  // Typing is best effort: a lost TYPING bothers nobody.
+  r.typingOut = new TypingSender((data) => { try { state.conn.send('TYPING', data, r.id); } catch { /* offline */ } });
+  r.typingIn = new TypingIndicator((d, target) => typingLabel(r, d, target));
   r.composer = new Composer({
     notes: true,
     onSend: (text, note) => send(r, 'MESSAGE', {
       messageType: 0, message: text, messageDetail: '', messageAdminType: note ? 1 : 0, clientMessageId: clientMessageId(),
     }),
     onImage: (file) => sendImage(r, file),
+    onInput: (text, note) => { if (!r.ended) r.typingOut.input(text, note); },
+    onKey: (e) => r.picker.key(e),
   });
+  r.picker = new CannedPicker(r.composer.text, () => state.canned);
+  r.composer.el.prepend(r.picker.el);
+  r.composer.text.title = t('cannedHint');
   r.title = h('h2', { class: 'room-title' });
   r.meta = h('div', { class: 'room-meta' });
   r.status = h('span', { class: 'status-badge' });
@@ -253,14 +329,24 @@ function createRoom(detail) {
     onPhase: () => { r.videoButton.disabled = r.call.active; },
   });
   r.videoButton = h('button', { type: 'button', class: 'ghost video-call-start', onclick: () => { if (!r.call.active) send(r, 'VIDEO_START', {}); } });
+  r.transferButton = h('button', { type: 'button', class: 'ghost transfer-room', onclick: () => openTransfer(r) });
+  r.exportButton = h('button', { type: 'button', class: 'ghost export-room', onclick: () => exportRoom(r) });
+  r.transferTo = h('select', { class: 'transfer-member', 'aria-label': t('transferTo') });
+  r.transferNote = h('input', { class: 'transfer-note', maxlength: 2000 });
+  r.transferSend = h('button', { type: 'button', class: 'primary transfer-send', onclick: () => sendTransfer(r) });
+  r.transferCancel = h('button', { type: 'button', class: 'ghost', onclick: () => { r.transferBar.hidden = true; } });
+  r.transferEmpty = h('span', { class: 'muted transfer-empty' });
+  r.transferBar = h('div', { class: 'transfer-bar', hidden: true }, r.transferTo, r.transferNote, r.transferSend, r.transferCancel, r.transferEmpty);
   r.endedNote = h('p', { class: 'ended-note', hidden: true });
   r.pane = h('section', { class: 'room-pane', dataset: { roomId: r.id }, hidden: true },
     h('header', { class: 'room-header' },
       h('div', {}, h('div', { class: 'title-row' }, r.title, r.status), r.meta),
-      h('div', { class: 'room-actions' }, r.videoButton, r.endButton)),
+      h('div', { class: 'room-actions' }, r.exportButton, r.transferButton, r.videoButton, r.endButton)),
     r.confirm,
+    r.transferBar,
     r.call.el,
     r.view.el,
+    r.typingIn.el,
     r.endedNote,
     r.composer.el);
   r.tabLabel = h('span', {});
@@ -297,6 +383,14 @@ function renderHeader(r) {
   r.meta.textContent = `${t('memberNo')} ${d.customer.gasappMemberNumber} · ${t('assignee')}: ${d.member ? d.member.name : t('unassigned')} · #${d.id}`;
   r.endButton.textContent = t('endRoom');
   r.endButton.hidden = r.ended;
+  r.exportButton.textContent = t('exportRoom');
+  r.transferButton.textContent = t('transfer');
+  r.transferButton.hidden = r.ended || !(isMine(d) || state.session.member.isAdmin === 1);
+  if (r.transferButton.hidden) r.transferBar.hidden = true;
+  r.transferNote.placeholder = t('transferNote');
+  r.transferSend.textContent = t('transferSend');
+  r.transferCancel.textContent = t('cancel');
+  renderTransfer(r);
   r.videoButton.textContent = t('videoCall');
   r.videoButton.hidden = r.ended;
   r.call.relabel();
@@ -316,6 +410,62 @@ function renderTab(r) {
   r.tab.classList.toggle('ended', r.ended);
 }
 
+// ---- transfer, export, typing --------------------------------------------
+
+function openTransfer(r) {
+  r.transferBar.hidden = !r.transferBar.hidden;
+  if (!r.transferBar.hidden) {
+    loadMembers();
+    renderTransfer(r);
+  }
+}
+
+// renderTransfer lists the colleagues who may take the room: of the
+// company, not OFFLINE, not its counselor.
+function renderTransfer(r) {
+  const current = r.detail.member ? r.detail.member.id : 0;
+  const chosen = r.transferTo.value;
+  const options = state.members.filter((m) => m.status !== 'OFFLINE' && m.id !== current);
+  clear(r.transferTo);
+  for (const m of options) {
+    r.transferTo.append(h('option', { value: m.id }, `${m.name} (${t(`status${m.status}`)} · ${tf('openRoomsOf', { n: m.openRooms })})`));
+  }
+  if (options.some((m) => String(m.id) === chosen)) r.transferTo.value = chosen;
+  r.transferEmpty.textContent = options.length ? '' : t('noColleague');
+  r.transferTo.hidden = !options.length;
+  r.transferSend.disabled = !options.length;
+}
+
+function sendTransfer(r) {
+  const memberId = Number(r.transferTo.value);
+  if (!memberId) return;
+  const note = r.transferNote.value.trim();
+  if (send(r, 'TRANSFER', note ? { memberId, note } : { memberId })) {
+    r.transferNote.value = '';
+    r.transferBar.hidden = true;
+  }
+}
+
+async function exportRoom(r) {
+  try {
+    await download(`/api/rooms/${r.id}/transcript?format=html&includeNotes=1`, bearer(state.session.token), `room-${r.id}.html`);
+  } catch (err) {
+    banner.show(err.message);
+  }
+}
+
+// typingLabel says who is typing in room r, or '' for this console itself.
+function typingLabel(r, d, target) {
+  if (Number(d.speakerId) === state.mySpeakerId) return '';
+  let name = t('counselor');
+  if (d.isCustomer === 1) name = r.detail.customer.name || r.detail.customer.gasappMemberNumber;
+  else {
+    const m = state.members.find((x) => x.speakerId === Number(d.speakerId));
+    if (m) name = m.name;
+  }
+  return tf(target === 'MEMBER' ? 'typingNote' : 'typingSomeone', { name });
+}
+
 // markRead tells the room what the counselor has now seen: only for the
 // room on screen while the page is visible.
 function markRead(r) {
@@ -333,9 +483,31 @@ function markRead(r) {
 function onEvent(env) {
   switch (env.eventName) {
     case 'RELOAD':
-    case 'RELOAD_READY':
       refreshLobbySoon();
       return;
+    case 'RELOAD_READY': {
+      refreshLobbySoon();
+      const room = env.data && env.data.room;
+      // Given to this member without its asking: auto-assignment.
+      if (state.listed && isMine(room) && room.status === 'IN_PROGRESS' && !state.knownMine.has(room.id) && !state.open.has(room.id)) {
+        adopt(room, tf('autoAssigned', { name: room.customer.name || room.customer.gasappMemberNumber }));
+      }
+      if (isMine(room)) state.knownMine.add(room.id);
+      return;
+    }
+    case 'MEMBER_STATUS':
+      if (env.data && env.data.memberId === state.session.member.id) $('#my-status').value = env.data.status;
+      loadMembersSoon();
+      return;
+    case 'TRANSFERRED': {
+      const d = env.data || {};
+      if (!d.room) return;
+      let notice = tf('transferredToYou', { from: d.from ? d.from.name : '', name: d.room.customer.name || d.room.customer.gasappMemberNumber });
+      if (d.note) notice += ` ${tf('transferredNote', { note: d.note })}`;
+      adopt(d.room, notice);
+      loadMembersSoon();
+      return;
+    }
     case 'ERROR':
       banner.show((env.data && env.data.reason) || 'ERROR');
       return;
@@ -357,6 +529,7 @@ function onEvent(env) {
       if (data.room) {
         r.detail = data.room;
         r.ended = data.room.status === 'ENDED';
+        if (r.ended) { r.typingOut.stop(); r.typingIn.clear(); }
         renderHeader(r);
         renderTab(r);
       }
@@ -367,9 +540,13 @@ function onEvent(env) {
       r.pendingOlder = false;
       markRead(r);
       break;
+    case 'TYPING':
+      r.typingIn.event(env);
+      break;
     case 'MESSAGE': {
       const m = data.message;
       if (!m) break;
+      r.typingIn.hide(m.speakerId);
       const isNew = !r.view.messages.has(m.id);
       r.view.add(m);
       if (isNew && r.id !== state.active && m.speakerId !== state.mySpeakerId) {
@@ -400,6 +577,8 @@ function onEvent(env) {
     case 'END':
       if (r.call.active) r.call.ended('callEnded');
       r.ended = true;
+      r.typingOut.stop();
+      r.typingIn.clear();
       r.confirm.hidden = true;
       renderHeader(r);
       renderTab(r);
@@ -427,6 +606,7 @@ function main() {
     failed: showLogin,
   });
   $('#logout').addEventListener('click', () => logout(''));
+  $('#my-status').addEventListener('change', (e) => setMyStatus(e.target.value));
   for (const tab of document.querySelectorAll('.lobby .tab')) {
     tab.addEventListener('click', () => { state.lobbyStatus = tab.dataset.status; renderLobby(); });
   }

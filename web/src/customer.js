@@ -5,6 +5,7 @@ import { Connection, PRIVATE, room as roomDest, renderState } from './stomp.js';
 import { RoomView } from './room-view.js';
 import { Banner, Composer, clientMessageId } from './common.js';
 import { VideoCall, lastCallStep } from './video-call.js';
+import { TypingSender, TypingIndicator } from './typing.js';
 
 // The page the gas app opens in a web view:
 // /customer?companyId=1&gasappMemberNumber=3825&name=... (plus secretKey,
@@ -41,10 +42,19 @@ const view = new RoomView({
   },
 });
 
+// The customer sees the counselor typing (never a note being written: the
+// server keeps those for members), and the counselor sees the customer.
+const typingIn = new TypingIndicator((d) => (d.isCustomer === 1 ? '' : t('typingCounselor')));
+const typingOut = new TypingSender((data) => {
+  if (!state.roomId || state.ended) return;
+  try { state.conn.send('TYPING', data, state.roomId); } catch { /* offline: nobody to tell */ }
+});
+
 const composer = new Composer({
   notes: false,
   onSend: (text) => send('MESSAGE', { messageType: 0, message: text, messageDetail: '', clientMessageId: clientMessageId() }),
   onImage: sendImage,
+  onInput: (text) => typingOut.input(text, false),
 });
 
 const call = new VideoCall({
@@ -192,8 +202,14 @@ function onEvent(env) {
       state.pendingOlder = false;
       markRead();
       break;
+    case 'TYPING':
+      typingIn.event(env);
+      break;
     case 'MESSAGE':
-      if (data.message) view.add(data.message);
+      if (data.message) {
+        typingIn.hide(data.message.speakerId);
+        view.add(data.message);
+      }
       markRead();
       break;
     case 'READ_MESSAGE':
@@ -204,6 +220,8 @@ function onEvent(env) {
       break;
     case 'END':
       if (call.active) call.ended('callEnded');
+      typingOut.stop();
+      typingIn.clear();
       setEnded(true);
       renderWelcome();
       break;
@@ -222,7 +240,9 @@ function main() {
   $('#conversation').before(call.el);
   $('#conversation').append(view.el);
   $('#composer').replaceWith(composer.el);
+  composer.el.before(typingIn.el);
   onLangChange(() => {
+    typingIn.clear();
     renderReview();
     call.relabel();
     view.relabel();

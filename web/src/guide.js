@@ -1,5 +1,5 @@
 import { h, $, clear } from './dom.js';
-import { t, lang, initLang, bindToggle, onLangChange } from './i18n.js';
+import { t, tf, lang, initLang, bindToggle, onLangChange } from './i18n.js';
 import { Banner } from './common.js';
 import { showLoginForm, bindLogin } from './login.js';
 import { VideoCall } from './video-call.js';
@@ -46,11 +46,6 @@ const state = {
 };
 
 // ---- helpers ---------------------------------------------------------
-
-// tf is t with {name} placeholders filled in.
-function tf(key, vars) {
-  return t(key).replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
-}
 
 // GuideError is a refused guide call: the HTTP status, the stable reason
 // and the server's message in the page's language.
