@@ -2,19 +2,13 @@
 // every page decodes every other page's video and receives the Go
 // publisher's packets, prints the figures as one JSON line and stays until
 // stdin closes: node browser.cjs BASE_URL ROOM GO_USER USER...
-const { chromium } = require('playwright-core');
+const { launch } = require('./chromium.cjs');
 
 const [base, room, goUser, ...users] = process.argv.slice(2);
 const deadline = Date.now() + 45000;
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: process.env.CSTALK_CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required',
-      '--disable-features=WebRtcHideLocalIpsWithMdns'],
-  });
+  const browser = await launch();
   let ok = false;
   try {
     const pages = {};

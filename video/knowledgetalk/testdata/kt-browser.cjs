@@ -2,19 +2,13 @@
 // kt-call.html in ROOM, and waits until every page decodes every other
 // page's video; prints {"ok":..., "received":...} as one line:
 // node kt-browser.cjs BASE_URL ROOM CP_CODE AUTH_KEY NAME...
-const { chromium } = require('playwright-core');
+const { launch } = require('../../testdata/chromium.cjs');
 
 const [base, room, cp, key, ...names] = process.argv.slice(2);
 const deadline = Date.now() + 120000;
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: process.env.CSTALK_CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required',
-      '--disable-features=WebRtcHideLocalIpsWithMdns'],
-  });
+  const browser = await launch();
   let ok = false;
   const last = {};
   try {
