@@ -20,9 +20,10 @@ func (a *api) counselingRoutes(route func(method, path string, h http.HandlerFun
 	route(http.MethodPut, "/api/me/status", a.setStatus)
 	route(http.MethodGet, "/api/members", a.memberStates)
 	route(http.MethodGet, "/api/canned-responses", a.cannedList)
-	route(http.MethodPost, "/api/canned-responses", a.cannedCreate)
-	route(http.MethodPut, "/api/canned-responses/{id}", a.cannedUpdate)
-	route(http.MethodDelete, "/api/canned-responses/{id}", a.cannedDelete)
+	// Members read the templates, administrators write them.
+	route(http.MethodPost, "/api/canned-responses", a.admin(a.cannedCreate))
+	route(http.MethodPut, "/api/canned-responses/{id}", a.admin(a.cannedUpdate))
+	route(http.MethodDelete, "/api/canned-responses/{id}", a.admin(a.cannedDelete))
 	route(http.MethodGet, "/api/rooms/{id}/transcript", a.transcript)
 }
 
@@ -132,43 +133,22 @@ func (a *api) cannedList(w http.ResponseWriter, r *http.Request) {
 	a.writeJSON(w, http.StatusOK, map[string]any{"cannedResponses": list})
 }
 
-// adminMember is member for the calls of this file only administrators
-// may make (403 for others).
-func (a *api) adminMember(w http.ResponseWriter, r *http.Request) *Member {
-	m := a.member(w, r)
-	if m == nil {
-		return nil
-	}
-	if !m.IsAdmin {
-		a.failAdmin(w, r, http.StatusForbidden, "admin_forbidden")
-		return nil
-	}
-	return m
+func (a *api) cannedCreate(w http.ResponseWriter, r *http.Request, m *Member) {
+	a.saveCanned(w, r, m, 0, http.StatusCreated)
 }
 
-func (a *api) cannedCreate(w http.ResponseWriter, r *http.Request) {
-	if m := a.adminMember(w, r); m != nil {
-		a.saveCanned(w, r, m, 0, http.StatusCreated)
-	}
-}
-
-// cannedTarget is the administrator and the template ID of a call on
-// /api/canned-responses/{id}; nil when it has answered already.
-func (a *api) cannedTarget(w http.ResponseWriter, r *http.Request) (*Member, int64) {
-	m := a.adminMember(w, r)
-	if m == nil {
-		return nil, 0
-	}
+// cannedID is the template ID of the path, or 0 when it has answered 404.
+func (a *api) cannedID(w http.ResponseWriter, r *http.Request) int64 {
 	id, ok := positiveID(r.PathValue("id"))
 	if !ok {
 		a.fail(w, r, http.StatusNotFound, "api_canned_not_found")
-		return nil, 0
+		return 0
 	}
-	return m, id
+	return id
 }
 
-func (a *api) cannedUpdate(w http.ResponseWriter, r *http.Request) {
-	if m, id := a.cannedTarget(w, r); m != nil {
+func (a *api) cannedUpdate(w http.ResponseWriter, r *http.Request, m *Member) {
+	if id := a.cannedID(w, r); id != 0 {
 		a.saveCanned(w, r, m, id, http.StatusOK)
 	}
 }
@@ -191,9 +171,9 @@ func (a *api) saveCanned(w http.ResponseWriter, r *http.Request, m *Member, id i
 		refusal{ErrNotFound, http.StatusNotFound, "api_canned_not_found"})
 }
 
-func (a *api) cannedDelete(w http.ResponseWriter, r *http.Request) {
-	m, id := a.cannedTarget(w, r)
-	if m == nil {
+func (a *api) cannedDelete(w http.ResponseWriter, r *http.Request, m *Member) {
+	id := a.cannedID(w, r)
+	if id == 0 {
 		return
 	}
 	if err := a.s.DeleteCannedResponse(r.Context(), m, id); err != nil {

@@ -92,10 +92,15 @@ func (s *Service) effectiveStatus(ctx context.Context, m *Member) (MemberStatus,
 	if err != nil {
 		return "", err
 	}
-	if len(sessions) == 0 || m.Status == "" {
-		return MemberOffline, nil
+	return seenStatus(m.Status, len(sessions) > 0), nil
+}
+
+// seenStatus is a chosen status as it counts: OFFLINE without a console.
+func seenStatus(chosen MemberStatus, console bool) MemberStatus {
+	if !console || chosen == "" {
+		return MemberOffline
 	}
-	return m.Status, nil
+	return chosen
 }
 
 // MemberStates lists the members of a company with their effective status,
@@ -124,11 +129,7 @@ func (s *Service) MemberStates(ctx context.Context, companyID int64) ([]MemberSt
 		if err != nil {
 			return nil, fmt.Errorf("chat: members of company %d: %w", companyID, err)
 		}
-		status := m.Status
-		if !online[sp] || status == "" {
-			status = MemberOffline
-		}
-		out = append(out, MemberState{RoomMember: roomMember(m, sp), Status: status, Capacity: m.Capacity, OpenRooms: open[m.ID]})
+		out = append(out, MemberState{RoomMember: roomMember(m, sp), Status: seenStatus(m.Status, online[sp]), Capacity: m.Capacity, OpenRooms: open[m.ID]})
 	}
 	return out, nil
 }
@@ -231,11 +232,12 @@ func (s *Service) lobbyEntered(ctx context.Context, sessionID string, p *princip
 	if err != nil {
 		return fmt.Errorf("member %d: %w", p.member.ID, err)
 	}
-	if m.Status == MemberOffline || m.Status == "" {
+	status := seenStatus(m.Status, true)
+	if status == MemberOffline {
 		return nil
 	}
-	s.publishMemberStatus(ctx, companyID, m.ID, m.Status, sessionID)
-	if m.Status == MemberAvailable {
+	s.publishMemberStatus(ctx, companyID, m.ID, status, sessionID)
+	if status == MemberAvailable {
 		s.routeWaiting(ctx, companyID)
 	}
 	return nil
@@ -267,7 +269,7 @@ func (s *Service) consoleGone(ctx context.Context, companyID, memberID, speakerI
 	if err != nil {
 		return fmt.Errorf("member %d: %w", memberID, err)
 	}
-	if m.Status != MemberOffline && m.Status != "" {
+	if seenStatus(m.Status, true) != MemberOffline {
 		s.publishMemberStatus(ctx, companyID, memberID, MemberOffline, sessionID)
 	}
 	return nil

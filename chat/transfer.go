@@ -154,13 +154,13 @@ func (s *Service) tellTransferred(ctx context.Context, sessionID string, p *prin
 		noteValue = &note
 	}
 	from := roomMember(p.member, p.speaker.ID)
-	for _, to := range sessions {
-		if err := s.sendPrivate(ctx, to, &Envelope{
+	for _, console := range sessions {
+		if err := s.sendPrivate(ctx, console, &Envelope{
 			EventName: EventTransferred, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
 			Data:   map[string]any{"room": detail, "from": from, "note": noteValue},
 			Target: TargetMember, SessionID: sessionID,
 		}); err != nil {
-			s.log.Warn("TRANSFERRED not delivered", "room", room.ID, "session", to, "err", err)
+			s.log.Warn("TRANSFERRED not delivered", "room", room.ID, "session", console, "err", err)
 		}
 	}
 }
