@@ -30,6 +30,9 @@ type Config struct {
 	// connection gets an ERROR frame and is closed.
 	FrameTimeout    time.Duration
 	MaxPendingBytes int
+	// CoalesceWindow is the least time between two deliveries of one
+	// destination and key of PublishCoalesced on a node.
+	CoalesceWindow time.Duration
 
 	// MaxTransactions bounds the open transactions of one connection,
 	// MaxTransactionFrames the frames one transaction buffers until COMMIT
@@ -70,6 +73,7 @@ func DefaultConfig() Config {
 		WriteTimeout:         10 * time.Second,
 		FrameTimeout:         30 * time.Second,
 		MaxPendingBytes:      32 << 20,
+		CoalesceWindow:       time.Second,
 		MaxTransactions:      8,
 		MaxTransactionFrames: 64,
 		MaxTransactionBytes:  256 << 10,
@@ -127,6 +131,9 @@ func (c Config) normalize() (Config, error) {
 	setDefault(&c.MaxPendingBytes, d.MaxPendingBytes)
 	if c.FrameTimeout <= 0 {
 		c.FrameTimeout = d.FrameTimeout
+	}
+	if c.CoalesceWindow <= 0 {
+		c.CoalesceWindow = d.CoalesceWindow
 	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = d.ConnectTimeout

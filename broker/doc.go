@@ -41,6 +41,16 @@
 // all connections hold at most MaxPendingBytes together: the connection
 // whose frame would pass it is cut with "server busy".
 //
+// # Coalescing
+//
+// PublishCoalesced publishes a state under a key: each node delivers to its
+// own subscribers the first message of a destination at once, then holds
+// the newest per key for the rest of CoalesceWindow and delivers them in
+// publication order when it ends. Subscribers get at most one message per
+// key and window however many nodes publish, always the last state, and
+// the states in the order they changed. On the bus it travels in payload format 2, which carries the
+// key in place of the content type.
+//
 // # Cluster
 //
 // The hub subscribes a topic on the Bus for its first local subscriber and

@@ -169,33 +169,59 @@ const privateTopicPrefix = "@session/"
 
 func privateTopic(sessionID string) string { return privateTopicPrefix + sessionID }
 
-// Bus payload: a format byte, the publish time (unix nanos, big endian), the
-// content type as a uvarint length and bytes (empty: the broker default),
-// then the body. The destination is the bus topic itself.
-const payloadFormat = 1
+// Bus payload: a format byte, the publish time (unix nanos, big endian), a
+// string as a uvarint length and bytes, then the body. The destination is
+// the bus topic itself. In format 1 the string is the content type (empty:
+// the broker default); in format 2 it is the coalescing key of a
+// PublishCoalesced, whose content type is the default.
+const (
+	payloadFormat      = 1
+	payloadFormatKeyed = 2
+)
 
 func encodePayload(published int64, contentType string, body []byte) []byte {
-	b := make([]byte, 0, 1+8+binary.MaxVarintLen32+len(contentType)+len(body))
-	b = append(b, payloadFormat)
+	return appendPayload(payloadFormat, published, contentType, body)
+}
+
+func encodeKeyedPayload(published int64, key string, body []byte) []byte {
+	return appendPayload(payloadFormatKeyed, published, key, body)
+}
+
+func appendPayload(format byte, published int64, str string, body []byte) []byte {
+	b := make([]byte, 0, 1+8+binary.MaxVarintLen32+len(str)+len(body))
+	b = append(b, format)
 	b = binary.BigEndian.AppendUint64(b, uint64(published))
-	b = binary.AppendUvarint(b, uint64(len(contentType)))
-	b = append(b, contentType...)
+	b = binary.AppendUvarint(b, uint64(len(str)))
+	b = append(b, str...)
 	return append(b, body...)
 }
 
 var errBadPayload = errors.New("broker: malformed bus payload")
 
-func decodePayload(p []byte) (published int64, contentType string, body []byte, err error) {
-	if len(p) < 10 || p[0] != payloadFormat {
-		return 0, "", nil, errBadPayload
+// decodePayload reads either format: key is set for a coalesced message,
+// contentType otherwise.
+func decodePayload(p []byte) (published int64, contentType, key string, body []byte, err error) {
+	if len(p) < 10 || (p[0] != payloadFormat && p[0] != payloadFormatKeyed) {
+		return 0, "", "", nil, errBadPayload
 	}
 	published = int64(binary.BigEndian.Uint64(p[1:9]))
 	n, k := binary.Uvarint(p[9:])
 	if k <= 0 || uint64(len(p)-9-k) < n {
-		return 0, "", nil, errBadPayload
+		return 0, "", "", nil, errBadPayload
 	}
 	rest := p[9+k:]
-	return published, string(rest[:n]), rest[n:], nil
+	if p[0] == payloadFormatKeyed {
+		return published, "", string(rest[:n]), rest[n:], nil
+	}
+	return published, string(rest[:n]), "", rest[n:], nil
+}
+
+// has reports whether topic name has local subscribers.
+func (h *hub) has(name string) bool {
+	h.mu.RLock()
+	t := h.topics[name]
+	h.mu.RUnlock()
+	return t != nil && len(t.subsSlice()) > 0
 }
 
 // safeContentType keeps a client's content-type only if it needs no escaping

@@ -45,6 +45,7 @@ type Server struct {
 	busDone   chan struct{}
 
 	subscriptions atomic.Int64
+	coalesce      *coalescer
 	// pendingBytes is what the unfinished frames of all connections hold
 	// (Config.MaxPendingBytes).
 	pendingBytes atomic.Int64
@@ -92,6 +93,7 @@ func New(cfg Config, app Application, bus Bus, reg prometheus.Registerer, log *s
 		busDone:     make(chan struct{}),
 	}
 	s.hub = hub{srv: s, topics: make(map[string]*topic)}
+	s.coalesce = newCoalescer(cfg.CoalesceWindow, func(topic string, m *message) { s.hub.publishLocal(topic, m) })
 	s.chunks.New = func() any { b := make([]byte, 4096); return &b }
 	s.buffers.New = func() any { b := make([]byte, 0, 4096); return &b }
 	s.parsers.New = func() any { return newFrameParser() }
@@ -162,7 +164,7 @@ func (s *Server) runBus() {
 
 // deliverRemote fans out what another node published.
 func (s *Server) deliverRemote(topicName string, payload []byte) {
-	published, ct, body, err := decodePayload(payload)
+	published, ct, key, body, err := decodePayload(payload)
 	if err != nil {
 		s.metrics.errors.WithLabelValues("bus").Inc()
 		s.log.Warn("dropping bus message", "topic", topicName, "err", err)
@@ -171,7 +173,12 @@ func (s *Server) deliverRemote(topicName string, payload []byte) {
 	if ct == "" {
 		ct = s.cfg.ContentType
 	}
-	s.hub.publishLocal(topicName, &message{suffix: encodeMessageSuffix(ct, body), published: published})
+	m := &message{suffix: encodeMessageSuffix(ct, body), published: published}
+	if key != "" {
+		s.coalesce.offer(topicName, key, m)
+		return
+	}
+	s.hub.publishLocal(topicName, m)
 }
 
 // Handler serves cfg.Path and everything below it: SockJS, and the raw
@@ -444,6 +451,7 @@ func (s *Server) Shutdown(ctx context.Context, reason string) error {
 		}
 	}
 	s.runCancel()
+	s.coalesce.close()
 	select {
 	case <-s.busDone:
 	case <-ctx.Done():
@@ -457,8 +465,5 @@ func (s *Server) Shutdown(ctx context.Context, reason string) error {
 // HasSubscribers reports whether any connection on this node subscribes to
 // destination.
 func (s *Server) HasSubscribers(destination string) bool {
-	s.hub.mu.RLock()
-	t := s.hub.topics[normalizeDestination(destination)]
-	s.hub.mu.RUnlock()
-	return t != nil && len(t.subsSlice()) > 0
+	return s.hub.has(normalizeDestination(destination))
 }

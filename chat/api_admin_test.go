@@ -36,6 +36,10 @@ func (r *adminRecorder) Publish(_ context.Context, destination string, body []by
 	return nil
 }
 
+func (r *adminRecorder) PublishCoalesced(ctx context.Context, destination, _ string, body []byte) error {
+	return r.Publish(ctx, destination, body)
+}
+
 func (r *adminRecorder) SendPrivate(context.Context, string, []byte) error { return nil }
 
 func (r *adminRecorder) has(event string) bool {

@@ -19,31 +19,7 @@ import (
 // would be, so internal notes reach counselors on the other node and still
 // never the customer.
 func TestCluster(t *testing.T) {
-	buses := map[string]func(t *testing.T) (broker.Bus, broker.Bus){
-		"memory": func(*testing.T) (broker.Bus, broker.Bus) {
-			network := broker.NewMemoryNetwork()
-			return network.Node(), network.Node()
-		},
-		"redis": func(t *testing.T) (broker.Bus, broker.Bus) {
-			if testing.Short() {
-				t.Skip("needs Redis on 127.0.0.1:6379")
-			}
-			var b [6]byte
-			_, _ = rand.Read(b[:])
-			prefix := "cstalk-chat-test-" + hex.EncodeToString(b[:]) + ":"
-			open := func(node string) broker.Bus {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				bus, err := redisbus.New(ctx, redisbus.Options{URL: "redis://127.0.0.1:6379/0", Prefix: prefix, NodeID: node})
-				if err != nil {
-					t.Fatalf("redis bus: %v", err)
-				}
-				return bus
-			}
-			return open("a"), open("b")
-		},
-	}
-	for name, newBuses := range buses {
+	for name, newBuses := range clusterBuses {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
 			presence := chat.NewMemoryPresence()
@@ -101,4 +77,31 @@ func TestCluster(t *testing.T) {
 			})
 		})
 	}
+}
+
+// clusterBuses make the buses of two nodes: the in-process network and the
+// real Redis (a key prefix of the test's own).
+var clusterBuses = map[string]func(t *testing.T) (broker.Bus, broker.Bus){
+	"memory": func(*testing.T) (broker.Bus, broker.Bus) {
+		network := broker.NewMemoryNetwork()
+		return network.Node(), network.Node()
+	},
+	"redis": func(t *testing.T) (broker.Bus, broker.Bus) {
+		if testing.Short() {
+			t.Skip("needs Redis on 127.0.0.1:6379")
+		}
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		prefix := "cstalk-chat-test-" + hex.EncodeToString(b[:]) + ":"
+		open := func(node string) broker.Bus {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			bus, err := redisbus.New(ctx, redisbus.Options{URL: "redis://127.0.0.1:6379/0", Prefix: prefix, NodeID: node})
+			if err != nil {
+				t.Fatalf("redis bus: %v", err)
+			}
+			return bus
+		}
+		return open("a"), open("b")
+	},
 }

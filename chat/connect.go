@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/time/rate"
+
 	"github.com/cstalk/cstalk/broker"
 )
 
@@ -175,6 +177,9 @@ type principal struct {
 	openRoomID int64          // the customer's open room (LOGINED)
 	lobby      bool           // a member's console on its company's lobby
 	typing     typingState    // what this connection's TYPING said (typing.go)
+	// events is the connection's allowance of client events (Config.EventRate);
+	// nil: no limit.
+	events *rate.Limiter
 }
 
 func (p *principal) isMember() bool { return p.member != nil }
@@ -263,7 +268,7 @@ func (s *Service) Authenticate(ctx context.Context, c *broker.Conn, connect brok
 }
 
 func (s *Service) authenticate(ctx context.Context, sessionID string, get func(string) string) (*principal, error) {
-	p := &principal{lang: LangFrom(get("accept-language")), rooms: make(map[int64]bool)}
+	p := &principal{lang: LangFrom(get("accept-language")), rooms: make(map[int64]bool), events: s.eventLimiter()}
 	auth := get("Authorization")
 	if auth == "" {
 		auth = get("authorization")

@@ -516,6 +516,32 @@ func (s *Service) publish(ctx context.Context, destination string, env *Envelope
 	return nil
 }
 
+// publishLobby publishes a lobby event that tells a state (the room list
+// changed, a room's detail, a customer online, a member's status) as the
+// newest state of key: a burst of changes reaches every console as one
+// event per key and window, never as a burst of list reloads.
+func (s *Service) publishLobby(ctx context.Context, companyID int64, key string, env *Envelope) error {
+	if s.broker == nil {
+		return errUnbound
+	}
+	body, err := s.marshal(env)
+	if err != nil {
+		return err
+	}
+	if err := s.broker.PublishCoalesced(ctx, LobbyDestination(companyID), key, body); err != nil {
+		// As publish: this node's consoles have it, the others catch up.
+		s.log.Debug("event reached this node only", "event", env.EventName, "company", companyID, "err", err)
+	}
+	return nil
+}
+
+// Coalescing keys of the lobby events.
+func roomStateKey(roomID int64) string { return "room:" + idString(roomID) }
+
+func presenceKey(roomID int64) string { return "presence:" + idString(roomID) }
+
+const reloadKey = "reload"
+
 // toAttendees sends a room event privately to every connection present in
 // the room except skip, each rendered for its viewer (render gets whether
 // the viewer is a member). It serves the events that must not reach
@@ -584,8 +610,7 @@ func (s *Service) ReloadLobby(ctx context.Context, companyID int64, room *Room) 
 }
 
 func (s *Service) reloadLobby(ctx context.Context, companyID int64, room *Room, who *Profile, sessionID string) error {
-	dest := LobbyDestination(companyID)
-	if err := s.publish(ctx, dest, &Envelope{
+	if err := s.publishLobby(ctx, companyID, reloadKey, &Envelope{
 		EventName: EventReload, CompanyID: idString(companyID), Target: TargetLobby, SessionID: sessionID,
 	}); err != nil {
 		return fmt.Errorf("chat: reload lobby %d: %w", companyID, err)
@@ -601,7 +626,7 @@ func (s *Service) reloadLobby(ctx context.Context, companyID int64, room *Room, 
 	if who != nil {
 		isCustomer = who.IsCustomer
 	}
-	if err := s.publish(ctx, dest, &Envelope{
+	if err := s.publishLobby(ctx, companyID, roomStateKey(room.ID), &Envelope{
 		EventName: EventReloadReady, CompanyID: idString(companyID), RoomID: idPtr(room.ID),
 		Data:   map[string]any{"room": detail, "profile": who, "isCustomer": isCustomer},
 		Target: TargetLobby, SessionID: sessionID,

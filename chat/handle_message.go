@@ -117,7 +117,7 @@ func (s *Service) checkFields(m *Message) error {
 		return reason("missing_field", "messageDetail")
 	case len(m.Detail) > maxDetailBytes || len(m.Thumbnail) > maxDetailBytes:
 		return reason("invalid_field", "messageDetail")
-	case len(m.ClientMessageID) > maxClientMessageIDBytes:
+	case len(m.ClientMessageID) > maxClientMessageIDBytes || strings.HasPrefix(m.ClientMessageID, reservedClientIDPrefix):
 		return reason("invalid_field", "clientMessageId")
 	case strings.ContainsRune(m.Body, 0):
 		return reason("invalid_field", "message")

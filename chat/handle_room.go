@@ -282,10 +282,12 @@ func (s *Service) handleStartMessage(ctx context.Context, r *request) error {
 		return reason("room_ended")
 	}
 	// Stored for both sides to read: the company's language, not the
-	// customer's (as the assignment notice and chatbot lines).
-	sys := &Message{Body: s.startText(r.p.company, Korean), IsSystem: true}
-	stored, _, err := s.appendMessage(ctx, r.p, room, sys)
-	if err != nil {
+	// customer's (as the assignment notice and chatbot lines). Its fixed
+	// clientMessageId makes it once per room, whatever the races: a repeat
+	// stores and tells nothing.
+	sys := &Message{Body: s.startText(r.p.company, Korean), IsSystem: true, ClientMessageID: startMessageID}
+	stored, repeated, err := s.appendMessage(ctx, r.p, room, sys)
+	if err != nil || repeated {
 		return err
 	}
 	rp, err := s.loadRoomPeople(ctx, room, r.p)
@@ -301,6 +303,15 @@ func (s *Service) handleStartMessage(ctx context.Context, r *request) error {
 	prof := s.profile(r.p, r.sessionID, room.ID)
 	return s.reloadLobby(ctx, room.CompanyID, room, &prof, r.sessionID)
 }
+
+// startMessageID is the clientMessageId of a room's START_MESSAGE line.
+// Clients may not use the reserved prefix (checkFields), so none can take
+// its place.
+const startMessageID = reservedClientIDPrefix + "start"
+
+// reservedClientIDPrefix starts the clientMessageIds the server gives its
+// own once-per-room lines.
+const reservedClientIDPrefix = "cstalk:"
 
 // startText picks the company's START_MESSAGE text for now in cfg.Zone.
 func (s *Service) startText(c *Company, l Lang) string {

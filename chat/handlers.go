@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"golang.org/x/time/rate"
+
 	"github.com/cstalk/cstalk/broker"
 )
 
@@ -19,9 +21,16 @@ import (
 type reasonError struct {
 	key  string
 	args []any
+	// notDone: the event was refused before it took effect and may be
+	// sent again later, so no receipt may say it was handled.
+	notDone bool
 }
 
 func reason(key string, args ...any) error { return &reasonError{key: key, args: args} }
+
+// errRateLimited refuses an event past the connection's allowance; the
+// client may send it again (no receipt).
+var errRateLimited = &reasonError{key: "rate_limited", notDone: true}
 
 func isReason(err error) bool {
 	var re *reasonError
@@ -115,11 +124,13 @@ func (s *Service) handleSend(ctx context.Context, sessionID string, p *principal
 		roomID = req.room.ID
 	}
 	refused := s.refuse(ctx, sessionID, p, roomID, err)
-	if !isReason(err) && errors.Is(refused, broker.ErrHandled) {
+	var re *reasonError
+	if (!errors.As(err, &re) || re.notDone) && errors.Is(refused, broker.ErrHandled) {
 		// The server failed (e.g. the store is unreachable), so the event
 		// may not have taken effect: no receipt may say it did. A refusal
 		// for a reason is still receipted: the client was told the outcome.
 		// Retrying is safe: a MESSAGE's clientMessageId is stored once.
+		// The same for an event refused for coming too fast.
 		return fmt.Errorf("%w: %w", refused, broker.ErrNotDone)
 	}
 	return refused
@@ -170,6 +181,17 @@ func (s *Service) handlers() map[string]handler {
 
 func (s *Service) maxBodyBytes() int { return 16 * s.cfg.MaxMessageBytes }
 
+// eventLimiter is a new connection's allowance of client events: a token
+// bucket of Config.EventBurst refilled at Config.EventRate per second. A
+// burst past it gets ERROR rate_limited for each event over; the
+// connection stays.
+func (s *Service) eventLimiter() *rate.Limiter {
+	if s.cfg.EventRate <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(s.cfg.EventRate), s.cfg.EventBurst)
+}
+
 func (s *Service) dispatch(ctx context.Context, req *request, destination string, body []byte) error {
 	if strings.TrimPrefix(destination, "/") != SendDestination {
 		return reason("destination_forbidden")
@@ -193,6 +215,10 @@ func (s *Service) dispatch(ctx context.Context, req *request, destination string
 	h, ok := s.events[in.EventName]
 	if !ok {
 		return reason("unknown_event", truncate(in.EventName, 40))
+	}
+	// TYPING has an allowance of its own and is dropped silently past it.
+	if in.EventName != EventTyping && req.p.events != nil && !req.p.events.Allow() {
+		return errRateLimited
 	}
 	data := bytes.TrimSpace(in.Data)
 	if len(data) == 0 || bytes.Equal(data, []byte("null")) {

@@ -1,6 +1,7 @@
 package chat_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -70,6 +71,9 @@ type chatEnv struct {
 
 	cfg chat.Config
 	log *slog.Logger
+	// lobbyWindow, when set, is the coalescing window of nodes started
+	// from now on (defaultLobbyWindow otherwise).
+	lobbyWindow time.Duration
 	// chatStore, when set, is the store nodes started from now on use
 	// (e.g. a wrapper that counts calls); e.store otherwise.
 	chatStore chat.Store
@@ -83,6 +87,10 @@ type node struct {
 	wsURL   string
 	httpURL string
 }
+
+// defaultLobbyWindow is the coalescing window of the test nodes: lobby
+// states come at most this often, so tests that await one wait no longer.
+const defaultLobbyWindow = 250 * time.Millisecond
 
 // startNode starts another node on the env's store; presence, when not nil,
 // is shared with the other nodes (standing in for a cluster-wide one).
@@ -101,6 +109,7 @@ func (e *chatEnv) startNode(bus broker.Bus, presence chat.Presence) *node {
 	}
 	bcfg := broker.DefaultConfig()
 	bcfg.MaxFrameSize = 1 << 20
+	bcfg.CoalesceWindow = cmp.Or(e.lobbyWindow, defaultLobbyWindow)
 	srv, err := broker.New(bcfg, svc, bus, nil, e.log)
 	if err != nil {
 		e.t.Fatalf("broker.New: %v", err)
@@ -172,6 +181,8 @@ func newEnvOn(t *testing.T, dsn string, opts ...envOption) *chatEnv {
 	cfg.JWTSecret = []byte("test-secret-0123456789abcdef")
 	cfg.Now = e.clock.Now
 	cfg.UploadDir = t.TempDir()
+	// Tests send as fast as they can; the tests of the allowance set it.
+	cfg.EventRate = 0
 	seoul := &chat.Company{ID: 1, Name: "서울도시가스"}
 	for _, o := range opts {
 		o(&cfg, seoul)
@@ -361,19 +372,25 @@ func (c *stompClient) next(sub *stomp.Subscription) chatEvent {
 		if !ok {
 			c.t.Fatalf("%s: subscription %s closed", c.name, sub.Destination())
 		}
-		if msg.Err != nil {
-			c.t.Fatalf("%s: subscription %s: %v", c.name, sub.Destination(), msg.Err)
-		}
-		ev := chatEvent{Raw: string(msg.Body), Dest: sub.Destination()}
-		if err := json.Unmarshal(msg.Body, &ev.M); err != nil {
-			c.t.Fatalf("%s: event is not JSON: %v: %s", c.name, err, msg.Body)
-		}
-		ev.Name, _ = ev.M["eventName"].(string)
-		return ev
+		return c.decode(sub, msg)
 	case <-time.After(waitTimeout):
 		c.t.Fatalf("%s: nothing on %s after %v", c.name, sub.Destination(), waitTimeout)
 	}
 	return chatEvent{}
+}
+
+// decode reads the event msg of sub carries.
+func (c *stompClient) decode(sub *stomp.Subscription, msg *stomp.Message) chatEvent {
+	c.t.Helper()
+	if msg.Err != nil {
+		c.t.Fatalf("%s: subscription %s: %v", c.name, sub.Destination(), msg.Err)
+	}
+	ev := chatEvent{Raw: string(msg.Body), Dest: sub.Destination()}
+	if err := json.Unmarshal(msg.Body, &ev.M); err != nil {
+		c.t.Fatalf("%s: event is not JSON: %v: %s", c.name, err, msg.Body)
+	}
+	ev.Name, _ = ev.M["eventName"].(string)
+	return ev
 }
 
 // await skips events of sub until one named name arrives; it fails on an

@@ -17,6 +17,7 @@ var eventTexts = map[string]text{
 	"room_ended":              {"종료된 상담입니다.", "This consultation has ended."},
 	"room_taken":              {"다른 상담사가 이미 배정된 상담입니다.", "Another counselor already has this room."},
 	"body_too_large":          {"요청이 너무 큽니다.", "The request is too large."},
+	"rate_limited":            {"요청이 너무 빠릅니다. 잠시 후 다시 보내 주세요.", "Too many requests; please send again in a moment."},
 	"invalid_utf8":            {"UTF-8 형식이 아닌 문자가 포함되어 있습니다.", "The request is not valid UTF-8."},
 	"malformed_json":          {"요청 형식(JSON)이 올바르지 않습니다.", "The request is not valid JSON."},
 	"missing_field":           {"필수 항목(%s)이 없습니다.", "The required field %s is missing."},

@@ -47,7 +47,7 @@ func (s *Service) attendeeGone(ctx context.Context, roomID int64, a Attendee) er
 		return fmt.Errorf("speaker %d: %w", a.SpeakerID, err)
 	}
 	s.log.Info("customer offline with its node", "room", roomID, "session", a.SessionID)
-	return s.publish(ctx, LobbyDestination(room.CompanyID), &Envelope{
+	return s.publishLobby(ctx, room.CompanyID, presenceKey(roomID), &Envelope{
 		EventName: EventOffline, CompanyID: idString(room.CompanyID), RoomID: idPtr(roomID),
 		Data: map[string]any{"profile": s.profile(p, a.SessionID, roomID)}, Target: TargetLobby, SessionID: a.SessionID,
 	})

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,7 +100,7 @@ func TestStartMessageFollowsWorkingHours(t *testing.T) {
 	a.await(a.private, "ROOM_DETAIL")
 
 	seoul := e.svc.Config().Zone
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		at   time.Time
 		want string
 	}{
@@ -109,6 +110,13 @@ func TestStartMessageFollowsWorkingHours(t *testing.T) {
 		{time.Date(2026, 11, 24, 8, 59, 0, 0, seoul), "업무 시간이 아닙니다"},
 	} {
 		e.clock.Set(tc.at)
+		if i > 0 {
+			// A room starts once: each moment is another customer's room.
+			var logined chatEvent
+			cust, logined = e.customer(strconv.Itoa(9110+i), "시작고객")
+			custRoom = cust.room(roomIDOf(t, logined))
+			cust.await(cust.private, "WELCOME_MESSAGE")
+		}
 		cust.send("START_MESSAGE", map[string]any{})
 		msg := cust.await(custRoom, "MESSAGE")
 		m := msg.obj("data", "message")
@@ -121,6 +129,43 @@ func TestStartMessageFollowsWorkingHours(t *testing.T) {
 	a.send("START_MESSAGE", map[string]any{}, "roomId", roomID)
 	if ev := a.await(a.private, "ERROR"); ev.reason() != chat.Korean.T("customers_only") {
 		t.Fatalf("member START_MESSAGE: %s", ev.Raw)
+	}
+}
+
+// TestStartMessageOnce: a room's START_MESSAGE is stored and told once;
+// repeating it, even many times at once, stores nothing and tells nobody
+// (the next thing the room sees is the customer's next message), and a
+// client cannot take its place with a clientMessageId of the server's.
+func TestStartMessageOnce(t *testing.T) {
+	e := newEnv(t)
+	p := e.pair("9121", e.agent1)
+	p.cust.send("START_MESSAGE", map[string]any{})
+	first := p.agent.await(p.agentRoom, "MESSAGE").obj("data", "message")
+	if jsonNum(t, first, "isSystemMessage") != 1 {
+		t.Fatalf("START_MESSAGE = %v", first)
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() { p.cust.send("START_MESSAGE", map[string]any{}) })
+	}
+	wg.Wait()
+	p.cust.send("MESSAGE", map[string]any{"message": "after the repeats"})
+	if next := p.agent.await(p.agentRoom, "MESSAGE").obj("data", "message"); jsonStr(t, next, "message") != "after the repeats" {
+		t.Fatalf("the room was told %v after repeated START_MESSAGEs", next)
+	}
+	p.cust.send("MESSAGE", map[string]any{"message": "x", "clientMessageId": "cstalk:start"})
+	if ev := p.cust.await(p.cust.private, "ERROR"); !strings.Contains(ev.reason(), "clientMessageId") {
+		t.Fatalf("a reserved clientMessageId: %s", ev.Raw)
+	}
+	p.agent.send("MESSAGE_LIST", map[string]any{}, "roomId", p.roomID)
+	starts := 0
+	for _, raw := range p.agent.await(p.agent.private, "MESSAGE_LIST").data()["messages"].([]any) {
+		if jsonStr(t, raw.(map[string]any), "message") == jsonStr(t, first, "message") {
+			starts++
+		}
+	}
+	if starts != 1 {
+		t.Fatalf("%d START_MESSAGE lines stored", starts)
 	}
 }
 

@@ -136,7 +136,7 @@ func (s *Service) MemberStates(ctx context.Context, companyID int64) ([]MemberSt
 
 // publishMemberStatus tells the company's lobby a member's effective status.
 func (s *Service) publishMemberStatus(ctx context.Context, companyID, memberID int64, status MemberStatus, sessionID string) {
-	if err := s.publish(ctx, LobbyDestination(companyID), &Envelope{
+	if err := s.publishLobby(ctx, companyID, "member:"+idString(memberID), &Envelope{
 		EventName: EventMemberStatus, CompanyID: idString(companyID),
 		Data:   map[string]any{"memberId": memberID, "status": status},
 		Target: TargetLobby, SessionID: sessionID,

@@ -67,6 +67,12 @@ type Config struct {
 	// Logins throttles password checks (DefaultLoginThrottle when its
 	// Limiter is nil).
 	Logins LoginThrottle
+	// EventRate is how many client events (SEND to pub/socket/message,
+	// TYPING aside) one connection may send per second on average, with
+	// bursts of EventBurst; past it ERROR rate_limited, the connection
+	// stays. EventRate 0: no limit.
+	EventRate  float64
+	EventBurst int
 	// Now is the clock; tests inject their own.
 	Now func() time.Time
 }
@@ -91,6 +97,8 @@ func DefaultConfig() Config {
 		ContractsTimeout: 5 * time.Second,
 		// 10 MB at 1 Mbit/s with room to spare.
 		UploadTimeout: 3 * time.Minute,
+		EventRate:     10,
+		EventBurst:    30,
 		Now:           time.Now,
 	}
 }
@@ -100,6 +108,10 @@ func DefaultConfig() Config {
 // both cluster-wide.
 type Broker interface {
 	Publish(ctx context.Context, destination string, body []byte) error
+	// PublishCoalesced publishes body as the newest state of key: each
+	// subscriber gets at most one per key in a short window, the last one
+	// always, however many nodes publish.
+	PublishCoalesced(ctx context.Context, destination, key string, body []byte) error
 	SendPrivate(ctx context.Context, sessionID string, body []byte) error
 }
 
@@ -169,6 +181,9 @@ func New(cfg Config, store Store, log *slog.Logger) (*Service, error) {
 	}
 	if cfg.Logins.Limiter == nil {
 		cfg.Logins = DefaultLoginThrottle()
+	}
+	if cfg.EventRate > 0 && cfg.EventBurst < 1 {
+		cfg.EventBurst = max(1, int(cfg.EventRate))
 	}
 	if cfg.Now == nil {
 		cfg.Now = def.Now

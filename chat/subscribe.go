@@ -277,7 +277,7 @@ func (s *Service) customerEntered(ctx context.Context, sessionID string, p *prin
 	if err := s.readOnEntry(ctx, sessionID, p, room, rp, unread); err != nil {
 		return err
 	}
-	return s.publish(ctx, LobbyDestination(room.CompanyID), &Envelope{
+	return s.publishLobby(ctx, room.CompanyID, presenceKey(room.ID), &Envelope{
 		EventName: EventOnline, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
 		Data: map[string]any{"profile": s.profile(p, sessionID, room.ID)}, Target: TargetLobby, SessionID: sessionID,
 	})
@@ -351,7 +351,7 @@ func (s *Service) leaveRoom(ctx context.Context, sessionID string, p *principal,
 	if online, err := s.speakerPresent(ctx, roomID, p.speaker.ID); err != nil || online {
 		return
 	}
-	if err := s.publish(ctx, LobbyDestination(p.company.ID), &Envelope{
+	if err := s.publishLobby(ctx, p.company.ID, presenceKey(roomID), &Envelope{
 		EventName: EventOffline, CompanyID: idString(p.company.ID), RoomID: idPtr(roomID),
 		Data: map[string]any{"profile": s.profile(p, sessionID, roomID)}, Target: TargetLobby, SessionID: sessionID,
 	}); err != nil {

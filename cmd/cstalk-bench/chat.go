@@ -40,7 +40,9 @@ type chatConfig struct {
 // enter those rooms (taking them). Customers then SEND MESSAGE events to
 // pub/socket/message; every message is stored and delivered on
 // sub/socket/room/{id} to the customer and the counselor, where the latency
-// from the send is measured.
+// from the send is measured. Each customer sends rate/customers events per
+// second, above a server's default allowance of 10 per connection: run the
+// server with --chat-event-rate 0 (compare.sh does).
 //
 // With --rabbit the same connections, subscriptions and rate run against
 // RabbitMQ Web-STOMP as plain pub/sub (chat_peer.go), which stores nothing.

@@ -160,7 +160,8 @@ start_chat() {
 	stop_chat
 	rm -rf "$OUT/chat" && mkdir -p "$OUT/chat"
 	taskset -c 0 "$OUT/cstalk" serve --demo --addr "127.0.0.1:$CHAT_PORT" --db "$1" \
-		--jwt-secret cstalk-bench-jwt-secret --upload-dir "$OUT/chat/uploads" --log-level warn 2>>"$OUT/chat-server.log" &
+		--jwt-secret cstalk-bench-jwt-secret --upload-dir "$OUT/chat/uploads" --log-level warn \
+		--chat-event-rate 0 2>>"$OUT/chat-server.log" &
 	CHAT_PID=$!
 	for _ in $(seq 300); do
 		if curl -fs -o /dev/null "http://127.0.0.1:$CHAT_PORT/healthz"; then return 0; fi

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cstalk/cstalk/chat"
 	"github.com/cstalk/cstalk/cmd/cstalk/internal/httpguard"
 	"github.com/cstalk/cstalk/video"
 	"github.com/cstalk/cstalk/video/guide"
@@ -40,6 +41,12 @@ type serveConfig struct {
 	// have begun to arrive: each in time, all together in memory.
 	FrameTimeout            time.Duration
 	MaxUnfinishedFrameBytes int
+	// LobbyWindow is the least time between two deliveries of one lobby
+	// state (RELOAD, a room's RELOAD_READY, ONLINE/OFFLINE) to a console;
+	// ChatEventRate and ChatEventBurst a connection's allowance of events.
+	LobbyWindow    time.Duration
+	ChatEventRate  float64
+	ChatEventBurst int
 	// Video: the SFU's host-candidate range ("" = any port), the public
 	// address(es) it announces, STUN servers handed to clients, and the
 	// embedded TURN server (off while TURNAddr is empty).
@@ -92,6 +99,9 @@ func defaultServeConfig() serveConfig {
 		Heartbeat:               10 * time.Second,
 		FrameTimeout:            30 * time.Second,
 		MaxUnfinishedFrameBytes: 32 << 20,
+		LobbyWindow:             time.Second,
+		ChatEventRate:           chat.DefaultConfig().EventRate,
+		ChatEventBurst:          chat.DefaultConfig().EventBurst,
 		TURNRelayPorts:          "49160-49200",
 		GuideTicketDuration:     guide.DefaultConfig().TicketDuration,
 		GuideWarnBefore:         guide.DefaultConfig().WarnBefore,
@@ -133,6 +143,9 @@ func (cfg *serveConfig) options() []option {
 		{"max-subscriptions", "CSTALK_MAX_SUBSCRIPTIONS", "subscriptions per connection", (*intValue)(&cfg.MaxSubscriptions)},
 		{"heartbeat", "CSTALK_HEARTBEAT", "STOMP heart-beat interval the server offers", (*durationValue)(&cfg.Heartbeat)},
 		{"frame-timeout", "CSTALK_FRAME_TIMEOUT", "how long a STOMP frame may take to arrive once it has begun, whatever the heart-beats", (*durationValue)(&cfg.FrameTimeout)},
+		{"lobby-window", "CSTALK_LOBBY_WINDOW", "least time between two deliveries of one lobby state (RELOAD, a room's RELOAD_READY, a customer's ONLINE/OFFLINE) to a console; the last state always arrives", (*durationValue)(&cfg.LobbyWindow)},
+		{"chat-event-rate", "CSTALK_CHAT_EVENT_RATE", "chat events (SENDs to pub/socket/message, TYPING aside) one connection may send per second on average (0: no limit)", (*floatValue)(&cfg.ChatEventRate)},
+		{"chat-event-burst", "CSTALK_CHAT_EVENT_BURST", "chat events one connection may send at once before --chat-event-rate applies", (*intValue)(&cfg.ChatEventBurst)},
 		{"max-unfinished-frame-bytes", "CSTALK_MAX_UNFINISHED_FRAME_BYTES", "bytes the unfinished STOMP frames of all connections may hold together", (*intValue)(&cfg.MaxUnfinishedFrameBytes)},
 		{"video-udp-ports", "CSTALK_VIDEO_UDP_PORTS", "UDP port range of the SFU's host candidates, e.g. 50000-50100 (empty: any port)", (*stringValue)(&cfg.VideoUDPPorts)},
 		{"video-public-ip", "CSTALK_VIDEO_PUBLIC_IP", "public address(es), comma-separated, announced in ICE candidates behind 1:1 NAT; also the embedded TURN server's address", (*stringValue)(&cfg.VideoPublicIP)},
@@ -222,6 +235,12 @@ func (cfg serveConfig) validate() error {
 	}
 	if cfg.Heartbeat < 0 {
 		errs = append(errs, errors.New("--heartbeat must not be negative"))
+	}
+	if cfg.LobbyWindow <= 0 {
+		errs = append(errs, errors.New("--lobby-window must be positive"))
+	}
+	if cfg.ChatEventRate < 0 || (cfg.ChatEventRate > 0 && cfg.ChatEventBurst < 1) {
+		errs = append(errs, errors.New("--chat-event-rate must not be negative (0: no limit), and --chat-event-burst at least 1"))
 	}
 	if cfg.MaxUnfinishedFrameBytes < cfg.MaxFrameBytes {
 		errs = append(errs, errors.New("--max-unfinished-frame-bytes must be at least --max-frame-bytes"))
@@ -424,6 +443,18 @@ func (v *intValue) Set(s string) error {
 	return nil
 }
 func (v *intValue) String() string { return strconv.Itoa(int(*v)) }
+
+type floatValue float64
+
+func (v *floatValue) Set(s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("not a number: %q", s)
+	}
+	*v = floatValue(f)
+	return nil
+}
+func (v *floatValue) String() string { return strconv.FormatFloat(float64(*v), 'g', -1, 64) }
 
 type durationValue time.Duration
 

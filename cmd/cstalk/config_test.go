@@ -51,6 +51,10 @@ func TestServeConfigLayering(t *testing.T) {
 			func(c serveConfig) bool {
 				return c.LoginAttempts == 5 && c.LoginAttemptsPerName == 0 && c.LoginWindow == time.Hour
 			}},
+		{"amplification", map[string]string{"CSTALK_LOBBY_WINDOW": "2s", "CSTALK_CHAT_EVENT_RATE": "2.5"}, []string{"--chat-event-burst", "5"},
+			func(c serveConfig) bool {
+				return c.LobbyWindow == 2*time.Second && c.ChatEventRate == 2.5 && c.ChatEventBurst == 5
+			}},
 		{"http limits", map[string]string{"CSTALK_HTTP_READ_TIMEOUT": "5s", "CSTALK_MAX_CONNS_PER_IP": "64", "CSTALK_TRUSTED_PROXIES": "10.0.0.0/8"},
 			[]string{"--http-idle-timeout", "2m", "--max-conns-per-ip", "0", "--upload-timeout", "1m"},
 			func(c serveConfig) bool {
@@ -108,6 +112,9 @@ func TestServeConfigRejects(t *testing.T) {
 		{"unfinished below one frame", nil, []string{"--max-unfinished-frame-bytes", "1000"}, "at least --max-frame-bytes"},
 		{"no login attempts", nil, []string{"--login-attempts", "0"}, "--login-attempts must be at least 1"},
 		{"login window", map[string]string{"CSTALK_LOGIN_WINDOW": "10ms"}, nil, "--login-window must be at least 1s"},
+		{"lobby window", nil, []string{"--lobby-window", "0s"}, "--lobby-window must be positive"},
+		{"event rate", nil, []string{"--chat-event-rate", "-1"}, "--chat-event-rate must not be negative"},
+		{"event rate not a number", map[string]string{"CSTALK_CHAT_EVENT_RATE": "fast"}, nil, "not a number"},
 		{"read timeout too short", nil, []string{"--http-read-timeout", "100ms"}, "--http-read-timeout must be at least 1s"},
 		{"idle timeout zero", map[string]string{"CSTALK_HTTP_IDLE_TIMEOUT": "0s"}, nil, "--http-idle-timeout must be at least 1s"},
 		{"negative conns per ip", nil, []string{"--max-conns-per-ip", "-1"}, "--max-conns-per-ip must not be negative"},

@@ -139,6 +139,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	chatCfg.MaxMessageBytes = cfg.MaxMessageBytes
 	chatCfg.UploadDir = cfg.UploadDir
 	chatCfg.UploadTimeout = cfg.UploadTimeout
+	chatCfg.EventRate, chatCfg.EventBurst = cfg.ChatEventRate, cfg.ChatEventBurst
 	if s.chat, err = chat.New(chatCfg, s.store, log); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
@@ -183,6 +184,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	brokerCfg.HeartbeatRecv = cfg.Heartbeat
 	brokerCfg.FrameTimeout = cfg.FrameTimeout
 	brokerCfg.MaxPendingBytes = cfg.MaxUnfinishedFrameBytes
+	brokerCfg.CoalesceWindow = cfg.LobbyWindow
 	if s.broker, err = broker.New(brokerCfg, s.chat, s.bus, reg, log); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
