@@ -64,7 +64,9 @@ func TestUnfinishedFrameTimesOut(t *testing.T) {
 // frame that completes) is usable again.
 func TestUnfinishedFramesCeiling(t *testing.T) {
 	cfg := limitedConfig()
-	cfg.MaxPendingBytes = 7000 // two unfinished 3000-byte frames, not three
+	// Two unfinished frames of 3035 bytes, not three: each holds a buffer
+	// of 3072 to 4096 bytes, depending on how the reads split it.
+	cfg.MaxPendingBytes = 9000
 	s := startServer(t, cfg, nil)
 	by := newBystander(t, s)
 	part := "SEND\ndestination:/sub/x\nreceipt:r\n\n" + strings.Repeat("b", 3000)
@@ -76,7 +78,7 @@ func TestUnfinishedFramesCeiling(t *testing.T) {
 	b.connect("heart-beat:0,0")
 	b.write(part)
 	waitFor(t, "two unfinished frames", func() bool { return s.Server.pendingBytes.Load() >= 6000 })
-	if g := testutilGauge(t, s, "cstalk_broker_unfinished_frame_bytes", ""); g < 6000 || g > 7000 {
+	if g := testutilGauge(t, s, "cstalk_broker_unfinished_frame_bytes", ""); g < 6000 || g > 8192 {
 		t.Errorf("unfinished_frame_bytes %v", g)
 	}
 
