@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -138,6 +140,9 @@ func (t target) open(ctx context.Context, log logger.Interface) (*gorm.DB, error
 					return nil, fmt.Errorf("store: create directory for %s: %w", t.path, err)
 				}
 			}
+			if err := ownerOnly(t.path); err != nil {
+				return nil, err
+			}
 		}
 		dialector = sqlite.Open(t.driverDSN)
 	case dialectMySQL:
@@ -178,4 +183,34 @@ func (t target) open(ctx context.Context, log logger.Interface) (*gorm.DB, error
 		return nil, fmt.Errorf("store: connect %s: %w", t.redacted, err)
 	}
 	return db, nil
+}
+
+// ownerOnly makes the SQLite file readable by its owner alone, as the
+// signing key is: it holds password hashes and every conversation. A new
+// file is created 0600 before SQLite opens it, and SQLite gives its -wal and
+// -shm files the mode of the database file; an existing file (and its -wal
+// and -shm) loses the group's and others' permissions.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("store: create %s: %w", path, err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if st.Mode().IsRegular() && st.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, st.Mode().Perm()&0o700); err != nil {
+				return fmt.Errorf("store: make %s readable by its owner alone: %w", p, err)
+			}
+		}
+	}
+	return nil
 }

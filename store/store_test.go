@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -368,4 +370,44 @@ func TestBatchBeyondOneStatement(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The SQLite file holds password hashes and conversations: it, its -wal
+// and its -shm are readable by their owner alone, whether the store
+// creates the file or finds it open to others.
+func TestSQLiteFileOwnerOnly(t *testing.T) {
+	dsn := newSQLiteDSN(t)
+	path := strings.TrimPrefix(dsn, "sqlite:")
+	check := func(when string) {
+		t.Helper()
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			st, err := os.Stat(p)
+			if err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+			if mode := st.Mode().Perm(); mode != 0o600 {
+				t.Errorf("%s: %s has mode %#o, want 0600", when, filepath.Base(p), mode)
+			}
+		}
+	}
+	write := func(s *Store) {
+		t.Helper()
+		must(t, s.SaveCompany(context.Background(), &chat.Company{ID: 7, Name: "mode"}))
+	}
+	s := openForTest(t, dsn)
+	write(s)
+	check("created")
+	must(t, s.Close())
+
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		// The WAL and shared memory may be gone after a clean close; an
+		// empty one is what SQLite would find after a crash.
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, 0o644)
+		must(t, err)
+		must(t, f.Close())
+		must(t, os.Chmod(p, 0o644))
+	}
+	s = openForTest(t, dsn)
+	write(s)
+	check("reopened")
 }
