@@ -82,6 +82,9 @@ type serveConfig struct {
 	LoginAttempts        int
 	LoginAttemptsPerName int
 	LoginWindow          time.Duration
+	// MetricsAddr, when set, is the internal listener /metrics is served
+	// on instead of Addr.
+	MetricsAddr string
 }
 
 func defaultServeConfig() serveConfig {
@@ -168,6 +171,7 @@ func (cfg *serveConfig) options() []option {
 		{"login-attempts", "CSTALK_LOGIN_ATTEMPTS", "password checks of one login name from one client address per --login-window (counseling and guide logins; shared by every node with --redis)", (*intValue)(&cfg.LoginAttempts)},
 		{"login-attempts-per-name", "CSTALK_LOGIN_ATTEMPTS_PER_NAME", "password checks of one login name from all addresses per --login-window (0: no limit)", (*intValue)(&cfg.LoginAttemptsPerName)},
 		{"login-window", "CSTALK_LOGIN_WINDOW", "the window the login checks are counted in", (*durationValue)(&cfg.LoginWindow)},
+		{"metrics-addr", "CSTALK_METRICS_ADDR", "listen address of /metrics alone, e.g. 127.0.0.1:9090, so it stays off the public port, which then answers 404 for it (empty: /metrics on --addr)", (*stringValue)(&cfg.MetricsAddr)},
 		{"trusted-proxies", "CSTALK_TRUSTED_PROXIES", "load balancers (addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client; their own connections are not limited per address", (*stringValue)(&cfg.TrustedProxies)},
 	}
 }
@@ -263,6 +267,11 @@ func (cfg serveConfig) validate() error {
 	}
 	if cfg.MaxConnsPerIP < 0 {
 		errs = append(errs, errors.New("--max-conns-per-ip must not be negative (0: no limit)"))
+	}
+	if cfg.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-addr %q: want host:port or :port", cfg.MetricsAddr))
+		}
 	}
 	if _, err := httpguard.ParseProxies(cfg.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))

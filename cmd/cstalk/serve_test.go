@@ -158,6 +158,34 @@ func TestServeDemo(t *testing.T) {
 	srv.awaitRun(t, 10*time.Second)
 }
 
+// TestServeMetricsAddr: with --metrics-addr, /metrics is served on that
+// listener alone and the public port answers 404 for it (TestServeDemo
+// reads it on the public port by default); both drain.
+func TestServeMetricsAddr(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MetricsAddr = "127.0.0.1:0"
+	srv := startNode(t, cfg)
+	public := "http://" + srv.ln.Addr().String()
+	internal := "http://" + srv.metricsLn.Addr().String()
+	if code, body := getBody(t, public+"/metrics"); code != http.StatusNotFound || strings.Contains(body, "go_goroutines") {
+		t.Fatalf("public /metrics: %d %.200q", code, body)
+	}
+	if code, _ := getBody(t, public+"/healthz"); code != 200 {
+		t.Fatalf("public /healthz: %d", code)
+	}
+	if code, body := getBody(t, internal+"/metrics"); code != 200 || !strings.Contains(body, "cstalk_") || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("internal /metrics: %d %.500s", code, body)
+	}
+	if code, _ := getBody(t, internal+"/api/me"); code != http.StatusNotFound {
+		t.Fatalf("internal listener serves the API: %d", code)
+	}
+	srv.drain()
+	srv.awaitRun(t, 10*time.Second)
+	if _, err := http.Get(internal + "/metrics"); err == nil {
+		t.Fatal("metrics listener still open after the drain")
+	}
+}
+
 // runningNode is a node built by newServer and running in-process.
 type runningNode struct {
 	*server

@@ -61,6 +61,10 @@ type server struct {
 	guideBus   broker.Bus
 	http       *http.Server
 	ln         net.Listener
+	// metricsHTTP serves /metrics on metricsLn with --metrics-addr; nil
+	// while /metrics is served on ln.
+	metricsHTTP *http.Server
+	metricsLn   net.Listener
 	// proxies are the load balancers whose X-Forwarded-For is believed.
 	proxies httpguard.Proxies
 }
@@ -284,7 +288,25 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	mux.Handle("/", webPages)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	if cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", metrics)
+	} else {
+		// Kept internal: the public port knows no /metrics (the pages'
+		// catch-all would otherwise answer it).
+		mux.Handle("/metrics", http.NotFoundHandler())
+		internal := http.NewServeMux()
+		internal.Handle("GET /metrics", dl.Plain(metrics))
+		s.metricsHTTP = &http.Server{
+			Handler:           internal,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       cfg.HTTPIdleTimeout,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("listen %s (metrics): %w", cfg.MetricsAddr, err)
+		}
+	}
 	s.http = &http.Server{
 		Handler:           s.proxies.ClientAddr(dl.Plain(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -329,11 +351,17 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 // cfg.ShutdownTimeout.
 func (s *server) Run(ctx context.Context) error {
 	s.log.Info("listening", "addr", s.ln.Addr().String(), "version", version)
-	served := make(chan error, 1)
-	go func() { served <- s.http.Serve(s.ln) }()
+	served := make(chan error, 2)
+	servers := 1
+	go func() { served <- fmt.Errorf("http: %w", s.http.Serve(s.ln)) }()
+	if s.metricsHTTP != nil {
+		servers++
+		s.log.Info("metrics listening", "addr", s.metricsLn.Addr().String())
+		go func() { served <- fmt.Errorf("metrics http: %w", s.metricsHTTP.Serve(s.metricsLn)) }()
+	}
 	select {
 	case err := <-served:
-		return fmt.Errorf("http: %w", err)
+		return err
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
@@ -369,7 +397,14 @@ func (s *server) Run(ctx context.Context) error {
 	if err := s.http.Shutdown(drainCtx); err != nil {
 		errs = append(errs, fmt.Errorf("drain http: %w", err))
 	}
-	<-served
+	if s.metricsHTTP != nil {
+		if err := s.metricsHTTP.Shutdown(drainCtx); err != nil {
+			errs = append(errs, fmt.Errorf("drain metrics http: %w", err))
+		}
+	}
+	for range servers {
+		<-served
+	}
 	s.log.Info("stopped")
 	return errors.Join(errs...)
 }
@@ -377,9 +412,11 @@ func (s *server) Run(ctx context.Context) error {
 // Close releases what newServer acquired; safe on a partly built server.
 func (s *server) Close() error {
 	var errs []error
-	if s.ln != nil {
-		if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			errs = append(errs, err)
+	for _, ln := range []net.Listener{s.ln, s.metricsLn} {
+		if ln != nil {
+			if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if s.guide != nil {
