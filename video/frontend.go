@@ -87,6 +87,10 @@ func (f frontEnd) detach(*participant)                 {}
 // candidate: never called, the peers of these front ends do not trickle.
 func (f frontEnd) candidate(string, Usage, webrtc.ICECandidateInit) {}
 
+// restartOffer: these front ends have no message for it; a failed
+// connection is dropped and their clients publish or subscribe anew.
+func (f frontEnd) restartOffer(string, Usage, string) bool { return false }
+
 // JoinRequest is a join from a front end other than /signal.
 type JoinRequest struct {
 	Room     RoomKey

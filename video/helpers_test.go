@@ -332,6 +332,20 @@ func (c *client) handle(m msg) {
 		}
 		go c.applyAnswer(p, m.str("sdpAnswer"))
 		return
+	case "iceRestartOffer":
+		id := m.str(key)
+		p := c.peers[peerKey(id, Usage(m.str("usage")))]
+		if p == nil {
+			c.violations = append(c.violations, "restart offer for no connection "+id)
+			return
+		}
+		// The new generation's candidates wait for the offer.
+		p.mu.Lock()
+		p.hasAns = false
+		p.mu.Unlock()
+		c.inbox = append(c.inbox, m)
+		go c.answerRestart(p, id, m.str("usage"), m.str("sdpOffer"))
+		return
 	}
 	c.inbox = append(c.inbox, m)
 }
@@ -344,21 +358,83 @@ func (c *client) applyAnswer(p *clientPeer, sdp string) {
 	p.mu.Lock()
 	p.hasAns = true
 	p.answer = sdp
+	answered := p.answered
+	p.mu.Unlock()
+	p.applyPending()
+	close(answered)
+}
+
+// applyPending adds the server's candidates that came before the
+// description they belong to.
+func (p *clientPeer) applyPending() {
+	p.mu.Lock()
 	pending := p.pending
 	p.pending = nil
 	p.mu.Unlock()
 	for _, cand := range pending {
 		_ = p.pc.AddICECandidate(cand)
 	}
-	close(p.answered)
+}
+
+// answerRestart answers the server's ICE restart offer, as a client that
+// knows the extension does.
+func (c *client) answerRestart(p *clientPeer, target, usage, offer string) {
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		c.violate("set restart offer: " + err.Error())
+		return
+	}
+	answer, err := p.pc.CreateAnswer(nil)
+	if err == nil {
+		err = p.pc.SetLocalDescription(answer)
+	}
+	if err != nil {
+		c.violate("restart answer: " + err.Error())
+		return
+	}
+	p.mu.Lock()
+	p.hasAns = true
+	p.mu.Unlock()
+	p.applyPending()
+	c.send(map[string]any{"id": "iceRestartAnswer", "userId": target, "usage": usage, "sdpAnswer": answer.SDP})
+}
+
+// restartICE offers an ICE restart on p (a network change) and waits for
+// the answer.
+func (c *client) restartICE(p *clientPeer, target string, usage Usage) {
+	c.t.Helper()
+	p.mu.Lock()
+	p.hasAns = false
+	p.answered = make(chan struct{})
+	answered := p.answered
+	p.mu.Unlock()
+	offer, err := p.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := p.pc.SetLocalDescription(offer); err != nil {
+		c.t.Fatal(err)
+	}
+	c.send(map[string]any{"id": "receiveVideoFrom", "userId": target, "usage": usage.wire(), "sdpOffer": offer.SDP})
+	select {
+	case <-answered:
+	case <-time.After(10 * time.Second):
+		c.t.Fatalf("%s: no answer to the restart for %s", c.user, target)
+	}
 }
 
 // await returns the first unread message with id (and, if given, field
 // key=value), waiting up to 10 s.
 func (c *client) await(id string, kv ...string) msg {
 	c.t.Helper()
+	return c.awaitWithin(10*time.Second, id, kv...)
+}
+
+// awaitWithin is await with its own deadline, for what waits on a
+// browser starting.
+func (c *client) awaitWithin(d time.Duration, id string, kv ...string) msg {
+	c.t.Helper()
 	var found msg
-	checkFor(c.t, 10*time.Second, func() error {
+	checkFor(c.t, d, func() error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		for i, m := range c.inbox {
@@ -475,8 +551,11 @@ func (c *client) offerFor(p *clientPeer, target string, usage Usage) {
 	} else {
 		c.send(map[string]any{"id": "receiveVideoFrom", "userId": target, "usage": usage.wire(), "sdpOffer": offer.SDP})
 	}
+	p.mu.Lock()
+	answered := p.answered
+	p.mu.Unlock()
 	select {
-	case <-p.answered:
+	case <-answered:
 	case <-time.After(10 * time.Second):
 		c.t.Fatalf("%s: no answer for %s", c.user, target)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -41,6 +42,14 @@ type peer struct {
 	// the answer
 	pendingRemote []webrtc.ICECandidateInit
 	closed        bool
+	// restarting: the server offered an ICE restart after the
+	// connection failed; restartTimer drops it if it does not reconnect.
+	restarting   bool
+	restartTimer *time.Timer
+
+	// negMu serializes offers and answers on pc (the client's
+	// renegotiations and the server's restarts).
+	negMu sync.Mutex
 }
 
 func (pe *peer) role() string {
@@ -58,6 +67,9 @@ func (pe *peer) close() {
 		return
 	}
 	pe.closed = true
+	if pe.restartTimer != nil {
+		pe.restartTimer.Stop()
+	}
 	pe.mu.Unlock()
 	p := pe.owner
 	s := p.room.srv
@@ -176,6 +188,10 @@ func (p *participant) receiveVideoFrom(ctx context.Context, target string, usage
 		return "", nil, err
 	}
 	publish := target == p.ident.UserID
+	if pe := p.peer(peerKey(target, usage)); pe != nil && pe.trickle == trickle && pe.sameConnection(offer) {
+		answer, e := pe.renegotiate(ctx, offer)
+		return answer, pe, e
+	}
 	var source *participant
 	var fwds []*forwardTrack
 	key := peerKey(target, usage)
@@ -306,6 +322,7 @@ func (p *participant) newPeer(target string, usage Usage, publish, trickle bool)
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) {
 		switch state {
 		case webrtc.PeerConnectionStateConnected:
+			pe.connected()
 			if !publish {
 				// So the new subscriber sees video at once.
 				r.mu.Lock()
@@ -320,24 +337,41 @@ func (p *participant) newPeer(target string, usage Usage, publish, trickle bool)
 					}
 				}
 			}
-		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
-			if state == webrtc.PeerConnectionStateFailed {
-				s.log.Info("peer connection failed", "room", r.key.String(), "user", p.ident.UserID, "target", target, "usage", usage)
+		case webrtc.PeerConnectionStateFailed:
+			s.log.Info("peer connection failed", "room", r.key.String(), "user", p.ident.UserID, "target", target, "usage", usage)
+			if !pe.failed() {
+				pe.drop()
 			}
-			r.mu.Lock()
-			p.mu.Lock()
-			if p.peers[pe.key] == pe {
-				delete(p.peers, pe.key)
-				if publish && usage == UsageCam {
-					p.publishing = false // its place among the publishers is free
-				}
-			}
-			p.mu.Unlock()
-			r.mu.Unlock()
-			pe.close()
+		case webrtc.PeerConnectionStateClosed:
+			pe.drop()
 		}
 	})
 	return pe, nil
+}
+
+// drop takes pe out of its owner's peers (freeing a camera publication's
+// place among the publishers) and closes it.
+func (pe *peer) drop() {
+	p := pe.owner
+	r := p.room
+	r.mu.Lock()
+	p.mu.Lock()
+	if p.peers[pe.key] == pe {
+		delete(p.peers, pe.key)
+		if pe.publish && pe.usage == UsageCam {
+			p.publishing = false // its place among the publishers is free
+		}
+	}
+	p.mu.Unlock()
+	r.mu.Unlock()
+	pe.close()
+}
+
+// peer returns p's peer connection of key, nil if none.
+func (p *participant) peer(key string) *peer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peers[key]
 }
 
 // addForwardTrack sends fwd on a subscription.
@@ -460,6 +494,17 @@ func (p *participant) addCandidate(target string, usage Usage, c webrtc.ICECandi
 		return nil
 	}
 	p.mu.Unlock()
+	if u := candidateUfrag(c.Candidate); u != "" && u != pe.remoteUfrag() {
+		// Of a restart whose offer is still on its way: applied after
+		// its answer.
+		pe.mu.Lock()
+		defer pe.mu.Unlock()
+		if len(pe.pendingRemote) >= s.cfg.MaxCandidatesPerPeer {
+			return clientError(CodeTooManyCandidates)
+		}
+		pe.pendingRemote = append(pe.pendingRemote, c)
+		return nil
+	}
 	return pe.addRemote(c, s.cfg.MaxCandidatesPerPeer)
 }
 

@@ -16,6 +16,7 @@ const (
 	msgVideoStateFrom   = "videoStateFrom"
 	msgAudioStateFrom   = "audioStateFrom"
 	msgStopScreenShare  = "stopScreenShare"
+	msgICERestartAnswer = "iceRestartAnswer"
 
 	msgExistingParticipants  = "existingParticipants"
 	msgNewParticipantArrived = "newParticipantArrived"
@@ -26,6 +27,7 @@ const (
 	msgAudioStateAnswer      = "audioStateAnswer"
 	msgScreenShareStarted    = "screenShareStarted"
 	msgScreenShareStopped    = "screenShareStopped"
+	msgICERestartOffer       = "iceRestartOffer"
 	msgError                 = "error"
 )
 
@@ -90,6 +92,8 @@ type inbound struct {
 	Video       *flexBool  `json:"video"`
 	Audio       *flexBool  `json:"audio"`
 	SDPOffer    string     `json:"sdpOffer"`
+	// SDPAnswer is the client's answer to the server's iceRestartOffer.
+	SDPAnswer string `json:"sdpAnswer"`
 	// Usage is "screen" for a screen share's publication, subscription
 	// or candidate; absent (or "cam") for the camera.
 	Usage     string         `json:"usage"`
@@ -232,6 +236,16 @@ type answerMsg struct {
 	Name      string `json:"name"`
 	Usage     string `json:"usage,omitempty"`
 	SDPAnswer string `json:"sdpAnswer"`
+}
+
+// restartOfferMsg is the server's ICE restart of the peer connection for
+// userId's media (the client's own for its publication).
+type restartOfferMsg struct {
+	ID       string `json:"id"`
+	UserID   string `json:"userId"`
+	Name     string `json:"name"`
+	Usage    string `json:"usage,omitempty"`
+	SDPOffer string `json:"sdpOffer"`
 }
 
 type iceCandidateMsg struct {

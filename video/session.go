@@ -315,7 +315,8 @@ func (sess *session) dispatch(m *inbound) *Error {
 	switch m.ID {
 	case msgJoinRoom:
 		return sess.join(m)
-	case msgReceiveVideoFrom, msgOnIceCandidate, msgLeaveRoom, msgVideoStateFrom, msgAudioStateFrom, msgStopScreenShare:
+	case msgReceiveVideoFrom, msgOnIceCandidate, msgLeaveRoom, msgVideoStateFrom, msgAudioStateFrom, msgStopScreenShare,
+		msgICERestartAnswer:
 	default:
 		if !isAppSignal(m.ID) {
 			return clientError(CodeUnknownMessage)
@@ -332,13 +333,9 @@ func (sess *session) dispatch(m *inbound) *Error {
 	}
 	switch m.ID {
 	case msgReceiveVideoFrom:
-		target := m.user()
-		if !validUserID(target) {
-			return clientError(CodeBadUser)
-		}
-		usage, ok := ParseUsage(m.Usage)
-		if !ok {
-			return clientError(CodeBadMessage)
+		target, usage, e := m.connection()
+		if e != nil {
+			return e
 		}
 		answer, pe, e := p.receiveVideoFrom(sess.srv.ctx, target, usage, m.SDPOffer, true)
 		if e != nil {
@@ -353,19 +350,25 @@ func (sess *session) dispatch(m *inbound) *Error {
 		}
 		return nil
 	case msgOnIceCandidate:
-		target := m.user()
-		if !validUserID(target) {
-			return clientError(CodeBadUser)
-		}
-		usage, ok := ParseUsage(m.Usage)
-		if !ok {
-			return clientError(CodeBadMessage)
+		target, usage, e := m.connection()
+		if e != nil {
+			return e
 		}
 		c := m.Candidate
 		if c == nil || len(c.Candidate) > 1024 || (c.SDPMid != nil && len(*c.SDPMid) > 64) {
 			return clientError(CodeBadCandidate)
 		}
 		return p.addCandidate(target, usage, webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex})
+	case msgICERestartAnswer:
+		target, usage, e := m.connection()
+		if e != nil {
+			return e
+		}
+		pe := p.peer(peerKey(target, usage))
+		if pe == nil {
+			return clientError(CodeUnknownParticipant)
+		}
+		return pe.restartAnswered(m.SDPAnswer, sess.srv.cfg.MaxSDPBytes)
 	case msgStopScreenShare:
 		p.room.stopScreen(p, true)
 		return nil
@@ -382,6 +385,20 @@ func (sess *session) dispatch(m *inbound) *Error {
 		p.room.relay(p, m.ID, m.Data)
 		return nil
 	}
+}
+
+// connection reads the peer connection a message is about: its userId
+// and usage.
+func (m *inbound) connection() (string, Usage, *Error) {
+	target := m.user()
+	if !validUserID(target) {
+		return "", "", clientError(CodeBadUser)
+	}
+	usage, ok := ParseUsage(m.Usage)
+	if !ok {
+		return "", "", clientError(CodeBadMessage)
+	}
+	return target, usage, nil
 }
 
 // setState applies videoStateFrom / audioStateFrom.

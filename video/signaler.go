@@ -26,6 +26,9 @@ type signaler interface {
 	// connection carrying target's media of usage (or the participant's
 	// own).
 	candidate(target string, usage Usage, c webrtc.ICECandidateInit)
+	// restartOffer sends the server's ICE restart offer for that peer
+	// connection; false when the front end cannot carry one.
+	restartOffer(target string, usage Usage, sdpOffer string) bool
 	// fail tells the client why it lost its place and ends the connection.
 	fail(e *Error)
 	// attach and detach bind the front end to a participant.
@@ -111,4 +114,15 @@ func (sess *session) screenEnded(string) {}
 func (sess *session) candidate(target string, usage Usage, c webrtc.ICECandidateInit) {
 	sess.sendAbout(target, iceCandidateMsg{ID: msgIceCandidate, UserID: target, Name: target, Usage: usage.wire(),
 		Candidate: candidateJSON{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex}})
+}
+
+func (sess *session) restartOffer(target string, usage Usage, sdpOffer string) bool {
+	b := encode(restartOfferMsg{ID: msgICERestartOffer, UserID: target, Name: target, Usage: usage.wire(), SDPOffer: sdpOffer})
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.closed || !sess.told[target] {
+		return false
+	}
+	sess.enqueueLocked(b)
+	return !sess.closed
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
+	"github.com/pion/transport/v2"
 	"github.com/pion/webrtc/v3"
 )
 
@@ -40,6 +41,13 @@ func CheckFor(t testing.TB, timeout time.Duration, fn func() error) {
 // loopback interface only unless allInterfaces (to meet real browsers).
 func ClientAPI(t testing.TB, allInterfaces bool) *webrtc.API {
 	t.Helper()
+	return ClientAPIOn(t, allInterfaces, nil)
+}
+
+// ClientAPIOn is ClientAPI on network n (nil: the machine's), for
+// clients whose network changes under them.
+func ClientAPIOn(t testing.TB, allInterfaces bool, n transport.Net) *webrtc.API {
+	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
@@ -55,6 +63,9 @@ func ClientAPI(t testing.TB, allInterfaces bool) *webrtc.API {
 	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if n != nil {
+		se.SetNet(n)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 }
 
