@@ -88,9 +88,10 @@ func TestBrowsers(t *testing.T) {
 		_ = cmd.Wait()
 	}()
 
-	// The pion client subscribes to each page once it has joined.
-	g.await("newParticipantArrived", "name", "b1")
-	g.await("newParticipantArrived", "name", "b2")
+	// The pion client subscribes to each page once it has joined
+	// (Chromium may take long to start on a busy machine).
+	g.awaitWithin(60*time.Second, "newParticipantArrived", "name", "b1")
+	g.awaitWithin(60*time.Second, "newParticipantArrived", "name", "b2")
 	fromB1 := g.subscribe("b1")
 	fromB2 := g.subscribe("b2")
 
