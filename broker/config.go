@@ -48,6 +48,13 @@ type Config struct {
 	// SockJSHeartbeat is how often a quiet SockJS session gets an "h" frame,
 	// which keeps proxies from closing it.
 	SockJSHeartbeat time.Duration
+	// SockJSAnyAddress lets any client address use a SockJS session's HTTP
+	// transports. By default a session belongs to the address that opened
+	// it: its id is all a request shows, so another address presenting it
+	// (xhr_send, a poll) is refused. Turn it on only behind proxies that
+	// change a client's address within a session and are not trusted to
+	// name it.
+	SockJSAnyAddress bool
 	// CheckOrigin decides whether a WebSocket upgrade from another origin is
 	// accepted. Nil accepts every origin: CONNECT carries the credentials, not
 	// cookies, so a foreign page gains nothing by opening a socket.

@@ -14,7 +14,10 @@
 // v11.stomp, v10.stomp). sockjs-go serves the HTTP transports, /info and the
 // iframe page; the SockJS websocket transport is served here, with a size
 // limit on inbound messages. When several frames are queued for a client
-// they travel in one transport message.
+// they travel in one transport message. A SockJS session belongs to the
+// client address that opened it: its HTTP transports refuse (403) requests
+// from another address (SessionOwners; Config.SockJSAnyAddress turns that
+// off).
 //
 // # Destinations
 //

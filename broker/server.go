@@ -35,6 +35,7 @@ type Server struct {
 	sockjsUpgrader websocket.Upgrader // SockJS websocket transport
 	sockjs         *sockjs.Handler
 	polls          *pollTracker
+	owners         *SessionOwners // the client address of each SockJS session
 
 	chunks  sync.Pool // *[]byte read buffers
 	buffers sync.Pool // *[]byte write buffers
@@ -123,6 +124,7 @@ func New(cfg Config, app Application, bus Bus, reg prometheus.Registerer, log *s
 	opts.HeartbeatDelay = cfg.SockJSHeartbeat
 	s.sockjs = sockjs.NewHandler(cfg.Path, opts, s.serveSockJS)
 	s.polls = newPollTracker()
+	s.owners = NewSessionOwners(cfg.Path, cfg.SockJSAnyAddress, func() { s.metrics.errors.WithLabelValues("sockjs_address").Inc() })
 
 	s.runCtx, s.runCancel = context.WithCancel(context.Background())
 	go s.runBus()
@@ -197,6 +199,9 @@ func (s *Server) Handler() http.Handler {
 			}
 			s.sockjs.ServeHTTP(w, r)
 		default:
+			if !s.owners.Allow(w, r) {
+				return
+			}
 			if r.Method == http.MethodPost && r.Body != nil && !s.boundPostBody(w, r) {
 				return
 			}
@@ -254,6 +259,7 @@ func (s *Server) serveRaw(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveSockJS(sess sockjs.Session) {
+	defer s.owners.Bind(sess.ID(), sess.Request())()
 	t := newSockJSTransport(sess, s.polls)
 	c := s.newConn(t, sess.Request().RemoteAddr)
 	if c == nil {

@@ -15,6 +15,11 @@ type Config struct {
 	// for /signal: a path on this host by default, never a CDN.
 	SockJSURL string
 
+	// SockJSAnyAddress lets any client address use a /signal SockJS
+	// session's HTTP transports; by default a session belongs to the
+	// address that opened it (broker.SessionOwners).
+	SockJSAnyAddress bool
+
 	// Language of error messages sent to clients: "ko" (default) or "en".
 	// A connection may ask for English with ?lang=en or Accept-Language: en.
 	Language string

@@ -34,6 +34,8 @@ type Server struct {
 	sockjs   *sockjs.Handler
 	// sockjsPolls is sockjs, with polls that race the previous one retried.
 	sockjsPolls http.Handler
+	// owners binds each SockJS session to the client address that opened it.
+	owners *broker.SessionOwners
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -98,7 +100,9 @@ func New(cfg Config, auth Authorizer, reg prometheus.Registerer, log *slog.Logge
 	if cfg.SockJSURL != "" {
 		opts.SockJSURL = cfg.SockJSURL
 	}
+	s.owners = broker.NewSessionOwners("/signal", cfg.SockJSAnyAddress, nil)
 	s.sockjs = sockjs.NewHandler("/signal", opts, func(ss sockjs.Session) {
+		defer s.owners.Bind(ss.ID(), ss.Request())()
 		t := &sockjsTransport{s: ss, maxMessage: cfg.MaxMessageBytes}
 		s.newSession(t, ss.Request()).serve()
 	})
@@ -148,6 +152,9 @@ func (s *Server) serveSockJS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.newSession(t, r).serve()
+		return
+	}
+	if !s.owners.Allow(w, r) {
 		return
 	}
 	// sockjs-go decodes a whole xhr_send or jsonp_send body; bound it first.

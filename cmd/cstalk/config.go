@@ -82,6 +82,9 @@ type serveConfig struct {
 	LoginAttempts        int
 	LoginAttemptsPerName int
 	LoginWindow          time.Duration
+	// SockJSBindAddress binds a SockJS session to the client address that
+	// opened it.
+	SockJSBindAddress bool
 	// MetricsAddr, when set, is the internal listener /metrics is served
 	// on instead of Addr.
 	MetricsAddr string
@@ -118,6 +121,7 @@ func defaultServeConfig() serveConfig {
 		LoginAttempts:           10,
 		LoginAttemptsPerName:    100,
 		LoginWindow:             15 * time.Minute,
+		SockJSBindAddress:       true,
 	}
 }
 
@@ -171,6 +175,7 @@ func (cfg *serveConfig) options() []option {
 		{"login-attempts", "CSTALK_LOGIN_ATTEMPTS", "password checks of one login name from one client address per --login-window (counseling and guide logins; shared by every node with --redis)", (*intValue)(&cfg.LoginAttempts)},
 		{"login-attempts-per-name", "CSTALK_LOGIN_ATTEMPTS_PER_NAME", "password checks of one login name from all addresses per --login-window (0: no limit)", (*intValue)(&cfg.LoginAttemptsPerName)},
 		{"login-window", "CSTALK_LOGIN_WINDOW", "the window the login checks are counted in", (*durationValue)(&cfg.LoginWindow)},
+		{"sockjs-bind-address", "CSTALK_SOCKJS_BIND_ADDRESS", "a SockJS session's HTTP requests (xhr_send, polls, streams) are refused from another client address than the one that opened it; false for proxies that change a client's address and are not in --trusted-proxies", (*boolValue)(&cfg.SockJSBindAddress)},
 		{"metrics-addr", "CSTALK_METRICS_ADDR", "listen address of /metrics alone, e.g. 127.0.0.1:9090, so it stays off the public port, which then answers 404 for it (empty: /metrics on --addr)", (*stringValue)(&cfg.MetricsAddr)},
 		{"trusted-proxies", "CSTALK_TRUSTED_PROXIES", "load balancers (addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client; their own connections are not limited per address", (*stringValue)(&cfg.TrustedProxies)},
 	}

@@ -80,16 +80,25 @@ func dialTCP(t *testing.T, addr string) net.Conn {
 type xhrStreaming struct {
 	url    string
 	frames chan string
+	// from is the client address a trusted proxy (the test, from
+	// 127.0.0.1) names in X-Forwarded-For; "" for none.
+	from string
 }
 
 func openXHRStreaming(t *testing.T, sessionURL string) *xhrStreaming {
 	t.Helper()
-	resp, err := http.Post(sessionURL+"/xhr_streaming", "text/plain", nil)
+	return openXHRStreamingFrom(t, sessionURL, "")
+}
+
+// openXHRStreamingFrom opens the session as client address from.
+func openXHRStreamingFrom(t *testing.T, sessionURL, from string) *xhrStreaming {
+	t.Helper()
+	resp, err := postFrom(sessionURL+"/xhr_streaming", "", from)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("xhr_streaming: %v %v", resp, err)
 	}
 	t.Cleanup(func() { resp.Body.Close() })
-	s := &xhrStreaming{url: sessionURL, frames: make(chan string, 64)}
+	s := &xhrStreaming{url: sessionURL, frames: make(chan string, 64), from: from}
 	go func() {
 		defer close(s.frames)
 		rd := bufio.NewReader(resp.Body)
@@ -121,9 +130,12 @@ func (s *xhrStreaming) await(t *testing.T, command string) string {
 			}
 			var msgs []string
 			if strings.HasPrefix(f, "a") && json.Unmarshal([]byte(f[1:]), &msgs) == nil {
+				// One SockJS message may carry several STOMP frames.
 				for _, m := range msgs {
-					if command != "" && strings.HasPrefix(strings.TrimLeft(m, "\n"), command+"\n") {
-						return m
+					for _, fr := range strings.Split(m, "\x00") {
+						if command != "" && strings.HasPrefix(strings.TrimLeft(fr, "\n"), command+"\n") {
+							return fr
+						}
 					}
 				}
 			}
@@ -135,10 +147,85 @@ func (s *xhrStreaming) await(t *testing.T, command string) string {
 
 func (s *xhrStreaming) send(t *testing.T, frame string) {
 	t.Helper()
+	if code := s.sendFrom(t, frame, s.from); code/100 != 2 {
+		t.Fatalf("xhr_send: %d", code)
+	}
+}
+
+// sendFrom sends frame on the session's xhr_send as client address from
+// and returns the status.
+func (s *xhrStreaming) sendFrom(t *testing.T, frame, from string) int {
+	t.Helper()
 	body, _ := json.Marshal([]string{frame})
-	resp, err := http.Post(s.url+"/xhr_send", "text/plain", strings.NewReader(string(body)))
-	if err != nil || resp.StatusCode/100 != 2 {
-		t.Fatalf("xhr_send: %v %v", resp, err)
+	resp, err := postFrom(s.url+"/xhr_send", string(body), from)
+	if err != nil {
+		t.Fatalf("xhr_send: %v", err)
 	}
 	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// postFrom posts body as client address from, named in X-Forwarded-For
+// (the test connects from 127.0.0.1, a trusted proxy by default).
+func postFrom(url, body, from string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	if from != "" {
+		req.Header.Set("X-Forwarded-For", from)
+	}
+	return http.DefaultClient.Do(req)
+}
+
+// TestServeSockJSSessionBoundToAddress: a SockJS session's id does not let
+// another client address send on it or poll its deliveries; its own client
+// goes on undisturbed. With --sockjs-bind-address=false both work.
+func TestServeSockJSSessionBoundToAddress(t *testing.T) {
+	for _, bind := range []bool{true, false} {
+		cfg := testConfig(t)
+		cfg.SockJSBindAddress = bind
+		base := "http://" + startNode(t, cfg).ln.Addr().String()
+		const owner, other = "203.0.113.10", "198.51.100.20"
+		stream := openXHRStreamingFrom(t, base+"/ws/000/bound1", owner)
+		stream.send(t, "CONNECT\naccept-version:1.2\nheart-beat:0,0\ncompanyId:1\ngasappMemberNumber:7201\n\n\x00")
+		stream.await(t, "CONNECTED")
+
+		code := stream.sendFrom(t, "SUBSCRIBE\nid:9\ndestination:/user/session/message\nreceipt:other\n\n\x00", other)
+		resp, err := postFrom(base+"/ws/000/bound1/xhr", "", other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		poll, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if bind && (code != http.StatusForbidden || resp.StatusCode != http.StatusForbidden) {
+			t.Fatalf("bound: another address's xhr_send got %d, its poll %d %q; want 403 for both", code, resp.StatusCode, poll)
+		}
+		if !bind && code/100 != 2 {
+			t.Fatalf("unbound: another address's xhr_send got %d", code)
+		}
+		if !bind {
+			// The frame of the other address took effect on the session.
+			stream.await(t, "RECEIPT\nreceipt-id:other")
+		}
+		// The session's own client goes on.
+		stream.send(t, "SUBSCRIBE\nid:0\ndestination:/user/session/message\nreceipt:own\n\n\x00")
+		if got := stream.await(t, "RECEIPT"); bind && !strings.Contains(got, "receipt-id:own") {
+			t.Fatalf("bound: first receipt %q, want the owner's", got)
+		}
+
+		// Video signaling's SockJS sessions are bound alike.
+		signal := openXHRStreamingFrom(t, base+"/signal/000/bound2", owner)
+		want := http.StatusForbidden
+		if !bind {
+			want = http.StatusNoContent
+		}
+		if code := signal.sendFrom(t, `{"id":"ping"}`, other); code != want {
+			t.Fatalf("bind %v: another address's /signal xhr_send got %d, want %d", bind, code, want)
+		}
+		if code := signal.sendFrom(t, `{"id":"ping"}`, owner); code != http.StatusNoContent {
+			t.Fatalf("the owner's /signal xhr_send got %d", code)
+		}
+	}
 }

@@ -189,6 +189,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	brokerCfg.FrameTimeout = cfg.FrameTimeout
 	brokerCfg.MaxPendingBytes = cfg.MaxUnfinishedFrameBytes
 	brokerCfg.CoalesceWindow = cfg.LobbyWindow
+	brokerCfg.SockJSAnyAddress = !cfg.SockJSBindAddress
 	if s.broker, err = broker.New(brokerCfg, s.chat, s.bus, reg, log); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -198,6 +199,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	if err != nil {
 		return nil, usageError{err}
 	}
+	videoCfg.SockJSAnyAddress = !cfg.SockJSBindAddress
 	guideCfg := guide.DefaultConfig()
 	guideCfg.JWTSecret = secret
 	guideCfg.Logins = logins
