@@ -101,6 +101,13 @@ type Config struct {
 	// TURN configures the embedded TURN server.
 	TURN TURNConfig
 
+	// Placement, when set, puts each room of /signal on one node of a
+	// cluster; a join on another node is relayed to the room's node.
+	Placement Placement
+	// RelaySecret authenticates relayed signaling between nodes: the same
+	// on every node, required with Placement.
+	RelaySecret []byte
+
 	// OnEvent, if set, receives room events (joins, leaves, rooms opened
 	// and closed) one at a time in order, on a goroutine owned by the
 	// server, so a slow receiver never stalls signaling.
@@ -190,6 +197,9 @@ func (c *Config) validate() error {
 	if c.MessageRate <= 0 || c.MessageBurst < 1 || c.OfferCost < 1 || c.OfferCost > c.MessageBurst {
 		errs = append(errs, fmt.Errorf("message rate %v/s, burst %v, offer cost %v: rate positive, 1 <= offer cost <= burst",
 			c.MessageRate, c.MessageBurst, c.OfferCost))
+	}
+	if c.Placement != nil && len(c.RelaySecret) < 16 {
+		errs = append(errs, errors.New("a placement needs a relay secret of at least 16 bytes"))
 	}
 	if c.ReconnectGrace < 0 {
 		errs = append(errs, fmt.Errorf("reconnect grace must not be negative, got %s", c.ReconnectGrace))

@@ -17,7 +17,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v3"
-	pionmedia "github.com/pion/webrtc/v3/pkg/media"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cstalk/cstalk/video/videotest"
@@ -566,34 +565,12 @@ func (c *client) offerFor(p *clientPeer, target string, usage Usage) {
 func (c *client) publish() *clientPeer {
 	c.t.Helper()
 	p := c.newPeer(c.user)
-	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", c.user)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", c.user)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	for _, tr := range []webrtc.TrackLocal{video, audio} {
-		sender, err := p.pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-		if err != nil {
-			c.t.Fatal(err)
+	video, audio := videotest.AddSampleTracks(c.t, p.pc, c.user, func(pkt rtcp.Packet) {
+		switch pkt.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			p.plis.Add(1)
 		}
-		go func(s *webrtc.RTPSender) {
-			for {
-				pkts, _, err := s.ReadRTCP()
-				if err != nil {
-					return
-				}
-				for _, pkt := range pkts {
-					switch pkt.(type) {
-					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-						p.plis.Add(1)
-					}
-				}
-			}
-		}(sender.Sender())
-	}
+	})
 	c.offer(p, c.user)
 	ctx, cancel := context.WithCancel(context.Background())
 	p.stop = cancel
@@ -604,48 +581,14 @@ func (c *client) publish() *clientPeer {
 // sendSamples sends synthetic VP8 (30 fps) on video and Opus (50 packets/s)
 // on audio (if not nil) until ctx ends.
 func sendSamples(ctx context.Context, video, audio *webrtc.TrackLocalStaticSample) {
-	frame := make([]byte, 900)
-	voice := make([]byte, 60)
-	vt := time.NewTicker(33 * time.Millisecond)
-	at := time.NewTicker(20 * time.Millisecond)
-	defer vt.Stop()
-	defer at.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-vt.C:
-			frame[0] = 0x10 // VP8 payload descriptor-ish first byte; content is opaque to the SFU
-			_ = video.WriteSample(pionmedia.Sample{Data: frame, Duration: 33 * time.Millisecond})
-		case <-at.C:
-			if audio != nil {
-				_ = audio.WriteSample(pionmedia.Sample{Data: voice, Duration: 20 * time.Millisecond})
-			}
-		}
-	}
+	videotest.SendSamples(ctx, video, audio)
 }
 
 // subscribe receives target's audio and video and counts packets.
 func (c *client) subscribe(target string) *clientPeer {
 	c.t.Helper()
 	p := c.newPeer(target)
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
-		if _, err := p.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			c.t.Fatal(err)
-		}
-	}
-	p.pc.OnTrack(func(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		counter := &p.audioPkts
-		if track.Kind() == webrtc.RTPCodecTypeVideo {
-			counter = &p.videoPkts
-		}
-		for {
-			if _, _, err := track.ReadRTP(); err != nil {
-				return
-			}
-			counter.Add(1)
-		}
-	})
+	videotest.ReceiveAll(c.t, p.pc, &p.audioPkts, &p.videoPkts)
 	c.offer(p, target)
 	return p
 }

@@ -423,6 +423,7 @@ func (r *room) closeIfEmpty() {
 	s.mu.Unlock()
 	if empty {
 		s.metrics.rooms.WithLabelValues(r.frontEnd).Dec()
+		s.release(r)
 	}
 }
 
@@ -521,5 +522,6 @@ func (r *room) closeAll(code string) int {
 	}
 	closePeers(toClose)
 	s.metrics.rooms.WithLabelValues(r.frontEnd).Dec()
+	s.release(r)
 	return len(parts)
 }

@@ -90,6 +90,13 @@ func New(cfg Config, auth Authorizer, reg prometheus.Registerer, log *slog.Logge
 			s.events.run(s.ctx)
 		}()
 	}
+	if cfg.Placement != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.runPlacement(cfg.Placement)
+		}()
+	}
 	// Tokens, not cookies, authorize signaling, so any page origin may
 	// connect (the customer app is served from elsewhere).
 	s.upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true },
@@ -114,13 +121,15 @@ func New(cfg Config, auth Authorizer, reg prometheus.Registerer, log *slog.Logge
 
 // Handler serves /signal (plain WebSocket), /signal/websocket (the same),
 // /signal/... (SockJS: info, iframe, websocket, xhr, xhr_streaming,
-// eventsource, htmlfile, jsonp) and GET /video/ice-servers.
+// eventsource, htmlfile, jsonp), GET /video/ice-servers and GET
+// /video/relay (signaling relayed by the other nodes of a cluster).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/signal", s.serveWS)
 	mux.HandleFunc("/signal/websocket", s.serveWS)
 	mux.HandleFunc("/signal/", s.serveSockJS)
 	mux.HandleFunc("GET /video/ice-servers", s.serveICEServers)
+	mux.HandleFunc("GET "+RelayPath, s.serveRelay)
 	return mux
 }
 
@@ -227,17 +236,31 @@ func (s *Server) Rooms() []RoomKey {
 	return out
 }
 
-// CloseRoom ends room key (a call ended from chat): every participant
-// gets {"id":"error","code":"roomClosed"} and is disconnected. It returns
-// how many participants were in it.
+// CloseRoom ends room key (a call ended from chat), on whichever node it
+// lives: every participant gets {"id":"error","code":"roomClosed"} and is
+// disconnected. It returns how many participants were in it on this node.
 func (s *Server) CloseRoom(key RoomKey) int {
+	n := s.closeLocal(key, CodeRoomClosed)
+	if pl := s.cfg.Placement; pl != nil {
+		// The room may live on another node; whichever hosts it closes it.
+		ctx, cancel := context.WithTimeout(context.Background(), placementTimeout)
+		defer cancel()
+		if err := pl.AnnounceClose(ctx, key); err != nil {
+			s.log.Error("announce room close", "room", key.String(), "err", err)
+		}
+	}
+	return n
+}
+
+// closeLocal ends room key if it lives on this node.
+func (s *Server) closeLocal(key RoomKey, code string) int {
 	s.mu.Lock()
 	r := s.rooms[key]
 	s.mu.Unlock()
 	if r == nil {
 		return 0
 	}
-	return r.closeAll(CodeRoomClosed)
+	return r.closeAll(code)
 }
 
 // ICEServers returns the ICE servers (with fresh TURN credentials) for a

@@ -27,6 +27,11 @@ type session struct {
 	done    chan struct{} // closed when the writer has finished
 
 	bucket TokenBucket // used only by the reader
+	// raw is the message being handled (reader only), relayed as it came.
+	raw []byte
+	// bound is the room of a connection another node relays here: it may
+	// join that room only, and only while it lives here.
+	bound *RoomKey
 
 	mu          sync.Mutex
 	told        map[string]bool // ids the client knows are in the room
@@ -34,6 +39,11 @@ type session struct {
 	part        *participant
 	closed      bool
 	closeReason string
+
+	// link (guarded by mu) carries the session's signaling to its room's
+	// node while the room lives on another node; relayed: it ever did.
+	link    *relayLink
+	relayed bool
 }
 
 func (s *Server) newSession(t transport, r *http.Request) *session {
@@ -106,9 +116,14 @@ func (sess *session) serve() {
 	<-sess.done
 	sess.t.Abort()
 	sess.mu.Lock()
-	p := sess.part
-	sess.part = nil
+	p, link := sess.part, sess.link
+	sess.part, sess.link = nil, nil
 	sess.mu.Unlock()
+	if link != nil {
+		// The room's node sees the socket drop and keeps the place for
+		// the grace.
+		link.abort()
+	}
 	if p != nil {
 		if s.cfg.ReconnectGrace == 0 {
 			p.room.leave(p, "dropped")
@@ -276,7 +291,7 @@ func (sess *session) participant() *participant {
 func (sess *session) everJoined() bool {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
-	return len(sess.told) > 0
+	return len(sess.told) > 0 || sess.relayed
 }
 
 // handle runs one client message. A panic in it (pion on a pathological
@@ -303,6 +318,11 @@ func (sess *session) handle(raw []byte) {
 			return
 		}
 	}
+	if link := sess.relaying(); link != nil {
+		sess.forward(link, m.ID, raw)
+		return
+	}
+	sess.raw = raw
 	if e := sess.dispatch(&m); e != nil {
 		sess.sendError(e, m.ID)
 	}
@@ -461,6 +481,18 @@ func (sess *session) join(m *inbound) *Error {
 	if !ok {
 		sess.log.Error("authorizer vouched for no company", "room", roomID, "user", userID, "company", ident.CommunityID)
 		return clientError(CodeInternal)
+	}
+	if sess.bound != nil {
+		// Relayed here by a node that found the room here: it must still
+		// be, or the client rejoins wherever it is now.
+		if key != *sess.bound {
+			return clientError(CodeWrongRoom)
+		}
+		if _, self := s.claim(key); !self {
+			return fatalError(CodeShutdown)
+		}
+	} else if addr, self := s.claim(key); !self {
+		return sess.relayJoin(addr, key, sess.raw)
 	}
 	// Kurento's clients send no state and always publish both.
 	videoOn, audioOn := m.kurentoNames(), m.kurentoNames()
