@@ -50,8 +50,14 @@ type serveConfig struct {
 	// Video: the SFU's host-candidate range ("" = any port), the public
 	// address(es) it announces, STUN servers handed to clients, and the
 	// embedded TURN server (off while TURNAddr is empty).
-	VideoUDPPorts  string
-	VideoPublicIP  string
+	VideoUDPPorts string
+	VideoPublicIP string
+	// VideoNodeAddr is host:port the other nodes reach this node's HTTP
+	// listener on, for relayed signaling (empty: derived from the
+	// listener); VideoRoomLease is how long a dead node's rooms wait to be
+	// taken over. Both matter only with --redis.
+	VideoNodeAddr  string
+	VideoRoomLease time.Duration
 	VideoSTUNURLs  string
 	VideoTURNURLs  string
 	TURNAddr       string
@@ -99,6 +105,7 @@ func defaultServeConfig() serveConfig {
 		LogFormat:               "auto",
 		LogLevel:                "info",
 		ShutdownTimeout:         15 * time.Second,
+		VideoRoomLease:          10 * time.Second,
 		MaxFrameBytes:           256 << 10,
 		MaxMessageBytes:         32 << 10,
 		MaxSubscriptions:        64,
@@ -156,6 +163,8 @@ func (cfg *serveConfig) options() []option {
 		{"max-unfinished-frame-bytes", "CSTALK_MAX_UNFINISHED_FRAME_BYTES", "bytes the unfinished STOMP frames of all connections may hold together", (*intValue)(&cfg.MaxUnfinishedFrameBytes)},
 		{"video-udp-ports", "CSTALK_VIDEO_UDP_PORTS", "UDP port range of the SFU's host candidates, e.g. 50000-50100 (empty: any port)", (*stringValue)(&cfg.VideoUDPPorts)},
 		{"video-public-ip", "CSTALK_VIDEO_PUBLIC_IP", "public address(es), comma-separated, announced in ICE candidates behind 1:1 NAT; also the embedded TURN server's address", (*stringValue)(&cfg.VideoPublicIP)},
+		{"video-node-addr", "CSTALK_VIDEO_NODE_ADDR", "host:port the other nodes reach this node on to relay video signaling to the rooms it hosts (with --redis; empty: this host's first non-loopback address and the --addr port)", (*stringValue)(&cfg.VideoNodeAddr)},
+		{"video-room-lease", "CSTALK_VIDEO_ROOM_LEASE", "how long a video room stays its node's in Redis without a renewal: a dead node's rooms move after it (with --redis)", (*durationValue)(&cfg.VideoRoomLease)},
 		{"video-stun-urls", "CSTALK_VIDEO_STUN_URLS", "STUN servers handed to video clients, comma-separated (e.g. stun:stun.example.com:3478)", (*stringValue)(&cfg.VideoSTUNURLs)},
 		{"video-turn-urls", "CSTALK_VIDEO_TURN_URLS", "external TURN servers (coturn with use-auth-secret and --turn-secret) handed to video clients, comma-separated (e.g. turn:turn.example.com:3478)", (*stringValue)(&cfg.VideoTURNURLs)},
 		{"turn-addr", "CSTALK_TURN_ADDR", "UDP listen address of the embedded TURN server, e.g. :3478 (empty: no embedded TURN)", (*stringValue)(&cfg.TURNAddr)},
@@ -283,6 +292,14 @@ func (cfg serveConfig) validate() error {
 	}
 	if _, err := cfg.videoConfig(); err != nil {
 		errs = append(errs, err)
+	}
+	if cfg.VideoRoomLease < 300*time.Millisecond {
+		errs = append(errs, errors.New("--video-room-lease must be at least 300ms"))
+	}
+	if cfg.VideoNodeAddr != "" {
+		if host, port, err := net.SplitHostPort(cfg.VideoNodeAddr); err != nil || host == "" || port == "" || port == "0" {
+			errs = append(errs, fmt.Errorf("--video-node-addr %q: want host:port", cfg.VideoNodeAddr))
+		}
 	}
 	if err := cfg.validateGuide(); err != nil {
 		errs = append(errs, err)

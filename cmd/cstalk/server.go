@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -31,6 +33,7 @@ import (
 	"github.com/cstalk/cstalk/video"
 	"github.com/cstalk/cstalk/video/guide"
 	"github.com/cstalk/cstalk/video/knowledgetalk"
+	"github.com/cstalk/cstalk/video/videoredis"
 	"github.com/cstalk/cstalk/web"
 )
 
@@ -67,6 +70,8 @@ type server struct {
 	metricsLn   net.Listener
 	// proxies are the load balancers whose X-Forwarded-For is believed.
 	proxies httpguard.Proxies
+	// placement records which node hosts each video room, with --redis.
+	placement *videoredis.Placement
 }
 
 func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
@@ -252,6 +257,27 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 			guideSvc.ParticipantLeft(ctx, ev.Room, ev.User.UserID, ev.Reason)
 		}
 	}
+	// Bound before the video rooms, whose placement records this node's
+	// address.
+	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	refused := prometheus.NewCounter(prometheus.CounterOpts{Name: "cstalk_http_connections_refused_total",
+		Help: "Connections closed at once because their address had --max-conns-per-ip open."})
+	reg.MustRegister(refused)
+	s.ln = httpguard.LimitListener(s.ln, cfg.MaxConnsPerIP, s.proxies, refused.Inc)
+	if cfg.Redis != "" {
+		addr, err := nodeAddr(cfg.VideoNodeAddr, s.ln.Addr())
+		if err != nil {
+			return nil, err
+		}
+		if s.placement, err = videoredis.New(ctx, videoredis.Options{URL: cfg.Redis, Prefix: "cstalk:", Addr: addr,
+			Lease: cfg.VideoRoomLease, Log: log}); err != nil {
+			return nil, fmt.Errorf("video placement: %w", err)
+		}
+		videoCfg.Placement = s.placement
+		videoCfg.RelaySecret = relaySecret(secret)
+	}
 	// Guide rooms (g-…) are decided by the guide service, the rest by chat.
 	if s.video, err = video.New(videoCfg, s.guide.VideoAuthorizer(videoAuthorizer(s.chat)), reg, log); err != nil {
 		return nil, fmt.Errorf("video: %w", err)
@@ -280,6 +306,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	mux.Handle("/signal", dl.SockJS(vh))
 	mux.Handle("/signal/", dl.SockJS(vh))
 	mux.Handle("GET /video/ice-servers", vh)
+	mux.Handle("GET "+video.RelayPath, dl.LongLived(vh))
 	mux.Handle("/socket.io/", dl.SocketIO(s.kt.Handler()))
 	gh := s.guide.Handler()
 	mux.Handle("/guide/", gh)
@@ -315,13 +342,6 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 		IdleTimeout:       cfg.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
-	}
-	refused := prometheus.NewCounter(prometheus.CounterOpts{Name: "cstalk_http_connections_refused_total",
-		Help: "Connections closed at once because their address had --max-conns-per-ip open."})
-	reg.MustRegister(refused)
-	s.ln = httpguard.LimitListener(s.ln, cfg.MaxConnsPerIP, s.proxies, refused.Inc)
 	return s, nil
 }
 
@@ -439,6 +459,9 @@ func (s *server) Close() error {
 	if s.video != nil {
 		errs = append(errs, s.video.Close())
 	}
+	if s.placement != nil {
+		errs = append(errs, s.placement.Close())
+	}
 	if s.presence != nil {
 		errs = append(errs, s.presence.Close())
 	}
@@ -504,6 +527,40 @@ func newLogger(cfg serveConfig, out io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(out, opts)), nil
 	}
 	return slog.New(slog.NewJSONHandler(out, opts)), nil
+}
+
+// nodeAddr is where the other nodes reach this one: the configured
+// address, or the listener's with its unspecified host replaced by this
+// host's first non-loopback address.
+func nodeAddr(configured string, ln net.Addr) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	host, port, err := net.SplitHostPort(ln.String())
+	if err != nil {
+		return "", fmt.Errorf("node address: %w", err)
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		return ln.String(), nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", fmt.Errorf("node address: %w", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return net.JoinHostPort(n.IP.String(), port), nil
+		}
+	}
+	return "", errors.New("node address: no non-loopback IPv4 address; set --video-node-addr")
+}
+
+// relaySecret is the key nodes sign relayed video signaling with: derived
+// from the token key every node shares, never the token key itself.
+func relaySecret(jwtSecret []byte) []byte {
+	m := hmac.New(sha256.New, jwtSecret)
+	m.Write([]byte("cstalk video relay"))
+	return m.Sum(nil)
 }
 
 // videoAuthorizer lets the video server ask chat who may join a room: chat

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cstalk/cstalk/broker/redisbus/redistest"
+	"github.com/cstalk/cstalk/store"
+	"github.com/cstalk/cstalk/video/videotest"
+)
+
+// videoMember is a demo counselor as a /signal client sees it.
+type videoMember struct{ login, token, user string }
+
+// videoMembers logs counselors in on base and finds their speaker ids (their
+// user ids in video rooms) in the shared database.
+func videoMembers(t *testing.T, dsn, base string, logins ...string) []videoMember {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var out []videoMember
+	for _, l := range logins {
+		m, err := st.MemberByLogin(ctx, l)
+		if err != nil {
+			t.Fatalf("member %s: %v", l, err)
+		}
+		sp, err := st.MemberSpeaker(ctx, m)
+		if err != nil {
+			t.Fatalf("speaker of %s: %v", l, err)
+		}
+		out = append(out, videoMember{login: l, token: login(t, base, l), user: strconv.FormatInt(sp.ID, 10)})
+	}
+	return out
+}
+
+func signalURL(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/signal" }
+
+// joinVideo joins room c-1 of company 1 through base, joining again while
+// the answer is shutdown (the room's node is gone and its lease not yet
+// run out), and returns the client and its existingParticipants.
+func joinVideo(t *testing.T, base string, m videoMember) (*videotest.Signal, videotest.Msg) {
+	t.Helper()
+	deadline := time.Now().Add(clusterWait)
+	for tries := 1; ; tries++ {
+		c := videotest.DialSignal(t, signalURL(base), m.user)
+		c.Join(m.token, "1", "c-1")
+		e := c.AwaitJoin(clusterWait)
+		if e.Str("id") == "existingParticipants" {
+			return c, e
+		}
+		c.Close()
+		if e.Str("code") != "shutdown" || time.Now().After(deadline) {
+			t.Fatalf("%s joining through %s (try %d): %v", m.login, base, tries, e)
+		}
+	}
+}
+
+// metricLine fails unless base's /metrics has line.
+func metricLine(t *testing.T, base, line string) {
+	t.Helper()
+	waitUntil(t, clusterWait, base+" /metrics has "+line, func() bool {
+		_, body := getBody(t, base+"/metrics")
+		return strings.Contains(body, line+"\n")
+	})
+}
+
+// TestClusterVideoAcrossNodes: two `cstalk serve` processes on one MariaDB
+// and Redis. agent1's signaling reaches node A, agent2's node B: the room
+// lives on A (its first join), B relays agent2's signaling there, and both
+// receive each other's media from A. A is killed: agent2 is told to rejoin,
+// and once A's lease runs out B takes the room over and both meet again
+// on B.
+func TestClusterVideoAcrossNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cstalk and runs two nodes")
+	}
+	bin := buildCstalk(t)
+	rds := redistest.Start(t)
+	dsn, _ := freshMariaDB(t)
+	common := []string{"--db", dsn, "--redis", rds.URL(), "--jwt-secret", "cluster-video-secret-" + randomHex(8),
+		"--video-room-lease", "2s"}
+	procA := startProcess(t, "node a", bin, append(common, "--demo")...)
+	procB := startProcess(t, "node b", bin, common...)
+	a, b := procA.node(), procB.node()
+	waitReady(t, a.base, 200)
+	waitReady(t, b.base, 200)
+	members := videoMembers(t, dsn, a.base, "agent1", "agent2")
+	m1, m2 := members[0], members[1]
+
+	c1, welcome := joinVideo(t, a.base, m1)
+	if others, _ := welcome["members"].([]any); len(others) != 0 {
+		t.Fatalf("agent1 opened a room holding %v", others)
+	}
+	c1.Publish()
+	c2, welcome := joinVideo(t, b.base, m2)
+	if others, _ := welcome["members"].([]any); len(others) != 1 || others[0].(map[string]any)["userId"] != m1.user {
+		t.Fatalf("agent2, relayed by node b, is shown %v; want agent1", welcome["members"])
+	}
+	c1.Await(clusterWait, "newParticipantArrived", "name", m2.user)
+	c2.Publish()
+	from2 := c1.Subscribe(m2.user)
+	from1 := c2.Subscribe(m1.user)
+	from2.AwaitMedia(t, "agent1 receiving agent2", 50, clusterWait)
+	from1.AwaitMedia(t, "agent2 (relayed) receiving agent1", 50, clusterWait)
+	metricLine(t, a.base, `cstalk_video_rooms{frontend="signal"} 1`)
+	metricLine(t, a.base, `cstalk_video_signaling_connections{transport="relay"} 1`)
+	if _, body := getBody(t, b.base+"/metrics"); strings.Contains(body, `cstalk_video_rooms{frontend="signal"} 1`) {
+		t.Fatalf("node b opened a room of its own: %s", grepLines(body, "cstalk_video_rooms"))
+	}
+	// State and leaving cross the relay too.
+	c2.Send(map[string]any{"id": "videoStateFrom", "userId": m2.user, "video": false})
+	c1.Await(clusterWait, "videoStateAnswer", "userId", m2.user)
+
+	// The room's node dies: the relayed client hears at once that it must
+	// rejoin; the room moves to b once a's lease has run out.
+	killed := time.Now()
+	if err := procA.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-procA.exited
+	c2.Await(clusterWait, "error", "code", "shutdown")
+	c1.Close()
+	c2.Close()
+	n1, _ := joinVideo(t, b.base, m1)
+	t.Logf("room moved to node b %s after node a died", time.Since(killed).Round(10*time.Millisecond))
+	n1.Publish()
+	n2, welcome := joinVideo(t, b.base, m2)
+	if others, _ := welcome["members"].([]any); len(others) != 1 {
+		t.Fatalf("after the move agent2 is shown %v; want agent1", welcome["members"])
+	}
+	n2.Publish()
+	n1.Subscribe(m2.user).AwaitMedia(t, "agent1 on b", 50, clusterWait)
+	n2.Subscribe(m1.user).AwaitMedia(t, "agent2 on b", 50, clusterWait)
+	metricLine(t, b.base, `cstalk_video_rooms{frontend="signal"} 1`)
+}
