@@ -2,6 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,4 +145,145 @@ func TestClusterVideoAcrossNodes(t *testing.T) {
 	n1.Subscribe(m2.user).AwaitMedia(t, "agent1 on b", 50, clusterWait)
 	n2.Subscribe(m1.user).AwaitMedia(t, "agent2 on b", 50, clusterWait)
 	metricLine(t, b.base, `cstalk_video_rooms{frontend="signal"} 1`)
+}
+
+// TestClusterVideoEndAndDrain: a chat room's call lives on node A (the
+// customer joined there first) and the counselor's signaling is relayed
+// from node B. VIDEO_END sent on B closes the call on A for both sides.
+// In a second call node A drains: both sides are told to rejoin, A gives
+// its room up, and the rejoins open the call on B at once, long before
+// A's lease would have run out.
+func TestClusterVideoEndAndDrain(t *testing.T) {
+	rds := redistest.Start(t)
+	dsn, _ := freshMariaDB(t)
+	cfg := clusterConfig(t, dsn, rds.URL())
+	cfg.VideoRoomLease = time.Hour
+	a := startClusterNode(t, "a", cfg)
+	b := startClusterNode(t, "b", cfg)
+	waitReady(t, a.base, 200)
+	waitReady(t, b.base, 200)
+	agentM := videoMembers(t, dsn, b.base, "agent1")[0]
+
+	cust := dialChat(t, "customer@a", a, customerHeaders("5301"))
+	roomID := cust.await(cust.private, "LOGINED", nil).M["roomId"].(string)
+	cust.subscribe("/sub/socket/room/" + roomID)
+	cust.await(cust.private, "WELCOME_MESSAGE", nil)
+	agent := dialChat(t, "agent1@b", b, memberHeaders(agentM.token))
+	agentRoom := agent.subscribe("/sub/socket/room/" + roomID)
+	agent.await(agent.private, "MESSAGE_LIST", nil)
+
+	// call opens the chat room's call, the customer joining through a
+	// and the counselor through b.
+	call := func(custNode, agentNode *clusterNode) (custSig, agentSig *videotest.Signal) {
+		t.Helper()
+		agent.send("VIDEO_START", map[string]any{}, "roomId", roomID)
+		invite := cust.await(cust.private, "VIDEO_INVITE", nil).Data()
+		custM := videoMember{login: "customer", token: invite["token"].(string), user: invite["userId"].(string)}
+		custSig = joinChatCall(t, custNode, custM, roomID)
+		agentSig = joinChatCall(t, agentNode, agentM, roomID)
+		custSig.Await(clusterWait, "newParticipantArrived", "name", agentM.user)
+		return custSig, agentSig
+	}
+	custSig, agentSig := call(a, b)
+	metricLine(t, a.base, `cstalk_video_signaling_connections{transport="relay"} 1`)
+
+	agent.send("VIDEO_END", map[string]any{}, "roomId", roomID)
+	agent.await(agentRoom, "VIDEO_ENDED", nil)
+	custSig.Await(clusterWait, "error", "code", "roomClosed")
+	agentSig.Await(clusterWait, "error", "code", "roomClosed")
+	for _, s := range []*videotest.Signal{custSig, agentSig} {
+		select {
+		case <-s.Done():
+		case <-time.After(clusterWait):
+			t.Fatal("a socket stayed open after roomClosed")
+		}
+	}
+	metricLine(t, a.base, `cstalk_video_rooms{frontend="signal"} 0`)
+
+	custSig, agentSig = call(a, b)
+	a.stop()
+	custSig.Await(clusterWait, "error", "code", "shutdown")
+	agentSig.Await(clusterWait, "error", "code", "shutdown")
+	select {
+	case err := <-a.ran:
+		if err != nil {
+			t.Fatalf("node a's drain: %v", err)
+		}
+	case <-time.After(clusterWait):
+		t.Fatal("node a did not drain")
+	}
+	a.ran <- nil // the cleanup awaits it too
+	custSig.Close()
+	agentSig.Close()
+	joinChatCall(t, b, agentM, roomID)
+	metricLine(t, b.base, `cstalk_video_rooms{frontend="signal"} 1`)
+}
+
+// joinChatCall joins the call of chat room roomID (company 1) through n.
+func joinChatCall(t *testing.T, n *clusterNode, m videoMember, roomID string) *videotest.Signal {
+	t.Helper()
+	c := videotest.DialSignal(t, signalURL(n.base), m.user)
+	c.Join(m.token, "1", "r-"+roomID)
+	if ans := c.AwaitJoin(clusterWait); ans.Str("id") != "existingParticipants" {
+		t.Fatalf("%s joining r-%s through %s: %v", m.login, roomID, n.base, ans)
+	}
+	return c
+}
+
+// TestClusterVideoBrowsers: Chromium pages on two nodes decode each other's
+// video: the room lives on node A (a pion client joined there first),
+// agent1's page signals to A and agent2's to B, which relays it; the pion
+// client receives both pages' media.
+func TestClusterVideoBrowsers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test; run without -short")
+	}
+	const chromium = "/usr/bin/chromium"
+	if _, err := os.Stat(chromium); err != nil {
+		t.Skipf("%s is not installed", chromium)
+	}
+	_, modules := videotest.NodeModules(t, "playwright-core")
+	rds := redistest.Start(t)
+	dsn, _ := freshMariaDB(t)
+	cfg := clusterConfig(t, dsn, rds.URL())
+	a := startClusterNode(t, "a", cfg)
+	b := startClusterNode(t, "b", cfg)
+	waitReady(t, a.base, 200)
+	waitReady(t, b.base, 200)
+	members := videoMembers(t, dsn, a.base, "admin1", "agent1", "agent2")
+	goM, m1, m2 := members[0], members[1], members[2]
+
+	// The page and SockJS's script come from a server of the test's own;
+	// the pages signal to the nodes.
+	mux := http.NewServeMux()
+	mux.HandleFunc("/test/call.html", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, "../../video/testdata/call.html")
+	})
+	mux.HandleFunc("/test/sockjs.min.js", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, filepath.Join(modules, "sockjs-client", "dist", "sockjs.min.js"))
+	})
+	pages := httptest.NewServer(mux)
+	t.Cleanup(pages.Close)
+
+	g, _ := joinVideo(t, a.base, goM)
+	g.Publish()
+	page := func(n *clusterNode, m videoMember) string {
+		return m.user + "?" + url.Values{"signal": {n.base}, "token": {m.token}}.Encode()
+	}
+	browsers := videotest.StartNode(t, "playwright-core", "../../video/testdata/browser.cjs", pages.URL, "c-1", goM.user,
+		page(a, m1), page(b, m2))
+	// Chromium's start counts too: a busy machine takes a while.
+	g.Await(90*time.Second, "newParticipantArrived", "name", m1.user)
+	g.Await(90*time.Second, "newParticipantArrived", "name", m2.user)
+	from1, from2 := g.Subscribe(m1.user), g.Subscribe(m2.user)
+	line := browsers.Take(90*time.Second, func(l string) error {
+		if !strings.Contains(l, `"ok":true`) {
+			return fmt.Errorf("browsers: %s", l)
+		}
+		return nil
+	})
+	t.Logf("browsers: %s", line)
+	from1.AwaitMedia(t, "pion <- agent1's page on a", 20, clusterWait)
+	from2.AwaitMedia(t, "pion <- agent2's page on b", 20, clusterWait)
+	metricLine(t, a.base, `cstalk_video_signaling_connections{transport="relay"} 1`)
 }

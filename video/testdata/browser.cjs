@@ -1,10 +1,13 @@
 // Opens Chromium pages running call.html, one per user, and waits until
 // every page decodes every other page's video and receives the Go
 // publisher's packets, prints the figures as one JSON line and stays until
-// stdin closes: node browser.cjs BASE_URL ROOM GO_USER USER...
+// stdin closes: node browser.cjs BASE_URL ROOM GO_USER USER... where a USER
+// may carry more page parameters after a "?" (user?signal=...&token=...).
 const { launch } = require('./chromium.cjs');
 
-const [base, room, goUser, ...users] = process.argv.slice(2);
+const [base, room, goUser, ...specs] = process.argv.slice(2);
+const users = specs.map((s) => s.split('?')[0]);
+const extra = Object.fromEntries(specs.map((s) => [s.split('?')[0], s.split('?')[1] ? '&' + s.split('?')[1] : '']));
 const deadline = Date.now() + 45000;
 
 (async () => {
@@ -17,7 +20,7 @@ const deadline = Date.now() + 45000;
       const page = await ctx.newPage();
       page.on('console', (m) => process.stderr.write(`[${u}] ${m.text()}\n`));
       page.on('pageerror', (e) => process.stderr.write(`[${u}] page error ${e}\n`));
-      await page.goto(`${base}/test/call.html?user=${u}&room=${room}`);
+      await page.goto(`${base}/test/call.html?user=${u}&room=${room}${extra[u]}`);
       pages[u] = page;
     }
     let last = {};
