@@ -283,6 +283,43 @@ func (s *Store) CreateGuideSession(ctx context.Context, gs *guide.Session) error
 	return nil
 }
 
+// RequestGuideSession inserts gs unless its mate is held by another
+// request made after requestedSince or approved after approvedSince
+// (ErrConflict): the mate is held for every node sharing the database.
+// The no-op update locks the mate's row (MySQL) or the database (SQLite)
+// until the insert, so two nodes asking at once cannot both see it free.
+func (s *Store) RequestGuideSession(ctx context.Context, gs *guide.Session, requestedSince, approvedSince time.Time) error {
+	what := fmt.Sprintf("request guide of user %d with mate %d", gs.UserID, gs.MateID)
+	r := guideSessionRow{
+		UserID: gs.UserID, MateID: gs.MateID, Kind: string(gs.Kind), Status: string(gs.Status),
+		CreatedAt: dbTime(gs.CreatedAt),
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// MySQL counts no row changed by it: its RowsAffected says nothing.
+		err := tx.Model(&guideAccountRow{}).Where("id = ? AND role = ?", gs.MateID, string(guide.RoleMate)).
+			Update("role", gorm.Expr("role")).Error
+		if err != nil {
+			return err
+		}
+		var held int64
+		err = tx.Model(&guideSessionRow{}).Where("mate_id = ? AND ((status = ? AND created_at > ?) OR (status = ? AND answered_at > ?))",
+			gs.MateID, string(guide.StatusRequested), dbTime(requestedSince), string(guide.StatusApproved), dbTime(approvedSince)).
+			Count(&held).Error
+		if err != nil {
+			return err
+		}
+		if held > 0 {
+			return fmt.Errorf("mate held by another request: %w", guide.ErrConflict)
+		}
+		return tx.Create(&r).Error
+	})
+	if err != nil {
+		return s.guideFail(what, err)
+	}
+	gs.ID = r.ID
+	return nil
+}
+
 // GuideSession returns guide session id.
 func (s *Store) GuideSession(ctx context.Context, id int64) (*guide.Session, error) {
 	var r guideSessionRow

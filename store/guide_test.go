@@ -29,6 +29,7 @@ func TestGuideStore(t *testing.T) {
 				{"Lifecycle", testGuideLifecycle},
 				{"CompleteRace", testGuideCompleteRace},
 				{"NoTicket", testGuideNoTicket},
+				{"MateHeld", testGuideMateHeld},
 			} {
 				t.Run(c.name, func(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -311,5 +312,50 @@ func testGuideNoTicket(t *testing.T, ctx context.Context, s *Store) {
 	got, _ := s.GuideSession(ctx, gs.ID)
 	if got.Status != guide.StatusApproved || got.HistoryID != 0 {
 		t.Fatalf("session after a refused begin: %+v", got)
+	}
+}
+
+// testGuideMateHeld: a request holds its mate for any other request, made
+// one at a time or at once, until it is answered or its window passes.
+func testGuideMateHeld(t *testing.T, ctx context.Context, s *Store) {
+	m := newGuideAccount(t, ctx, s, guide.RoleMate, 0)
+	ask := func(at time.Time) (*guide.Session, error) {
+		u := newGuideAccount(t, ctx, s, guide.RoleUser, 1)
+		gs := &guide.Session{UserID: u.ID, MateID: m.ID, Kind: guide.MatchFriend, Status: guide.StatusRequested, CreatedAt: at}
+		return gs, s.RequestGuideSession(ctx, gs, at.Add(-30*time.Second), at.Add(-time.Minute))
+	}
+	// Four asks at once: one gets the mate.
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() { _, err := ask(t0); errs <- err }()
+	}
+	var held *guide.Session
+	won := 0
+	for range 4 {
+		if err := <-errs; err == nil {
+			won++
+		} else if !errors.Is(err, guide.ErrConflict) {
+			t.Fatalf("a concurrent ask: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d concurrent asks got the mate, want 1", won)
+	}
+	open, err := s.GuideRequestsFor(ctx, m.ID, t0.Add(-time.Hour))
+	if err != nil || len(open) != 1 {
+		t.Fatalf("open requests %v %v", open, err)
+	}
+	held = &open[0]
+	// Approved, it holds the mate while the begin may come.
+	ok, err := s.TransitionSession(ctx, held.ID, []guide.SessionStatus{guide.StatusRequested}, guide.StatusApproved, t0.Add(10*time.Second))
+	if err != nil || !ok {
+		t.Fatalf("approve: %v %v", ok, err)
+	}
+	if _, err := ask(t0.Add(40 * time.Second)); !errors.Is(err, guide.ErrConflict) {
+		t.Fatalf("ask while approved: %v", err)
+	}
+	// Past the begin window it no longer does.
+	if _, err := ask(t0.Add(2 * time.Minute)); err != nil {
+		t.Fatalf("ask after the approval's window: %v", err)
 	}
 }

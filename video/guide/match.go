@@ -140,22 +140,14 @@ func (s *Service) request(ctx context.Context, user *Account, kind MatchKind, pi
 	s.users[user.ID] = 0
 	s.mu.Unlock()
 
-	mate, err := pick(ctx)
+	mate, gs, err := s.createRequest(ctx, user, kind, pick)
 	if err != nil {
 		s.mu.Lock()
 		delete(s.users, user.ID)
 		s.mu.Unlock()
 		return nil, err
 	}
-	now := s.cfg.Now()
-	gs := Session{UserID: user.ID, MateID: mate.ID, Kind: kind, Status: StatusRequested, CreatedAt: now}
-	if err := s.store.CreateGuideSession(ctx, &gs); err != nil {
-		s.mu.Lock()
-		delete(s.users, user.ID)
-		delete(s.holds, mate.ID)
-		s.mu.Unlock()
-		return nil, fmt.Errorf("guide: match: %w", err)
-	}
+	now := gs.CreatedAt
 	gs.RoomID = RoomID(gs.ID)
 	expires := now.Add(s.cfg.RequestTimeout)
 	s.mu.Lock()
@@ -168,6 +160,52 @@ func (s *Service) request(ctx context.Context, user *Account, kind MatchKind, pi
 	s.log.Info("guide requested", "gsSeq", gs.ID, "user", user.ID, "mate", mate.ID, "kind", kind)
 	s.notify(ctx, mate.ID, Event{Type: EventRequest, GsSeq: gs.ID, User: partyOf(fresh), ExpiresAt: &expires})
 	return &Request{Session: gs, Mate: *mate, ExpiresAt: expires}, nil
+}
+
+// heldElsewhereRetries is how many more mates a ranked ask tries when the
+// one it picked turns out to be asked through another node meanwhile.
+const heldElsewhereRetries = 2
+
+// createRequest picks a mate and stores the request, unless the mate is
+// held by a request made through another node (the store checks what this
+// node's holds cannot see): then a ranked ask picks again, passing it over,
+// and a friend's is refused as busy.
+func (s *Service) createRequest(ctx context.Context, user *Account, kind MatchKind, pick func(context.Context) (*Account, error)) (*Account, Session, error) {
+	var passed []int64
+	defer func() {
+		s.mu.Lock()
+		for _, id := range passed {
+			if s.holds[id] == 0 {
+				delete(s.holds, id)
+			}
+		}
+		s.mu.Unlock()
+	}()
+	for {
+		mate, err := pick(ctx)
+		if err != nil {
+			return nil, Session{}, err
+		}
+		now := s.cfg.Now()
+		gs := Session{UserID: user.ID, MateID: mate.ID, Kind: kind, Status: StatusRequested, CreatedAt: now}
+		err = s.store.RequestGuideSession(ctx, &gs, now.Add(-s.cfg.RequestTimeout), now.Add(-s.cfg.BeginTimeout))
+		if err == nil {
+			return mate, gs, nil
+		}
+		if errors.Is(err, ErrConflict) && kind != MatchFriend && len(passed) < heldElsewhereRetries {
+			// Its hold here stays until the ask is over, so the next pick
+			// passes it over.
+			passed = append(passed, mate.ID)
+			continue
+		}
+		s.mu.Lock()
+		delete(s.holds, mate.ID)
+		s.mu.Unlock()
+		if errors.Is(err, ErrConflict) {
+			return nil, Session{}, errMateBusy
+		}
+		return nil, Session{}, fmt.Errorf("guide: match: %w", err)
+	}
 }
 
 // release forgets the holds of a session that is over.

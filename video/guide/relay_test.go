@@ -258,3 +258,35 @@ func TestHoldsFollowOtherNodes(t *testing.T) {
 		t.Fatalf("matched %+v", again.Mate)
 	}
 }
+
+// TestMateHeldForEveryNode: a mate asked through node A is held for node B
+// too, though B has no hold of its own: a friend's ask through B is
+// refused as busy, and a ranked ask through B gets the next mate. Once
+// the mate answers no, B may ask it.
+func TestMateHeldForEveryNode(t *testing.T) {
+	h, a, b := twoNodes(t)
+	best := h.mate("held-best", 50, 10, guide.Available)
+	next := h.mate("held-next", 30, 10, guide.Available)
+	u1, u2, u3 := h.user("held-u1", 1), h.user("held-u2", 1), h.user("held-u3", 1)
+	h.befriend(u1, best)
+	h.befriend(u2, best)
+	req, err := a.Match(h.ctx, u1, best.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Match(h.ctx, u2, best.ID)
+	wantRefusal(t, err, "mateBusy")
+	ranked, err := b.Match(h.ctx, u3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ranked.Mate.ID != next.ID {
+		t.Fatalf("a ranked ask through B got mate %d, want %d (%d is asked through A)", ranked.Mate.ID, next.ID, best.ID)
+	}
+	if err := a.Reject(h.ctx, best, req.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Match(h.ctx, u2, best.ID); err != nil {
+		t.Fatalf("asking the mate again after it said no: %v", err)
+	}
+}

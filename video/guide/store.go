@@ -27,8 +27,10 @@ type Store interface {
 	// ratings, then the older account. onlyAvailable keeps available ones.
 	RankedMates(ctx context.Context, onlyAvailable bool, limit int) ([]Account, error)
 
-	// CreateGuideSession inserts s (setting s.ID).
-	CreateGuideSession(ctx context.Context, s *Session) error
+	// RequestGuideSession inserts s (setting s.ID) unless its mate is held
+	// by another request made after requestedSince or approved after
+	// approvedSince: ErrConflict. Atomic across every node of the store.
+	RequestGuideSession(ctx context.Context, s *Session, requestedSince, approvedSince time.Time) error
 	GuideSession(ctx context.Context, id int64) (*Session, error)
 	// OpenGuideSessions lists the sessions requested or approved and not
 	// yet begun (to re-arm their timeouts after a restart).
