@@ -19,6 +19,9 @@ type metrics struct {
 	keyframeRequests prometheus.Counter
 	errors           *prometheus.CounterVec // frontend, code
 	eventsDropped    prometheus.Counter
+	// relayed counts this node's signaling connections relayed to the
+	// node hosting their room.
+	relayed prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -48,10 +51,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "signaling_errors_total", Help: "Error messages sent to clients, by front end and code."}, []string{"frontend", "code"}),
 		eventsDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "events_dropped_total", Help: "Room events dropped because the event receiver fell behind."}),
+		relayed: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "relayed_connections", Help: "Signaling connections of this node relayed to the node hosting their room."}),
 	}
 	for _, c := range []prometheus.Collector{m.rooms, m.participants, m.connections, m.peerConnections,
 		m.publishedTracks, m.receivedPackets, m.receivedBytes, m.forwardedPackets, m.forwardedBytes,
-		m.keyframeRequests, m.errors, m.eventsDropped} {
+		m.keyframeRequests, m.errors, m.eventsDropped, m.relayed} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("video: register metrics: %w", err)
 		}

@@ -171,7 +171,12 @@ func (sess *session) relayJoin(addr string, key RoomKey, join []byte) *Error {
 	sess.link = link
 	sess.relayed = true
 	sess.mu.Unlock()
-	if !s.goOwned(func() { sess.pump(link, key, addr) }) {
+	s.metrics.relayed.Inc()
+	if !s.goOwned(func() {
+		defer s.metrics.relayed.Dec()
+		sess.pump(link, key, addr)
+	}) {
+		s.metrics.relayed.Dec()
 		link.abort()
 		return fatalError(CodeShutdown)
 	}

@@ -118,6 +118,9 @@ func TestRelay(t *testing.T) {
 	if n := b.metricSum(t, "cstalk_video_rooms"); n != 0 {
 		t.Fatalf("node b opened %v rooms of its own", n)
 	}
+	if n := b.metricSum(t, "cstalk_video_relayed_connections"); n != 1 {
+		t.Fatalf("node b relays %v connections", n)
+	}
 	g2.send(map[string]any{"id": "leaveRoom"})
 	g1.await("participantLeft", "name", "u2")
 	g2.join("c-relay", true, true)

@@ -68,6 +68,9 @@ func joinVideo(t *testing.T, base string, m videoMember) (*videotest.Signal, vid
 	}
 }
 
+// mediaWait bounds ICE and the first packets on a busy machine.
+const mediaWait = 30 * time.Second
+
 // metricLine fails unless base's /metrics has line.
 func metricLine(t *testing.T, base, line string) {
 	t.Helper()
@@ -105,6 +108,7 @@ func TestClusterVideoAcrossNodes(t *testing.T) {
 		t.Fatalf("agent1 opened a room holding %v", others)
 	}
 	c1.Publish()
+	relayedJoin := time.Now()
 	c2, welcome := joinVideo(t, b.base, m2)
 	if others, _ := welcome["members"].([]any); len(others) != 1 || others[0].(map[string]any)["userId"] != m1.user {
 		t.Fatalf("agent2, relayed by node b, is shown %v; want agent1", welcome["members"])
@@ -113,8 +117,10 @@ func TestClusterVideoAcrossNodes(t *testing.T) {
 	c2.Publish()
 	from2 := c1.Subscribe(m2.user)
 	from1 := c2.Subscribe(m1.user)
-	from2.AwaitMedia(t, "agent1 receiving agent2", 50, clusterWait)
-	from1.AwaitMedia(t, "agent2 (relayed) receiving agent1", 50, clusterWait)
+	from1.AwaitMedia(t, "agent2 (relayed) receiving agent1", 1, mediaWait)
+	t.Logf("relayed join to first video packet: %s", time.Since(relayedJoin).Round(time.Millisecond))
+	from2.AwaitMedia(t, "agent1 receiving agent2", 50, mediaWait)
+	from1.AwaitMedia(t, "agent2 (relayed) receiving agent1", 50, mediaWait)
 	metricLine(t, a.base, `cstalk_video_rooms{frontend="signal"} 1`)
 	metricLine(t, a.base, `cstalk_video_signaling_connections{transport="relay"} 1`)
 	if _, body := getBody(t, b.base+"/metrics"); strings.Contains(body, `cstalk_video_rooms{frontend="signal"} 1`) {
@@ -137,13 +143,18 @@ func TestClusterVideoAcrossNodes(t *testing.T) {
 	n1, _ := joinVideo(t, b.base, m1)
 	t.Logf("room moved to node b %s after node a died", time.Since(killed).Round(10*time.Millisecond))
 	n1.Publish()
+	directJoin := time.Now()
 	n2, welcome := joinVideo(t, b.base, m2)
 	if others, _ := welcome["members"].([]any); len(others) != 1 {
 		t.Fatalf("after the move agent2 is shown %v; want agent1", welcome["members"])
 	}
 	n2.Publish()
-	n1.Subscribe(m2.user).AwaitMedia(t, "agent1 on b", 50, clusterWait)
-	n2.Subscribe(m1.user).AwaitMedia(t, "agent2 on b", 50, clusterWait)
+	// The same steps as the relayed join's above, for comparison.
+	on1, on2 := n1.Subscribe(m2.user), n2.Subscribe(m1.user)
+	on2.AwaitMedia(t, "agent2 on b", 1, mediaWait)
+	t.Logf("direct join to first video packet: %s", time.Since(directJoin).Round(time.Millisecond))
+	on1.AwaitMedia(t, "agent1 on b", 50, mediaWait)
+	on2.AwaitMedia(t, "agent2 on b", 50, mediaWait)
 	metricLine(t, b.base, `cstalk_video_rooms{frontend="signal"} 1`)
 }
 
