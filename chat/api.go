@@ -193,10 +193,16 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, status int, key strin
 }
 
 // internal logs err with what was being done and answers a bare 500: the
-// client learns nothing of the cause.
+// client learns nothing of the cause. A deadline that passed is a 503.
 func (a *api) internal(w http.ResponseWriter, r *http.Request, doing string, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; nobody reads the answer.
+		return
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The store (or another service) did not answer within its
+		// deadline: nothing is wrong with the request, it may be retried.
+		a.unavailable(w, r, doing, err)
 		return
 	}
 	a.log.Error(doing, "method", r.Method, "path", r.URL.Path, "err", err)

@@ -53,6 +53,10 @@ func (s *Service) reasonFor(sessionID string, err error) *reasonError {
 		s.log.Debug("refused", "session", sessionID, "reason", re.key)
 		return re
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("request failed: a deadline passed", "session", sessionID, "err", err)
+		return &reasonError{key: "unavailable"}
+	}
 	s.log.Error("request failed", "session", sessionID, "err", err)
 	return &reasonError{key: "internal"}
 }

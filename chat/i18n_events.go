@@ -3,7 +3,8 @@ package chat
 // eventTexts are the reasons and system texts of STOMP events. Texts with
 // verbs (%s, %d) are formats filled in by the caller.
 var eventTexts = map[string]text{
-	"internal": {"일시적인 오류가 발생했습니다. 잠시 후 다시 시도해 주세요.", "A temporary error occurred. Please try again shortly."},
+	"internal":    {"일시적인 오류가 발생했습니다. 잠시 후 다시 시도해 주세요.", "A temporary error occurred. Please try again shortly."},
+	"unavailable": {"서버가 잠시 응답할 수 없습니다. 잠시 후 다시 시도해 주세요.", "The server cannot answer right now. Please try again shortly."},
 
 	// Refusals (ERROR data.reason).
 	"unauthorized":            {"인증에 실패했습니다. 다시 로그인해 주세요.", "Authentication failed. Please sign in again."},

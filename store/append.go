@@ -78,6 +78,8 @@ func keyOf(r *messageRow) (clientKey, bool) {
 // If ctx ends while the message is being committed the caller gets ctx's
 // error, and retrying with the same ClientMessageID is safe.
 func (s *Store) AppendMessage(ctx context.Context, m *chat.Message) (*chat.Message, bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("append message to room %d", m.RoomID)
 	row, err := newMessageRow(m, s.now())
 	if err != nil {

@@ -54,6 +54,8 @@ func newCannedRow(c *chat.CannedResponse, now time.Time) (cannedRow, error) {
 
 // CannedResponses lists a company's templates by shortcut.
 func (s *Store) CannedResponses(ctx context.Context, companyID int64) ([]chat.CannedResponse, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []cannedRow
 	if err := s.db.WithContext(ctx).Where("company_id = ?", companyID).Order("shortcut, id").
 		Limit(maxCannedPerCompany).Find(&rows).Error; err != nil {
@@ -70,6 +72,8 @@ func (s *Store) CannedResponses(ctx context.Context, companyID int64) ([]chat.Ca
 // the company already uses wraps chat.ErrConflict; a company with
 // maxCannedPerCompany templates refuses more (invalid input).
 func (s *Store) CreateCannedResponse(ctx context.Context, c *chat.CannedResponse) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("create canned response %q of company %d", c.Shortcut, c.CompanyID)
 	r, err := newCannedRow(c, s.now())
 	if err != nil {
@@ -94,6 +98,8 @@ func (s *Store) CreateCannedResponse(ctx context.Context, c *chat.CannedResponse
 // UpdateCannedResponse replaces the shortcut, title and text of template
 // c.ID of company c.CompanyID.
 func (s *Store) UpdateCannedResponse(ctx context.Context, c *chat.CannedResponse) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("update canned response %d of company %d", c.ID, c.CompanyID)
 	r, err := newCannedRow(c, s.now())
 	if err != nil {
@@ -118,6 +124,8 @@ func (s *Store) UpdateCannedResponse(ctx context.Context, c *chat.CannedResponse
 
 // DeleteCannedResponse removes template id of company companyID.
 func (s *Store) DeleteCannedResponse(ctx context.Context, companyID, id int64) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("delete canned response %d of company %d", id, companyID)
 	res := s.db.WithContext(ctx).Where("id = ? AND company_id = ?", id, companyID).Delete(&cannedRow{})
 	if res.Error != nil {

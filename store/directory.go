@@ -15,6 +15,8 @@ import (
 
 // Company returns company id.
 func (s *Store) Company(ctx context.Context, id int64) (*chat.Company, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r companyRow
 	if err := s.db.WithContext(ctx).Take(&r, id).Error; err != nil {
 		return nil, s.fail(fmt.Sprintf("company %d", id), err)
@@ -25,6 +27,8 @@ func (s *Store) Company(ctx context.Context, id int64) (*chat.Company, error) {
 // SaveCompany inserts c (setting c.ID when it is 0) or replaces every field
 // of the company with c.ID.
 func (s *Store) SaveCompany(ctx context.Context, c *chat.Company) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("save company %d", c.ID)
 	r, err := newCompanyRow(c)
 	if err != nil {
@@ -45,6 +49,8 @@ func (s *Store) SaveCompany(ctx context.Context, c *chat.Company) error {
 
 // Member returns member id.
 func (s *Store) Member(ctx context.Context, id int64) (*chat.Member, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r memberRow
 	if err := s.db.WithContext(ctx).Take(&r, id).Error; err != nil {
 		return nil, s.fail(fmt.Sprintf("member %d", id), err)
@@ -55,6 +61,8 @@ func (s *Store) Member(ctx context.Context, id int64) (*chat.Member, error) {
 
 // MemberByLogin finds a member by its login name, compared byte for byte.
 func (s *Store) MemberByLogin(ctx context.Context, loginName string) (*chat.Member, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r memberRow
 	if err := s.db.WithContext(ctx).Where("login_name = ?", cleanText(loginName)).Take(&r).Error; err != nil {
 		return nil, s.fail(fmt.Sprintf("member by login %q", loginName), err)
@@ -65,6 +73,8 @@ func (s *Store) MemberByLogin(ctx context.Context, loginName string) (*chat.Memb
 
 // Members lists a company's members by ID.
 func (s *Store) Members(ctx context.Context, companyID int64) ([]chat.Member, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []memberRow
 	if err := s.db.WithContext(ctx).Where("company_id = ?", companyID).Order("id").Find(&rows).Error; err != nil {
 		return nil, s.fail(fmt.Sprintf("members of company %d", companyID), err)
@@ -79,6 +89,8 @@ func (s *Store) Members(ctx context.Context, companyID int64) ([]chat.Member, er
 // CreateMember inserts m and sets m.ID (and m.CreatedAt when zero). A taken
 // login name wraps chat.ErrConflict; an unknown company chat.ErrNotFound.
 func (s *Store) CreateMember(ctx context.Context, m *chat.Member) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("create member %q", m.LoginName)
 	r := memberRow{
 		CompanyID:    m.CompanyID,
@@ -124,6 +136,8 @@ func (s *Store) CreateMember(ctx context.Context, m *chat.Member) error {
 // renames it when name is not empty and differs. Concurrent first calls for
 // one customer converge on one row through its unique key.
 func (s *Store) EnsureCustomer(ctx context.Context, companyID int64, number, name string) (*chat.Customer, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("ensure customer %d/%q", companyID, number)
 	number, name = cleanText(number), cleanText(name)
 	var l limitChecker
@@ -165,6 +179,8 @@ func (s *Store) EnsureCustomer(ctx context.Context, companyID int64, number, nam
 
 // Customer returns customer id.
 func (s *Store) Customer(ctx context.Context, id int64) (*chat.Customer, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r customerRow
 	if err := s.db.WithContext(ctx).Take(&r, id).Error; err != nil {
 		return nil, s.fail(fmt.Sprintf("customer %d", id), err)
@@ -175,6 +191,8 @@ func (s *Store) Customer(ctx context.Context, id int64) (*chat.Customer, error) 
 // MemberSpeaker returns member m's speaker, creating it on first use and
 // keeping its name in step with the member's.
 func (s *Store) MemberSpeaker(ctx context.Context, m *chat.Member) (*chat.Speaker, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	id := m.ID
 	return s.ensureSpeaker(ctx, fmt.Sprintf("speaker of member %d", m.ID), "member_id",
 		speakerRow{CompanyID: m.CompanyID, MemberID: &id, Name: cleanText(m.Name)})
@@ -183,6 +201,8 @@ func (s *Store) MemberSpeaker(ctx context.Context, m *chat.Member) (*chat.Speake
 // CustomerSpeaker returns customer c's speaker, creating it on first use and
 // keeping its name in step with the customer's.
 func (s *Store) CustomerSpeaker(ctx context.Context, c *chat.Customer) (*chat.Speaker, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	id := c.ID
 	return s.ensureSpeaker(ctx, fmt.Sprintf("speaker of customer %d", c.ID), "customer_id",
 		speakerRow{CompanyID: c.CompanyID, CustomerID: &id, Name: cleanText(c.Name)})
@@ -235,6 +255,8 @@ func (s *Store) ensureSpeaker(ctx context.Context, what, ownerColumn string, wan
 
 // Speaker returns speaker id.
 func (s *Store) Speaker(ctx context.Context, id int64) (*chat.Speaker, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r speakerRow
 	if err := s.db.WithContext(ctx).Take(&r, id).Error; err != nil {
 		return nil, s.fail(fmt.Sprintf("speaker %d", id), err)

@@ -141,6 +141,8 @@ func (s *Store) guideFail(what string, err error) error {
 
 // CreateGuideAccount inserts a guide user or mate.
 func (s *Store) CreateGuideAccount(ctx context.Context, a *guide.Account) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("create guide account %q", a.LoginName)
 	var l limitChecker
 	l.bytes("login name", a.LoginName, maxLoginBytes)
@@ -173,6 +175,8 @@ func (s *Store) CreateGuideAccount(ctx context.Context, a *guide.Account) error 
 
 // GuideAccount returns guide account id.
 func (s *Store) GuideAccount(ctx context.Context, id int64) (*guide.Account, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r guideAccountRow
 	if err := s.db.WithContext(ctx).Take(&r, id).Error; err != nil {
 		return nil, s.guideFail(fmt.Sprintf("guide account %d", id), err)
@@ -183,6 +187,8 @@ func (s *Store) GuideAccount(ctx context.Context, id int64) (*guide.Account, err
 
 // GuideAccountByLogin finds a guide account by login name, byte for byte.
 func (s *Store) GuideAccountByLogin(ctx context.Context, loginName string) (*guide.Account, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r guideAccountRow
 	if err := s.db.WithContext(ctx).Where("login_name = ?", cleanText(loginName)).Take(&r).Error; err != nil {
 		return nil, s.guideFail(fmt.Sprintf("guide account by login %q", loginName), err)
@@ -193,6 +199,8 @@ func (s *Store) GuideAccountByLogin(ctx context.Context, loginName string) (*gui
 
 // SetAvailability sets a mate's availability.
 func (s *Store) SetAvailability(ctx context.Context, mateID int64, a guide.Availability) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("set availability of mate %d", mateID)
 	res := s.db.WithContext(ctx).Model(&guideAccountRow{}).
 		Where("id = ? AND role = ?", mateID, string(guide.RoleMate)).Update("availability", string(a))
@@ -207,6 +215,8 @@ func (s *Store) SetAvailability(ctx context.Context, mateID int64, a guide.Avail
 
 // AddTickets changes a user's ticket balance by n, never below zero.
 func (s *Store) AddTickets(ctx context.Context, userID int64, n int) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("add %d tickets to user %d", n, userID)
 	var balance int
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -228,6 +238,8 @@ func (s *Store) AddTickets(ctx context.Context, userID int64, n int) (int, error
 
 // AddFriend records mateID as userID's friend; adding twice is harmless.
 func (s *Store) AddFriend(ctx context.Context, userID, mateID int64, at time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	r := guideFriendRow{UserID: userID, MateID: mateID, CreatedAt: dbTime(at)}
 	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&r).Error
 	if err != nil {
@@ -238,6 +250,8 @@ func (s *Store) AddFriend(ctx context.Context, userID, mateID int64, at time.Tim
 
 // Friends lists userID's friend mates by name.
 func (s *Store) Friends(ctx context.Context, userID int64) ([]guide.Account, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []guideAccountRow
 	err := s.db.WithContext(ctx).Table("guide_accounts").
 		Joins("JOIN guide_friends ON guide_friends.mate_id = guide_accounts.id").
@@ -251,6 +265,8 @@ func (s *Store) Friends(ctx context.Context, userID int64) ([]guide.Account, err
 
 // RankedMates lists mates best first.
 func (s *Store) RankedMates(ctx context.Context, onlyAvailable bool, limit int) ([]guide.Account, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	q := s.db.WithContext(ctx).Where("role = ?", string(guide.RoleMate))
 	if onlyAvailable {
 		q = q.Where("availability = ?", string(guide.Available))
@@ -272,6 +288,8 @@ func accountsOf(rows []guideAccountRow) []guide.Account {
 
 // CreateGuideSession inserts a guide session.
 func (s *Store) CreateGuideSession(ctx context.Context, gs *guide.Session) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	r := guideSessionRow{
 		UserID: gs.UserID, MateID: gs.MateID, Kind: string(gs.Kind), Status: string(gs.Status),
 		CreatedAt: dbTime(gs.CreatedAt),
@@ -322,6 +340,8 @@ func (s *Store) RequestGuideSession(ctx context.Context, gs *guide.Session, requ
 
 // GuideSession returns guide session id.
 func (s *Store) GuideSession(ctx context.Context, id int64) (*guide.Session, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r guideSessionRow
 	if err := s.db.WithContext(ctx).Take(&r, id).Error; err != nil {
 		return nil, s.guideFail(fmt.Sprintf("guide session %d", id), err)
@@ -332,6 +352,8 @@ func (s *Store) GuideSession(ctx context.Context, id int64) (*guide.Session, err
 // GuideRequestsFor lists the requests to mateID still waiting for an
 // answer that were made after since, oldest first.
 func (s *Store) GuideRequestsFor(ctx context.Context, mateID int64, since time.Time) ([]guide.Session, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []guideSessionRow
 	err := s.db.WithContext(ctx).Where("mate_id = ? AND status = ? AND created_at > ?", mateID, string(guide.StatusRequested), dbTime(since)).
 		Order("id").Find(&rows).Error
@@ -348,6 +370,8 @@ func (s *Store) GuideRequestsFor(ctx context.Context, mateID int64, since time.T
 // OpenGuideSessions lists the sessions requested or approved and not yet
 // begun, oldest first.
 func (s *Store) OpenGuideSessions(ctx context.Context) ([]guide.Session, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []guideSessionRow
 	err := s.db.WithContext(ctx).Where("status IN ?", []string{string(guide.StatusRequested), string(guide.StatusApproved)}).
 		Order("id").Find(&rows).Error
@@ -363,6 +387,8 @@ func (s *Store) OpenGuideSessions(ctx context.Context) ([]guide.Session, error) 
 
 // TransitionSession moves a session between statuses if it is in one of from.
 func (s *Store) TransitionSession(ctx context.Context, id int64, from []guide.SessionStatus, to guide.SessionStatus, at time.Time) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	names := make([]string, len(from))
 	for i, f := range from {
 		names[i] = string(f)
@@ -385,6 +411,8 @@ func (s *Store) TransitionSession(ctx context.Context, id int64, from []guide.Se
 
 // BeginGuide starts the history of an approved session and spends a ticket.
 func (s *Store) BeginGuide(ctx context.Context, sessionID int64, at, endsAt time.Time) (*guide.History, int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("begin guide session %d", sessionID)
 	var h guideHistoryRow
 	var left int
@@ -436,6 +464,8 @@ func spendTicket(tx *gorm.DB, userID int64) error {
 
 // ExtendGuide spends one more ticket on an open history.
 func (s *Store) ExtendGuide(ctx context.Context, historyID int64, ticketsUsed int, endsAt time.Time) (*guide.History, int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("extend guide history %d", historyID)
 	var h guideHistoryRow
 	var left int
@@ -470,6 +500,8 @@ func (s *Store) ExtendGuide(ctx context.Context, historyID int64, ticketsUsed in
 // CompleteGuide completes an open history once, with its CRM record.
 // ticketsUsed > 0 completes it only while it has that many tickets.
 func (s *Store) CompleteGuide(ctx context.Context, historyID int64, ticketsUsed int, at time.Time, reason guide.EndReason) (*guide.History, bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("complete guide history %d", historyID)
 	var h guideHistoryRow
 	done := false
@@ -521,6 +553,8 @@ func (s *Store) CompleteGuide(ctx context.Context, historyID int64, ticketsUsed 
 
 // GuideHistory returns guide history id.
 func (s *Store) GuideHistory(ctx context.Context, id int64) (*guide.History, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r guideHistoryRow
 	if err := s.db.WithContext(ctx).Take(&r, id).Error; err != nil {
 		return nil, s.guideFail(fmt.Sprintf("guide history %d", id), err)
@@ -530,6 +564,8 @@ func (s *Store) GuideHistory(ctx context.Context, id int64) (*guide.History, err
 
 // OpenHistories lists histories not completed yet.
 func (s *Store) OpenHistories(ctx context.Context) ([]guide.History, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []guideHistoryRow
 	if err := s.db.WithContext(ctx).Where("completed_at IS NULL").Order("id").Find(&rows).Error; err != nil {
 		return nil, s.guideFail("open guide histories", err)
@@ -543,6 +579,8 @@ func (s *Store) OpenHistories(ctx context.Context) ([]guide.History, error) {
 
 // TouchGuide records a session check at at on an open history.
 func (s *Store) TouchGuide(ctx context.Context, historyID int64, at time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := s.db.WithContext(ctx).Model(&guideHistoryRow{}).Where("id = ? AND completed_at IS NULL", historyID).
 		Update("checked_at", dbTime(at)).Error
 	if err != nil {
@@ -553,6 +591,8 @@ func (s *Store) TouchGuide(ctx context.Context, historyID int64, at time.Time) e
 
 // SetCRMNote attaches a note to a CRM record.
 func (s *Store) SetCRMNote(ctx context.Context, historyID, by int64, note string, at time.Time) (*guide.CRM, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("note on guide CRM %d", historyID)
 	var l limitChecker
 	l.bytes("note", note, maxTextBytes)
@@ -579,6 +619,8 @@ func (s *Store) SetCRMNote(ctx context.Context, historyID, by int64, note string
 
 // GuideCRM returns the CRM record of a history.
 func (s *Store) GuideCRM(ctx context.Context, historyID int64) (*guide.CRM, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r guideCRMRow
 	if err := s.db.WithContext(ctx).Take(&r, historyID).Error; err != nil {
 		return nil, s.guideFail(fmt.Sprintf("guide CRM %d", historyID), err)
@@ -588,6 +630,8 @@ func (s *Store) GuideCRM(ctx context.Context, historyID int64) (*guide.CRM, erro
 
 // Evaluate stores a star rating once and updates the mate's average.
 func (s *Store) Evaluate(ctx context.Context, e *guide.Evaluation) (*guide.Account, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("evaluate guide history %d", e.HistoryID)
 	var l limitChecker
 	l.bytes("comment", e.Comment, maxTextBytes)

@@ -49,6 +49,8 @@ func (s *Store) ktFail(what string, err error) error {
 
 // SaveKTLicence inserts or replaces the licence of l.CPCode.
 func (s *Store) SaveKTLicence(ctx context.Context, l *kt.Licence) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("save licence %q", l.CPCode)
 	var lc limitChecker
 	lc.bytes("cpCode", l.CPCode, maxCPCodeBytes)
@@ -78,6 +80,8 @@ func (s *Store) SaveKTLicence(ctx context.Context, l *kt.Licence) error {
 
 // KTLicence returns the licence of cpCode, compared byte for byte.
 func (s *Store) KTLicence(ctx context.Context, cpCode string) (*kt.Licence, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("licence %q", cpCode)
 	if len(cpCode) > maxCPCodeBytes {
 		return nil, fmt.Errorf("store: %s: %w", what, kt.ErrNotFound)
@@ -96,6 +100,8 @@ func (r ktLicenceRow) toKT() kt.Licence {
 
 // KTLicences lists the licences of companyID (every company's for 0).
 func (s *Store) KTLicences(ctx context.Context, companyID int64) ([]kt.Licence, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	q := s.db.WithContext(ctx).Order("company_id, cp_code")
 	if companyID != 0 {
 		q = q.Where("company_id = ?", companyID)
@@ -113,6 +119,8 @@ func (s *Store) KTLicences(ctx context.Context, companyID int64) ([]kt.Licence, 
 
 // DeleteKTLicence removes the licence of cpCode.
 func (s *Store) DeleteKTLicence(ctx context.Context, cpCode string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("delete licence %q", cpCode)
 	res := s.db.WithContext(ctx).Where("cp_code = ?", cleanText(cpCode)).Delete(&ktLicenceRow{})
 	if res.Error != nil {
@@ -126,6 +134,8 @@ func (s *Store) DeleteKTLicence(ctx context.Context, cpCode string) error {
 
 // CreateKTRoom inserts room r; an id in use (by any company) is ErrConflict.
 func (s *Store) CreateKTRoom(ctx context.Context, r *kt.Room) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("create room %q", r.ID)
 	var lc limitChecker
 	lc.date("created at", r.CreatedAt)
@@ -148,6 +158,8 @@ func (s *Store) CreateKTRoom(ctx context.Context, r *kt.Room) error {
 
 // KTRoom returns room id if it belongs to companyID.
 func (s *Store) KTRoom(ctx context.Context, companyID int64, id string) (*kt.Room, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("room %q of company %d", id, companyID)
 	if !ktRoomIDPattern.MatchString(id) {
 		return nil, fmt.Errorf("store: %s: %w", what, kt.ErrNotFound)
@@ -161,6 +173,8 @@ func (s *Store) KTRoom(ctx context.Context, companyID int64, id string) (*kt.Roo
 
 // TouchKTRooms marks rooms ids active at at.
 func (s *Store) TouchKTRooms(ctx context.Context, ids []string, at time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if len(ids) == 0 {
 		return nil
 	}
@@ -173,6 +187,8 @@ func (s *Store) TouchKTRooms(ctx context.Context, ids []string, at time.Time) er
 
 // DeleteKTRoom removes room id.
 func (s *Store) DeleteKTRoom(ctx context.Context, id string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := s.db.WithContext(ctx).Where("id = ?", id).Delete(&ktRoomRow{}).Error; err != nil {
 		return s.ktFail(fmt.Sprintf("delete room %q", id), err)
 	}
@@ -181,6 +197,8 @@ func (s *Store) DeleteKTRoom(ctx context.Context, id string) error {
 
 // DeleteIdleKTRooms removes the rooms last active before before.
 func (s *Store) DeleteIdleKTRooms(ctx context.Context, before time.Time) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res := s.db.WithContext(ctx).Where("active_at < ?", dbTime(before)).Delete(&ktRoomRow{})
 	if res.Error != nil {
 		return 0, s.ktFail("delete idle rooms", res.Error)

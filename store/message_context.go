@@ -140,6 +140,8 @@ func (s *Store) cacheRead(roomID, speakerID, lastID int64) {
 // roomID; an unknown room wraps chat.ErrNotFound. Concurrent calls share
 // one query (see contextReaders); each caller gets its own copy.
 func (s *Store) MessageContext(ctx context.Context, roomID int64) (*chat.MessageContext, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("message context of room %d", roomID)
 	if c := s.roomCache; c != nil {
 		if mc, ok := c.get(roomID); ok {

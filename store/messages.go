@@ -20,6 +20,8 @@ const (
 
 // Message returns message id.
 func (s *Store) Message(ctx context.Context, id int64) (*chat.Message, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var r messageRow
 	if err := s.db.WithContext(ctx).Take(&r, id).Error; err != nil {
 		return nil, s.fail(fmt.Sprintf("message %d", id), err)
@@ -32,12 +34,16 @@ func (s *Store) Message(ctx context.Context, id int64) (*chat.Message, error) {
 // 1000. Internal notes only when withInternal; deleted messages are included
 // with Deleted set. An unknown room has no messages.
 func (s *Store) Messages(ctx context.Context, roomID, beforeID int64, limit int, withInternal bool) ([]chat.Message, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.messagePage(ctx, roomID, beforeID, limit, withInternal, true)
 }
 
 // UndeletedMessages is Messages without the deleted messages: a page holds
 // up to limit messages that are not deleted.
 func (s *Store) UndeletedMessages(ctx context.Context, roomID, beforeID int64, limit int, withInternal bool) ([]chat.Message, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.messagePage(ctx, roomID, beforeID, limit, withInternal, false)
 }
 
@@ -72,6 +78,8 @@ func (s *Store) messagePage(ctx context.Context, roomID, beforeID int64, limit i
 
 // DeleteMessage soft-deletes message id; changed is false if it already was.
 func (s *Store) DeleteMessage(ctx context.Context, id int64, now time.Time) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("delete message %d", id)
 	db := s.db.WithContext(ctx)
 	res := db.Model(&messageRow{}).Where("id = ? AND deleted = ?", id, false).
@@ -99,6 +107,8 @@ func (s *Store) DeleteMessage(ctx context.Context, id int64, now time.Time) (boo
 // conditional, and a first position is inserted under the primary key;
 // whoever loses a race looks again.
 func (s *Store) MarkRead(ctx context.Context, roomID, speakerID, lastID int64) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("mark room %d read by speaker %d up to %d", roomID, speakerID, lastID)
 	db := s.db.WithContext(ctx)
 	var room roomRow
@@ -144,6 +154,8 @@ func (s *Store) MarkRead(ctx context.Context, roomID, speakerID, lastID int64) (
 
 // ReadPositions maps speaker ID to the last message ID it has read in roomID.
 func (s *Store) ReadPositions(ctx context.Context, roomID int64) (map[int64]int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []readPositionRow
 	if err := s.db.WithContext(ctx).Where("room_id = ?", roomID).Find(&rows).Error; err != nil {
 		return nil, s.fail(fmt.Sprintf("read positions of room %d", roomID), err)
@@ -158,6 +170,8 @@ func (s *Store) ReadPositions(ctx context.Context, roomID int64) (map[int64]int6
 // UnreadCount counts roomID's conversation messages (not internal, not
 // deleted) newer than speakerID's read position and written by others.
 func (s *Store) UnreadCount(ctx context.Context, roomID, speakerID int64) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var n int64
 	err := s.db.WithContext(ctx).Model(&messageRow{}).
 		Where("room_id = ? AND admin_type = 0 AND deleted = ? AND speaker_id <> ?", roomID, false, speakerID).

@@ -27,6 +27,8 @@ func laterDate(t time.Time) any {
 // open_customer_id lets exactly one concurrent insert win; the others read
 // the winner's room.
 func (s *Store) OpenRoom(ctx context.Context, c *chat.Customer, now time.Time) (*chat.Room, bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("open room for customer %d", c.ID)
 	name := cleanText(c.Name)
 	var l limitChecker
@@ -74,6 +76,8 @@ func (s *Store) OpenRoom(ctx context.Context, c *chat.Customer, now time.Time) (
 
 // Room returns room id.
 func (s *Store) Room(ctx context.Context, id int64) (*chat.Room, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	r, err := s.room(s.db.WithContext(ctx), id)
 	if err != nil {
 		return nil, err
@@ -93,6 +97,8 @@ func (s *Store) room(db *gorm.DB, id int64) (*roomRow, error) {
 // Rooms lists a company's rooms with status ("" for all), newest activity
 // first. limit <= 0 means 100; at most 1000 are returned.
 func (s *Store) Rooms(ctx context.Context, companyID int64, status chat.RoomStatus, limit int) ([]chat.Room, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	q := s.db.WithContext(ctx).Where("company_id = ?", companyID)
 	if status != "" {
 		q = q.Where("status = ?", string(status))
@@ -104,6 +110,8 @@ func (s *Store) Rooms(ctx context.Context, companyID int64, status chat.RoomStat
 // beforeID (all when beforeID <= 0), newest first. limit <= 0 means 100; at
 // most 1000 are returned.
 func (s *Store) CustomerRooms(ctx context.Context, customerID, beforeID int64, limit int) ([]chat.Room, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	q := s.db.WithContext(ctx).Where("customer_id = ?", customerID)
 	if beforeID > 0 {
 		q = q.Where("id < ?", beforeID)
@@ -132,6 +140,8 @@ func (s *Store) roomList(q *gorm.DB, limit int, what string) ([]chat.Room, error
 // in one conditional UPDATE, so of two members racing for a room exactly one
 // wins. A member of another company does not see the room (ErrNotFound).
 func (s *Store) AssignRoom(ctx context.Context, roomID, memberID int64, now time.Time) (*chat.Room, bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("assign room %d to member %d", roomID, memberID)
 	db := s.db.WithContext(ctx)
 	t := dbTime(now)
@@ -183,6 +193,8 @@ func (s *Store) AssignRoom(ctx context.Context, roomID, memberID int64, now time
 // EndRoom sets ENDED (freeing the customer to open a new room); changed is
 // false if the room already was ENDED.
 func (s *Store) EndRoom(ctx context.Context, roomID int64, now time.Time) (*chat.Room, bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("end room %d", roomID)
 	db := s.db.WithContext(ctx)
 	t := dbTime(now)
@@ -208,6 +220,8 @@ func (s *Store) EndRoom(ctx context.Context, roomID int64, now time.Time) (*chat
 
 // SetReview stores the customer's 1-5 score for a room.
 func (s *Store) SetReview(ctx context.Context, roomID int64, score int, now time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("review room %d", roomID)
 	if score < 1 || score > 5 {
 		return invalid(what, fmt.Errorf("score %d is not between 1 and 5", score))

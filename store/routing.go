@@ -24,6 +24,8 @@ const autoAssignAttempts = 5
 // starts the member's wait for a room now (the tie-break of
 // AutoAssignRoom); staying AVAILABLE keeps its place.
 func (s *Store) SetMemberStatus(ctx context.Context, memberID int64, status chat.MemberStatus, now time.Time) (*chat.Member, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("set status of member %d", memberID)
 	if _, ok := chat.ParseMemberStatus(string(status)); !ok {
 		return nil, invalid(what, fmt.Errorf("status %q is not AVAILABLE, AWAY or OFFLINE", status))
@@ -45,6 +47,8 @@ func (s *Store) SetMemberStatus(ctx context.Context, memberID int64, status chat
 // SetMemberCapacity stores how many open rooms auto-assignment may give a
 // member (0 to chat.MaxCapacity).
 func (s *Store) SetMemberCapacity(ctx context.Context, memberID int64, capacity int) (*chat.Member, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("set capacity of member %d", memberID)
 	if capacity < 0 || capacity > chat.MaxCapacity {
 		return nil, invalid(what, fmt.Errorf("capacity %d is not between 0 and %d", capacity, chat.MaxCapacity))
@@ -57,6 +61,8 @@ func (s *Store) SetMemberCapacity(ctx context.Context, memberID int64, capacity 
 
 // SetAutoAssign switches a company's auto-assignment.
 func (s *Store) SetAutoAssign(ctx context.Context, companyID int64, on bool) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("set auto-assign of company %d", companyID)
 	res := s.db.WithContext(ctx).Model(&companyRow{}).Where("id = ?", companyID).Update("auto_assign", on)
 	if res.Error != nil {
@@ -71,6 +77,8 @@ func (s *Store) SetAutoAssign(ctx context.Context, companyID int64, on bool) err
 // OpenRoomCounts maps each member of a company that has IN_PROGRESS rooms
 // to their number.
 func (s *Store) OpenRoomCounts(ctx context.Context, companyID int64) (map[int64]int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []struct {
 		MemberID int64
 		N        int
@@ -114,6 +122,8 @@ var errRoomDecided = errors.New("room decided")
 // only a WAITING, unassigned room matches: of all nodes trying, one gives
 // the room, and nobody gets more rooms than its capacity.
 func (s *Store) AutoAssignRoom(ctx context.Context, roomID int64, speakerIDs []int64, now time.Time) (*chat.Room, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("auto-assign room %d", roomID)
 	db := s.db.WithContext(ctx)
 	r, err := s.room(db, roomID)
@@ -231,6 +241,8 @@ func (s *Store) assignees(db *gorm.DB, companyID int64, speakerIDs []int64) ([]a
 // RoomsToRoute lists a company's WAITING, unassigned rooms in which the
 // customer has written a conversation message, oldest first.
 func (s *Store) RoomsToRoute(ctx context.Context, companyID int64, limit int) ([]chat.Room, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if limit <= 0 {
 		limit = defaultRoomLimit
 	}
@@ -255,6 +267,8 @@ func (s *Store) RoomsToRoute(ctx context.Context, companyID int64, limit int) ([
 // UPDATE, so a transfer never overrides a change it did not see. The
 // member must be of the room's company.
 func (s *Store) TransferRoom(ctx context.Context, roomID int64, from *int64, to int64, now time.Time) (*chat.Room, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("transfer room %d to member %d", roomID, to)
 	db := s.db.WithContext(ctx)
 	t := dbTime(now)
@@ -301,6 +315,8 @@ func (s *Store) TransferRoom(ctx context.Context, roomID int64, from *int64, to 
 // MessagesAfter returns up to limit messages of roomID with ID > afterID,
 // ascending. limit <= 0 means 30; at most 1000.
 func (s *Store) MessagesAfter(ctx context.Context, roomID, afterID int64, limit int, withInternal bool) ([]chat.Message, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if limit <= 0 {
 		limit = defaultMessageLimit
 	}

@@ -21,6 +21,8 @@ const maxStatsDays = 400
 // HandledRooms lists the rooms of a company that ended in [from, to) with
 // an assignee.
 func (s *Store) HandledRooms(ctx context.Context, companyID int64, from, to time.Time) ([]chat.HandledRoom, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []struct {
 		ID         int64
 		MemberID   int64
@@ -69,6 +71,8 @@ ORDER BY y.room_id`
 
 // FirstResponses lists the rooms of a company first answered in [from, to).
 func (s *Store) FirstResponses(ctx context.Context, companyID int64, from, to time.Time) ([]chat.FirstResponse, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []struct {
 		RoomID     int64
 		CustomerAt time.Time
@@ -89,6 +93,8 @@ func (s *Store) FirstResponses(ctx context.Context, companyID int64, from, to ti
 
 // Reviews lists the REVIEW scores of a company's rooms given in [from, to).
 func (s *Store) Reviews(ctx context.Context, companyID int64, from, to time.Time) ([]chat.Review, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []struct {
 		ID          int64
 		MemberID    *int64
@@ -118,6 +124,8 @@ func (s *Store) Reviews(ctx context.Context, companyID int64, from, to time.Time
 // per day whatever the traffic, and exact in any time zone. The messages
 // are reached through the rooms active in the period.
 func (s *Store) MessageCounts(ctx context.Context, companyID int64, bounds []time.Time) ([]chat.MessageCount, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("message counts of company %d", companyID)
 	if len(bounds) < 2 || len(bounds) > maxStatsDays+1 {
 		return nil, invalid(what, errors.New("need 1 to 400 days"))

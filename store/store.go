@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -91,8 +92,28 @@ type Store struct {
 	// roomCache keeps the contexts read on SQLite (nil on MySQL).
 	roomCache *roomCache
 
+	// callTimeout bounds every call of the store's API (SetCallTimeout);
+	// 0: only the caller's context does.
+	callTimeout atomic.Int64
+
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// SetCallTimeout bounds each call of the store's API (Migrate aside) to d,
+// whatever the caller's context allows: a database that stops answering
+// without closing its connections must not hold a request for minutes. A
+// call past it fails with an error that wraps context.DeadlineExceeded. 0
+// leaves calls to the caller's context.
+func (s *Store) SetCallTimeout(d time.Duration) { s.callTimeout.Store(int64(d)) }
+
+// bound gives ctx the call deadline; every exported method that reaches the
+// database starts with it.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d := time.Duration(s.callTimeout.Load()); d > 0 {
+		return context.WithTimeout(ctx, d)
+	}
+	return ctx, func() {}
 }
 
 // Open connects to dsn ("sqlite:PATH", "sqlite::memory:" or
@@ -188,6 +209,8 @@ func (s *Store) checkAutoIncrement(ctx context.Context) error {
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return fmt.Errorf("store: ping: %w", err)

@@ -93,15 +93,18 @@ func storedBodies(t *testing.T, db *sql.DB, room string) []string {
 
 // tcpProxy forwards connections to a target and can cut them off: cut
 // closes every open connection and refuses new ones until restore, as a
-// network partition or a database crash would look to a client.
+// network partition or a database crash would look to a client. Silent
+// keeps every connection open and accepts new ones, but forwards nothing:
+// a server that hangs, or a partition that drops packets.
 type tcpProxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	cut    bool
+	silent bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
 }
 
 func startProxy(t *testing.T, target string) *tcpProxy {
@@ -131,10 +134,19 @@ func (p *tcpProxy) accept() {
 			return
 		}
 		p.mu.Lock()
-		refused := p.cut
+		refused, silent := p.cut, p.silent && !p.cut
+		if silent {
+			p.conns[client] = struct{}{}
+			p.wg.Add(1)
+		}
 		p.mu.Unlock()
 		if refused {
 			client.Close()
+			continue
+		}
+		if silent {
+			// Held open, never answered, until closeAll.
+			go p.pipe(io.Discard, client)
 			continue
 		}
 		server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
@@ -151,14 +163,32 @@ func (p *tcpProxy) accept() {
 	}
 }
 
-func (p *tcpProxy) pipe(dst, src net.Conn) {
+// pipe copies src to dst until either ends, dropping what arrives while
+// the proxy is silent.
+func (p *tcpProxy) pipe(dst io.Writer, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
-	dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		silent := p.silent
+		p.mu.Unlock()
+		if n > 0 && !silent {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	src.Close()
 	p.mu.Lock()
-	delete(p.conns, dst)
 	delete(p.conns, src)
+	if c, ok := dst.(net.Conn); ok {
+		c.Close()
+		delete(p.conns, c)
+	}
 	p.mu.Unlock()
 }
 
@@ -168,6 +198,13 @@ func (p *tcpProxy) closeAll() {
 	for c := range p.conns {
 		c.Close()
 	}
+}
+
+// setSilent stops forwarding without closing anything.
+func (p *tcpProxy) setSilent(silent bool) {
+	p.mu.Lock()
+	p.silent = silent
+	p.mu.Unlock()
 }
 
 func (p *tcpProxy) setCut(cut bool) {

@@ -88,6 +88,9 @@ type serveConfig struct {
 	LoginAttempts        int
 	LoginAttemptsPerName int
 	LoginWindow          time.Duration
+	// StoreTimeout bounds each store call (a database that stops
+	// answering fails requests with 503 instead of holding them).
+	StoreTimeout time.Duration
 	// SockJSBindAddress binds a SockJS session to the client address that
 	// opened it.
 	SockJSBindAddress bool
@@ -129,6 +132,7 @@ func defaultServeConfig() serveConfig {
 		LoginAttemptsPerName:    100,
 		LoginWindow:             15 * time.Minute,
 		SockJSBindAddress:       true,
+		StoreTimeout:            5 * time.Second,
 	}
 }
 
@@ -143,6 +147,7 @@ func (cfg *serveConfig) options() []option {
 	return []option{
 		{"addr", "CSTALK_ADDR", "listen address", (*stringValue)(&cfg.Addr)},
 		{"db", "CSTALK_DB", "store: sqlite:PATH (embedded) or mysql://user:pass@host:port/dbname", (*stringValue)(&cfg.DB)},
+		{"store-timeout", "CSTALK_STORE_TIMEOUT", "how long one store call may take; past it the request is answered 503 (REST) or ERROR (STOMP)", (*durationValue)(&cfg.StoreTimeout)},
 		{"redis", "CSTALK_REDIS", "empty: in-process bus, one node; redis://host:port/db: fan-out across nodes", (*stringValue)(&cfg.Redis)},
 		{"jwt-secret", "CSTALK_JWT_SECRET", "token signing key (default: generated once and kept beside the SQLite file; required with --redis)", (*stringValue)(&cfg.JWTSecret)},
 		{"demo", "CSTALK_DEMO", "create the demo companies and accounts if they are missing", (*boolValue)(&cfg.Demo)},
@@ -268,7 +273,8 @@ func (cfg serveConfig) validate() error {
 		v    time.Duration
 	}{{"--http-read-timeout", cfg.HTTPReadTimeout}, {"--http-write-timeout", cfg.HTTPWriteTimeout},
 		{"--http-idle-timeout", cfg.HTTPIdleTimeout}, {"--upload-timeout", cfg.UploadTimeout},
-		{"--frame-timeout", cfg.FrameTimeout}, {"--login-window", cfg.LoginWindow}} {
+		{"--frame-timeout", cfg.FrameTimeout}, {"--login-window", cfg.LoginWindow},
+		{"--store-timeout", cfg.StoreTimeout}} {
 		if d.v < time.Second {
 			errs = append(errs, fmt.Errorf("%s must be at least 1s", d.flag))
 		}

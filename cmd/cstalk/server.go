@@ -123,6 +123,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	if err = s.store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
+	s.store.SetCallTimeout(cfg.StoreTimeout)
 	secret, err := jwtSecret(cfg)
 	if err != nil {
 		return nil, err

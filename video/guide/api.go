@@ -131,6 +131,14 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The store did not answer within its deadline; the request may
+		// be retried.
+		a.s.log.Warn("guide request unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "5")
+		a.fail(w, r, errUnavailable)
+		return
+	}
 	a.s.log.Error("guide request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	a.write(w, r, http.StatusInternalServerError, "serverError", reasonBody{Reason: "serverError"})
 }
