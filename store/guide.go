@@ -307,6 +307,8 @@ func (s *Store) CreateGuideSession(ctx context.Context, gs *guide.Session) error
 // The no-op update locks the mate's row (MySQL) or the database (SQLite)
 // until the insert, so two nodes asking at once cannot both see it free.
 func (s *Store) RequestGuideSession(ctx context.Context, gs *guide.Session, requestedSince, approvedSince time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("request guide of user %d with mate %d", gs.UserID, gs.MateID)
 	r := guideSessionRow{
 		UserID: gs.UserID, MateID: gs.MateID, Kind: string(gs.Kind), Status: string(gs.Status),
