@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,12 +173,12 @@ type principal struct {
 	unauthorized bool
 
 	mu         sync.Mutex
-	private    bool           // subscribed to the private destination
-	lastRoom   int64          // most recently subscribed room
-	rooms      map[int64]bool // rooms this connection is present in
-	openRoomID int64          // the customer's open room (LOGINED)
-	lobby      bool           // a member's console on its company's lobby
-	typing     typingState    // what this connection's TYPING said (typing.go)
+	private    bool        // subscribed to the private destination
+	lastRoom   int64       // most recently subscribed room
+	rooms      []int64     // rooms this connection is present in (a few: its subscriptions)
+	openRoomID int64       // the customer's open room (LOGINED)
+	lobby      bool        // a member's console on its company's lobby
+	typing     typingState // what this connection's TYPING said (typing.go)
 	// events is the connection's allowance of client events (Config.EventRate);
 	// nil: no limit.
 	events *rate.Limiter
@@ -200,7 +202,9 @@ func (p *principal) setPrivate(v bool) {
 
 func (p *principal) enterRoom(id int64) {
 	p.mu.Lock()
-	p.rooms[id] = true
+	if !slices.Contains(p.rooms, id) {
+		p.rooms = append(p.rooms, id)
+	}
 	p.lastRoom = id
 	p.mu.Unlock()
 }
@@ -209,16 +213,17 @@ func (p *principal) enterRoom(id int64) {
 func (p *principal) leaveRoom(id int64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	was := p.rooms[id]
-	delete(p.rooms, id)
+	i := slices.Index(p.rooms, id)
+	if i >= 0 {
+		p.rooms = slices.Delete(p.rooms, i, i+1)
+	}
 	if p.lastRoom == id {
 		p.lastRoom = 0
-		for other := range p.rooms {
-			p.lastRoom = other
-			break
+		if n := len(p.rooms); n > 0 {
+			p.lastRoom = p.rooms[n-1]
 		}
 	}
-	return was
+	return i >= 0
 }
 
 func (p *principal) setLobby(v bool) {
@@ -239,11 +244,7 @@ func (p *principal) leaveLobby() bool {
 func (p *principal) roomIDs() []int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ids := make([]int64, 0, len(p.rooms))
-	for id := range p.rooms {
-		ids = append(ids, id)
-	}
-	return ids
+	return slices.Clone(p.rooms)
 }
 
 func (p *principal) currentRoom() int64 {
@@ -268,7 +269,7 @@ func (s *Service) Authenticate(ctx context.Context, c *broker.Conn, connect brok
 }
 
 func (s *Service) authenticate(ctx context.Context, sessionID string, get func(string) string) (*principal, error) {
-	p := &principal{lang: LangFrom(get("accept-language")), rooms: make(map[int64]bool), events: s.eventLimiter()}
+	p := &principal{lang: LangFrom(get("accept-language")), events: s.eventLimiter()}
 	auth := get("Authorization")
 	if auth == "" {
 		auth = get("authorization")
@@ -293,7 +294,7 @@ func (s *Service) authenticate(ctx context.Context, sessionID string, get func(s
 			s.log.Error("member connect: speaker", "session", sessionID, "member", m.ID, "err", err)
 			return nil, connErr("internal error")
 		}
-		p.member, p.company, p.speaker = m, company, speaker
+		p.member, p.company, p.speaker = m, s.sharedCompany(company), speaker
 		s.rememberSpeaker(true, m.ID, speaker.ID)
 		return p, nil
 	}
@@ -317,9 +318,28 @@ func (s *Service) authenticate(ctx context.Context, sessionID string, get func(s
 		s.log.Error("customer connect: speaker", "session", sessionID, "customer", customer.ID, "err", err)
 		return nil, connErr("internal error")
 	}
-	p.company, p.customer, p.speaker = company, customer, speaker
+	p.company, p.customer, p.speaker = s.sharedCompany(company), customer, speaker
 	s.rememberSpeaker(false, customer.ID, speaker.ID)
 	return p, nil
+}
+
+// sharedCompany returns a copy of c that connections share: the one kept
+// from an earlier connection when it reads the same, else c, kept from now
+// on. Every connection still reads its company from the store when it
+// connects, so it sees what the store holds then, as before; it only need
+// not hold a copy of its own (about 1 KiB per idle connection). A
+// principal's company is never modified.
+func (s *Service) sharedCompany(c *Company) *Company {
+	s.companyMu.Lock()
+	defer s.companyMu.Unlock()
+	if kept := s.companies[c.ID]; kept != nil && reflect.DeepEqual(kept, c) {
+		return kept
+	}
+	if s.companies == nil {
+		s.companies = make(map[int64]*Company)
+	}
+	s.companies[c.ID] = c
+	return c
 }
 
 func principalOf(c *broker.Conn) *principal {

@@ -2,7 +2,8 @@ package chat
 
 import (
 	"context"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 )
 
@@ -29,26 +30,29 @@ type Presence interface {
 
 // MemoryPresence is the in-process Presence of a single node.
 type MemoryPresence struct {
-	mu    sync.Mutex
-	rooms map[int64]map[string]Attendee
+	mu sync.Mutex
+	// rooms holds each room's attendees in session order: a room has a
+	// few, and a short slice costs an idle connection a fraction of a map.
+	rooms map[int64][]Attendee
 }
 
 var _ Presence = (*MemoryPresence)(nil)
 
 // NewMemoryPresence returns an empty registry.
 func NewMemoryPresence() *MemoryPresence {
-	return &MemoryPresence{rooms: make(map[int64]map[string]Attendee)}
+	return &MemoryPresence{rooms: make(map[int64][]Attendee)}
 }
 
 func (p *MemoryPresence) Enter(_ context.Context, roomID int64, a Attendee) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	room := p.rooms[roomID]
-	if room == nil {
-		room = make(map[string]Attendee)
-		p.rooms[roomID] = room
+	i, found := slices.BinarySearchFunc(room, a.SessionID, bySession)
+	if found {
+		room[i] = a
+		return nil
 	}
-	room[a.SessionID] = a
+	p.rooms[roomID] = slices.Insert(room, i, a)
 	return nil
 }
 
@@ -56,9 +60,13 @@ func (p *MemoryPresence) Leave(_ context.Context, roomID int64, sessionID string
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	room := p.rooms[roomID]
-	delete(room, sessionID)
-	if len(room) == 0 {
+	i, found := slices.BinarySearchFunc(room, sessionID, bySession)
+	switch {
+	case !found:
+	case len(room) == 1:
 		delete(p.rooms, roomID)
+	default:
+		p.rooms[roomID] = slices.Delete(room, i, i+1)
 	}
 	return nil
 }
@@ -66,10 +74,10 @@ func (p *MemoryPresence) Leave(_ context.Context, roomID int64, sessionID string
 func (p *MemoryPresence) Attendees(_ context.Context, roomID int64) ([]Attendee, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]Attendee, 0, len(p.rooms[roomID]))
-	for _, a := range p.rooms[roomID] {
-		out = append(out, a)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].SessionID < out[j].SessionID })
+	room := p.rooms[roomID]
+	out := make([]Attendee, len(room))
+	copy(out, room)
 	return out, nil
 }
+
+func bySession(a Attendee, sessionID string) int { return strings.Compare(a.SessionID, sessionID) }

@@ -298,7 +298,7 @@ func (s *Service) memberPrincipal(ctx context.Context, m *Member) (*principal, e
 	if err != nil {
 		return nil, err
 	}
-	return &principal{company: company, member: m, speaker: &Speaker{ID: sp}, rooms: map[int64]bool{}}, nil
+	return &principal{company: company, member: m, speaker: &Speaker{ID: sp}}, nil
 }
 
 // routeOutcome is what one try at auto-assigning a room came to.

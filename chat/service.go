@@ -131,6 +131,11 @@ type Service struct {
 	// once created, and every message payload needs them.
 	speakerMu sync.Mutex
 	speakers  map[speakerKey]int64
+
+	// companies holds one copy of each company as connections last read
+	// it (sharedCompany).
+	companyMu sync.Mutex
+	companies map[int64]*Company
 }
 
 type speakerKey struct {
