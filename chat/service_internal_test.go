@@ -121,6 +121,31 @@ func TestMemoryPresence(t *testing.T) {
 	}
 }
 
+// Connections of a company share one copy of it while the store reads the
+// same, and get the store's new values once it changes.
+func TestSharedCompany(t *testing.T) {
+	s := &Service{}
+	text := func(v string) *string { return &v }
+	first := &Company{ID: 1, Name: "가", WaitingText: text("기다려 주세요")}
+	if got := s.sharedCompany(first); got != first {
+		t.Fatalf("first read: %p, want %p", got, first)
+	}
+	same := &Company{ID: 1, Name: "가", WaitingText: text("기다려 주세요")}
+	if got := s.sharedCompany(same); got != first {
+		t.Fatalf("an equal read is not shared: %p, want %p", got, first)
+	}
+	changed := &Company{ID: 1, Name: "가", WaitingText: text("곧 답해 드립니다")}
+	if got := s.sharedCompany(changed); got != changed || *got.WaitingText != "곧 답해 드립니다" {
+		t.Fatalf("a changed company reads %+v", got)
+	}
+	if got := s.sharedCompany(&Company{ID: 2, Name: "가", WaitingText: text("곧 답해 드립니다")}); got == changed || got.ID != 2 {
+		t.Fatalf("another company shares the first's copy: %+v", got)
+	}
+	if *first.WaitingText != "기다려 주세요" {
+		t.Fatal("a shared copy was modified")
+	}
+}
+
 func TestCatalogsComplete(t *testing.T) {
 	for key, tx := range eventTexts {
 		if strings.TrimSpace(tx.ko) == "" || strings.TrimSpace(tx.en) == "" {
