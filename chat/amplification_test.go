@@ -56,7 +56,7 @@ func testLobbyStatesCoalesced(t *testing.T, newBuses func(t *testing.T) (broker.
 			for range 15 {
 				sub := c.room(churnRooms[i])
 				c.await(c.private, "WELCOME_MESSAGE")
-				if err := sub.Unsubscribe(); err != nil {
+				if err := c.unsubscribe(sub); err != nil {
 					t.Error(err)
 					return
 				}

@@ -76,7 +76,7 @@ func testAssigneeEnteringReadsTheRoom(t *testing.T, e *chatEnv) {
 	}
 
 	// Back in the room later: only what came meanwhile is read.
-	if err := agentRoom.Unsubscribe(); err != nil {
+	if err := agent.unsubscribe(agentRoom); err != nil {
 		t.Fatal(err)
 	}
 	cust.send("MESSAGE", map[string]any{"messageType": 0, "message": "나가 계신 동안"})
@@ -87,7 +87,7 @@ func testAssigneeEnteringReadsTheRoom(t *testing.T, e *chatEnv) {
 		t.Fatalf("READ_MESSAGE on entering again = %v, want %d..%d", d, later, later)
 	}
 	// Nothing new: entering reads nothing and tells nobody.
-	if err := agentRoom.Unsubscribe(); err != nil {
+	if err := agent.unsubscribe(agentRoom); err != nil {
 		t.Fatal(err)
 	}
 	agentRoom = agent.room(roomID)

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -268,7 +270,7 @@ type stompClient struct {
 }
 
 func (e *chatEnv) dial(name string, headers map[string]string) (*stompClient, error) {
-	opts := []func(*stomp.Conn) error{stomp.ConnOpt.HeartBeat(0, 0)}
+	opts := []func(*stomp.Conn) error{stomp.ConnOpt.HeartBeat(0, 0), stomp.ConnOpt.UnsubscribeReceiptTimeout(time.Second)}
 	for k, v := range headers {
 		opts = append(opts, stomp.ConnOpt.Header(k, v))
 	}
@@ -334,6 +336,28 @@ func (c *stompClient) subscribe(dest string) *stomp.Subscription {
 	}
 	c.subs[dest] = sub
 	return sub
+}
+
+// unsubscribe ends sub and awaits the server's RECEIPT for it. go-stomp's
+// Unsubscribe misses the receipt when it comes before its waiting goroutine
+// has started (it then reports a timeout though the subscription closed), so
+// what is awaited is sub.C closing, which happens when the receipt is read.
+func (c *stompClient) unsubscribe(sub *stomp.Subscription) error {
+	err := sub.Unsubscribe()
+	if err == nil || !errors.Is(err, &stomp.ErrUnsubscribeReceiptTimeout) {
+		return err
+	}
+	deadline := time.After(waitTimeout)
+	for {
+		select {
+		case _, ok := <-sub.C:
+			if !ok {
+				return nil
+			}
+		case <-deadline:
+			return fmt.Errorf("%s: no receipt for unsubscribing from %s: %w", c.name, sub.Destination(), err)
+		}
+	}
 }
 
 func (c *stompClient) room(id string) *stomp.Subscription {
