@@ -17,7 +17,8 @@
 #   set (mysql://root@127.0.0.1:3306), on a fresh MariaDB database with
 #   mysqld pinned to core 0 too and its CPU counted; RabbitMQ runs the same
 #   connections and rate as plain pub/sub, storing nothing. Memory per idle
-#   chat connection is read with CHAT_IDLE_CUSTOMERS rooms on a fresh server.
+#   chat connection is read with CHAT_IDLE_CUSTOMERS rooms on a fresh server
+#   (RabbitMQ: as many as its open-file limit allows, up to that).
 #
 # Needs root (to pin RabbitMQ and mysqld), RabbitMQ running locally, jq.
 # Results go to $OUT (default /tmp/cstalk-bench-results) as JSON, and a
@@ -62,9 +63,14 @@ rabbitmq-plugins enable rabbitmq_web_stomp >/dev/null
 RABBIT_NOFILE=$(awk '/Max open files/ {print $4}' "/proc/$RABBIT_PID/limits")
 NEED_FILES=0
 if [ "$WHAT" != chat ]; then NEED_FILES=$((IDLE_CONNS + SUBS + PUBS + 200)); fi
-CHAT_FILES=$((2 * (CHAT_IDLE_CUSTOMERS > CHAT_CUSTOMERS ? CHAT_IDLE_CUSTOMERS : CHAT_CUSTOMERS) + 200))
+CHAT_FILES=$((2 * CHAT_CUSTOMERS + 200))
 if [ "$WHAT" != broker ] && [ "$CHAT_FILES" -gt "$NEED_FILES" ]; then NEED_FILES=$CHAT_FILES; fi
-if [ "$RABBIT_NOFILE" -lt "$NEED_FILES" ]; then
+# RabbitMQ's idle chat connections are as many as its limit allows (memory
+# per connection hardly depends on how many there are); cstalk's are always
+# CHAT_IDLE_CUSTOMERS rooms.
+RABBIT_IDLE_CUSTOMERS=$(((RABBIT_NOFILE - 200) / 2))
+if [ "$RABBIT_IDLE_CUSTOMERS" -gt "$CHAT_IDLE_CUSTOMERS" ]; then RABBIT_IDLE_CUSTOMERS=$CHAT_IDLE_CUSTOMERS; fi
+if [ "$RABBIT_NOFILE" -lt "$NEED_FILES" ] || { [ "$WHAT" != broker ] && [ "$RABBIT_IDLE_CUSTOMERS" -lt 100 ]; }; then
 	echo "RabbitMQ may open only $RABBIT_NOFILE files; restart it with a higher limit:" >&2
 	echo "  rabbitmqctl stop; (ulimit -n 20000; service rabbitmq-server start)" >&2
 	exit 1
@@ -188,7 +194,7 @@ if [ "$WHAT" != broker ]; then
 	# rooms with their customers and counselors subscribed.
 	start_chat "sqlite:$OUT/chat/cstalk.db"
 	chat chat-idle-cstalk $CSTALK_CHAT --pid "$CHAT_PID" --idle --customers "$CHAT_IDLE_CUSTOMERS"
-	chat chat-idle-rabbit $RABBIT_CHAT --idle --customers "$CHAT_IDLE_CUSTOMERS"
+	chat chat-idle-rabbit $RABBIT_CHAT --idle --customers "$RABBIT_IDLE_CUSTOMERS"
 
 	start_chat "sqlite:$OUT/chat/cstalk.db"
 	for rate in $CHAT_RATES; do
