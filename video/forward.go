@@ -17,8 +17,14 @@ import (
 // flowing when the publisher does. When the source changes (a republish
 // after a reconnect) sequence numbers and timestamps continue where they
 // left off, so subscribers' jitter buffers see one unbroken stream.
+//
+// Audio goes out on one static track shared by every subscriber. Video
+// goes to each subscriber on a track of its own (downTrack), so that each
+// may get another simulcast layer as one continuous stream.
 type forwardTrack struct {
-	local     *webrtc.TrackLocalStaticRTP
+	local     *webrtc.TrackLocalStaticRTP // audio's, shared
+	codec     webrtc.RTPCodecCapability
+	streamID  string
 	kind      webrtc.RTPCodecType
 	clockRate uint32
 	bindings  atomic.Int32 // subscribers bound to local
@@ -29,14 +35,18 @@ type forwardTrack struct {
 	keyframeInterval     time.Duration
 	now                  func() time.Time
 
-	mu        sync.Mutex // guards the rewrite state (one writer at a time)
-	started   bool
-	srcSSRC   uint32
-	seqOffset uint16
-	tsOffset  uint32
-	lastSeq   uint16 // last sequence number sent
-	lastTS    uint32
-	lastAt    time.Time
+	mu sync.Mutex // guards rw (one writer at a time)
+	rw rewriter
+
+	// video: the subscribers' tracks and the layers of the current
+	// source (one unless it sends simulcast).
+	dmu      sync.RWMutex
+	downs    map[*downTrack]struct{}
+	layers   []*layer
+	layerSrc any
+	// maxWidth is the room's layout width (0: none), the widest layer a
+	// subscriber gets while its bandwidth allows more.
+	maxWidth atomic.Int32
 
 	kmu        sync.Mutex // guards keyframe requests
 	source     any        // the publishing peer, nil while none
@@ -54,16 +64,27 @@ func newForwardTrack(codec webrtc.RTPCodecCapability, kind webrtc.RTPCodecType, 
 		return nil, errorf("%s track for %s: %w", id, streamID, err)
 	}
 	return &forwardTrack{
-		local: local, kind: kind, clockRate: codec.ClockRate,
+		local: local, codec: codec, streamID: streamID, kind: kind, clockRate: codec.ClockRate, downs: map[*downTrack]struct{}{},
 		inPackets: m.receivedPackets.WithLabelValues(id), inBytes: m.receivedBytes.WithLabelValues(id),
 		outPackets: m.forwardedPackets.WithLabelValues(id), outBytes: m.forwardedBytes.WithLabelValues(id),
 		keyframes: m.keyframeRequests, keyframeInterval: cfg.KeyframeInterval, now: clock(cfg),
 	}, nil
 }
 
-// trackLocal is what subscriptions add: the static track with a count of
-// its bindings, so forwarded packets are counted per subscriber.
-func (f *forwardTrack) trackLocal() webrtc.TrackLocal { return (*countingTrack)(f) }
+// trackLocal is what a subscription adds: for audio the shared static
+// track with a count of its bindings, so forwarded packets are counted per
+// subscriber; for video a downTrack of the subscription's own (also
+// returned, nil for audio).
+func (f *forwardTrack) trackLocal() (webrtc.TrackLocal, *downTrack, error) {
+	if f.kind != webrtc.RTPCodecTypeVideo {
+		return (*countingTrack)(f), nil, nil
+	}
+	d, err := f.newDown()
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, d, nil
+}
 
 type countingTrack forwardTrack
 
@@ -90,44 +111,14 @@ func (c *countingTrack) Kind() webrtc.RTPCodecType { return c.local.Kind() }
 
 var _ webrtc.TrackLocal = (*countingTrack)(nil)
 
-// write forwards one packet from the current source. p is modified.
+// write forwards one audio packet from the current source. p is modified.
 func (f *forwardTrack) write(p *rtp.Packet, size int) {
 	f.mu.Lock()
-	now := f.now()
-	if !f.started || p.SSRC != f.srcSSRC {
-		if f.started {
-			// Continue after the last packet sent, the timestamp advanced by
-			// the wall time in between.
-			gap := uint32(now.Sub(f.lastAt).Seconds()*float64(f.clockRate)) + 1
-			f.seqOffset = f.lastSeq + 1 - p.SequenceNumber
-			f.tsOffset = f.lastTS + gap - p.Timestamp
-		}
-		f.started, f.srcSSRC = true, p.SSRC
+	if !f.rw.rewrite(&p.Header, len(p.Payload), f.clockRate, f.now()) {
+		f.mu.Unlock()
+		return
 	}
-	// Header extension ids were negotiated with the publisher and mean
-	// something else (or nothing) to each subscriber.
-	p.Extension, p.Extensions = false, nil
-	if p.Padding {
-		// pion writes the header and payload only, so padding goes (and
-		// with it the P bit, which would otherwise eat the payload's last
-		// byte). A padding-only packet is a bandwidth probe for the
-		// publisher's link, worth nothing downstream: dropped, and when it
-		// is the next in order the numbering closes over it, so
-		// subscribers see no loss.
-		p.Padding, p.PaddingSize = false, 0
-		if len(p.Payload) == 0 {
-			if p.SequenceNumber+f.seqOffset == f.lastSeq+1 {
-				f.seqOffset--
-			}
-			f.mu.Unlock()
-			return
-		}
-	}
-	p.SequenceNumber += f.seqOffset
-	p.Timestamp += f.tsOffset
-	if int16(p.SequenceNumber-f.lastSeq) > 0 || f.lastAt.IsZero() {
-		f.lastSeq, f.lastTS, f.lastAt = p.SequenceNumber, p.Timestamp, now
-	}
+	p.PaddingSize = 0
 	// Under the lock so a source switch never interleaves two streams.
 	err := f.local.WriteRTP(p)
 	f.mu.Unlock()
@@ -138,6 +129,58 @@ func (f *forwardTrack) write(p *rtp.Packet, size int) {
 		f.outPackets.Add(float64(n))
 		f.outBytes.Add(float64(int(n) * size))
 	}
+}
+
+// rewriter maps a source's sequence numbers and timestamps onto one
+// outgoing stream. When the source changes (a republish, another
+// simulcast layer) the numbers continue where they left off, the
+// timestamp advanced by the wall time in between, so the receiver's
+// jitter buffer sees one unbroken stream.
+type rewriter struct {
+	started   bool
+	srcSSRC   uint32
+	seqOffset uint16
+	tsOffset  uint32
+	lastSeq   uint16 // last sequence number sent
+	lastTS    uint32
+	lastAt    time.Time
+}
+
+// rewrite renumbers h (of a packet with payloadLen bytes of payload);
+// false: drop the packet.
+func (w *rewriter) rewrite(h *rtp.Header, payloadLen int, clockRate uint32, now time.Time) bool {
+	if !w.started || h.SSRC != w.srcSSRC {
+		if w.started {
+			gap := uint32(now.Sub(w.lastAt).Seconds()*float64(clockRate)) + 1
+			w.seqOffset = w.lastSeq + 1 - h.SequenceNumber
+			w.tsOffset = w.lastTS + gap - h.Timestamp
+		}
+		w.started, w.srcSSRC = true, h.SSRC
+	}
+	// Header extension ids were negotiated with the publisher and mean
+	// something else (or nothing) to each subscriber.
+	h.Extension, h.Extensions = false, nil
+	if h.Padding {
+		// pion writes the header and payload only, so padding goes (and
+		// with it the P bit, which would otherwise eat the payload's last
+		// byte). A padding-only packet is a bandwidth probe for the
+		// publisher's link, worth nothing downstream: dropped, and when it
+		// is the next in order the numbering closes over it, so
+		// subscribers see no loss.
+		h.Padding = false
+		if payloadLen == 0 {
+			if h.SequenceNumber+w.seqOffset == w.lastSeq+1 {
+				w.seqOffset--
+			}
+			return false
+		}
+	}
+	h.SequenceNumber += w.seqOffset
+	h.Timestamp += w.tsOffset
+	if int16(h.SequenceNumber-w.lastSeq) > 0 || w.lastAt.IsZero() {
+		w.lastSeq, w.lastTS, w.lastAt = h.SequenceNumber, h.Timestamp, now
+	}
+	return true
 }
 
 // setSource makes source (a publishing peer) the one asked for keyframes.
@@ -152,13 +195,15 @@ func (f *forwardTrack) setSource(source any, pli func()) {
 	}
 }
 
-// clearSource forgets source unless another has replaced it already.
+// clearSource forgets source (and its layers) unless another has
+// replaced it already.
 func (f *forwardTrack) clearSource(source any) {
 	f.kmu.Lock()
 	if f.source == source {
 		f.source, f.requestPLI = nil, nil
 	}
 	f.kmu.Unlock()
+	f.dropLayers(source)
 }
 
 // requestKeyframe asks the publisher for a keyframe, at most once per

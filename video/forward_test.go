@@ -36,8 +36,8 @@ func TestForwardTrackContinuesAcrossSources(t *testing.T) {
 		p := &rtp.Packet{Header: rtp.Header{SSRC: 1, SequenceNumber: 65534 + uint16(i), Timestamp: 5000 + uint32(i)*3000}}
 		f.write(p, 100)
 	}
-	if f.lastSeq != 0 || f.lastTS != 11000 { // 65534, 65535, 0
-		t.Fatalf("first source: seq %d ts %d", f.lastSeq, f.lastTS)
+	if f.rw.lastSeq != 0 || f.rw.lastTS != 11000 { // 65534, 65535, 0
+		t.Fatalf("first source: seq %d ts %d", f.rw.lastSeq, f.rw.lastTS)
 	}
 	now = now.Add(time.Second)
 	p := &rtp.Packet{Header: rtp.Header{SSRC: 2, SequenceNumber: 100, Timestamp: 7}}
@@ -56,8 +56,8 @@ func TestForwardTrackContinuesAcrossSources(t *testing.T) {
 	// A late packet of the new source keeps its place but moves nothing.
 	p = &rtp.Packet{Header: rtp.Header{SSRC: 2, SequenceNumber: 99, Timestamp: 7}}
 	f.write(p, 100)
-	if p.SequenceNumber != 0 || f.lastSeq != 2 {
-		t.Errorf("late packet seq %d, last %d", p.SequenceNumber, f.lastSeq)
+	if p.SequenceNumber != 0 || f.rw.lastSeq != 2 {
+		t.Errorf("late packet seq %d, last %d", p.SequenceNumber, f.rw.lastSeq)
 	}
 }
 

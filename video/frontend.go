@@ -225,12 +225,17 @@ func (p *participant) subscribe(ctx context.Context, feedID uint64) (Subscriptio
 		return Subscription{}, e
 	}
 	for _, fwd := range fwds {
-		tr, err := pe.pc.AddTransceiverFromTrack(fwd.trackLocal(), webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		tl, down, err := fwd.trackLocal()
+		var tr *webrtc.RTPTransceiver
+		if err == nil {
+			tr, err = pe.pc.AddTransceiverFromTrack(tl, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		}
 		if err != nil {
 			r.srv.log.Error("add transceiver", "room", r.key.String(), "user", p.ident.UserID, "target", feed.UserID, "err", err)
 			return fail(clientError(CodeInternal))
 		}
-		r.srv.goRTCP(tr.Sender(), fwd)
+		pe.setDown(down)
+		r.srv.goRTCP(tr.Sender(), fwd, down)
 	}
 	offer, err := pe.pc.CreateOffer(nil)
 	if err != nil {

@@ -579,7 +579,7 @@ func (c *client) publish() *clientPeer {
 }
 
 // sendSamples sends synthetic VP8 (30 fps) on video and Opus (50 packets/s)
-// on audio (if not nil) until ctx ends.
+// on audio (each if not nil) until ctx ends.
 func sendSamples(ctx context.Context, video, audio *webrtc.TrackLocalStaticSample) {
 	videotest.SendSamples(ctx, video, audio)
 }

@@ -82,6 +82,11 @@ func newMedia(cfg Config, log *slog.Logger) (_ *media, err error) {
 	if err := webrtc.RegisterDefaultInterceptors(engine, registry); err != nil {
 		return nil, errorf("register interceptors: %w", err)
 	}
+	// The mid and rid header extensions let a publisher send simulcast
+	// (one video track in several encodings).
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(engine); err != nil {
+		return nil, errorf("register simulcast header extensions: %w", err)
+	}
 
 	se := webrtc.SettingEngine{LoggerFactory: pionLogs{log}}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)

@@ -50,6 +50,25 @@ type peer struct {
 	// negMu serializes offers and answers on pc (the client's
 	// renegotiations and the server's restarts).
 	negMu sync.Mutex
+
+	// down is a subscription's video track (nil for publications and
+	// audio-only subscriptions); guarded by mu.
+	down *downTrack
+}
+
+func (pe *peer) setDown(d *downTrack) {
+	if d == nil {
+		return
+	}
+	pe.mu.Lock()
+	pe.down = d
+	pe.mu.Unlock()
+}
+
+func (pe *peer) video() *downTrack {
+	pe.mu.Lock()
+	defer pe.mu.Unlock()
+	return pe.down
 }
 
 func (pe *peer) role() string {
@@ -290,6 +309,9 @@ func (p *participant) receiveVideoFrom(ctx context.Context, target string, usage
 				return fail(e.Code)
 			}
 		}
+		if d := pe.video(); d != nil {
+			d.setCap(offerVideoCap(offer))
+		}
 	}
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
@@ -377,12 +399,17 @@ func (p *participant) peer(key string) *peer {
 // addForwardTrack sends fwd on a subscription.
 func (pe *peer) addForwardTrack(fwd *forwardTrack) *Error {
 	s := pe.owner.room.srv
-	sender, err := pe.pc.AddTrack(fwd.trackLocal())
+	tl, down, err := fwd.trackLocal()
+	var sender *webrtc.RTPSender
+	if err == nil {
+		sender, err = pe.pc.AddTrack(tl)
+	}
 	if err != nil {
 		s.log.Error("add track", "room", pe.owner.room.key.String(), "user", pe.owner.ident.UserID, "target", pe.target, "err", err)
 		return clientError(CodeInternal)
 	}
-	s.goRTCP(sender, fwd)
+	pe.setDown(down)
+	s.goRTCP(sender, fwd, down)
 	return nil
 }
 
@@ -529,17 +556,38 @@ func (pe *peer) forward(track *webrtc.TrackRemote) {
 	fwd.kmu.Lock()
 	taken := fwd.source == pe
 	fwd.kmu.Unlock()
-	if taken {
+	video := track.Kind() == webrtc.RTPCodecTypeVideo
+	if taken && (!video || track.RID() == "") {
 		s.log.Info("extra track ignored", "room", p.room.key.String(), "user", p.ident.UserID, "kind", track.Kind().String())
 		drain(track)
 		return
 	}
-	fwd.setSource(pe, func() {
-		_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
-	})
+	var l *layer
+	if video {
+		// One layer, or one of a simulcast publication's (by rid).
+		var first bool
+		l, first = fwd.addLayer(pe, track.RID(), ssrc, func() {
+			_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+		})
+		if first {
+			fwd.setSource(pe, func() {
+				fwd.pliLayers(func(ssrcs []uint32) {
+					pkts := make([]rtcp.Packet, len(ssrcs))
+					for i, ssrc := range ssrcs {
+						pkts[i] = &rtcp.PictureLossIndication{MediaSSRC: ssrc}
+					}
+					_ = pc.WriteRTCP(pkts)
+				})
+			})
+		}
+	} else {
+		fwd.setSource(pe, func() {
+			_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+		})
+	}
 	kind := track.Kind().String()
 	s.metrics.publishedTracks.WithLabelValues(kind).Inc()
-	s.log.Info("track published", "room", p.room.key.String(), "user", p.ident.UserID, "kind", kind, "codec", track.Codec().MimeType)
+	s.log.Info("track published", "room", p.room.key.String(), "user", p.ident.UserID, "kind", kind, "codec", track.Codec().MimeType, "rid", track.RID())
 	// Runs on pion's OnTrack goroutine until the connection closes.
 	defer s.metrics.publishedTracks.WithLabelValues(kind).Dec()
 	buf := make([]byte, 1500)
@@ -555,14 +603,19 @@ func (pe *peer) forward(track *webrtc.TrackRemote) {
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
 		}
-		fwd.write(&pkt, n)
+		if l != nil {
+			fwd.writeLayer(l, &pkt, n)
+		} else {
+			fwd.write(&pkt, n)
+		}
 	}
 }
 
 // goRTCP reads a subscriber's RTCP for one sender: reading is what lets the
 // interceptors answer NACKs and take receiver reports; PLI and FIR go on to
-// the publisher.
-func (s *Server) goRTCP(sender *webrtc.RTPSender, fwd *forwardTrack) {
+// the publisher (for video, of the layer the subscriber gets), REMB is
+// the subscriber's estimate of its own link.
+func (s *Server) goRTCP(sender *webrtc.RTPSender, fwd *forwardTrack, down *downTrack) {
 	// When the server is closing the connection is about to be closed too.
 	s.goOwned(func() {
 		for {
@@ -571,9 +624,17 @@ func (s *Server) goRTCP(sender *webrtc.RTPSender, fwd *forwardTrack) {
 				return
 			}
 			for _, pkt := range pkts {
-				switch pkt.(type) {
+				switch pkt := pkt.(type) {
 				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-					fwd.requestKeyframe()
+					if down != nil {
+						down.requestKeyframe()
+					} else {
+						fwd.requestKeyframe()
+					}
+				case *rtcp.ReceiverEstimatedMaximumBitrate:
+					if down != nil {
+						down.setEstimate(int64(pkt.Bitrate), s.now())
+					}
 				}
 			}
 		}

@@ -17,6 +17,7 @@ const (
 	msgAudioStateFrom   = "audioStateFrom"
 	msgStopScreenShare  = "stopScreenShare"
 	msgICERestartAnswer = "iceRestartAnswer"
+	msgSelectLayer      = "selectLayer"
 
 	msgExistingParticipants  = "existingParticipants"
 	msgNewParticipantArrived = "newParticipantArrived"
@@ -94,6 +95,10 @@ type inbound struct {
 	SDPOffer    string     `json:"sdpOffer"`
 	// SDPAnswer is the client's answer to the server's iceRestartOffer.
 	SDPAnswer string `json:"sdpAnswer"`
+	// RID and MaxBitrate are a subscriber's choice of simulcast layer
+	// (selectLayer): a rid or "" for automatic, a bound in bits/s.
+	RID        string `json:"rid"`
+	MaxBitrate int64  `json:"maxBitrate"`
 	// Usage is "screen" for a screen share's publication, subscription
 	// or candidate; absent (or "cam") for the camera.
 	Usage     string         `json:"usage"`

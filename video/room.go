@@ -101,6 +101,14 @@ func (r *room) layoutLocked() Layout {
 	return layoutFor(len(r.participants), r.screen != nil)
 }
 
+// applyLayoutLocked bounds the simulcast layer subscribers get of each
+// camera by the layout's width.
+func (r *room) applyLayoutLocked(l Layout) {
+	for _, p := range r.participants {
+		p.video.maxWidth.Store(int32(l.MaxWidth))
+	}
+}
+
 // othersLocked returns the other participants in join order.
 func (r *room) othersLocked(except *participant) []*participant {
 	out := make([]*participant, 0, len(r.participants))
@@ -159,6 +167,7 @@ func (r *room) removeLocked(p *participant) (toClose []*peer) {
 	toClose = r.endScreenLocked(p)
 	delete(r.participants, p.ident.UserID)
 	layout := r.layoutLocked()
+	r.applyLayoutLocked(layout)
 	for _, o := range r.participants {
 		if o.sess != nil {
 			o.sess.left(p.ident.UserID, layout)
@@ -361,6 +370,7 @@ func (r *room) join(req joinRequest, opened bool) (_ *participant, retry bool, _
 	sess.attach(p)
 	r.welcomeLocked(p, peakBefore)
 	arrival := Arrival{Member: p.member(), Members: r.membersLocked(), Layout: r.layoutLocked(), PeakBefore: peakBefore}
+	r.applyLayoutLocked(arrival.Layout)
 	for _, o := range r.othersLocked(p) {
 		if o.sess != nil {
 			o.sess.arrived(arrival)

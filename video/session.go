@@ -336,7 +336,7 @@ func (sess *session) dispatch(m *inbound) *Error {
 	case msgJoinRoom:
 		return sess.join(m)
 	case msgReceiveVideoFrom, msgOnIceCandidate, msgLeaveRoom, msgVideoStateFrom, msgAudioStateFrom, msgStopScreenShare,
-		msgICERestartAnswer:
+		msgICERestartAnswer, msgSelectLayer:
 	default:
 		if !isAppSignal(m.ID) {
 			return clientError(CodeUnknownMessage)
@@ -389,6 +389,24 @@ func (sess *session) dispatch(m *inbound) *Error {
 			return clientError(CodeUnknownParticipant)
 		}
 		return pe.restartAnswered(m.SDPAnswer, sess.srv.cfg.MaxSDPBytes)
+	case msgSelectLayer:
+		target, usage, e := m.connection()
+		if e != nil {
+			return e
+		}
+		if len(m.RID) > 16 || m.MaxBitrate < 0 {
+			return clientError(CodeBadMessage)
+		}
+		pe := p.peer(peerKey(target, usage))
+		if pe == nil || pe.publish || pe.video() == nil {
+			return clientError(CodeUnknownParticipant)
+		}
+		rid := m.RID
+		if rid == "auto" {
+			rid = ""
+		}
+		pe.video().selectLayer(rid, m.MaxBitrate)
+		return nil
 	case msgStopScreenShare:
 		p.room.stopScreen(p, true)
 		return nil

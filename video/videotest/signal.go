@@ -304,7 +304,7 @@ func AddSampleTracks(t testing.TB, pc *webrtc.PeerConnection, stream string, onR
 }
 
 // SendSamples sends synthetic VP8 (30 fps) on video and Opus (50
-// packets/s) on audio (if not nil) until ctx ends.
+// packets/s) on audio (each if not nil) until ctx ends.
 func SendSamples(ctx context.Context, video, audio *webrtc.TrackLocalStaticSample) {
 	frame := make([]byte, 900)
 	voice := make([]byte, 60)
@@ -317,8 +317,10 @@ func SendSamples(ctx context.Context, video, audio *webrtc.TrackLocalStaticSampl
 		case <-ctx.Done():
 			return
 		case <-vt.C:
-			frame[0] = 0x10 // content is opaque to the SFU
-			_ = video.WriteSample(pionmedia.Sample{Data: frame, Duration: 33 * time.Millisecond})
+			if video != nil {
+				frame[0] = 0x10 // content is opaque to the SFU
+				_ = video.WriteSample(pionmedia.Sample{Data: frame, Duration: 33 * time.Millisecond})
+			}
 		case <-at.C:
 			if audio != nil {
 				_ = audio.WriteSample(pionmedia.Sample{Data: voice, Duration: 20 * time.Millisecond})

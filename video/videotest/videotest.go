@@ -56,6 +56,9 @@ func ClientAPIOn(t testing.TB, allInterfaces bool, n transport.Net) *webrtc.API 
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
 		t.Fatal(err)
 	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		t.Fatal(err)
+	}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	if !allInterfaces {
