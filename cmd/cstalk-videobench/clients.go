@@ -11,6 +11,9 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 	"github.com/pion/webrtc/v3/pkg/media"
 )
@@ -66,6 +69,9 @@ func (b *bench) setup(ctx context.Context) error {
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
 		return err
 	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return err
+	}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
@@ -80,7 +86,11 @@ func (b *bench) setup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := b.publish(ctx, c); err != nil {
+		publish := b.publish
+		if b.opts.simulcast {
+			publish = b.publishSimulcast
+		}
+		if err := publish(ctx, c); err != nil {
 			return err
 		}
 		pubs = append(pubs, c.user)
@@ -286,4 +296,140 @@ func (b *bench) subscribe(c *client, target string) error {
 		}
 	})
 	return c.negotiate(pc, target)
+}
+
+// simLayers are the simulcast encodings: rid, width and the share of
+// -frame-bytes each frame has.
+var simLayers = []struct {
+	rid     string
+	width   int
+	divisor int
+}{{"q", 320, 16}, {"h", 640, 4}, {"f", 1280, 1}}
+
+// publishSimulcast publishes video as Chromium sends simulcast: three
+// encodings of one track with the mid and rid header extensions, VP8
+// frames cut in 1200-byte packets, a keyframe (with its width) first and
+// whenever the server asks for one.
+func (b *bench) publishSimulcast(ctx context.Context, c *client) error {
+	pc, err := b.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return err
+	}
+	var tracks []*webrtc.TrackLocalStaticRTP
+	for _, l := range simLayers {
+		t, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", c.user, webrtc.WithRTPStreamID(l.rid))
+		if err != nil {
+			return err
+		}
+		tracks = append(tracks, t)
+	}
+	tr, err := pc.AddTransceiverFromTrack(tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return err
+	}
+	sender := tr.Sender()
+	for _, t := range tracks[1:] {
+		if err := sender.AddEncoding(t); err != nil {
+			return err
+		}
+	}
+	at, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", c.user)
+	if err != nil {
+		return err
+	}
+	if b.opts.audio {
+		atr, err := pc.AddTransceiverFromTrack(at, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return err
+		}
+		go func() {
+			for {
+				if _, _, err := atr.Sender().ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	if err := c.negotiate(pc, c.user); err != nil {
+		return err
+	}
+	var midID, ridID uint8
+	for _, e := range sender.GetParameters().HeaderExtensions {
+		switch e.URI {
+		case sdp.SDESMidURI:
+			midID = uint8(e.ID)
+		case sdp.SDESRTPStreamIDURI:
+			ridID = uint8(e.ID)
+		}
+	}
+	if midID == 0 || ridID == 0 {
+		return fmt.Errorf("%s: the server took no mid and rid header extensions", c.user)
+	}
+	mid := tr.Mid()
+	wantKey := make([]atomic.Bool, len(simLayers))
+	for i, l := range simLayers {
+		wantKey[i].Store(true)
+		go func() { // RTCP must be read; a PLI asks for a keyframe
+			for {
+				pkts, _, err := sender.ReadSimulcastRTCP(l.rid)
+				if err != nil {
+					return
+				}
+				for _, p := range pkts {
+					if _, ok := p.(*rtcp.PictureLossIndication); ok {
+						wantKey[i].Store(true)
+					}
+				}
+			}
+		}()
+	}
+	go func() {
+		const mtu = 1200
+		frame := make([]byte, b.opts.frameBytes)
+		voice := make([]byte, 80)
+		frameTicks := uint32(90000 / b.opts.fps)
+		var seq [3]uint16
+		var ts [3]uint32
+		vtick := time.NewTicker(time.Second / time.Duration(b.opts.fps))
+		atick := time.NewTicker(20 * time.Millisecond)
+		defer vtick.Stop()
+		defer atick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-atick.C:
+				if b.opts.audio {
+					_ = at.WriteSample(media.Sample{Data: voice, Duration: 20 * time.Millisecond})
+				}
+				continue
+			case <-vtick.C:
+			}
+			for i, l := range simLayers {
+				data := frame[:max(b.opts.frameBytes/l.divisor, 16)]
+				key := wantKey[i].Swap(false)
+				for off := 0; off < len(data); off += mtu {
+					chunk := data[off:min(off+mtu, len(data))]
+					payload := make([]byte, 1+len(chunk))
+					copy(payload[1:], chunk)
+					if off == 0 {
+						payload[0] = 0x10 // start of partition 0
+						payload[1] = 0x01 // an inter frame
+						if key && len(payload) >= 11 {
+							payload[1] = 0x00
+							payload[4], payload[5], payload[6] = 0x9d, 0x01, 0x2a
+							payload[7], payload[8] = byte(l.width), byte(l.width>>8)
+						}
+					}
+					h := rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: ts[i], Marker: off+mtu >= len(data)}
+					_ = h.SetExtension(midID, []byte(mid))
+					_ = h.SetExtension(ridID, []byte(l.rid))
+					_ = tracks[i].WriteRTP(&rtp.Packet{Header: h, Payload: payload})
+					seq[i]++
+				}
+				ts[i] += frameTicks
+			}
+		}
+	}()
+	return nil
 }

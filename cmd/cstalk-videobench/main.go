@@ -43,6 +43,7 @@ type options struct {
 	audio       bool
 	serve       bool
 	procs       int
+	simulcast   bool
 }
 
 func main() {
@@ -55,6 +56,7 @@ func main() {
 	flag.IntVar(&o.frameBytes, "frame-bytes", 2400, "bytes per video frame (1200-byte packets)")
 	flag.BoolVar(&o.audio, "audio", true, "publish Opus too (50 packets/s)")
 	flag.IntVar(&o.procs, "server-procs", 1, "GOMAXPROCS of the server process")
+	flag.BoolVar(&o.simulcast, "simulcast", false, "publish video in three simulcast layers (full, 1/4 and 1/16 of -frame-bytes); subscribers get the layer the layout allows")
 	flag.BoolVar(&o.serve, "serve", false, "internal: run the server side and print its address")
 	flag.Parse()
 
@@ -168,7 +170,8 @@ func run(ctx context.Context, o options) error {
 	b := &bench{addr: addr, opts: o}
 	defer b.close()
 	fmt.Printf("server %s (GOMAXPROCS=%d), bench GOMAXPROCS=%d, %d CPUs\n", addr, o.procs, runtime.GOMAXPROCS(0), runtime.NumCPU())
-	fmt.Printf("%d publishers x %d subscribers, %d fps x %d B video%s\n", o.publishers, o.subscribers, o.fps, o.frameBytes,
+	fmt.Printf("%d publishers x %d subscribers, %d fps x %d B video%s%s\n", o.publishers, o.subscribers, o.fps, o.frameBytes,
+		map[bool]string{true: " in 3 simulcast layers (1/16, 1/4, all)", false: ""}[o.simulcast],
 		map[bool]string{true: " + Opus 50 pkt/s", false: ""}[o.audio])
 	if err := b.setup(ctx); err != nil {
 		return err
