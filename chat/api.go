@@ -37,9 +37,6 @@ const (
 type api struct {
 	s   *Service
 	log *slog.Logger
-	// decodeSlots bounds how many uploads decode pixels at once: a decoded
-	// image takes up to maxUploadPixels*4 bytes of memory.
-	decodeSlots chan struct{}
 	// fileKey signs file access grants. It is derived from the JWT secret so
 	// a grant can never pass as a bearer token, nor the other way round.
 	fileKey []byte
@@ -51,10 +48,9 @@ type api struct {
 // /files/. Mount it on both prefixes.
 func (s *Service) APIHandler() http.Handler {
 	a := &api{
-		s:           s,
-		log:         s.log,
-		decodeSlots: make(chan struct{}, decodeConcurrency),
-		fileKey:     deriveFileKey(s.cfg.JWTSecret),
+		s:       s,
+		log:     s.log,
+		fileKey: deriveFileKey(s.cfg.JWTSecret),
 		// One per handler, like the login limiter: the in-flight bound
 		// is per node.
 		contractSource: newContractSource(s.cfg.ContractsTimeout),
@@ -217,6 +213,13 @@ func (a *api) unavailable(w http.ResponseWriter, r *http.Request, doing string, 
 	a.fail(w, r, http.StatusServiceUnavailable, "api_unavailable")
 }
 
+// tooMany answers 429 with the text of key and the seconds until wait ends
+// as Retry-After.
+func (a *api) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, key string) {
+	w.Header().Set("Retry-After", RetryAfter(wait))
+	a.fail(w, r, http.StatusTooManyRequests, key)
+}
+
 // bearer returns the token of an "Authorization: Bearer ..." header, or "".
 func bearer(r *http.Request) string {
 	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
@@ -310,8 +313,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ErrLoginThrottled):
 		a.log.Warn("login throttled", "loginName", req.LoginName, "remote", r.RemoteAddr)
-		w.Header().Set("Retry-After", RetryAfter(wait))
-		a.fail(w, r, http.StatusTooManyRequests, "api_login_throttled")
+		a.tooMany(w, r, wait, "api_login_throttled")
 		return
 	case err != nil:
 		a.unavailable(w, r, "login throttle", err)

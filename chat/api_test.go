@@ -56,7 +56,9 @@ type apiEnv struct {
 
 const apiMaxUpload = 256 << 10
 
-func newAPIEnv(t *testing.T, dsn string) *apiEnv {
+// newAPIEnv starts the API on the store at dsn; configure changes the
+// chat settings first.
+func newAPIEnv(t *testing.T, dsn string, configure ...func(*chat.Config)) *apiEnv {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -80,7 +82,13 @@ func newAPIEnv(t *testing.T, dsn string) *apiEnv {
 	cfg.JWTSecret = env.secret
 	cfg.UploadDir = env.uploadDir
 	cfg.MaxUploadBytes = apiMaxUpload
+	// The upload tests send far more than anyone would; the quota tests
+	// set their own.
+	cfg.Uploads = chat.UploadQuota{Limiter: chat.NewMemoryLimiter(nil), Window: time.Minute}
 	cfg.Now = env.clock.Now
+	for _, c := range configure {
+		c(&cfg)
+	}
 	if env.svc, err = chat.New(cfg, st, log); err != nil {
 		t.Fatalf("chat.New: %v", err)
 	}

@@ -27,6 +27,8 @@ var apiTexts = map[string]text{
 	// %s: the size limit, e.g. "10 MB".
 	"api_upload_too_large":       {"파일이 너무 큽니다. 최대 %s까지 올릴 수 있습니다.", "The file is too large; the limit is %s."},
 	"api_upload_too_many_pixels": {"이미지 해상도가 너무 큽니다. 2,500만 화소 이하로 줄여 주세요.", "The image has too many pixels; the limit is 25 megapixels."},
+	"api_upload_decode_too_big":  {"이미지를 처리하는 데 메모리가 너무 많이 듭니다. 해상도나 색 깊이(16비트)를 줄여 주세요.", "The image takes too much memory to process; reduce its resolution or colour depth (16-bit)."},
+	"api_upload_quota":           {"업로드가 너무 많습니다. 잠시 후 다시 시도해 주세요.", "Too many uploads; please try again later."},
 	"api_upload_not_image":       {"PNG, JPEG, GIF, WebP 이미지만 올릴 수 있습니다.", "Only PNG, JPEG, GIF and WebP images can be uploaded."},
 	"api_upload_not_multipart":   {"multipart/form-data 형식으로 보내 주세요.", "Send the upload as multipart/form-data."},
 	"api_upload_no_file":         {"file 필드에 이미지를 첨부해 주세요.", "Attach the image in the file field."},

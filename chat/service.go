@@ -64,6 +64,15 @@ type Config struct {
 	ContractsTimeout time.Duration
 	// UploadTimeout is how long an upload's body may take to arrive.
 	UploadTimeout time.Duration
+	// Uploads are the upload quotas (DefaultUploadQuota when its Limiter
+	// is nil).
+	Uploads UploadQuota
+	// DecodeConcurrency is how many uploads of this node may decode their
+	// pixels at once, each needing at most MaxDecodeBytes (estimated from
+	// the image's header, before decoding): together they bound the
+	// memory uploads take.
+	DecodeConcurrency int
+	MaxDecodeBytes    int64
 	// Logins throttles password checks (DefaultLoginThrottle when its
 	// Limiter is nil).
 	Logins LoginThrottle
@@ -97,9 +106,14 @@ func DefaultConfig() Config {
 		ContractsTimeout: 5 * time.Second,
 		// 10 MB at 1 Mbit/s with room to spare.
 		UploadTimeout: 3 * time.Minute,
-		EventRate:     10,
-		EventBurst:    30,
-		Now:           time.Now,
+		Uploads:       DefaultUploadQuota(),
+		// A 25-megapixel photo and its thumbnail fit; a 16-bit image of
+		// more than about 15 megapixels does not.
+		DecodeConcurrency: 2,
+		MaxDecodeBytes:    144 << 20,
+		EventRate:         10,
+		EventBurst:        30,
+		Now:               time.Now,
 	}
 }
 
@@ -136,6 +150,10 @@ type Service struct {
 	// it (sharedCompany).
 	companyMu sync.Mutex
 	companies map[int64]*Company
+
+	// decodes is shared by every handler of the service: the bound on
+	// decoded pixels is the node's.
+	decodes *decodeGate
 }
 
 type speakerKey struct {
@@ -187,6 +205,18 @@ func New(cfg Config, store Store, log *slog.Logger) (*Service, error) {
 	if cfg.Logins.Limiter == nil {
 		cfg.Logins = DefaultLoginThrottle()
 	}
+	if cfg.Uploads.Limiter == nil {
+		cfg.Uploads = def.Uploads
+	}
+	if cfg.Uploads.Window <= 0 {
+		cfg.Uploads.Window = def.Uploads.Window
+	}
+	if cfg.DecodeConcurrency <= 0 {
+		cfg.DecodeConcurrency = def.DecodeConcurrency
+	}
+	if cfg.MaxDecodeBytes <= 0 {
+		cfg.MaxDecodeBytes = def.MaxDecodeBytes
+	}
 	if cfg.EventRate > 0 && cfg.EventBurst < 1 {
 		cfg.EventBurst = max(1, int(cfg.EventRate))
 	}
@@ -202,6 +232,7 @@ func New(cfg Config, store Store, log *slog.Logger) (*Service, error) {
 		log:      log.With("component", "chat"),
 		presence: NewMemoryPresence(),
 		speakers: make(map[speakerKey]int64),
+		decodes:  newDecodeGate(cfg.DecodeConcurrency),
 	}
 	s.events = s.handlers()
 	return s, nil

@@ -67,6 +67,10 @@ type Store interface {
 	// UndeletedMessages is Messages without deleted messages: up to limit
 	// messages that are not deleted, for clients that know no isDeleted.
 	UndeletedMessages(ctx context.Context, roomID, beforeID int64, limit int, withInternal bool) ([]Message, error)
+	// ReferencedFiles returns which of paths (/files/... as uploads answer
+	// them) a stored message of the room, deleted or not, carries as its
+	// messageDetail or thumbnail.
+	ReferencedFiles(ctx context.Context, roomID int64, paths []string) (map[string]bool, error)
 	// DeleteMessage soft-deletes; changed is false if it already was deleted.
 	DeleteMessage(ctx context.Context, id int64, now time.Time) (changed bool, err error)
 

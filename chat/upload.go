@@ -31,8 +31,6 @@ const (
 	// maxUploadPixels refuses decompression bombs before decoding: a few
 	// kilobytes of PNG can claim gigapixels. 25 MP covers phone cameras.
 	maxUploadPixels = 25_000_000
-	// decodeConcurrency is how many uploads may hold decoded pixels at once.
-	decodeConcurrency = 2
 	// multipartOverhead is what the form around the file may add.
 	multipartOverhead = 64 << 10
 	// defaultMaxUploadBytes applies when the configuration sets no limit.
@@ -42,6 +40,7 @@ const (
 var (
 	errNotImage      = errors.New("not a supported image")
 	errTooManyPixels = errors.New("image has too many pixels")
+	errDecodeTooBig  = errors.New("image takes too much memory to decode")
 )
 
 type uploadResponse struct {
@@ -72,6 +71,13 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request) {
 	} else {
 		reader = fileReader{CompanyID: company.ID, CustomerID: customer.ID}
 	}
+	// The uploader's count is spent before its body is read: past it, not
+	// even the body costs anything.
+	quota := a.s.cfg.Uploads
+	uploader := uploaderKey(reader)
+	if !a.quotaAllows(w, r)(quota.uploaderCount(r.Context(), uploader)) {
+		return
+	}
 	maxBytes := a.s.cfg.MaxUploadBytes
 	if maxBytes <= 0 {
 		maxBytes = defaultMaxUploadBytes
@@ -91,6 +97,9 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request) {
 	var room *Room
 	if v := r.Header.Get("roomId"); v != "" {
 		if room = a.uploadRoom(w, r, reader, v); room == nil {
+			return
+		}
+		if !a.quotaAllows(w, r)(quota.roomCount(r.Context(), room.ID)) {
 			return
 		}
 	}
@@ -148,6 +157,14 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request) {
 		if room = a.uploadRoom(w, r, reader, formRoom); room == nil {
 			return
 		}
+		if !a.quotaAllows(w, r)(quota.roomCount(r.Context(), room.ID)) {
+			return
+		}
+	}
+	// Bytes are spent before decoding, so a refused upload costs no
+	// decode either.
+	if !a.quotaAllows(w, r)(quota.bytes(r.Context(), uploader, room.ID, int64(len(data)))) {
+		return
 	}
 
 	img, err := a.processImage(r.Context(), data)
@@ -159,6 +176,10 @@ func (a *api) upload(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, errTooManyPixels):
 		a.log.Info("upload refused", "reason", err, "roomId", room.ID, "size", len(data))
 		a.fail(w, r, http.StatusRequestEntityTooLarge, "api_upload_too_many_pixels")
+		return
+	case errors.Is(err, errDecodeTooBig):
+		a.log.Warn("upload refused", "reason", err, "roomId", room.ID, "size", len(data))
+		a.fail(w, r, http.StatusRequestEntityTooLarge, "api_upload_decode_too_big")
 		return
 	case err != nil:
 		a.internal(w, r, "process upload", err)
@@ -258,6 +279,24 @@ func (a *api) uploadRoom(w http.ResponseWriter, r *http.Request, reader fileRead
 	return room
 }
 
+// quotaAllows answers the outcome of an upload quota's spend: true when
+// it was spent, else it has answered 429 with Retry-After, or 503 when the
+// count could not be read.
+func (a *api) quotaAllows(w http.ResponseWriter, r *http.Request) func(time.Duration, error) bool {
+	return func(wait time.Duration, err error) bool {
+		switch {
+		case errors.Is(err, ErrUploadQuota):
+			a.log.Warn("upload quota exceeded", "remote", r.RemoteAddr, "err", err)
+			a.tooMany(w, r, wait, "api_upload_quota")
+			return false
+		case err != nil:
+			a.unavailable(w, r, "upload quota", err)
+			return false
+		}
+		return true
+	}
+}
+
 func (a *api) uploadReadFailed(w http.ResponseWriter, r *http.Request, err error, maxBytes int64) {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -312,14 +351,17 @@ func (a *api) processImage(ctx context.Context, data []byte) (*processedImage, e
 	if int64(cfg.Width)*int64(cfg.Height) > maxUploadPixels {
 		return nil, fmt.Errorf("%w: %dx%d", errTooManyPixels, cfg.Width, cfg.Height)
 	}
+	// Pixels alone say little: a 16-bit PNG takes twice the memory of an
+	// 8-bit one, a progressive JPEG five times that of a baseline one.
+	if need := decodeBytes(cfg, format, data); need > a.s.cfg.MaxDecodeBytes {
+		return nil, fmt.Errorf("%w: %dx%d %s needs %d bytes", errDecodeTooBig, cfg.Width, cfg.Height, format, need)
+	}
 	out.width, out.height = cfg.Width, cfg.Height
 
-	select {
-	case a.decodeSlots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wait to decode: %w", ctx.Err())
+	if err := a.s.decodes.acquire(ctx); err != nil {
+		return nil, err
 	}
-	defer func() { <-a.decodeSlots }()
+	defer a.s.decodes.release()
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
 		// A valid header over a truncated or corrupt body.
@@ -346,15 +388,7 @@ func (a *api) processImage(ctx context.Context, data []byte) (*processedImage, e
 // transparency.
 func thumbnail(img image.Image, format string, orientation int) ([]byte, string, error) {
 	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
-	tw, th := w, h
-	if w > thumbnailMaxSide || h > thumbnailMaxSide {
-		if w >= h {
-			tw, th = thumbnailMaxSide, max(1, h*thumbnailMaxSide/w)
-		} else {
-			tw, th = max(1, w*thumbnailMaxSide/h), thumbnailMaxSide
-		}
-	}
+	tw, th := thumbnailSize(b.Dx(), b.Dy())
 	// *image.RGBA as destination keeps x/image/draw on its fast paths.
 	dst := image.NewRGBA(image.Rect(0, 0, tw, th))
 	draw.CatmullRom.Scale(dst, dst.Bounds(), img, b, draw.Src, nil)
@@ -370,6 +404,17 @@ func thumbnail(img image.Image, format string, orientation int) ([]byte, string,
 		return nil, "", fmt.Errorf("encode thumbnail: %w", err)
 	}
 	return buf.Bytes(), ".png", nil
+}
+
+// thumbnailSize fits w x h into thumbnailMaxSide, keeping its proportions.
+func thumbnailSize(w, h int) (tw, th int) {
+	if w <= thumbnailMaxSide && h <= thumbnailMaxSide {
+		return w, h
+	}
+	if w >= h {
+		return thumbnailMaxSide, max(1, h*thumbnailMaxSide/w)
+	}
+	return max(1, w*thumbnailMaxSide/h), thumbnailMaxSide
 }
 
 // orient applies an EXIF orientation (1-8) to img.
@@ -414,34 +459,15 @@ func orient(img *image.RGBA, orientation int) *image.RGBA {
 // when there is none or the metadata is malformed. Only the segments before
 // the image data are looked at.
 func jpegOrientation(data []byte) int {
-	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
-		return 1
-	}
-	for i := 2; i+4 <= len(data); {
-		if data[i] != 0xFF {
-			return 1
+	orientation := 1
+	jpegSegments(data, func(marker byte, segment []byte) bool {
+		if marker == 0xE1 && bytes.HasPrefix(segment, []byte("Exif\x00\x00")) {
+			orientation = exifOrientation(segment[6:])
+			return false
 		}
-		marker := data[i+1]
-		switch {
-		case marker == 0xFF: // fill byte
-			i++
-			continue
-		case marker == 0xDA || marker == 0xD9: // image data or end: no EXIF
-			return 1
-		case marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7): // no length
-			i += 2
-			continue
-		}
-		size := int(binary.BigEndian.Uint16(data[i+2:]))
-		if size < 2 || i+2+size > len(data) {
-			return 1
-		}
-		if segment := data[i+4 : i+2+size]; marker == 0xE1 && bytes.HasPrefix(segment, []byte("Exif\x00\x00")) {
-			return exifOrientation(segment[6:])
-		}
-		i += 2 + size
-	}
-	return 1
+		return true
+	})
+	return orientation
 }
 
 // exifOrientation finds tag 0x0112 in IFD0 of an EXIF TIFF structure.

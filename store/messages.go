@@ -100,6 +100,32 @@ func (s *Store) DeleteMessage(ctx context.Context, id int64, now time.Time) (boo
 	return false, nil
 }
 
+// ReferencedFiles returns which of paths a stored message of roomID, deleted
+// or not, carries as its image or thumbnail. It reads the room's messages
+// by the (room_id, id) index, a few hundred paths at a time.
+func (s *Store) ReferencedFiles(ctx context.Context, roomID int64, paths []string) (map[string]bool, error) {
+	const chunk = 500
+	referenced := make(map[string]bool)
+	for len(paths) > 0 {
+		part := paths[:min(chunk, len(paths))]
+		paths = paths[len(part):]
+		var rows []messageRow
+		err := s.db.WithContext(ctx).Select("detail", "thumbnail").
+			Where("room_id = ? AND (detail IN ? OR thumbnail IN ?)", roomID, part, part).Find(&rows).Error
+		if err != nil {
+			return nil, s.fail(fmt.Sprintf("files referenced in room %d", roomID), err)
+		}
+		for _, r := range rows {
+			for _, p := range []string{r.Detail, r.Thumbnail} {
+				if slices.Contains(part, p) {
+					referenced[p] = true
+				}
+			}
+		}
+	}
+	return referenced, nil
+}
+
 // MarkRead moves speakerID's read position in roomID forward to lastID,
 // never backward, and never past the room's newest message (a client
 // claiming to have read the future would otherwise hide what comes next).

@@ -97,6 +97,17 @@ type serveConfig struct {
 	// MetricsAddr, when set, is the internal listener /metrics is served
 	// on instead of Addr.
 	MetricsAddr string
+	// Uploads and bytes of one uploader and of one room per UploadWindow;
+	// how long an upload no message refers to is kept; how many uploads
+	// decode at once and what memory one may take.
+	UploadWindow           time.Duration
+	UploadsPerUploader     int
+	UploadBytesPerUploader int
+	UploadsPerRoom         int
+	UploadBytesPerRoom     int
+	UnreferencedUploadTTL  time.Duration
+	UploadDecodes          int
+	UploadDecodeBytes      int
 }
 
 func defaultServeConfig() serveConfig {
@@ -133,6 +144,14 @@ func defaultServeConfig() serveConfig {
 		LoginWindow:             15 * time.Minute,
 		SockJSBindAddress:       true,
 		StoreTimeout:            5 * time.Second,
+		UploadWindow:            chat.DefaultConfig().Uploads.Window,
+		UploadsPerUploader:      int(chat.DefaultConfig().Uploads.PerUploader),
+		UploadBytesPerUploader:  int(chat.DefaultConfig().Uploads.BytesPerUploader),
+		UploadsPerRoom:          int(chat.DefaultConfig().Uploads.PerRoom),
+		UploadBytesPerRoom:      int(chat.DefaultConfig().Uploads.BytesPerRoom),
+		UnreferencedUploadTTL:   24 * time.Hour,
+		UploadDecodes:           chat.DefaultConfig().DecodeConcurrency,
+		UploadDecodeBytes:       int(chat.DefaultConfig().MaxDecodeBytes),
 	}
 }
 
@@ -191,6 +210,14 @@ func (cfg *serveConfig) options() []option {
 		{"login-window", "CSTALK_LOGIN_WINDOW", "the window the login checks are counted in", (*durationValue)(&cfg.LoginWindow)},
 		{"sockjs-bind-address", "CSTALK_SOCKJS_BIND_ADDRESS", "a SockJS session's HTTP requests (xhr_send, polls, streams) are refused from another client address than the one that opened it; false for proxies that change a client's address and are not in --trusted-proxies", (*boolValue)(&cfg.SockJSBindAddress)},
 		{"metrics-addr", "CSTALK_METRICS_ADDR", "listen address of /metrics alone, e.g. 127.0.0.1:9090, so it stays off the public port, which then answers 404 for it (empty: /metrics on --addr)", (*stringValue)(&cfg.MetricsAddr)},
+		{"upload-window", "CSTALK_UPLOAD_WINDOW", "the window upload quotas are counted in", (*durationValue)(&cfg.UploadWindow)},
+		{"uploads-per-uploader", "CSTALK_UPLOADS_PER_UPLOADER", "uploads one customer or counselor may make per --upload-window (0: no limit; shared by every node with --redis)", (*intValue)(&cfg.UploadsPerUploader)},
+		{"upload-bytes-per-uploader", "CSTALK_UPLOAD_BYTES_PER_UPLOADER", "bytes one customer or counselor may upload per --upload-window (0: no limit)", (*intValue)(&cfg.UploadBytesPerUploader)},
+		{"uploads-per-room", "CSTALK_UPLOADS_PER_ROOM", "uploads into one room per --upload-window, whoever makes them (0: no limit)", (*intValue)(&cfg.UploadsPerRoom)},
+		{"upload-bytes-per-room", "CSTALK_UPLOAD_BYTES_PER_ROOM", "bytes uploaded into one room per --upload-window (0: no limit)", (*intValue)(&cfg.UploadBytesPerRoom)},
+		{"unreferenced-upload-ttl", "CSTALK_UNREFERENCED_UPLOAD_TTL", "an upload no stored message refers to is removed once this old (0: kept forever)", (*durationValue)(&cfg.UnreferencedUploadTTL)},
+		{"upload-decodes", "CSTALK_UPLOAD_DECODES", "uploads this node decodes at once (the others wait)", (*intValue)(&cfg.UploadDecodes)},
+		{"upload-decode-bytes", "CSTALK_UPLOAD_DECODE_BYTES", "memory decoding one upload and making its thumbnail may take, estimated from the image's header (more: 413)", (*intValue)(&cfg.UploadDecodeBytes)},
 		{"trusted-proxies", "CSTALK_TRUSTED_PROXIES", "load balancers (addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client; their own connections are not limited per address", (*stringValue)(&cfg.TrustedProxies)},
 	}
 }
@@ -274,7 +301,7 @@ func (cfg serveConfig) validate() error {
 	}{{"--http-read-timeout", cfg.HTTPReadTimeout}, {"--http-write-timeout", cfg.HTTPWriteTimeout},
 		{"--http-idle-timeout", cfg.HTTPIdleTimeout}, {"--upload-timeout", cfg.UploadTimeout},
 		{"--frame-timeout", cfg.FrameTimeout}, {"--login-window", cfg.LoginWindow},
-		{"--store-timeout", cfg.StoreTimeout}} {
+		{"--store-timeout", cfg.StoreTimeout}, {"--upload-window", cfg.UploadWindow}} {
 		if d.v < time.Second {
 			errs = append(errs, fmt.Errorf("%s must be at least 1s", d.flag))
 		}
@@ -284,6 +311,9 @@ func (cfg serveConfig) validate() error {
 	}
 	if cfg.LoginAttemptsPerName < 0 {
 		errs = append(errs, errors.New("--login-attempts-per-name must not be negative (0: no limit)"))
+	}
+	if err := cfg.validateUploads(); err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.MaxConnsPerIP < 0 {
 		errs = append(errs, errors.New("--max-conns-per-ip must not be negative (0: no limit)"))
@@ -309,6 +339,34 @@ func (cfg serveConfig) validate() error {
 	}
 	if err := cfg.validateGuide(); err != nil {
 		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// validateUploads checks the upload quota and decode flags.
+func (cfg serveConfig) validateUploads() error {
+	var errs []error
+	if cfg.UploadsPerUploader < 0 || cfg.UploadsPerRoom < 0 {
+		errs = append(errs, errors.New("--uploads-per-uploader and --uploads-per-room must not be negative (0: no limit)"))
+	}
+	// A byte quota below one upload's limit would refuse some files always.
+	maxUpload := int(chat.DefaultConfig().MaxUploadBytes)
+	for _, b := range []struct {
+		flag string
+		v    int
+	}{{"--upload-bytes-per-uploader", cfg.UploadBytesPerUploader}, {"--upload-bytes-per-room", cfg.UploadBytesPerRoom}} {
+		if b.v != 0 && b.v < maxUpload {
+			errs = append(errs, fmt.Errorf("%s must be 0 (no limit) or at least one upload's limit, %d", b.flag, maxUpload))
+		}
+	}
+	if cfg.UnreferencedUploadTTL != 0 && cfg.UnreferencedUploadTTL < time.Minute {
+		errs = append(errs, errors.New("--unreferenced-upload-ttl must be 0 (keep) or at least 1m: an upload is sent as a message after it is stored"))
+	}
+	if cfg.UploadDecodes < 1 {
+		errs = append(errs, errors.New("--upload-decodes must be at least 1"))
+	}
+	if cfg.UploadDecodeBytes < 1<<20 {
+		errs = append(errs, errors.New("--upload-decode-bytes must be at least 1048576 (1 MiB)"))
 	}
 	return errors.Join(errs...)
 }

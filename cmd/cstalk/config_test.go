@@ -119,6 +119,12 @@ func TestServeConfigRejects(t *testing.T) {
 		{"idle timeout zero", map[string]string{"CSTALK_HTTP_IDLE_TIMEOUT": "0s"}, nil, "--http-idle-timeout must be at least 1s"},
 		{"negative conns per ip", nil, []string{"--max-conns-per-ip", "-1"}, "--max-conns-per-ip must not be negative"},
 		{"bad trusted proxy", nil, []string{"--trusted-proxies", "lb.example.com"}, "--trusted-proxies"},
+		{"negative upload count", nil, []string{"--uploads-per-room", "-1"}, "must not be negative"},
+		{"byte quota below one upload", map[string]string{"CSTALK_UPLOAD_BYTES_PER_UPLOADER": "1000"}, nil, "--upload-bytes-per-uploader must be 0"},
+		{"upload window", nil, []string{"--upload-window", "0s"}, "--upload-window must be at least 1s"},
+		{"unreferenced ttl too short", nil, []string{"--unreferenced-upload-ttl", "5s"}, "--unreferenced-upload-ttl must be 0"},
+		{"no decodes", nil, []string{"--upload-decodes", "0"}, "--upload-decodes must be at least 1"},
+		{"decode bytes", nil, []string{"--upload-decode-bytes", "1000"}, "--upload-decode-bytes must be at least"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -46,7 +46,7 @@ type server struct {
 	bus   broker.Bus
 	// presence is the cluster-wide presence with --redis; nil on one node.
 	presence *redispresence.Presence
-	// limiter counts logins (and uploads) for the cluster with --redis;
+	// limiter counts logins and uploads for the cluster with --redis;
 	// nil on one node.
 	limiter *redislimit.Limiter
 	broker  *broker.Server
@@ -129,8 +129,8 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 		return nil, err
 	}
 
-	// Counts that must hold for the whole cluster (login checks) live in
-	// Redis when there is one.
+	// Counts that must hold for the whole cluster (login checks, upload
+	// quotas) live in Redis when there is one.
 	var limiter chat.Limiter = chat.NewMemoryLimiter(nil)
 	if cfg.Redis != "" {
 		if s.limiter, err = redislimit.New(ctx, redislimit.Options{URL: cfg.Redis, Prefix: "cstalk:"}); err != nil {
@@ -143,6 +143,11 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 
 	chatCfg := chat.DefaultConfig()
 	chatCfg.Logins = logins
+	chatCfg.Uploads = chat.UploadQuota{Limiter: limiter, Window: cfg.UploadWindow,
+		PerUploader: int64(cfg.UploadsPerUploader), BytesPerUploader: int64(cfg.UploadBytesPerUploader),
+		PerRoom: int64(cfg.UploadsPerRoom), BytesPerRoom: int64(cfg.UploadBytesPerRoom)}
+	chatCfg.DecodeConcurrency = cfg.UploadDecodes
+	chatCfg.MaxDecodeBytes = int64(cfg.UploadDecodeBytes)
 	chatCfg.Zone = zone
 	chatCfg.JWTSecret = secret
 	chatCfg.RequireSignedCustomers = cfg.RequireSigned
@@ -346,6 +351,12 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	return s, nil
 }
 
+// sweepInterval is how often uploads are swept: often enough that none
+// outlives its TTL by more than a quarter, at most hourly.
+func sweepInterval(ttl time.Duration) time.Duration {
+	return min(ttl/4, time.Hour)
+}
+
 // ready answers 200 only while the store and the bus both answer: a load
 // balancer should send no new clients to a node that cannot store or fan out.
 func (s *server) ready(w http.ResponseWriter, r *http.Request) {
@@ -374,6 +385,11 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 // cfg.ShutdownTimeout.
 func (s *server) Run(ctx context.Context) error {
 	s.log.Info("listening", "addr", s.ln.Addr().String(), "version", version)
+	if ttl := s.cfg.UnreferencedUploadTTL; ttl > 0 {
+		// Stopped before Close closes the store it reads.
+		sweeper := s.chat.StartUploadSweeper(ttl, sweepInterval(ttl))
+		defer sweeper.Stop()
+	}
 	served := make(chan error, 2)
 	servers := 1
 	go func() { served <- fmt.Errorf("http: %w", s.http.Serve(s.ln)) }()
