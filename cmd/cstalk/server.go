@@ -131,19 +131,22 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 
 	// Counts that must hold for the whole cluster (login checks, upload
 	// quotas) live in Redis when there is one.
-	var limiter chat.Limiter = chat.NewMemoryLimiter(nil)
+	// On one node uploads count apart from logins: the memory limiter
+	// forgets windows once it holds too many, and a flood of customers
+	// must not make it forget a login's.
+	var limiter, uploadLimiter chat.Limiter = chat.NewMemoryLimiter(nil), chat.NewMemoryLimiter(nil)
 	if cfg.Redis != "" {
 		if s.limiter, err = redislimit.New(ctx, redislimit.Options{URL: cfg.Redis, Prefix: "cstalk:"}); err != nil {
 			return nil, fmt.Errorf("redis limiter: %w", err)
 		}
-		limiter = s.limiter
+		limiter, uploadLimiter = s.limiter, s.limiter
 	}
 	logins := chat.LoginThrottle{Limiter: limiter, PerAddress: int64(cfg.LoginAttempts),
 		PerName: int64(cfg.LoginAttemptsPerName), Window: cfg.LoginWindow}
 
 	chatCfg := chat.DefaultConfig()
 	chatCfg.Logins = logins
-	chatCfg.Uploads = chat.UploadQuota{Limiter: limiter, Window: cfg.UploadWindow,
+	chatCfg.Uploads = chat.UploadQuota{Limiter: uploadLimiter, Window: cfg.UploadWindow,
 		PerUploader: int64(cfg.UploadsPerUploader), BytesPerUploader: int64(cfg.UploadBytesPerUploader),
 		PerRoom: int64(cfg.UploadsPerRoom), BytesPerRoom: int64(cfg.UploadBytesPerRoom)}
 	chatCfg.DecodeConcurrency = cfg.UploadDecodes
