@@ -52,9 +52,9 @@ type Conn struct {
 	mu        sync.Mutex
 	version   version // set once at CONNECT, before anything else is queued
 	principal any
-	connected bool                     // CONNECTED queued
-	english   bool                     // CONNECT asked for accept-language: en
-	subs      map[string]*subscription // by subscription id
+	connected bool            // CONNECTED queued
+	english   bool            // CONNECT asked for accept-language: en
+	subs      []*subscription // at most MaxSubscriptions: a slice is smaller than a map
 	queue     []outItem
 	spare     []outItem
 	writing   bool

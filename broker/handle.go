@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -234,7 +235,7 @@ func (c *Conn) onSubscribe(f *frame.Frame) *protocolError {
 	default:
 		return malformed("invalid ack mode", "ack must be auto, client or client-individual")
 	}
-	norm := normalizeDestination(dest)
+	norm := strings.Clone(normalizeDestination(dest)) // see the subscription below
 	topicName := norm
 	servable := true
 	switch c.srv.classify(norm) {
@@ -245,7 +246,7 @@ func (c *Conn) onSubscribe(f *frame.Frame) *protocolError {
 		servable = false
 	}
 	c.mu.Lock()
-	_, dup := c.subs[id]
+	dup := c.subscriptionLocked(id) >= 0
 	n := len(c.subs)
 	c.mu.Unlock()
 	if dup {
@@ -264,21 +265,26 @@ func (c *Conn) onSubscribe(f *frame.Frame) *protocolError {
 		return &protocolError{kind: "refused", message: "unknown destination",
 			detail: "cannot subscribe to " + dest}
 	}
-	s := &subscription{conn: c, id: id, dest: norm, topic: topicName, ack: ack,
+	// The frame's header values share one string with the whole header
+	// block; what the subscription keeps is copied out of it.
+	s := &subscription{conn: c, id: strings.Clone(id), dest: norm, topic: topicName, ack: ack,
 		prefix: encodeSubscriptionPrefix(c.version, dest, id)}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return nil
 	}
-	if c.subs == nil {
-		c.subs = make(map[string]*subscription)
-	}
-	c.subs[id] = s
+	c.subs = append(c.subs, s)
 	c.mu.Unlock()
 	c.srv.subscribe(s)
 	c.srv.app.Subscribed(c.ctx, c, norm, f.Header)
 	return nil
+}
+
+// subscriptionLocked returns the index in c.subs of the subscription with
+// id, or -1.
+func (c *Conn) subscriptionLocked(id string) int {
+	return slices.IndexFunc(c.subs, func(s *subscription) bool { return s.id == id })
 }
 
 func (c *Conn) onUnsubscribe(f *frame.Frame) *protocolError {
@@ -290,8 +296,11 @@ func (c *Conn) onUnsubscribe(f *frame.Frame) *protocolError {
 		return malformed("missing id", "UNSUBSCRIBE needs an id header")
 	}
 	c.mu.Lock()
-	s := c.subs[id]
-	delete(c.subs, id)
+	var s *subscription
+	if i := c.subscriptionLocked(id); i >= 0 {
+		s = c.subs[i]
+		c.subs = slices.Delete(c.subs, i, i+1)
+	}
 	for mid, owner := range c.unacked {
 		if owner == s {
 			delete(c.unacked, mid)
