@@ -49,6 +49,14 @@ type wsTransport struct {
 	wmu    sync.Mutex
 	rest   []byte
 	frames *sync.Pool
+
+	// The write TrySend hands raw.Write, bound once (a closure made for
+	// each write would be allocated for each write), with its frame and
+	// results; all under wmu.
+	writeFn  func(fd uintptr) bool
+	writeBuf []byte
+	written  int
+	writeErr error
 }
 
 // closeGrace is how long a closing raw WebSocket waits for the peer's close

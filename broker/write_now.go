@@ -37,6 +37,7 @@ func (s *Server) newWSTransport(ws *websocket.Conn) *wsTransport {
 	if sc, ok := ws.NetConn().(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			t.raw = raw
+			t.writeFn = t.writeOnce
 		}
 	}
 	// gorilla answers pings and closes from the reader goroutine; those
@@ -88,11 +89,11 @@ func (t *wsTransport) TrySend(p []byte) (sent, pending bool, err error) {
 	if err := t.ws.NetConn().SetWriteDeadline(time.Time{}); err != nil {
 		return false, false, err
 	}
-	n, werr := 0, error(nil)
-	if err := t.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), f)
-		return true // never wait for the socket: that is the writer's job
-	}); err != nil {
+	t.writeBuf = f
+	err = t.raw.Write(t.writeFn)
+	n, werr := t.written, t.writeErr
+	t.writeBuf, t.writeErr = nil, nil
+	if err != nil {
 		return false, false, err
 	}
 	switch {
@@ -105,6 +106,13 @@ func (t *wsTransport) TrySend(p []byte) (sent, pending bool, err error) {
 		return true, true, nil
 	}
 	return true, false, nil
+}
+
+// writeOnce is TrySend's write: never wait for the socket, that is the
+// writer goroutine's job.
+func (t *wsTransport) writeOnce(fd uintptr) bool {
+	t.written, t.writeErr = syscall.Write(int(fd), t.writeBuf)
+	return true
 }
 
 func (t *wsTransport) Flush() error {

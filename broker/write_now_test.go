@@ -3,11 +3,14 @@ package broker
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	rtmetrics "runtime/metrics"
 	"strings"
 	"testing"
 
 	"github.com/go-stomp/stomp/v3"
+	"github.com/gorilla/websocket"
 )
 
 func goroutinesCreated() uint64 {
@@ -54,5 +57,43 @@ func TestDeliveryWrittenAtOnce(t *testing.T) {
 	// socket takes only in part may start some; not one per delivery.
 	if created := goroutinesCreated() - before; created > rounds*uint64(len(bodies))/4 {
 		t.Fatalf("%d goroutines started for %d deliveries", created, rounds*len(bodies))
+	}
+}
+
+// Writing a delivery at once allocates nothing: the write handed to the
+// socket is bound once per connection, not made for every delivery.
+func TestTrySendAllocatesNothing(t *testing.T) {
+	conns := make(chan *websocket.Conn, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil); err == nil {
+			conns <- ws
+		}
+	}))
+	defer hs.Close()
+	client, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ws := <-conns
+	defer ws.Close()
+	s := &Server{cfg: DefaultConfig()}
+	s.buffers.New = func() any { b := make([]byte, 0, 4096); return &b }
+	tr := s.newWSTransport(ws)
+	frame := []byte("MESSAGE\ndestination:/sub/now\nmessage-id:1\ncontent-length:2\n\nok\x00")
+	send := func() {
+		if sent, pending, err := tr.TrySend(frame); !sent || pending || err != nil {
+			t.Fatalf("TrySend: sent %v, pending %v, %v", sent, pending, err)
+		}
+	}
+	send() // the pooled frame buffer exists from here on
+	if allocs := testing.AllocsPerRun(100, send); allocs != 0 {
+		t.Fatalf("%.1f allocations per write", allocs)
+	}
+	// What the client reads is the frames, whole.
+	for range 102 {
+		if _, p, err := client.ReadMessage(); err != nil || !bytes.Equal(p, frame) {
+			t.Fatalf("read %q, %v", p, err)
+		}
 	}
 }
