@@ -35,8 +35,9 @@ type forwardTrack struct {
 	keyframeInterval     time.Duration
 	now                  func() time.Time
 
-	mu sync.Mutex // guards rw (one writer at a time)
-	rw rewriter
+	mu    sync.Mutex // guards rw and sinks (one writer at a time)
+	rw    rewriter
+	sinks []TrackSink // audio: taps on the stream as subscribers get it (recordings)
 
 	// video: the subscribers' tracks and the layers of the current
 	// source (one unless it sends simulcast).
@@ -121,6 +122,9 @@ func (f *forwardTrack) write(p *rtp.Packet, size int) {
 	p.PaddingSize = 0
 	// Under the lock so a source switch never interleaves two streams.
 	err := f.local.WriteRTP(p)
+	for _, sink := range f.sinks {
+		sink.WriteRTP(p)
+	}
 	f.mu.Unlock()
 
 	f.inPackets.Inc()

@@ -156,6 +156,9 @@ func (f *forwardTrack) writeLayer(l *layer, p *rtp.Packet, size int) {
 type downTrack struct {
 	fwd   *forwardTrack
 	local *webrtc.TrackLocalStaticRTP
+	// sink, when set, gets the packets instead of local: a recording
+	// follows the publication like a subscriber (Server.Tap).
+	sink TrackSink
 
 	mu       sync.Mutex
 	rw       rewriter
@@ -235,8 +238,17 @@ func (d *downTrack) write(l *layer, p *rtp.Packet, key bool, layers []*layer, no
 		d.cur = l
 	}
 	h := p.Header
-	sent := d.rw.rewrite(&h, len(p.Payload), f.clockRate, now) &&
-		d.local.WriteRTP(&rtp.Packet{Header: h, Payload: p.Payload}) == nil
+	if !d.rw.rewrite(&h, len(p.Payload), f.clockRate, now) {
+		d.mu.Unlock()
+		return false
+	}
+	if d.sink != nil {
+		// Not a subscriber: not counted as forwarded.
+		d.sink.WriteRTP(&rtp.Packet{Header: h, Payload: p.Payload})
+		d.mu.Unlock()
+		return false
+	}
+	sent := d.local.WriteRTP(&rtp.Packet{Header: h, Payload: p.Payload}) == nil
 	d.mu.Unlock()
 	return sent
 }
