@@ -63,17 +63,8 @@ var cannedSQLite = []string{`CREATE TABLE IF NOT EXISTS canned_responses (
 func (s *Store) migrateCounseling(tx *gorm.DB) error {
 	mysql := s.dialect == dialectMySQL
 	m := tx.Migrator()
-	for _, c := range counselingColumns {
-		if m.HasColumn(c.table, c.column) {
-			continue
-		}
-		def := c.sqlite
-		if mysql {
-			def = c.mysql
-		}
-		if err := tx.Exec(fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", c.table, c.column, def)).Error; err != nil {
-			return fmt.Errorf("add %s.%s: %w", c.table, c.column, err)
-		}
+	if err := s.addColumns(tx, counselingColumns); err != nil {
+		return err
 	}
 	for _, ix := range counselingIndexes {
 		if m.HasIndex(ix.table, ix.name) {
@@ -105,7 +96,31 @@ func (s *Store) rollbackCounseling(tx *gorm.DB) error {
 			}
 		}
 	}
-	for _, c := range counselingColumns {
+	return dropColumns(tx, counselingColumns)
+}
+
+// addColumns adds the columns that are missing.
+func (s *Store) addColumns(tx *gorm.DB, cols []addedColumn) error {
+	m := tx.Migrator()
+	for _, c := range cols {
+		if m.HasColumn(c.table, c.column) {
+			continue
+		}
+		def := c.sqlite
+		if s.dialect == dialectMySQL {
+			def = c.mysql
+		}
+		if err := tx.Exec(fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", c.table, c.column, def)).Error; err != nil {
+			return fmt.Errorf("add %s.%s: %w", c.table, c.column, err)
+		}
+	}
+	return nil
+}
+
+// dropColumns drops the columns that are there.
+func dropColumns(tx *gorm.DB, cols []addedColumn) error {
+	m := tx.Migrator()
+	for _, c := range cols {
 		if m.HasColumn(c.table, c.column) {
 			if err := tx.Exec(fmt.Sprintf("ALTER TABLE %s DROP COLUMN %s", c.table, c.column)).Error; err != nil {
 				return fmt.Errorf("drop %s.%s: %w", c.table, c.column, err)

@@ -314,6 +314,10 @@ func (s *Store) migrations() []*gormigrate.Migration {
 		ID:       "202612060001_message_path",
 		Migrate:  execAll(messagePath),
 		Rollback: gormigrate.RollbackFunc(execAll(messagePathRollback)),
+	}, {
+		ID:       "202612070001_recordings",
+		Migrate:  s.migrateRecording,
+		Rollback: s.rollbackRecording,
 	}}
 }
 
