@@ -254,8 +254,12 @@ func (a *api) setCapacity(w http.ResponseWriter, r *http.Request, admin *Member)
 }
 
 // settingsJSON are a company's settings an administrator changes here.
+// RecordCalls is whether calls are recorded now; RecordCallsChoice is the
+// company's own choice (null: the server's default applies).
 type settingsJSON struct {
-	AutoAssign bool `json:"autoAssign"`
+	AutoAssign        bool  `json:"autoAssign"`
+	RecordCalls       bool  `json:"recordCalls"`
+	RecordCallsChoice *bool `json:"recordCallsChoice"`
 }
 
 func (a *api) settings(w http.ResponseWriter, r *http.Request, admin *Member) {
@@ -264,20 +268,40 @@ func (a *api) settings(w http.ResponseWriter, r *http.Request, admin *Member) {
 		a.internal(w, r, "company", err)
 		return
 	}
-	a.writeJSON(w, http.StatusOK, settingsJSON{AutoAssign: c.AutoAssign})
+	a.writeJSON(w, http.StatusOK, settingsJSON{AutoAssign: c.AutoAssign, RecordCalls: a.s.recordsCalls(c), RecordCallsChoice: c.RecordCalls})
 }
 
+// setSettings changes the settings the body names: autoAssign (true or
+// false), recordCalls (true, false, or null for the server's default).
 func (a *api) setSettings(w http.ResponseWriter, r *http.Request, admin *Member) {
-	var body struct {
-		AutoAssign *bool `json:"autoAssign"`
+	var body map[string]json.RawMessage
+	var autoAssign, recordCalls *bool
+	bad := decodeBody(w, r, &body) != nil || len(body) == 0
+	for k, v := range body {
+		switch k {
+		case "autoAssign":
+			bad = bad || json.Unmarshal(v, &autoAssign) != nil || autoAssign == nil
+		case "recordCalls":
+			bad = bad || json.Unmarshal(v, &recordCalls) != nil
+		default:
+			bad = true
+		}
 	}
-	if err := decodeBody(w, r, &body); err != nil || body.AutoAssign == nil {
+	if bad {
 		a.fail(w, r, http.StatusBadRequest, "api_bad_settings")
 		return
 	}
-	if err := a.s.SetAutoAssign(r.Context(), admin, *body.AutoAssign); err != nil {
-		a.internal(w, r, "set settings", err)
-		return
+	if autoAssign != nil {
+		if err := a.s.SetAutoAssign(r.Context(), admin, *autoAssign); err != nil {
+			a.internal(w, r, "set settings", err)
+			return
+		}
+	}
+	if _, ok := body["recordCalls"]; ok {
+		if err := a.s.SetRecordCalls(r.Context(), admin, recordCalls); err != nil {
+			a.internal(w, r, "set settings", err)
+			return
+		}
 	}
 	a.settings(w, r, admin)
 }

@@ -147,12 +147,42 @@ func (c *counselingCalls) capacityAndSettings(t *testing.T) {
 		t.Fatal("autoAssign still on")
 	}
 	resp, body = c.call(http.MethodPut, "/api/admin/settings", admin, `{"autoAssign":"yes"}`)
-	wantAPIError(t, resp, body, 400, "autoAssign(true 또는 false)을 JSON으로 보내 주세요.")
+	wantAPIError(t, resp, body, 400, "autoAssign(true 또는 false)이나 recordCalls(true, false 또는 기본값 null)를 JSON으로 보내 주세요.")
 	resp, body = c.call(http.MethodPut, "/api/admin/settings", agent, `{"autoAssign":true}`)
 	wantAPIError(t, resp, body, 403, "")
 	c.ok(t, 200, http.MethodPut, "/api/admin/settings", admin, `{"autoAssign":true}`, &settings)
 	if co, _ := env.store.Company(env.ctx, 2); co.AutoAssign {
 		t.Fatal("company 2's setting changed")
+	}
+
+	// Recording: the server's default (off here) until the company
+	// chooses; null goes back to the default.
+	var rec struct {
+		AutoAssign  bool  `json:"autoAssign"`
+		RecordCalls bool  `json:"recordCalls"`
+		Choice      *bool `json:"recordCallsChoice"`
+	}
+	c.ok(t, 200, http.MethodGet, "/api/admin/settings", admin, "", &rec)
+	if rec.RecordCalls || rec.Choice != nil {
+		t.Fatalf("recording before a choice: %+v", rec)
+	}
+	c.ok(t, 200, http.MethodPut, "/api/admin/settings", admin, `{"recordCalls":true}`, &rec)
+	if !rec.RecordCalls || rec.Choice == nil || !*rec.Choice || !rec.AutoAssign {
+		t.Fatalf("recording switched on: %+v", rec)
+	}
+	if on, err := env.svc.RecordsCalls(env.ctx, 1); err != nil || !on {
+		t.Fatalf("company 1 records: %v %v", on, err)
+	}
+	if on, err := env.svc.RecordsCalls(env.ctx, 2); err != nil || on {
+		t.Fatalf("company 2 records: %v %v", on, err)
+	}
+	for _, bad := range []string{`{"recordCalls":"yes"}`, `{}`, `{"recordCall":true}`, `{"autoAssign":null}`} {
+		resp, body = c.call(http.MethodPut, "/api/admin/settings", admin, bad)
+		wantAPIError(t, resp, body, 400, "")
+	}
+	c.ok(t, 200, http.MethodPut, "/api/admin/settings", admin, `{"recordCalls":null}`, &rec)
+	if rec.RecordCalls || rec.Choice != nil {
+		t.Fatalf("recording back to the default: %+v", rec)
 	}
 }
 

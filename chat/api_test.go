@@ -841,6 +841,10 @@ func TestOpenAPIDocument(t *testing.T) {
 		{"/api/admin/settings", "get"},
 		{"/api/admin/settings", "put"},
 		{"/api/admin/stats", "get"},
+		// Served by package video/recording beside the admin API.
+		{"/api/admin/recordings", "get"},
+		{"/api/admin/recordings/{id}", "get"},
+		{"/api/admin/recordings/{id}/files/{fileId}", "get"},
 	}
 	for _, route := range routes {
 		path, method := route[0], route[1]

@@ -14,9 +14,10 @@ var counselingTexts = map[string]text{
 	// System message stored in rooms (Korean, as every stored text).
 	"system_transferred": {"상담이 %s 상담사에게 전달되었습니다.", "The conversation was transferred to counselor %s."},
 
-	"api_bad_status_value":   {"status는 AVAILABLE, AWAY, OFFLINE 중 하나여야 합니다.", "status must be AVAILABLE, AWAY or OFFLINE."},
-	"api_bad_capacity":       {"capacity는 0부터 100 사이의 숫자여야 합니다.", "capacity must be a number from 0 to 100."},
-	"api_bad_settings":       {"autoAssign(true 또는 false)을 JSON으로 보내 주세요.", "Send autoAssign (true or false) as JSON."},
+	"api_bad_status_value": {"status는 AVAILABLE, AWAY, OFFLINE 중 하나여야 합니다.", "status must be AVAILABLE, AWAY or OFFLINE."},
+	"api_bad_capacity":     {"capacity는 0부터 100 사이의 숫자여야 합니다.", "capacity must be a number from 0 to 100."},
+	"api_bad_settings": {"autoAssign(true 또는 false)이나 recordCalls(true, false 또는 기본값 null)를 JSON으로 보내 주세요.",
+		"Send autoAssign (true or false) or recordCalls (true, false, or null for the default) as JSON."},
 	"api_member_not_found":   {"상담사를 찾을 수 없습니다.", "Counselor not found."},
 	"api_canned_body":        {"shortcut(공백 없이 1~32자), title(100자 이하), text(1~4000자)를 JSON으로 보내 주세요.", "Send JSON with shortcut (1-32 characters, no spaces), title (at most 100) and text (1-4000)."},
 	"api_canned_taken":       {"이미 사용 중인 단축어입니다.", "That shortcut is taken."},

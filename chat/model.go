@@ -41,6 +41,9 @@ type Company struct {
 	// AutoAssign gives a new room, at its first customer message, to the
 	// AVAILABLE member with the fewest open rooms under capacity (routing.go).
 	AutoAssign bool
+	// RecordCalls records the company's calls (package video/recording);
+	// nil: the server's default (Config.RecordCalls).
+	RecordCalls *bool
 }
 
 // Member is a counselor of a company; IsAdmin makes it the administrator.

@@ -82,6 +82,9 @@ type Config struct {
 	// stays. EventRate 0: no limit.
 	EventRate  float64
 	EventBurst int
+	// RecordCalls is whether calls are recorded in companies that did not
+	// choose (Company.RecordCalls nil).
+	RecordCalls bool
 	// Now is the clock; tests inject their own.
 	Now func() time.Time
 }

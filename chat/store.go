@@ -98,6 +98,9 @@ type RoutingStore interface {
 	SetMemberCapacity(ctx context.Context, memberID int64, capacity int) (*Member, error)
 	// SetAutoAssign switches a company's auto-assignment.
 	SetAutoAssign(ctx context.Context, companyID int64, on bool) error
+	// SetRecordCalls sets whether a company's calls are recorded (nil:
+	// the server's default).
+	SetRecordCalls(ctx context.Context, companyID int64, on *bool) error
 	// OpenRoomCounts maps each member of the company with IN_PROGRESS rooms
 	// to how many it has.
 	OpenRoomCounts(ctx context.Context, companyID int64) (map[int64]int, error)

@@ -70,6 +70,8 @@ type VideoRecord struct {
 	StartDate   string `json:"startDate,omitempty"`
 	EndDate     string `json:"endDate,omitempty"`
 	Duration    *int64 `json:"duration,omitempty"`
+	// Recorded (on an invite): the company records its calls.
+	Recorded bool `json:"recorded,omitempty"`
 }
 
 // videoRoom resolves the request's room for a call event: open, and the
@@ -106,8 +108,15 @@ func (s *Service) handleVideoStart(ctx context.Context, r *request) error {
 	if r.p.isMember() {
 		key = "video_invited_by_member"
 	}
+	// Read now, not from the connection's company: an administrator may
+	// have just changed it, and the recorder reads it fresh too.
+	recorded, err := s.RecordsCalls(ctx, room.CompanyID)
+	if err != nil {
+		return err
+	}
 	stored, rp, err := s.storeVideoMessage(ctx, r.p, room, fmt.Sprintf(Korean.T(key), who.Name), VideoRecord{
 		Event: "invite", VideoRoomID: videoRoom, SpeakerID: who.SpeakerID, Name: who.Name, IsCustomer: who.IsCustomer,
+		Recorded: recorded,
 	})
 	if err != nil {
 		return err
@@ -128,7 +137,7 @@ func (s *Service) handleVideoStart(ctx context.Context, r *request) error {
 		// userId is the viewer's id in the call (its speakerId).
 		invite := map[string]any{
 			"videoRoomId": videoRoom, "communityId": idString(room.CompanyID), "userId": idString(a.SpeakerID),
-			"from": who, "message": message,
+			"from": who, "message": message, "recorded": recorded,
 		}
 		target := TargetMember
 		if !a.IsMember {

@@ -11,5 +11,6 @@ var videoTexts = map[string]text{
 	"video_declined":            {"%s님이 영상 상담을 거절했습니다.", "%s declined the video call."},
 	"video_joined":              {"%s님이 영상 상담에 참여했습니다.", "%s joined the video call."},
 	"video_left":                {"%s님이 영상 상담에서 나갔습니다.", "%s left the video call."},
+	"video_recording":           {"이 영상 상담은 녹화되고 있습니다.", "This video call is being recorded."},
 	"video_ended":               {"영상 상담이 종료되었습니다. (통화 시간 %s)", "The video call ended (%s)."},
 }

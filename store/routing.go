@@ -59,6 +59,26 @@ func (s *Store) SetMemberCapacity(ctx context.Context, memberID int64, capacity 
 	return s.Member(ctx, memberID)
 }
 
+// SetRecordCalls sets a company's choice to record its calls (nil: the
+// server's default).
+func (s *Store) SetRecordCalls(ctx context.Context, companyID int64, on *bool) error {
+	what := fmt.Sprintf("set record calls of company %d", companyID)
+	res := s.db.WithContext(ctx).Model(&companyRow{}).Where("id = ?", companyID).Update("record_calls", on)
+	if res.Error != nil {
+		return s.fail(what, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		var n int64
+		if err := s.db.WithContext(ctx).Model(&companyRow{}).Where("id = ?", companyID).Count(&n).Error; err != nil {
+			return s.fail(what, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("store: %s: %w", what, chat.ErrNotFound)
+		}
+	}
+	return nil
+}
+
 // SetAutoAssign switches a company's auto-assignment.
 func (s *Store) SetAutoAssign(ctx context.Context, companyID int64, on bool) error {
 	ctx, cancel := s.bound(ctx)

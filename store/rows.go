@@ -32,6 +32,7 @@ type companyRow struct {
 	AllowCustomerVideo bool
 	ContractsURL       string
 	AutoAssign         bool
+	RecordCalls        *bool
 }
 
 func (companyRow) TableName() string { return "companies" }
@@ -209,6 +210,7 @@ func newCompanyRow(c *chat.Company) (companyRow, error) {
 		AllowCustomerVideo: c.AllowCustomerVideo,
 		ContractsURL:       cleanText(c.ContractsURL),
 		AutoAssign:         c.AutoAssign,
+		RecordCalls:        c.RecordCalls,
 	}
 	var l limitChecker
 	l.chars("name", r.Name, maxNameChars)
@@ -255,6 +257,7 @@ func (r *companyRow) toChat() *chat.Company {
 		AllowCustomerVideo: r.AllowCustomerVideo,
 		ContractsURL:       r.ContractsURL,
 		AutoAssign:         r.AutoAssign,
+		RecordCalls:        r.RecordCalls,
 	}
 }
 

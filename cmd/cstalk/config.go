@@ -16,6 +16,7 @@ import (
 	"github.com/cstalk/cstalk/cmd/cstalk/internal/httpguard"
 	"github.com/cstalk/cstalk/video"
 	"github.com/cstalk/cstalk/video/guide"
+	"github.com/cstalk/cstalk/video/recording"
 )
 
 // serveConfig is everything `cstalk serve` can be told. Defaults live in
@@ -108,6 +109,12 @@ type serveConfig struct {
 	UnreferencedUploadTTL  time.Duration
 	UploadDecodes          int
 	UploadDecodeBytes      int
+	// Recording: whether calls are recorded where a company did not choose,
+	// where the files go, and the ceilings of one participant's file.
+	RecordCalls          bool
+	RecordingsDir        string
+	RecordingMaxBytes    int
+	RecordingMaxDuration time.Duration
 }
 
 func defaultServeConfig() serveConfig {
@@ -152,6 +159,9 @@ func defaultServeConfig() serveConfig {
 		UnreferencedUploadTTL:   24 * time.Hour,
 		UploadDecodes:           chat.DefaultConfig().DecodeConcurrency,
 		UploadDecodeBytes:       int(chat.DefaultConfig().MaxDecodeBytes),
+		RecordingsDir:           "./data/recordings",
+		RecordingMaxBytes:       int(recording.DefaultLimits.MaxBytes),
+		RecordingMaxDuration:    recording.DefaultLimits.MaxDuration,
 	}
 }
 
@@ -218,6 +228,10 @@ func (cfg *serveConfig) options() []option {
 		{"unreferenced-upload-ttl", "CSTALK_UNREFERENCED_UPLOAD_TTL", "an upload no stored message refers to is removed once this old (0: kept forever)", (*durationValue)(&cfg.UnreferencedUploadTTL)},
 		{"upload-decodes", "CSTALK_UPLOAD_DECODES", "uploads this node decodes at once (the others wait)", (*intValue)(&cfg.UploadDecodes)},
 		{"upload-decode-bytes", "CSTALK_UPLOAD_DECODE_BYTES", "memory decoding one upload and making its thumbnail may take, estimated from the image's header (more: 413)", (*intValue)(&cfg.UploadDecodeBytes)},
+		{"record-calls", "CSTALK_RECORD_CALLS", "record calls (each participant's camera and microphone to WebM) in companies that did not choose in their settings", (*boolValue)(&cfg.RecordCalls)},
+		{"recordings-dir", "CSTALK_RECORDINGS_DIR", "where call recordings are kept (directories 0700, files 0600)", (*stringValue)(&cfg.RecordingsDir)},
+		{"recording-max-bytes", "CSTALK_RECORDING_MAX_BYTES", "largest file of one participant's recording; at it the recording stops, the call goes on", (*intValue)(&cfg.RecordingMaxBytes)},
+		{"recording-max-duration", "CSTALK_RECORDING_MAX_DURATION", "longest recording of one participant; at it the recording stops, the call goes on", (*durationValue)(&cfg.RecordingMaxDuration)},
 		{"trusted-proxies", "CSTALK_TRUSTED_PROXIES", "load balancers (addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For names the client; their own connections are not limited per address", (*stringValue)(&cfg.TrustedProxies)},
 	}
 }
@@ -314,6 +328,15 @@ func (cfg serveConfig) validate() error {
 	}
 	if err := cfg.validateUploads(); err != nil {
 		errs = append(errs, err)
+	}
+	if cfg.RecordingsDir == "" {
+		errs = append(errs, errors.New("--recordings-dir must not be empty"))
+	}
+	if cfg.RecordingMaxBytes < 1<<20 {
+		errs = append(errs, errors.New("--recording-max-bytes must be at least 1048576 (1 MiB)"))
+	}
+	if cfg.RecordingMaxDuration < time.Second {
+		errs = append(errs, errors.New("--recording-max-duration must be at least 1s"))
 	}
 	if cfg.MaxConnsPerIP < 0 {
 		errs = append(errs, errors.New("--max-conns-per-ip must not be negative (0: no limit)"))

@@ -33,6 +33,7 @@ import (
 	"github.com/cstalk/cstalk/video"
 	"github.com/cstalk/cstalk/video/guide"
 	"github.com/cstalk/cstalk/video/knowledgetalk"
+	"github.com/cstalk/cstalk/video/recording"
 	"github.com/cstalk/cstalk/video/videoredis"
 	"github.com/cstalk/cstalk/web"
 )
@@ -52,6 +53,8 @@ type server struct {
 	broker  *broker.Server
 	chat    *chat.Service
 	video   *video.Server
+	// recorder records the calls of companies that want it.
+	recorder *recording.Recorder
 	// kt is the KnowledgeTalk signal server (socket.io at /socket.io/).
 	kt    *knowledgetalk.Server
 	guide *guide.Service
@@ -158,6 +161,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	chatCfg.UploadDir = cfg.UploadDir
 	chatCfg.UploadTimeout = cfg.UploadTimeout
 	chatCfg.EventRate, chatCfg.EventBurst = cfg.ChatEventRate, cfg.ChatEventBurst
+	chatCfg.RecordCalls = cfg.RecordCalls
 	if s.chat, err = chat.New(chatCfg, s.store, log); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
@@ -250,6 +254,8 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	}
 
 	chatSvc, guideSvc := s.chat, s.guide
+	// Set before the server listens, so before any event.
+	var recorder *recording.Recorder
 	videoCfg.OnEvent = func(ev video.Event) {
 		// Events arrive one at a time on the video server's goroutine;
 		// recording one is a few store writes.
@@ -265,6 +271,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 			// A side leaving a guide's room ends the guide.
 			guideSvc.ParticipantLeft(ctx, ev.Room, ev.User.UserID, ev.Reason)
 		}
+		recorder.HandleEvent(ev)
 	}
 	// Bound before the video rooms, whose placement records this node's
 	// address.
@@ -292,6 +299,10 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 		return nil, fmt.Errorf("video: %w", err)
 	}
 	s.chat.UseVideo(chatCalls{s.video})
+	if s.recorder, err = newRecorder(cfg, s.store, s.chat, s.video, log); err != nil {
+		return nil, err
+	}
+	recorder = s.recorder
 	s.guide.UseVideo(s.video)
 	if s.kt, err = knowledgetalk.New(knowledgetalk.DefaultConfig(), s.video, s.store, log); err != nil {
 		return nil, fmt.Errorf("knowledgetalk: %w", err)
@@ -311,6 +322,11 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 	// The deployed counselor console logs in and reads its profile here.
 	mux.Handle("/auth/", api)
 	mux.Handle("/api/admin/", s.chat.AdminAPIHandler())
+	rh := s.recorder.Handler(recordingAdmins(s.chat))
+	mux.Handle("GET /api/admin/recordings", rh)
+	mux.Handle("GET /api/admin/recordings/{id}", rh)
+	// A <video> streams and seeks the file for as long as it plays.
+	mux.Handle("GET /api/admin/recordings/{id}/files/{fileId}", dl.Transfer(rh))
 	vh := s.video.Handler()
 	mux.Handle("/signal", dl.SockJS(vh))
 	mux.Handle("/signal/", dl.SockJS(vh))
@@ -436,6 +452,8 @@ func (s *server) Run(ctx context.Context) error {
 	if err := s.video.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close video: %w", err))
 	}
+	// The rooms' last events are in: the files are finished.
+	s.recorder.Close()
 	if err := s.http.Shutdown(drainCtx); err != nil {
 		errs = append(errs, fmt.Errorf("drain http: %w", err))
 	}
@@ -481,6 +499,9 @@ func (s *server) Close() error {
 	}
 	if s.placement != nil {
 		errs = append(errs, s.placement.Close())
+	}
+	if s.recorder != nil {
+		s.recorder.Close()
 	}
 	if s.presence != nil {
 		errs = append(errs, s.presence.Close())
@@ -613,4 +634,46 @@ type chatCalls struct{ v *video.Server }
 func (c chatCalls) CloseCall(companyID, roomID int64) int {
 	return c.v.CloseRoom(video.RoomKey{Company: strconv.FormatInt(companyID, 10), Kind: video.RoomChat,
 		Name: strconv.FormatInt(roomID, 10)})
+}
+
+// newRecorder records calls where the company's setting (or --record-calls)
+// says so; chat writes the notice in the chat room.
+func newRecorder(cfg serveConfig, st *store.Store, c *chat.Service, v *video.Server, log *slog.Logger) (*recording.Recorder, error) {
+	rec, err := recording.New(recording.Config{
+		Dir:    cfg.RecordingsDir,
+		Limits: recording.Limits{MaxBytes: int64(cfg.RecordingMaxBytes), MaxDuration: cfg.RecordingMaxDuration},
+		Records: func(ctx context.Context, room video.RoomKey) (bool, error) {
+			company, err := strconv.ParseInt(room.Company, 10, 64)
+			if err != nil || company <= 0 {
+				// Guide sessions belong to no company: the server's default.
+				return cfg.RecordCalls, nil
+			}
+			return c.RecordsCalls(ctx, company)
+		},
+		Started: func(ctx context.Context, room video.RoomKey, r recording.Recording) {
+			if r.ChatRoomID != nil {
+				c.RecordingStarted(ctx, r.CompanyID, *r.ChatRoomID)
+			}
+		},
+	}, st, v, log)
+	if err != nil {
+		return nil, fmt.Errorf("recordings: %w", err)
+	}
+	return rec, nil
+}
+
+// recordingAdmins lets only a company's administrators at its recordings.
+func recordingAdmins(c *chat.Service) recording.Admins {
+	return recording.AdminsFunc(func(r *http.Request) (int64, error) {
+		m, err := c.AdminOf(r)
+		switch {
+		case errors.Is(err, chat.ErrInvalidToken):
+			return 0, fmt.Errorf("%w: %w", recording.ErrUnauthorized, err)
+		case errors.Is(err, chat.ErrNotAdmin):
+			return 0, fmt.Errorf("%w: %w", recording.ErrForbidden, err)
+		case err != nil:
+			return 0, err
+		}
+		return m.CompanyID, nil
+	})
 }
