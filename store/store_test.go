@@ -131,7 +131,7 @@ func TestMySQLTablesAreUTF8MB4(t *testing.T) {
 	}
 	err := s.db.Raw("SELECT TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()").Scan(&rows).Error
 	must(t, err)
-	if len(rows) != len(initialTables)+len(guideTables)+len(ktTables)+len(counselingTables)+1 { // and schema_migrations
+	if len(rows) != len(initialTables)+len(guideTables)+len(ktTables)+len(counselingTables)+len(recordingTables)+1 { // and schema_migrations
 		t.Fatalf("found %d tables", len(rows))
 	}
 	for _, r := range rows {
