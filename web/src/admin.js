@@ -1,5 +1,5 @@
 import { h, $, clear } from './dom.js';
-import { t, initLang, bindToggle, onLangChange } from './i18n.js';
+import { t, tf, initLang, bindToggle, onLangChange } from './i18n.js';
 import { request, bearer, download, ApiError } from './api.js';
 import { Connection, PRIVATE, lobby, room as roomDest, renderState } from './stomp.js';
 import { RoomView, PAGE_SIZE } from './room-view.js';
@@ -23,6 +23,8 @@ const state = {
   statsPoll: 0,
   detail: null, // {room, view, sub}
   refreshTimer: 0,
+  recordings: null,
+  access: '', // a file access grant: a <video> cannot send the bearer token
 };
 
 const statsView = new StatsView({ tiles: $('#stat-tiles'), body: $('#stats-body'), volume: $('#chart-volume'), times: $('#chart-times') });
@@ -64,15 +66,18 @@ function start() {
   $('#admin-view').hidden = false;
   $('#logout').hidden = false;
   $('#who').textContent = `${member.name} (${member.loginName})`;
-  request('POST', '/api/files/access', { headers: auth() }).catch(() => {});
+  request('POST', '/api/files/access', { headers: auth() })
+    .then((res) => { state.access = res.access; renderRecordings(); })
+    .catch(() => {});
   renderRooms();
   loadMembers();
   loadSettings();
+  loadRecordings();
   loadCanned();
   loadStats();
   // Reviews tell the lobby nothing: the figures also refresh each minute.
   clearInterval(state.statsPoll);
-  state.statsPoll = setInterval(() => { if (!document.hidden) loadStats(); }, 60000);
+  state.statsPoll = setInterval(() => { if (!document.hidden) { loadStats(); loadRecordings(); } }, 60000);
   const conn = new Connection({
     headers: { Authorization: `Bearer ${token}`, 'accept-language': document.documentElement.lang },
     onState: (s) => { const el = $('#conn'); el.hidden = false; renderState(el, s); },
@@ -289,22 +294,68 @@ async function saveCapacity(m, input, button) {
 
 // ---- routing settings and reply templates --------------------------------
 
+function showSettings(res) {
+  $('#auto-assign').checked = res.autoAssign;
+  $('#record-calls').checked = res.recordCalls;
+}
+
 async function loadSettings() {
   try {
-    const res = await request('GET', '/api/admin/settings', { headers: auth() });
-    $('#auto-assign').checked = res.autoAssign;
+    showSettings(await request('GET', '/api/admin/settings', { headers: auth() }));
   } catch (err) {
     banner.show(err.message);
   }
 }
 
-async function setAutoAssign(on) {
+// setSetting changes one setting (autoAssign, recordCalls).
+async function setSetting(name, on) {
   try {
-    const res = await request('PUT', '/api/admin/settings', { headers: auth(), json: { autoAssign: on } });
-    $('#auto-assign').checked = res.autoAssign;
+    showSettings(await request('PUT', '/api/admin/settings', { headers: auth(), json: { [name]: on } }));
   } catch (err) {
     banner.show(err.message);
     loadSettings();
+  }
+}
+
+// ---- recordings ----------------------------------------------------------
+
+async function loadRecordings() {
+  const info = $('#recordings-state');
+  try {
+    const res = await request('GET', '/api/admin/recordings?limit=20', { headers: auth() });
+    state.recordings = res.recordings;
+    info.textContent = '';
+    info.className = 'list-state';
+  } catch (err) {
+    info.textContent = err.message;
+    info.className = 'list-state error';
+  }
+  renderRecordings();
+}
+
+function renderRecordings() {
+  const list = $('#recordings-list');
+  clear(list);
+  if (!state.recordings) return;
+  if (state.recordings.length === 0) {
+    $('#recordings-state').textContent = t('noRecordings');
+    return;
+  }
+  const when = (s) => new Date(s).toLocaleString(document.documentElement.lang);
+  for (const rec of state.recordings) {
+    const title = rec.roomId ? tf('recordingRoom', { id: rec.roomId }) : rec.videoRoomId;
+    const span = `${when(rec.startedAt)} – ${rec.endedAt ? when(rec.endedAt) : t('recordingRunning')}`;
+    const files = h('div', { class: 'recording-files' });
+    for (const f of rec.participants) {
+      const role = t(f.isCustomer ? 'customerRole' : 'counselorRole');
+      const line = h('p', {}, `${f.name} (${role}) · ${Math.round(f.duration)}s · ${t(`recordingStatus_${f.status}`)}`);
+      const item = h('div', { class: 'recording-file', dataset: { fileId: f.id } }, line);
+      if (f.status !== 'recording' && state.access) {
+        item.append(h('video', { controls: true, preload: 'metadata', src: `${f.url}?access=${encodeURIComponent(state.access)}` }));
+      }
+      files.append(item);
+    }
+    list.append(h('li', { class: 'recording', dataset: { recordingId: rec.id } }, h('p', { class: 'recording-head' }, `${title} · ${span}`), files));
   }
 }
 
@@ -441,6 +492,7 @@ function main() {
     renderRooms();
     renderMembers();
     renderCanned();
+    renderRecordings();
     statsView.relabel();
     if (state.detail) state.detail.view.relabel();
     if (state.conn) {
@@ -456,7 +508,8 @@ function main() {
   $('#logout').addEventListener('click', () => logout(''));
   $('#detail-close').addEventListener('click', closeDetail);
   $('#member-form').addEventListener('submit', onAddMember);
-  $('#auto-assign').addEventListener('change', (e) => setAutoAssign(e.target.checked));
+  $('#auto-assign').addEventListener('change', (e) => setSetting('autoAssign', e.target.checked));
+  $('#record-calls').addEventListener('change', (e) => setSetting('recordCalls', e.target.checked));
   $('#canned-form').addEventListener('submit', onSaveCanned);
   $('#canned-cancel').addEventListener('click', () => editCanned(null));
   $('#stats-form').addEventListener('submit', (e) => { e.preventDefault(); loadStats(); });

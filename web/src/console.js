@@ -5,7 +5,7 @@ import { Connection, PRIVATE, lobby, room as roomDest, renderState } from './sto
 import { RoomView } from './room-view.js';
 import { Banner, Composer, clientMessageId, statusText, preview } from './common.js';
 import { showLoginForm, bindLogin } from './login.js';
-import { VideoCall, lastCallStep } from './video-call.js';
+import { VideoCall, lastCallStep, callRecorded, videoRecord } from './video-call.js';
 import { TypingSender, TypingIndicator } from './typing.js';
 import { CannedPicker } from './canned.js';
 
@@ -535,7 +535,7 @@ function onEvent(env) {
       }
       break;
     case 'MESSAGE_LIST':
-      if (!r.pendingOlder && !r.ended && state.mySpeakerId && lastCallStep(data.messages || []) === 'running') r.call.ongoing();
+      if (!r.pendingOlder && !r.ended && state.mySpeakerId && lastCallStep(data.messages || []) === 'running') r.call.ongoing(callRecorded(data.messages));
       r.view.setPage(data.messages || [], r.pendingOlder);
       r.pendingOlder = false;
       markRead(r);
@@ -549,6 +549,7 @@ function onEvent(env) {
       r.typingIn.hide(m.speakerId);
       const isNew = !r.view.messages.has(m.id);
       r.view.add(m);
+      if (r.call.active && videoRecord(m)?.event === 'recording') r.call.setRecorded(true);
       if (isNew && r.id !== state.active && m.speakerId !== state.mySpeakerId) {
         r.unread += 1;
         renderTab(r);
@@ -565,7 +566,8 @@ function onEvent(env) {
     case 'VIDEO_INVITE':
       // The counselor's own bearer token opens the call; userId is this
       // console's speakerId.
-      r.call.invited({ token: state.session.token, userId: data.userId, communityId: data.communityId, videoRoomId: data.videoRoomId },
+      r.call.invited({ token: state.session.token, userId: data.userId, communityId: data.communityId, videoRoomId: data.videoRoomId,
+        recorded: data.recorded },
         Boolean(data.from && String(data.from.speakerId) === String(data.userId)));
       break;
     case 'VIDEO_DECLINED':

@@ -4,7 +4,7 @@ import { request, uploadImage } from './api.js';
 import { Connection, PRIVATE, room as roomDest, renderState } from './stomp.js';
 import { RoomView } from './room-view.js';
 import { Banner, Composer, clientMessageId } from './common.js';
-import { VideoCall, lastCallStep } from './video-call.js';
+import { VideoCall, lastCallStep, callRecorded, videoRecord } from './video-call.js';
 import { TypingSender, TypingIndicator } from './typing.js';
 
 // The page the gas app opens in a web view:
@@ -68,7 +68,7 @@ const call = new VideoCall({
 // offerRejoin asks to rejoin when the history's last call step says a call
 // is still running.
 function offerRejoin(messages) {
-  if (!state.ended && lastCallStep(messages) === 'running') call.ongoing();
+  if (!state.ended && lastCallStep(messages) === 'running') call.ongoing(callRecorded(messages));
 }
 
 function send(eventName, data) {
@@ -183,7 +183,8 @@ function onEvent(env) {
       break;
     case 'VIDEO_INVITE':
       if (data.token) {
-        call.invited({ token: data.token, userId: data.userId, communityId: data.communityId, videoRoomId: data.videoRoomId },
+        call.invited({ token: data.token, userId: data.userId, communityId: data.communityId, videoRoomId: data.videoRoomId,
+          recorded: data.recorded },
           Boolean(data.from && data.from.isCustomer === 1));
       }
       break;
@@ -209,6 +210,7 @@ function onEvent(env) {
       if (data.message) {
         typingIn.hide(data.message.speakerId);
         view.add(data.message);
+        if (call.active && videoRecord(data.message)?.event === 'recording') call.setRecorded(true);
       }
       markRead();
       break;

@@ -32,7 +32,9 @@ export class VideoCall {
     this.videoOn = true;
     this.audioOn = true;
 
+    this.recorded = false;
     this.stateText = h('p', { class: 'call-state', role: 'status' });
+    this.recordedNote = h('p', { class: 'call-recorded', hidden: true });
     this.acceptButton = h('button', { type: 'button', class: 'primary call-accept', onclick: () => this.accept() });
     this.declineButton = h('button', { type: 'button', class: 'danger call-decline', onclick: () => this.decline() });
     this.prompt = h('div', { class: 'call-prompt', hidden: true }, this.acceptButton, this.declineButton);
@@ -46,7 +48,7 @@ export class VideoCall {
     this.hangUpButton = h('button', { type: 'button', class: 'danger call-hangup', onclick: () => this.hangUp() });
     this.controls = h('div', { class: 'call-controls', hidden: true }, this.cameraButton, this.micButton, this.hangUpButton);
     this.el = h('section', { class: 'video-call', hidden: true, dataset: { phase: 'idle' } },
-      this.stateText, this.prompt, this.stage, this.controls);
+      this.stateText, this.recordedNote, this.prompt, this.stage, this.controls);
     this.relabel();
   }
 
@@ -62,6 +64,16 @@ export class VideoCall {
     this.micButton.setAttribute('aria-pressed', String(!this.audioOn));
     this.stateText.textContent = this.stateKey ? t(this.stateKey) + (this.stateExtra ? `: ${this.stateExtra}` : '') : '';
     this.remoteNote.textContent = t('remoteCameraOff');
+    this.recordedNote.textContent = t('callRecorded');
+    this.recordedNote.hidden = !this.recorded || this.phase === 'idle';
+  }
+
+  // setRecorded shows (or hides) that the call is recorded: the
+  // invitation says whether the company records, and the system message
+  // of a recording that began says it again.
+  setRecorded(on) {
+    this.recorded = Boolean(on);
+    this.relabel();
   }
 
   setPhase(phase, stateKey, extra = '') {
@@ -83,6 +95,7 @@ export class VideoCall {
   invited(creds, mine) {
     if (this.ws) return;
     this.creds = creds;
+    this.recorded = Boolean(creds.recorded);
     if (mine) this.join(creds, 'callWaiting');
     else this.setPhase('invited', 'callIncoming');
   }
@@ -97,9 +110,10 @@ export class VideoCall {
   }
 
   // ongoing offers to rejoin a call the history says is still running.
-  ongoing() {
+  ongoing(recorded = false) {
     if (this.phase !== 'idle' || this.ws) return;
     this.creds = null;
+    this.recorded = recorded;
     this.setPhase('invited', 'callOngoing');
   }
 
@@ -129,6 +143,7 @@ export class VideoCall {
     this.localVideo.srcObject = null;
     this.remoteBox.replaceChildren();
     this.creds = null;
+    this.recorded = false;
     this.setPhase('idle', stateKey, extra);
   }
 
@@ -315,11 +330,29 @@ export function videoRecord(m) {
 // running ('running': invited, or someone still in it), over ('over'), or
 // there is none ('').
 export function lastCallStep(messages) {
+  const last = lastCall(messages);
+  if (!last) return '';
+  return ['invite', 'joined', 'left', 'recording'].includes(last.rec.event) ? 'running' : 'over';
+}
+
+// callRecorded says whether the newest call in messages is recorded: its
+// invitation said so, or its recording began.
+export function callRecorded(messages) {
+  let recorded = false;
+  for (const m of [...messages].sort((a, b) => a.id - b.id)) {
+    const rec = videoRecord(m);
+    if (!rec) continue;
+    if (rec.event === 'invite') recorded = Boolean(rec.recorded);
+    if (rec.event === 'recording') recorded = true;
+  }
+  return recorded;
+}
+
+function lastCall(messages) {
   let last = null;
   for (const m of messages) {
     const rec = videoRecord(m);
     if (rec && (!last || m.id > last.id)) last = { id: m.id, rec };
   }
-  if (!last) return '';
-  return ['invite', 'joined', 'left'].includes(last.rec.event) ? 'running' : 'over';
+  return last;
 }
