@@ -250,8 +250,9 @@ func (b *bench) publish(ctx context.Context, c *client) error {
 		return err
 	}
 	go func() {
-		frame := make([]byte, b.opts.frameBytes)
+		frame := make([]byte, max(b.opts.frameBytes, 10))
 		voice := make([]byte, 80)
+		n := 0
 		vtick := time.NewTicker(time.Second / time.Duration(b.opts.fps))
 		atick := time.NewTicker(20 * time.Millisecond)
 		defer vtick.Stop()
@@ -261,6 +262,15 @@ func (b *bench) publish(ctx context.Context, c *client) error {
 			case <-ctx.Done():
 				return
 			case <-vtick.C:
+				// A VP8 keyframe header once a second, interframes between,
+				// as a recorder needs (the SFU does not look).
+				frame[0] = 0x11
+				if n%b.opts.fps == 0 {
+					frame[0] = 0x10
+					frame[3], frame[4], frame[5] = 0x9d, 0x01, 0x2a
+					frame[6], frame[7], frame[8], frame[9] = 0x80, 0x02, 0x68, 0x01 // 640x360
+				}
+				n++
 				_ = vt.WriteSample(media.Sample{Data: frame, Duration: time.Second / time.Duration(b.opts.fps)})
 			case <-atick.C:
 				if b.opts.audio {

@@ -2,9 +2,11 @@
 // publishers send synthetic VP8 (and Opus) into one room, M subscribers
 // each receive every publisher, and the server, running in a child
 // process so its CPU time is its own, reports forwarded packets per second
-// and per CPU core.
+// and per CPU core. With -record the server also records every publisher
+// (package video/recording, files in a temporary directory), so the two
+// runs' CPU tell what recording costs.
 //
-//	cstalk-videobench -publishers 4 -subscribers 8 -duration 20s
+//	cstalk-videobench -publishers 4 -subscribers 8 -duration 20s [-record]
 package main
 
 import (
@@ -14,12 +16,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -30,7 +34,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cstalk/cstalk/store"
 	"github.com/cstalk/cstalk/video"
+	"github.com/cstalk/cstalk/video/recording"
 )
 
 type options struct {
@@ -44,6 +50,7 @@ type options struct {
 	serve       bool
 	procs       int
 	simulcast   bool
+	record      bool
 }
 
 func main() {
@@ -57,6 +64,7 @@ func main() {
 	flag.BoolVar(&o.audio, "audio", true, "publish Opus too (50 packets/s)")
 	flag.IntVar(&o.procs, "server-procs", 1, "GOMAXPROCS of the server process")
 	flag.BoolVar(&o.simulcast, "simulcast", false, "publish video in three simulcast layers (full, 1/4 and 1/16 of -frame-bytes); subscribers get the layer the layout allows")
+	flag.BoolVar(&o.record, "record", false, "the server records every publisher to WebM (in a temporary directory)")
 	flag.BoolVar(&o.serve, "serve", false, "internal: run the server side and print its address")
 	flag.Parse()
 
@@ -64,7 +72,7 @@ func main() {
 	defer stop()
 	var err error
 	if o.serve {
-		err = serve(ctx)
+		err = serve(ctx, o.record)
 	} else {
 		err = run(ctx, o)
 	}
@@ -81,8 +89,10 @@ func (allowAll) AuthorizeJoin(_ context.Context, _, userID, communityID, _ strin
 	return video.Identity{UserID: userID, CommunityID: communityID}, nil
 }
 
-// serve runs the SFU on loopback until stdin closes (the parent is gone).
-func serve(ctx context.Context) error {
+// serve runs the SFU on loopback until stdin closes (the parent is gone);
+// with record, a recorder writes every participant to a temporary
+// directory.
+func serve(ctx context.Context, record bool) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg := video.DefaultConfig()
 	cfg.IncludeLoopback = true
@@ -91,11 +101,23 @@ func serve(ctx context.Context) error {
 	cfg.MessageRate, cfg.MessageBurst = 10000, 100000
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var rec *recording.Recorder
+	if record {
+		// Set before any join, so before any event.
+		cfg.OnEvent = func(ev video.Event) { rec.HandleEvent(ev) }
+	}
 	srv, err := video.New(cfg, allowAll{}, reg, log)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
+	if record {
+		var done func()
+		if rec, done, err = newRecorder(ctx, srv, log); err != nil {
+			return err
+		}
+		defer done()
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/signal", srv.Handler())
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -120,12 +142,16 @@ func serve(ctx context.Context) error {
 }
 
 // startServer runs this program with -serve and returns its address.
-func startServer(ctx context.Context, procs int) (addr string, wait func(), err error) {
+func startServer(ctx context.Context, procs int, record bool) (addr string, wait func(), err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", nil, err
 	}
-	cmd := exec.CommandContext(ctx, self, "-serve")
+	args := []string{"-serve"}
+	if record {
+		args = append(args, "-record")
+	}
+	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -162,7 +188,7 @@ func run(ctx context.Context, o options) error {
 	if o.publishers < 1 || o.subscribers < 1 {
 		return errors.New("need at least one publisher and one subscriber")
 	}
-	addr, wait, err := startServer(ctx, o.procs)
+	addr, wait, err := startServer(ctx, o.procs, o.record)
 	if err != nil {
 		return err
 	}
@@ -170,9 +196,9 @@ func run(ctx context.Context, o options) error {
 	b := &bench{addr: addr, opts: o}
 	defer b.close()
 	fmt.Printf("server %s (GOMAXPROCS=%d), bench GOMAXPROCS=%d, %d CPUs\n", addr, o.procs, runtime.GOMAXPROCS(0), runtime.NumCPU())
-	fmt.Printf("%d publishers x %d subscribers, %d fps x %d B video%s%s\n", o.publishers, o.subscribers, o.fps, o.frameBytes,
+	fmt.Printf("%d publishers x %d subscribers, %d fps x %d B video%s%s%s\n", o.publishers, o.subscribers, o.fps, o.frameBytes,
 		map[bool]string{true: " in 3 simulcast layers (1/16, 1/4, all)", false: ""}[o.simulcast],
-		map[bool]string{true: " + Opus 50 pkt/s", false: ""}[o.audio])
+		map[bool]string{true: " + Opus 50 pkt/s", false: ""}[o.audio], map[bool]string{true: ", every publisher recorded", false: ""}[o.record])
 	if err := b.setup(ctx); err != nil {
 		return err
 	}
@@ -236,4 +262,45 @@ func (b *bench) sample() (sample, error) {
 		}
 	}
 	return s, sc.Err()
+}
+
+// newRecorder records every room of srv into a temporary directory, with
+// an SQLite store there; done finishes the files and removes it all.
+func newRecorder(ctx context.Context, srv *video.Server, log *slog.Logger) (rec *recording.Recorder, done func(), err error) {
+	dir, err := os.MkdirTemp("", "cstalk-videobench-*")
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := store.Open(ctx, "sqlite:"+dir+"/bench.db", log)
+	if err == nil {
+		err = st.Migrate(ctx)
+	}
+	if err == nil {
+		rec, err = recording.New(recording.Config{Dir: dir + "/recordings", Limits: recording.DefaultLimits,
+			Records: func(context.Context, video.RoomKey) (bool, error) { return true, nil }}, st, srv, log)
+	}
+	if err != nil {
+		if st != nil {
+			_ = st.Close()
+		}
+		_ = os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return rec, func() {
+		// Runs before the server closes: the files are finished here and
+		// the rooms' last events find nothing left to do.
+		rec.Close()
+		files, bytes := 0, int64(0)
+		_ = filepath.WalkDir(dir+"/recordings", func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if info, err := d.Info(); err == nil {
+					files, bytes = files+1, bytes+info.Size()
+				}
+			}
+			return nil
+		})
+		fmt.Fprintf(os.Stderr, "recorded %d files, %.1f MB\n", files, float64(bytes)/1e6)
+		_ = st.Close()
+		_ = os.RemoveAll(dir)
+	}, nil
 }
