@@ -121,7 +121,8 @@ type liveFile struct {
 	done  chan struct{}
 }
 
-// New makes a Recorder; the directory is created if missing.
+// New makes a Recorder; the directory is created (0700) by the first
+// recording.
 func New(cfg Config, store Store, tap Tapper, log *slog.Logger) (*Recorder, error) {
 	if cfg.Dir == "" || cfg.Records == nil || store == nil || tap == nil {
 		return nil, errors.New("recording: a directory, a policy, a store and the SFU are required")
@@ -132,9 +133,8 @@ func New(cfg Config, store Store, tap Tapper, log *slog.Logger) (*Recorder, erro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("recording: directory: %w", err)
-	}
+	// The directory is made when a recording needs it: a node that
+	// records nothing needs no writable place for it.
 	return &Recorder{cfg: cfg, store: store, tap: tap, log: log.With("component", "recording"),
 		rooms: map[video.RoomKey]*roomRec{}}, nil
 }
