@@ -56,6 +56,8 @@ func dbTimePtr(t *time.Time) *time.Time {
 
 // CreateRecording stores r and sets its ID.
 func (s *Store) CreateRecording(ctx context.Context, r *recording.Recording) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("create recording of %s", r.VideoRoomID)
 	var lc limitChecker
 	lc.bytes("video room id", r.VideoRoomID, 160)
@@ -74,6 +76,8 @@ func (s *Store) CreateRecording(ctx context.Context, r *recording.Recording) err
 
 // CreateRecordingFile stores f and sets its ID.
 func (s *Store) CreateRecordingFile(ctx context.Context, f *recording.File) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("create recording file of recording %d", f.RecordingID)
 	var lc limitChecker
 	lc.bytes("user id", f.UserID, 128)
@@ -93,6 +97,8 @@ func (s *Store) CreateRecordingFile(ctx context.Context, f *recording.File) erro
 
 // FinishRecordingFile writes where the file is and how it ended.
 func (s *Store) FinishRecordingFile(ctx context.Context, f *recording.File) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("finish recording file %d", f.ID)
 	res := s.db.WithContext(ctx).Model(&recordingFileRow{}).Where("id = ?", f.ID).Updates(map[string]any{
 		"path": f.Path, "ended_at": dbTimePtr(f.EndedAt), "bytes": f.Bytes,
@@ -109,6 +115,8 @@ func (s *Store) FinishRecordingFile(ctx context.Context, f *recording.File) erro
 
 // FinishRecording writes when the call ended.
 func (s *Store) FinishRecording(ctx context.Context, id int64, ended time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("finish recording %d", id)
 	res := s.db.WithContext(ctx).Model(&recordingRow{}).Where("id = ?", id).Update("ended_at", dbTime(ended))
 	if res.Error != nil {
@@ -122,6 +130,8 @@ func (s *Store) FinishRecording(ctx context.Context, id int64, ended time.Time) 
 
 // Recordings lists companyID's recordings, newest first, below before.
 func (s *Store) Recordings(ctx context.Context, companyID, before int64, limit int) ([]recording.Recording, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("recordings of company %d", companyID)
 	q := s.db.WithContext(ctx).Where("company_id = ?", companyID).Order("id DESC").Limit(limit)
 	if before > 0 {
@@ -136,6 +146,8 @@ func (s *Store) Recordings(ctx context.Context, companyID, before int64, limit i
 
 // Recording is companyID's recording id.
 func (s *Store) Recording(ctx context.Context, companyID, id int64) (*recording.Recording, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("recording %d of company %d", id, companyID)
 	var row recordingRow
 	if err := s.db.WithContext(ctx).Where("id = ? AND company_id = ?", id, companyID).Take(&row).Error; err != nil {

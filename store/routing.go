@@ -62,6 +62,8 @@ func (s *Store) SetMemberCapacity(ctx context.Context, memberID int64, capacity 
 // SetRecordCalls sets a company's choice to record its calls (nil: the
 // server's default).
 func (s *Store) SetRecordCalls(ctx context.Context, companyID int64, on *bool) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	what := fmt.Sprintf("set record calls of company %d", companyID)
 	res := s.db.WithContext(ctx).Model(&companyRow{}).Where("id = ?", companyID).Update("record_calls", on)
 	if res.Error != nil {
