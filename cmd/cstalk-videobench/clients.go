@@ -263,7 +263,7 @@ func (b *bench) publish(ctx context.Context, c *client) error {
 				return
 			case <-vtick.C:
 				// A VP8 keyframe header once a second, interframes between,
-				// as a recorder needs (the SFU does not look).
+				// as a recorder needs (the SFU reads the width from it too).
 				frame[0] = 0x11
 				if n%b.opts.fps == 0 {
 					frame[0] = 0x10

@@ -13,11 +13,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/at-wat/ebml-go"
 	"github.com/at-wat/ebml-go/webm"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v3"
 	pionmedia "github.com/pion/webrtc/v3/pkg/media"
 	"github.com/prometheus/client_golang/prometheus"
@@ -123,6 +125,9 @@ type publisher struct {
 	video  *webrtc.TrackLocalStaticSample
 	audio  *webrtc.TrackLocalStaticSample
 	joined time.Time
+	// pli: a keyframe was asked for (the next frame is one, as a
+	// browser does).
+	pli atomic.Bool
 }
 
 func (h *harness) join(user string) *publisher {
@@ -152,8 +157,15 @@ func (h *harness) join(user string) *publisher {
 		}
 		go func() { // RTCP must be read for the interceptors to work
 			for {
-				if _, _, err := sender.Sender().ReadRTCP(); err != nil {
+				pkts, _, err := sender.Sender().ReadRTCP()
+				if err != nil {
 					return
+				}
+				for _, pkt := range pkts {
+					switch pkt.(type) {
+					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+						p.pli.Store(true)
+					}
 				}
 			}
 		}()
@@ -232,7 +244,8 @@ func (p *publisher) send(d time.Duration, frameBytes int) sent {
 		case <-end:
 			return s
 		case <-vt.C:
-			if p.video.WriteSample(pionmedia.Sample{Data: vp8Frame(s.frames%30 == 0, frameBytes), Duration: time.Second / 30}) == nil {
+			key := s.frames%30 == 0 || p.pli.Swap(false)
+			if p.video.WriteSample(pionmedia.Sample{Data: vp8Frame(key, frameBytes), Duration: time.Second / 30}) == nil {
 				if s.frames == 0 {
 					s.first = time.Now()
 				}
