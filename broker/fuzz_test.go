@@ -6,10 +6,9 @@ import (
 	"testing"
 )
 
-// FuzzReadFrame drives the limit scanner and the frame parser the way a
+// FuzzReadFrame drives the limit scanner and go-stomp's reader the way a
 // connection does, whole and split in two at an arbitrary point: the two
-// must agree, every frame the scanner passes must parse, the parser must
-// read each frame exactly as go-stomp's reader does, and nothing the
+// must agree, every frame the scanner passes must parse, and nothing the
 // connection keeps may exceed the frame limit.
 func FuzzReadFrame(f *testing.F) {
 	seeds := []string{
@@ -72,27 +71,13 @@ func readAll(t *testing.T, l limits, v version, chunks ...[]byte) ([][]byte, *pr
 				t.Fatalf("frame of %d bytes passed a %d byte limit", len(raw), l.maxFrame)
 			}
 			unescaped := v == v10 || bytes.HasPrefix(raw, []byte("CONNECT")) || bytes.HasPrefix(raw, []byte("STOMP"))
-			fr, err := parseFrame(raw, unescaped)
+			fr, reusable, err := p.parse(raw, unescaped)
 			if err != nil {
 				parseErr = err
 				return false
 			}
-			ref, reusable, err := p.parse(raw, unescaped)
-			if err != nil {
-				t.Fatalf("go-stomp cannot read %q: %v", raw, err)
-			}
 			if !reusable {
 				p = newFrameParser()
-			}
-			if fr.Command != ref.Command || !bytes.Equal(fr.Body, ref.Body) || fr.Header.Len() != ref.Header.Len() {
-				t.Fatalf("%q: parsed %q %d headers %q, go-stomp %q %d headers %q", raw, fr.Command, fr.Header.Len(), fr.Body, ref.Command, ref.Header.Len(), ref.Body)
-			}
-			for i := range fr.Header.Len() {
-				k, v := fr.Header.GetAt(i)
-				rk, rv := ref.Header.GetAt(i)
-				if k != rk || v != rv {
-					t.Fatalf("%q: header %d is %q:%q, go-stomp %q:%q", raw, i, k, v, rk, rv)
-				}
 			}
 			if !bytes.HasPrefix(raw, []byte(fr.Command)) {
 				t.Fatalf("command %q from %q", fr.Command, raw)
@@ -106,7 +91,7 @@ func readAll(t *testing.T, l limits, v version, chunks ...[]byte) ([][]byte, *pr
 			return true
 		})
 		if parseErr != nil {
-			t.Fatalf("scanner passed a frame the parser cannot read: %v: %q", parseErr, frames)
+			t.Fatalf("scanner passed a frame go-stomp cannot read: %v: %q", parseErr, frames)
 		}
 		if len(in.pending) > l.maxFrame {
 			t.Fatalf("kept %d bytes over a %d byte limit", len(in.pending), l.maxFrame)

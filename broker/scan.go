@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/go-stomp/stomp/v3/frame"
 )
@@ -232,119 +231,54 @@ func validEscapes(line []byte, v version) bool {
 	return true
 }
 
-// parseFrame builds the frame of raw, one complete frame as scan returned
-// it (scan has checked its command, header lines, escapes and length). It
-// reads what go-stomp's reader would, without its allocations per line and
-// per header: one string holds the header block, and a header unescapes
-// into a string of its own only when it has an escape. Frames whose headers
-// are not escaped (STOMP 1.0, CONNECT) keep their backslashes.
-func parseFrame(raw []byte, unescaped bool) (*frame.Frame, error) {
-	eol := bytes.IndexByte(raw, '\n')
-	if eol <= 0 {
-		return nil, io.ErrUnexpectedEOF
-	}
-	command := clientCommand(trimCR(raw[:eol]))
-	if command == "" {
-		return nil, frame.ErrInvalidCommand
-	}
-	end := bytes.Index(raw[eol:], []byte("\n\n"))
-	crlf := bytes.Index(raw[eol:], []byte("\n\r\n"))
-	var block string
-	bodyAt := 0
-	switch {
-	case crlf >= 0 && (end < 0 || crlf < end):
-		block, bodyAt = string(raw[eol+1:eol+crlf+1]), eol+crlf+3
-	case end >= 0:
-		block, bodyAt = string(raw[eol+1:eol+end+1]), eol+end+2
-	default:
-		return nil, frame.ErrInvalidFrameFormat
-	}
-	var kvs [2 * 16]string
-	kv := kvs[:0]
-	contentLength := -1
-	for len(block) > 0 {
-		line := block
-		if i := strings.IndexByte(block, '\n'); i >= 0 {
-			line, block = block[:i], block[i+1:]
-		} else {
-			block = ""
-		}
-		line = strings.TrimSuffix(line, "\r")
-		colon := strings.IndexByte(line, ':')
-		if colon <= 0 {
-			return nil, frame.ErrInvalidFrameFormat
-		}
-		name, value := line[:colon], line[colon+1:]
-		if !unescaped {
-			name, value = unescapeHeader(name), unescapeHeader(value)
-		}
-		if contentLength < 0 && name == frame.ContentLength {
-			n, err := strconv.ParseUint(value, 10, 32)
-			if err != nil {
-				return nil, err
-			}
-			contentLength = int(n)
-		}
-		kv = append(kv, name, value)
-	}
-	body := raw[bodyAt:]
-	switch {
-	case contentLength >= 0:
-		if len(body) <= contentLength || body[contentLength] != 0 {
-			return nil, frame.ErrInvalidFrameFormat
-		}
-		body = body[:contentLength]
-	default:
-		z := bytes.IndexByte(body, 0)
-		if z < 0 {
-			return nil, io.ErrUnexpectedEOF
-		}
-		body = body[:z]
-	}
-	return &frame.Frame{Command: command, Header: frame.NewHeader(kv...), Body: append(make([]byte, 0, len(body)), body...)}, nil
+// frameParser wraps a go-stomp reader fed one exact frame at a time, so its
+// 4 KiB buffer is pooled rather than held by every idle connection.
+type frameParser struct {
+	src bytes.Reader
+	r   *frame.Reader
 }
 
-// clientCommand returns the constant for a client command, "" for anything else.
-func clientCommand(cmd []byte) string {
-	for _, c := range [...]string{frame.SEND, frame.ACK, frame.NACK, frame.SUBSCRIBE, frame.UNSUBSCRIBE,
-		frame.CONNECT, frame.STOMP, frame.BEGIN, frame.COMMIT, frame.ABORT, frame.DISCONNECT} {
-		if string(cmd) == c {
-			return c
-		}
-	}
-	return ""
+func newFrameParser() *frameParser {
+	p := &frameParser{}
+	p.r = frame.NewReader(&p.src)
+	return p
 }
 
-// unescapeHeader undoes STOMP's header escapes as go-stomp does: \\r, \\n,
-// \\c and \\\\ stand for their characters, any other backslash stays.
-func unescapeHeader(s string) string {
-	i := strings.IndexByte(s, '\\')
-	if i < 0 {
-		return s
+// parse reads raw, one complete frame as returned by scan. Frames whose
+// headers must not be unescaped (STOMP 1.0, CONNECT) get their backslashes
+// doubled first, which go-stomp's unescaping turns back into themselves.
+// ok reports whether the parser may be reused.
+func (p *frameParser) parse(raw []byte, unescaped bool) (f *frame.Frame, ok bool, err error) {
+	if unescaped {
+		raw = literalBackslashes(raw)
 	}
-	b := make([]byte, 0, len(s))
-	for ; i < len(s); i++ {
-		if s[i] != '\\' || i+1 == len(s) {
-			continue
-		}
-		var c byte
-		switch s[i+1] {
-		case 'r':
-			c = '\r'
-		case 'n':
-			c = '\n'
-		case 'c':
-			c = ':'
-		case '\\':
-			c = '\\'
-		default:
-			continue
-		}
-		b = append(b, s[:i]...)
-		b = append(b, c)
-		s = s[i+2:]
-		i = -1
+	p.src.Reset(raw)
+	f, err = p.r.Read()
+	if err == nil && f == nil {
+		err = io.ErrUnexpectedEOF
 	}
-	b = append(b, s...)
-	return string(b)
+	if err != nil {
+		return nil, false, err
+	}
+	// scan found the exact frame, so the reader has consumed all of raw and
+	// holds nothing over for the next frame.
+	return f, p.src.Len() == 0, nil
+}
+
+func literalBackslashes(raw []byte) []byte {
+	end := bytes.Index(raw, []byte("\n\n"))
+	if crlf := bytes.Index(raw, []byte("\n\r\n")); crlf >= 0 && (end < 0 || crlf < end) {
+		end = crlf
+	}
+	if end < 0 || bytes.IndexByte(raw[:end], '\\') < 0 {
+		return raw
+	}
+	out := make([]byte, 0, len(raw)+8)
+	for _, c := range raw[:end] {
+		if c == '\\' {
+			out = append(out, '\\')
+		}
+		out = append(out, c)
+	}
+	return append(out, raw[end:]...)
 }

@@ -39,6 +39,7 @@ type Server struct {
 
 	chunks  sync.Pool // *[]byte read buffers
 	buffers sync.Pool // *[]byte write buffers
+	parsers sync.Pool // *frameParser
 
 	runCtx    context.Context
 	runCancel context.CancelFunc
@@ -96,6 +97,7 @@ func New(cfg Config, app Application, bus Bus, reg prometheus.Registerer, log *s
 	s.coalesce = newCoalescer(cfg.CoalesceWindow, func(topic string, m *message) { s.hub.publishLocal(topic, m) })
 	s.chunks.New = func() any { b := make([]byte, 4096); return &b }
 	s.buffers.New = func() any { b := make([]byte, 0, 4096); return &b }
+	s.parsers.New = func() any { return newFrameParser() }
 	checkOrigin := cfg.CheckOrigin
 	if checkOrigin == nil {
 		checkOrigin = func(*http.Request) bool { return true }
@@ -365,7 +367,11 @@ func newSessionID() string {
 
 func (s *Server) parse(raw []byte, v version) (*frame.Frame, *protocolError) {
 	unescaped := v == v10 || v == 0 || (len(raw) > 7 && (string(raw[:7]) == "CONNECT" || string(raw[:5]) == "STOMP"))
-	f, err := parseFrame(raw, unescaped)
+	p := s.parsers.Get().(*frameParser)
+	f, reusable, err := p.parse(raw, unescaped)
+	if reusable {
+		s.parsers.Put(p)
+	}
 	if err != nil {
 		if errors.Is(err, frame.ErrInvalidCommand) {
 			return nil, malformed("invalid command", "unknown command")
