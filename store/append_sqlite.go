@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"modernc.org/libc"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // On SQLite the writer stores a batch through a connection of its own whose
@@ -31,6 +34,20 @@ func sqlitePragmas() []string {
 		// The checkpointer copies the WAL back; no commit does it.
 		"PRAGMA wal_autocheckpoint = 0",
 	}
+}
+
+// syncDataOnly makes SQLite commit with fdatasync(2) instead of fsync(2),
+// as SQLite built by its own configure script does on Linux: the data and
+// the file's size reach the disk alike, only its timestamps wait for the
+// next metadata flush, so a commit does not push them through the journal.
+// The library transpiled from the amalgamation keeps fsync unless told.
+// The switch is the library's and process-wide, and the same for every
+// SQLite file, so setting it again is harmless; where fdatasync does not
+// exist the library keeps fsync.
+func syncDataOnly() {
+	tls := libc.NewTLS()
+	defer tls.Close()
+	sqlite3.Xmodernc_fdatasync(tls, 1)
 }
 
 // sqliteWriter is the writer goroutine's connection with its statements.

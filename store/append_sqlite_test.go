@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"modernc.org/libc"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // On a SQLite file the writer stores batches through its own connection
@@ -99,5 +101,16 @@ func TestClientIDLookupUsesItsKey(t *testing.T) {
 	}
 	if len(plan) == 0 || !strings.Contains(fmt.Sprint(plan), "uq_messages_client") {
 		t.Fatalf("the lookup does not use uq_messages_client: %+v", plan)
+	}
+}
+
+// A store on a SQLite file commits with fdatasync, as SQLite's own Linux
+// build does.
+func TestSQLiteSyncsDataOnly(t *testing.T) {
+	backend{newDSN: newSQLiteDSN}.open(t)
+	tls := libc.NewTLS()
+	defer tls.Close()
+	if got := sqlite3.Xmodernc_fdatasync(tls, -1); got != 1 {
+		t.Fatalf("fdatasync switch = %d, want 1", got)
 	}
 }

@@ -152,6 +152,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	}
 	if target.dialect == dialectSQLite && !target.memory {
 		s.sqlitePath = target.path
+		syncDataOnly()
 	}
 	if target.dialect == dialectSQLite {
 		s.roomCache = &roomCache{rooms: map[int64]*roomContext{}}
