@@ -102,6 +102,9 @@ type JoinRequest struct {
 	// which also bounds it).
 	Capacity int
 	Signaler Signaler
+	// Placed: the front end claimed the room for this node (Claim); the
+	// room is renewed while it lives here and released when it closes.
+	Placed bool
 }
 
 // Participant is a front end's handle on one participant.
@@ -116,7 +119,7 @@ func (s *Server) Join(req JoinRequest) (*Participant, error) {
 		return nil, clientError(CodeBadMessage)
 	}
 	p, e := s.joinRoom(joinRequest{sess: frontEnd{req.Signaler}, ident: req.Ident, key: req.Room,
-		video: req.Video, audio: req.Audio, frontEnd: req.FrontEnd, capacity: req.Capacity, exclusive: true})
+		video: req.Video, audio: req.Audio, frontEnd: req.FrontEnd, capacity: req.Capacity, exclusive: true, placed: req.Placed})
 	if e != nil {
 		return nil, e
 	}

@@ -33,9 +33,11 @@ type Placement interface {
 // placementTimeout bounds one call to the placement: a Redis round trip.
 const placementTimeout = 2 * time.Second
 
-// placed reports whether room r is placed in the cluster: rooms of /signal
-// (seed 002 and guides). Rooms of other front ends live where they open.
-func (r *room) placed() bool { return r.frontEnd == FrontEndSignal }
+// Claim returns the relay address of the node hosting room key, recording
+// this node when none does (self). A front end of the front-end API that
+// places its rooms calls it before Join (with JoinRequest.Placed) and, when
+// the room is elsewhere, relays its client there (DialRelay, HandleRelay).
+func (s *Server) Claim(key RoomKey) (addr string, self bool) { return s.claim(key) }
 
 // claim asks the placement where room key lives. Without a placement, or
 // when it cannot answer (Redis down), the room lives here: a call on one
@@ -58,7 +60,7 @@ func (s *Server) claim(key RoomKey) (addr string, self bool) {
 // release gives up the placement of a room that closed here.
 func (s *Server) release(r *room) {
 	pl := s.cfg.Placement
-	if pl == nil || !r.placed() {
+	if pl == nil || !r.placed {
 		return
 	}
 	// The server's context may be cancelled already at shutdown; the
@@ -98,7 +100,7 @@ func (s *Server) renewPlacement(pl Placement) {
 	s.mu.Lock()
 	keys := make([]RoomKey, 0, len(s.rooms))
 	for k, r := range s.rooms {
-		if r.placed() {
+		if r.placed {
 			keys = append(keys, k)
 		}
 	}

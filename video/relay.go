@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -87,14 +88,60 @@ func (s *Server) serveRelay(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "websocket upgrade expected", http.StatusUpgradeRequired)
 		return
 	}
+	s.mu.Lock()
+	handler := s.relays[key.Kind]
+	s.mu.Unlock()
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		return
+	}
+	if handler != nil {
+		handler(ws, key, r)
 		return
 	}
 	sess := s.newSession(relayTransport{newWSTransport(ws, s.cfg)}, r)
 	sess.urlToken = r.Header.Get(relayTokenHeader)
 	sess.bound = &key
 	sess.serve()
+}
+
+// RelayHandler serves, on the room's node, a connection another node
+// relays for room key of a front end's own kind (the signature checked).
+// It owns ws and returns when the connection ends.
+type RelayHandler func(ws *websocket.Conn, key RoomKey, r *http.Request)
+
+// HandleRelay makes h serve the relayed connections of rooms of kind
+// (another front end's: KnowledgeTalk's k). Call it before serving.
+func (s *Server) HandleRelay(kind RoomKind, h RelayHandler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.relays[kind] = h
+}
+
+// DialRelay opens a signed relay link to the node at addr (from Claim)
+// that hosts room key; q and h travel with the request (q's room fields
+// are set here).
+func (s *Server) DialRelay(ctx context.Context, addr string, key RoomKey, q url.Values, h http.Header) (*websocket.Conn, error) {
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("company", key.Company)
+	q.Set("kind", string(key.Kind))
+	q.Set("name", key.Name)
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set(relayAuthHeader, s.relayAuth(key))
+	d := websocket.Dialer{HandshakeTimeout: s.cfg.AuthTimeout, ReadBufferSize: 4096, WriteBufferSize: 4096}
+	ws, resp, err := d.DialContext(ctx, "ws://"+addr+RelayPath+"?"+q.Encode(), h)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("relay to %s: %w", addr, err)
+	}
+	ws.SetReadLimit(relayReadLimit)
+	return ws, nil
 }
 
 // relayLink is a session's link to the node hosting its room.
@@ -136,26 +183,20 @@ func (l *relayLink) abort() {
 // it the client's joinRoom; from then on handle passes messages through.
 func (sess *session) relayJoin(addr string, key RoomKey, join []byte) *Error {
 	s := sess.srv
-	q := url.Values{"company": {key.Company}, "kind": {string(key.Kind)}, "name": {key.Name}, "lang": {sess.lang}}
+	q := url.Values{"lang": {sess.lang}}
 	h := http.Header{}
-	h.Set(relayAuthHeader, s.relayAuth(key))
 	if sess.urlToken != "" {
 		h.Set(relayTokenHeader, sess.urlToken)
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.AuthTimeout)
 	defer cancel()
-	d := websocket.Dialer{HandshakeTimeout: s.cfg.AuthTimeout, ReadBufferSize: 4096, WriteBufferSize: 4096}
-	ws, resp, err := d.DialContext(ctx, "ws://"+addr+RelayPath+"?"+q.Encode(), h)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
+	ws, err := s.DialRelay(ctx, addr, key, q, h)
 	if err != nil {
 		// The room's node is unreachable (dead, until its lease runs out,
 		// or draining): the client comes back and the room moves.
 		sess.log.Warn("relay to the room's node failed", "room", key.String(), "node", addr, "err", err)
 		return fatalError(CodeShutdown)
 	}
-	ws.SetReadLimit(relayReadLimit)
 	link := &relayLink{ws: ws}
 	if err := link.send(join, s.cfg.WriteTimeout); err != nil {
 		_ = ws.Close()

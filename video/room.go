@@ -32,6 +32,9 @@ type room struct {
 	// (the metrics label); capacity is its most participants.
 	frontEnd string
 	capacity int
+	// placed: the room is placed in the cluster (Placement), renewed
+	// while it lives here and released when it closes.
+	placed bool
 
 	mu           sync.Mutex
 	participants map[string]*participant // by user id
@@ -240,7 +243,7 @@ func closePeers(peers []*peer) {
 // dropped, or a second tab taking over), the existing one resumed.
 func (s *Server) join(sess signaler, ident Identity, token string, key RoomKey, videoOn, audioOn bool) (*participant, *Error) {
 	return s.joinRoom(joinRequest{sess: sess, ident: ident, token: token, key: key, video: videoOn, audio: audioOn,
-		frontEnd: FrontEndSignal})
+		frontEnd: FrontEndSignal, placed: true})
 }
 
 // joinRequest is one join, from whichever front end.
@@ -255,6 +258,8 @@ type joinRequest struct {
 	capacity int
 	// exclusive refuses the join when the user id is in the room already.
 	exclusive bool
+	// placed: the front end claimed the room (Server.Claim) for this node.
+	placed bool
 }
 
 func (s *Server) joinRoom(req joinRequest) (*participant, *Error) {
@@ -290,7 +295,7 @@ func (s *Server) roomFor(req joinRequest) (*room, bool, *Error) {
 		capacity = min(capacity, req.capacity)
 	}
 	r := &room{key: req.key, srv: s, openedAt: s.now(), participants: map[string]*participant{},
-		frontEnd: req.frontEnd, capacity: capacity}
+		frontEnd: req.frontEnd, capacity: capacity, placed: req.placed}
 	s.rooms[req.key] = r
 	s.metrics.rooms.WithLabelValues(r.frontEnd).Inc()
 	return r, true, nil

@@ -45,7 +45,9 @@ type Server struct {
 	mu       sync.Mutex
 	rooms    map[RoomKey]*room
 	sessions map[*session]struct{}
-	closed   bool
+	// relays serve relayed connections of other front ends' room kinds.
+	relays map[RoomKind]RelayHandler
+	closed bool
 }
 
 // New builds a Server. reg receives the video metrics; log gets
@@ -66,7 +68,7 @@ func New(cfg Config, auth Authorizer, reg prometheus.Registerer, log *slog.Logge
 		return nil, err
 	}
 	s := &Server{cfg: cfg, auth: auth, log: log, metrics: m, now: clock(cfg),
-		rooms: map[RoomKey]*room{}, sessions: map[*session]struct{}{}}
+		rooms: map[RoomKey]*room{}, sessions: map[*session]struct{}{}, relays: map[RoomKind]RelayHandler{}}
 	s.turnSecret = cfg.TURNSecret
 	if s.turnSecret == "" && cfg.TURN.Enabled {
 		// Only this process checks the credentials, so a secret of its own

@@ -104,7 +104,9 @@ func TestServeKnowledgeTalk(t *testing.T) {
 
 // TestClusterKnowledgeTalk: two nodes on one MariaDB and Redis share
 // licences and rooms: a room made on one node is joined on the other, and
-// each node hosts its own calls (a room's members meet on one node).
+// a call's members meet whichever node each reached (the room lives on
+// the node of its first join; TestClusterKnowledgeTalkAcrossNodes has the
+// relay in full).
 func TestClusterKnowledgeTalk(t *testing.T) {
 	rds := redistest.Start(t)
 	dsn, _ := freshMariaDB(t)

@@ -19,20 +19,6 @@ import (
 
 func clientAPI(t *testing.T) *webrtc.API { t.Helper(); return videotest.ClientAPI(t, false) }
 
-func complete(t *testing.T, pc *webrtc.PeerConnection, desc webrtc.SessionDescription) string {
-	t.Helper()
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(desc); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-gathered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("ICE gathering did not complete")
-	}
-	return pc.LocalDescription().SDP
-}
-
 // publisher is a peer that sends VP8 video (and Opus, for a camera).
 type publisher struct {
 	pc    *webrtc.PeerConnection
@@ -68,7 +54,7 @@ func newPublisher(t *testing.T, api *webrtc.API, withAudio bool) *publisher {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &publisher{pc: pc, offer: complete(t, pc, offer), stop: cancel}
+	p := &publisher{pc: pc, offer: videotest.CompleteSDP(t, pc, offer), stop: cancel}
 	t.Cleanup(func() { cancel(); _ = pc.Close() })
 	go func() {
 		frame, voice := make([]byte, 900), make([]byte, 60)
@@ -128,7 +114,7 @@ func newSubscriber(t *testing.T, api *webrtc.API, offer string) *subscriber {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.answer = complete(t, pc, answer)
+	s.answer = videotest.CompleteSDP(t, pc, answer)
 	return s
 }
 

@@ -104,7 +104,9 @@ func (sess *session) destroyRoom(c *call) {
 		sess.answer(c.req, codeServerError, nil)
 		return
 	}
-	if len(sess.srv.rooms.Participants(roomKey(c.company, id))) > 0 {
+	// Someone is in it: here, or on the node the cluster placed it on.
+	key := roomKey(c.company, id)
+	if _, self := sess.srv.rooms.Claim(key); !self || len(sess.srv.rooms.Participants(key)) > 0 {
 		sess.answer(c.req, codePermission, nil)
 		return
 	}
@@ -156,6 +158,22 @@ func (sess *session) roomJoin(c *call) {
 		}
 		capacity = room.Capacity
 	}
+	addr, self := s.rooms.Claim(key)
+	switch {
+	case sess.bound != nil && key != *sess.bound:
+		// Relayed here for another room: the relaying node's licence
+		// check named another company.
+		sess.answer(c.req, codeNoRoom, nil)
+		return
+	case sess.bound != nil && !self:
+		// The room moved since the relaying node looked: the client tries
+		// again and reaches it where it is now.
+		sess.answer(c.req, codeServerError, nil)
+		return
+	case !self:
+		sess.relayJoin(c, addr, key)
+		return
+	}
 	sess.mu.Lock()
 	sess.roomID, sess.company = id, c.company
 	sess.mu.Unlock()
@@ -167,7 +185,7 @@ func (sess *session) roomJoin(c *call) {
 			break
 		}
 		p, err = s.rooms.Join(video.JoinRequest{Room: key, Ident: video.Identity{UserID: userID, Name: defaultName,
-			CommunityID: key.Company}, Video: true, Audio: true, FrontEnd: FrontEnd, Capacity: capacity, Signaler: sess})
+			CommunityID: key.Company}, Video: true, Audio: true, FrontEnd: FrontEnd, Capacity: capacity, Signaler: sess, Placed: true})
 		if !isVideoCode(err, video.CodeAlreadyJoined) {
 			break
 		}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
@@ -27,6 +29,11 @@ const namespace = "/SignalServer"
 type Rooms interface {
 	Join(req video.JoinRequest) (*video.Participant, error)
 	Participants(key video.RoomKey) []video.Member
+	// Claim, DialRelay and HandleRelay place rooms in a cluster and relay
+	// a session to its room's node (see relay.go).
+	Claim(key video.RoomKey) (addr string, self bool)
+	DialRelay(ctx context.Context, addr string, key video.RoomKey, q url.Values, h http.Header) (*websocket.Conn, error)
+	HandleRelay(kind video.RoomKind, h video.RelayHandler)
 	SignalingConnection(transport string) (done func())
 	SignalingError(frontEnd, code string)
 }
@@ -95,6 +102,7 @@ func New(cfg Config, rooms Rooms, st Store, log *slog.Logger) (*Server, error) {
 		}
 	})
 	s.handler = s.io.ServeHandler(nil)
+	rooms.HandleRelay(video.RoomKnowledgeTalk, s.serveRelay)
 
 	s.wg.Add(1)
 	go func() {
@@ -111,23 +119,45 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // connected starts a session for a socket that joined /SignalServer.
 func (s *Server) connected(sock *socket.Socket) {
-	sess := newSession(s, sock)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		sock.Disconnect(true)
-		return
+	lang := s.cfg.Language
+	if h := sock.Handshake(); h != nil {
+		lang = handshakeLanguage(h, s.cfg.Language)
 	}
-	s.sessions[sess] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
+	sess := newSession(s, socketConn{sock}, lang, string(sock.Id()))
+	_ = sock.On(event, func(args ...any) { sess.handle(args) })
+	_ = sock.On("disconnect", func(...any) { sess.dropped() })
+	if !s.start(sess) {
+		sock.Disconnect(true)
+	}
+}
+
+// start runs sess's writer; false once the server is closing.
+func (s *Server) start(sess *session) bool {
+	return s.goOwned(func() { s.sessions[sess] = struct{}{} }, func() {
 		sess.run()
 		s.mu.Lock()
 		delete(s.sessions, sess)
 		s.mu.Unlock()
+	})
+}
+
+// goOwned runs fn on a goroutine Close waits for, after register (if not
+// nil) under the server's lock; false once closing.
+func (s *Server) goOwned(register, fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if register != nil {
+		register()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn()
 	}()
+	return true
 }
 
 // roomKey is room id's room in the video registry: a kind of its own,

@@ -22,9 +22,12 @@ import (
 // room when the socket goes.
 type session struct {
 	srv  *Server
-	sock *socket.Socket
+	conn conn
 	log  *slog.Logger
 	lang string
+	// bound is the room of a session another node relays here: it may
+	// join that room alone, and never relays again.
+	bound *video.RoomKey
 
 	out     chan obj
 	closing chan struct{} // closed: flush, then disconnect
@@ -35,9 +38,13 @@ type session struct {
 	// time)
 	bucket video.TokenBucket
 
-	mu        sync.Mutex
-	closeOnce sync.Once
-	goneOnce  sync.Once
+	mu          sync.Mutex
+	closeOnce   sync.Once
+	goneOnce    sync.Once
+	closeReason string // set once by close, before closing
+	// link relays the socket's session to the node hosting its room, from
+	// a RoomJoin of a room placed elsewhere until the member leaves it.
+	link *link
 	// the room, set by RoomJoin (roomID and company before the join, so
 	// the welcome can name them) and cleared by ExitRoom
 	roomID  string
@@ -52,19 +59,17 @@ type session struct {
 	camAnnounced bool
 }
 
-func newSession(s *Server, sock *socket.Socket) *session {
-	sess := &session{srv: s, sock: sock, lang: s.cfg.Language,
+func newSession(s *Server, c conn, lang, id string) *session {
+	sess := &session{srv: s, conn: c, lang: lang,
 		out: make(chan obj, s.cfg.SendQueue), closing: make(chan struct{}), gone: make(chan struct{}),
 		bucket: video.NewTokenBucket(s.cfg.MessageRate, s.cfg.MessageBurst, s.now())}
-	if h := sock.Handshake(); h != nil {
-		sess.lang = handshakeLanguage(h, s.cfg.Language)
-	}
 	sess.lastIn.Store(s.now().UnixNano())
-	sess.log = s.log.With("socket", string(sock.Id()))
-	_ = sock.On(event, func(args ...any) { sess.handle(args) })
-	_ = sock.On("disconnect", func(...any) { sess.goneOnce.Do(func() { close(sess.gone) }) })
+	sess.log = s.log.With("socket", id)
 	return sess
 }
+
+// dropped tells the session its client is gone.
+func (sess *session) dropped() { sess.goneOnce.Do(func() { close(sess.gone) }) }
 
 // handshakeLanguage picks "en" when the client asks (?lang=en or an
 // Accept-Language starting with en).
@@ -89,7 +94,7 @@ func handshakeLanguage(h *socket.Handshake, def string) string {
 // grace, no resume).
 func (sess *session) run() {
 	s := sess.srv
-	done := s.rooms.SignalingConnection("socketio")
+	done := s.rooms.SignalingConnection(sess.conn.transport())
 	defer done()
 	idle := time.NewTimer(s.cfg.IdleTimeout)
 	defer idle.Stop()
@@ -100,7 +105,7 @@ loop:
 	for {
 		select {
 		case m := <-sess.out:
-			_ = sess.sock.Emit(event, m)
+			sess.conn.emit(m)
 		case <-idle.C:
 			silent := s.now().Sub(time.Unix(0, sess.lastIn.Load()))
 			if silent >= s.cfg.IdleTimeout {
@@ -112,12 +117,12 @@ loop:
 		case <-check.C:
 			// socket.io queues writes without bound behind one that does
 			// not finish: a client that stopped reading is cut off.
-			if t := sess.sock.Conn().Transport(); t != nil && !t.Writable() {
+			if sess.conn.stuck() {
 				if stuckSince.IsZero() {
 					stuckSince = s.now()
 				} else if s.now().Sub(stuckSince) > s.cfg.WriteTimeout {
 					sess.log.Warn("client does not read; closing")
-					sess.sock.Disconnect(true)
+					sess.conn.disconnect("slow")
 					break loop
 				}
 			} else {
@@ -127,9 +132,9 @@ loop:
 			for {
 				select {
 				case m := <-sess.out:
-					_ = sess.sock.Emit(event, m)
+					sess.conn.emit(m)
 				default:
-					sess.sock.Disconnect(true)
+					sess.conn.disconnect(sess.closeReason)
 					break loop
 				}
 			}
@@ -144,6 +149,7 @@ loop:
 func (sess *session) close(reason string) {
 	sess.closeOnce.Do(func() {
 		sess.log.Info("closing session", "reason", reason)
+		sess.closeReason = reason
 		close(sess.closing)
 	})
 }
@@ -183,6 +189,13 @@ func (sess *session) answer(r *request, code string, extra obj) {
 func (sess *session) handle(args []any) {
 	s := sess.srv
 	sess.lastIn.Store(s.now().UnixNano())
+	if l := sess.linked(); l != nil {
+		// The room lives on another node: its session there answers.
+		if raw, ok := firstObject(args); ok {
+			l.forward(sess, raw)
+		}
+		return
+	}
 	var r request
 	defer func() {
 		if v := recover(); v != nil {
@@ -266,9 +279,14 @@ func (sess *session) cost(op string) float64 {
 // allow takes cost tokens from the bucket.
 func (sess *session) allow(cost float64) bool { return sess.bucket.Allow(sess.srv.now(), cost) }
 
-// leave takes the member out of its room, if in one.
+// leave takes the member out of its room, if in one; a link to the
+// room's node is dropped (there, the member's socket dropped).
 func (sess *session) leave(reason string) {
 	sess.mu.Lock()
+	if sess.link != nil {
+		sess.link.abort()
+		sess.link = nil
+	}
 	p, id, company := sess.part, sess.roomID, sess.company
 	sess.part, sess.roomID, sess.userID, sess.peak, sess.camAnnounced = nil, "", "", 0, false
 	sess.mu.Unlock()

@@ -36,6 +36,22 @@ func CheckFor(t testing.TB, timeout time.Duration, fn func() error) {
 	t.Fatalf("condition not met within %s: %v", timeout, err)
 }
 
+// CompleteSDP sets desc on pc and returns it with every candidate, once
+// ICE gathering is complete: clients that never trickle send that.
+func CompleteSDP(t testing.TB, pc *webrtc.PeerConnection, desc webrtc.SessionDescription) string {
+	t.Helper()
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(desc); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gathered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ICE gathering did not complete")
+	}
+	return pc.LocalDescription().SDP
+}
+
 // ClientAPI is a browser stand-in: pion with its default codecs and
 // interceptors, UDP over IPv4, loopback candidates included; on the
 // loopback interface only unless allInterfaces (to meet real browsers).
