@@ -85,6 +85,9 @@ func TestComposeTopology(t *testing.T) {
 	if !strings.Contains(cmd, "--character-set-server=utf8mb4") || !strings.Contains(cmd, "--collation-server=utf8mb4_") {
 		t.Errorf("mysql command %q: want utf8mb4 as the server character set and collation", cmd)
 	}
+	if !strings.Contains(cmd, "--log-bin-trust-function-creators=1") || !strings.Contains(cmd, "--innodb-autoinc-lock-mode=1") {
+		t.Errorf("mysql command %q: want the cstalk user allowed to create the messages trigger, and consecutive auto-increment values per INSERT", cmd)
+	}
 	if str(services, "redis", "healthcheck", "test", 1) == "" || str(mysql, "healthcheck", "test", 1) == "" {
 		t.Error("redis and mysql need health checks: the nodes wait for them")
 	}

@@ -129,6 +129,7 @@ func (s *Store) runWriter(ctx context.Context) {
 		if s.sqliteW != nil {
 			s.sqliteW.close()
 		}
+		s.closeInserts()
 	}()
 	batch := make([]*appendRequest, 0, maxBatch)
 	var lastStart time.Time
@@ -276,7 +277,7 @@ func (s *Store) storeOne(ctx context.Context, req *appendRequest) appendResult {
 func (s *Store) storeBatch(ctx context.Context, reqs []*appendRequest, precheck bool) ([]appendResult, error) {
 	if !precheck && s.multiRowInsert && s.batchDB != nil && fitsOneInsert(reqs) {
 		// MySQL: the whole transaction in one round trip.
-		return s.storeBatchDirect(ctx, reqs, func(rows []messageRow) error { return s.insertOneTrip(ctx, rows) })
+		return s.storeBatchDirect(ctx, reqs, func(rows []messageRow) error { return s.insertBatch(ctx, rows) })
 	}
 	if w := s.sqliteBatchWriter(); !precheck && w != nil {
 		// SQLite: prepared statements on the writer's own connection.

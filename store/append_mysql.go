@@ -10,6 +10,7 @@ import (
 	"time"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
+	"gorm.io/gorm"
 )
 
 // On MySQL a batch would take six round trips through GORM (BEGIN, the
@@ -17,12 +18,61 @@ import (
 // each one waits behind every connection's work before the writer sees
 // its answer: at a few thousand messages/s the writer spent most of each
 // batch waiting, not the database. The room and speaker companies are
-// remembered (roomCompanies), and the transaction itself goes in one round
-// trip: START TRANSACTION, the multi-row INSERT, the room bump and COMMIT
-// sent as one multi-statement on a connection of its own.
+// remembered (roomCompanies), and the transaction itself is one statement
+// on a connection of its own: a multi-row INSERT in autocommit, prepared
+// once for each batch size up to maxPreparedRows, whose rows the trigger
+// that Migrate creates bump their rooms for (ensureMessageTrigger). The server parses it
+// once and gets its values in the binary protocol; each batch is one round
+// trip and one commit.
+//
+// Until the trigger exists (a database not migrated yet, or a user who may
+// not create it), and for bigger batches, the transaction goes as one text multi-statement instead:
+// START TRANSACTION, the multi-row INSERT, the room bump and COMMIT.
 //
 // Only this writer's statements use that connection, and every value in
 // them is a placeholder escaped by the driver, as on the main pool.
+
+// messageTriggerMySQL is the SQLite trigger of migration 202612060001 for
+// MySQL.
+const messageTriggerMySQL = `CREATE TRIGGER ` + messageTriggerName + ` AFTER INSERT ON messages FOR EACH ROW
+	UPDATE rooms SET
+		last_message_id = GREATEST(last_message_id, NEW.id),
+		update_date = GREATEST(update_date, NEW.create_date)
+	WHERE id = NEW.room_id`
+
+// mysqlNeedSuper is the error of a CREATE TRIGGER refused because binary
+// logging is on and log_bin_trust_function_creators is off.
+const mysqlNeedSuper = 1419
+
+// ensureMessageTrigger creates the room trigger unless it exists. It is not
+// a migration: a server whose binary log keeps this user from creating
+// triggers refuses it, the writer then does without (see the top of this
+// file), and the next Migrate, once the server allows it, tries again.
+// Migrate holds its lock around this, so nodes do not race.
+func (s *Store) ensureMessageTrigger(db *gorm.DB) error {
+	var found int64
+	if err := db.Raw("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "+
+		"AND EVENT_OBJECT_TABLE = 'messages' AND TRIGGER_NAME = ?", messageTriggerName).Row().Scan(&found); err != nil {
+		return fmt.Errorf("look for trigger %s: %w", messageTriggerName, err)
+	}
+	if found > 0 {
+		return nil
+	}
+	err := db.Exec(messageTriggerMySQL).Error
+	if myErr := (*mysqldriver.MySQLError)(nil); errors.As(err, &myErr) && myErr.Number == mysqlNeedSuper {
+		s.log.Warn("messages are stored with a multi-statement per batch: the server's binary log keeps this user from "+
+			"creating the room trigger (set log_bin_trust_function_creators=1 and migrate again)", "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create trigger %s: %w", messageTriggerName, err)
+	}
+	return nil
+}
+
+// maxPreparedRows is the largest batch with a prepared INSERT: batches that
+// big come only at saturation, where parsing matters less than the commit.
+const maxPreparedRows = 64
 
 // rollbackTimeout bounds the ROLLBACK that ends a failed one-trip batch.
 const rollbackTimeout = 5 * time.Second
@@ -36,15 +86,24 @@ const messageColumns = "room_id, company_id, speaker_id, speaker_name, message_t
 
 const messagePlaceholders = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
+// messageColumnCount is how many columns messageColumns names.
+const messageColumnCount = 18
+
 // messageValues are r's column values in messageColumns' order.
 func messageValues(r *messageRow) []any {
+	return appendMessageArgs(make([]any, 0, messageColumnCount), r)
+}
+
+// appendMessageArgs appends r's column values, in messageColumns' order,
+// to args.
+func appendMessageArgs(args []any, r *messageRow) []any {
 	var clientID any
 	if r.ClientMessageID != nil {
 		clientID = *r.ClientMessageID
 	}
-	return []any{r.RoomID, r.CompanyID, r.SpeakerID, r.SpeakerName, int64(r.MessageType), r.Body, r.Detail, r.Thumbnail,
+	return append(args, r.RoomID, r.CompanyID, r.SpeakerID, r.SpeakerName, int64(r.MessageType), r.Body, r.Detail, r.Thumbnail,
 		int64(r.AdminType), r.IsSystem, r.IsEmployee, r.IsCustomer, r.IsOnline, r.JoinMessageID, clientID,
-		r.Deleted, r.CreateDate, r.UpdateDate}
+		r.Deleted, r.CreateDate, r.UpdateDate)
 }
 
 // appendMessageValues appends r's column values, in messageColumns' order,
@@ -95,7 +154,7 @@ func (s *Store) insertOneTrip(ctx context.Context, rows []messageRow) error {
 	bump, bumpArgs := bumpRooms(rows, true)
 	var q strings.Builder
 	q.Grow(len(rows)*(len(messagePlaceholders)+2) + len(bump) + len(messageColumns) + 80)
-	args := make([]driver.NamedValue, 0, len(rows)*18+len(bumpArgs))
+	args := make([]driver.NamedValue, 0, len(rows)*messageColumnCount+len(bumpArgs))
 	q.WriteString("START TRANSACTION; INSERT INTO messages (" + messageColumns + ") VALUES ")
 	for i := range rows {
 		if i > 0 {
@@ -155,5 +214,99 @@ func (s *Store) endFailedBatch(ctx context.Context, conn *sql.Conn) {
 	defer cancel()
 	if _, err := conn.ExecContext(rctx, "ROLLBACK"); err != nil {
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+}
+
+// mysqlInserts are the writer's prepared INSERTs, by batch size; they
+// belong to the writer goroutine.
+type mysqlInserts struct {
+	triggerFound bool
+	retryAt      time.Time // when to look for the trigger again
+	bySize       [maxPreparedRows + 1]*sql.Stmt
+}
+
+// insertBatch inserts rows, bumping their rooms, in one transaction and one
+// round trip, setting their IDs (see the top of this file).
+func (s *Store) insertBatch(ctx context.Context, rows []messageRow) error {
+	if st := s.preparedInsert(ctx, len(rows)); st != nil {
+		return insertPrepared(ctx, st, rows)
+	}
+	return s.insertOneTrip(ctx, rows)
+}
+
+// preparedInsert returns the INSERT of n rows, preparing it on first use;
+// nil when n rows must take insertOneTrip.
+func (s *Store) preparedInsert(ctx context.Context, n int) *sql.Stmt {
+	p := &s.mysqlInserts
+	if n > maxPreparedRows {
+		return nil
+	}
+	if !p.triggerFound {
+		if time.Now().Before(p.retryAt) {
+			return nil
+		}
+		var found int
+		err := s.batchDB.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TRIGGERS "+
+			"WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = 'messages' AND TRIGGER_NAME = ?", messageTriggerName).Scan(&found)
+		if err != nil || found != 1 {
+			s.log.Debug("message writer sends multi-statements until the room trigger exists", "err", err)
+			p.retryAt = time.Now().Add(time.Second)
+			return nil
+		}
+		p.triggerFound = true
+	}
+	if st := p.bySize[n]; st != nil {
+		return st
+	}
+	var q strings.Builder
+	q.Grow(len(messageColumns) + n*(len(messagePlaceholders)+2) + 40)
+	q.WriteString("INSERT INTO messages (" + messageColumns + ") VALUES ")
+	for i := range n {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(messagePlaceholders)
+	}
+	st, err := s.batchDB.PrepareContext(ctx, q.String())
+	if err != nil {
+		s.log.Warn("message writer could not prepare its INSERT", "rows", n, "err", err)
+		return nil
+	}
+	p.bySize[n] = st
+	return st
+}
+
+// insertPrepared runs st, the INSERT of len(rows) rows, in autocommit and
+// sets the rows' IDs. An error leaves nothing stored, except when the commit
+// itself was not confirmed (as with any commit) or the IDs reported after
+// it cannot be trusted.
+func insertPrepared(ctx context.Context, st *sql.Stmt, rows []messageRow) error {
+	args := make([]any, 0, len(rows)*messageColumnCount)
+	for i := range rows {
+		args = appendMessageArgs(args, &rows[i])
+	}
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return fmt.Errorf("insert %d messages: %w", len(rows), err)
+	}
+	first, idErr := res.LastInsertId()
+	n, nErr := res.RowsAffected()
+	if idErr != nil || nErr != nil || first <= 0 || n != int64(len(rows)) {
+		return fmt.Errorf("insert %d messages: unexpected result (first id %d, rows %d): the messages may be stored under unknown IDs: %w",
+			len(rows), first, n, errors.Join(idErr, nErr))
+	}
+	for i := range rows {
+		rows[i].ID = first + int64(i)
+	}
+	return nil
+}
+
+// closeInserts closes the prepared INSERTs; the writer calls it as it ends.
+func (s *Store) closeInserts() {
+	for i, st := range s.mysqlInserts.bySize {
+		if st != nil {
+			_ = st.Close()
+			s.mysqlInserts.bySize[i] = nil
+		}
 	}
 }

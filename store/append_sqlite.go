@@ -17,9 +17,9 @@ import (
 // runs no second statement for them. Checkpoints are the checkpointer's
 // (below), never a commit's.
 
-// sqliteTriggerName is the trigger that keeps rooms.last_message_id and
-// rooms.update_date current as messages are inserted.
-const sqliteTriggerName = "messages_bump_room"
+// messageTriggerName is the trigger that keeps rooms.last_message_id and
+// rooms.update_date current as messages are inserted (on MySQL too).
+const messageTriggerName = "messages_bump_room"
 
 // sqlitePragmas set up every connection to the file alike: the pool's
 // (through its DSN) and the writer's and checkpointer's own.
@@ -64,7 +64,7 @@ func openSQLiteWriter(path string) (*sqliteWriter, error) {
 	w := &sqliteWriter{conn: c}
 	// The trigger comes with the migrations; without it the writer would
 	// leave rooms behind, so it waits for them.
-	found, err := c.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = '"+sqliteTriggerName+"'", false)
+	found, err := c.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = '"+messageTriggerName+"'", false)
 	if err != nil {
 		w.close()
 		return nil, err

@@ -251,7 +251,7 @@ var initialSQLite = []string{
 // later update date, it already has). The client message id key holds only
 // the messages that have one: the others cost no index page per commit.
 var messagePathSQLite = []string{
-	`CREATE TRIGGER IF NOT EXISTS ` + sqliteTriggerName + ` AFTER INSERT ON messages
+	`CREATE TRIGGER IF NOT EXISTS ` + messageTriggerName + ` AFTER INSERT ON messages
 	BEGIN
 		UPDATE rooms SET
 			last_message_id = CASE WHEN last_message_id < NEW.id THEN NEW.id ELSE last_message_id END,
@@ -264,7 +264,7 @@ var messagePathSQLite = []string{
 }
 
 var messagePathSQLiteRollback = []string{
-	"DROP TRIGGER IF EXISTS " + sqliteTriggerName,
+	"DROP TRIGGER IF EXISTS " + messageTriggerName,
 	`DROP INDEX IF EXISTS uq_messages_client`,
 	`CREATE UNIQUE INDEX IF NOT EXISTS uq_messages_client ON messages (room_id, speaker_id, client_message_id)`,
 }
@@ -374,6 +374,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 		}, s.migrations())
 		if err := m.Migrate(); err != nil {
 			return fmt.Errorf("store: migrate: %w", err)
+		}
+		if s.dialect == dialectMySQL {
+			if err := s.ensureMessageTrigger(db); err != nil {
+				return fmt.Errorf("store: migrate: %w", err)
+			}
 		}
 		migrations := s.migrations()
 		s.log.Info("schema up to date", "version", migrations[len(migrations)-1].ID)

@@ -57,6 +57,8 @@ type Store struct {
 	// batchDB, on MySQL with multiRowInsert, is the writer's connection
 	// that sends a whole batch in one round trip (append_mysql.go).
 	batchDB *sql.DB
+	// mysqlInserts are batchDB's prepared statements; the writer's.
+	mysqlInserts mysqlInserts
 	// sqlitePath is the SQLite file (empty in memory and on MySQL): the
 	// writer and the checkpointer open connections of their own to it
 	// (append_sqlite.go). sqliteW and sqliteRetryAt belong to the writer.
