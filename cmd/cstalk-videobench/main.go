@@ -1,56 +1,63 @@
-// Command cstalk-videobench measures the SFU's forwarding cost: N
-// publishers send synthetic VP8 (and Opus) into one room, M subscribers
-// each receive every publisher, and the server, running in a child
-// process so its CPU time is its own, reports forwarded packets per second
-// and per CPU core. With -record the server also records every publisher
-// (package video/recording, files in a temporary directory), so the two
-// runs' CPU tell what recording costs.
+// Command cstalk-videobench measures the SFU: N publishers send synthetic
+// VP8 (and Opus) into one room, M subscribers each receive every
+// publisher, and the server's forwarded packets per second and per CPU
+// core (its processes' CPU time from /proc) are reported.
 //
-//	cstalk-videobench -publishers 4 -subscribers 8 -duration 20s [-record]
+// Without -nodes the SFU runs alone in a child process. With -nodes it
+// runs against `cstalk serve` processes (their PIDs in -pids): the
+// publishers join through the first node, which so hosts the room, the
+// subscribers through every node in turn, and with two nodes the
+// second relays its participants' signaling to the first.
+//
+// -joins N then times N joins of a fresh participant to its first video
+// packet and keyframe, through the room's node (direct) and, with two
+// nodes, through the other (relayed). -record then measures a room with
+// recording on, and -record-rounds pairs of plain and recorded rooms in
+// turn, and reports what recording costs: the extra CPU per recorded
+// participant-second.
+//
+//	cstalk-videobench -publishers 4 -subscribers 8 -duration 20s [-joins 30] [-record]
+//	cstalk-videobench -nodes http://127.0.0.1:18101,http://127.0.0.1:18102 -pids 123,456 -joins 30 -record
+//
+// run.sh beside this file runs the one- and two-node figures.
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"io/fs"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/cstalk/cstalk/store"
-	"github.com/cstalk/cstalk/video"
-	"github.com/cstalk/cstalk/video/recording"
+	"github.com/pion/rtp"
 )
 
 type options struct {
-	publishers  int
-	subscribers int
-	duration    time.Duration
-	warmup      time.Duration
-	fps         int
-	frameBytes  int
-	audio       bool
-	serve       bool
-	procs       int
-	simulcast   bool
-	record      bool
+	publishers   int
+	subscribers  int
+	duration     time.Duration
+	warmup       time.Duration
+	fps          int
+	frameBytes   int
+	audio        bool
+	serve        bool
+	procs        int
+	simulcast    bool
+	record       bool
+	recordRounds int
+	joins        int
+	nodes        string
+	pids         string
+	admin        string
+	password     string
 }
 
 func main() {
@@ -62,9 +69,15 @@ func main() {
 	flag.IntVar(&o.fps, "fps", 30, "video frames per second per publisher")
 	flag.IntVar(&o.frameBytes, "frame-bytes", 2400, "bytes per video frame (1200-byte packets)")
 	flag.BoolVar(&o.audio, "audio", true, "publish Opus too (50 packets/s)")
-	flag.IntVar(&o.procs, "server-procs", 1, "GOMAXPROCS of the server process")
+	flag.IntVar(&o.procs, "server-procs", 1, "GOMAXPROCS of the server child (without -nodes)")
 	flag.BoolVar(&o.simulcast, "simulcast", false, "publish video in three simulcast layers (full, 1/4 and 1/16 of -frame-bytes); subscribers get the layer the layout allows")
-	flag.BoolVar(&o.record, "record", false, "the server records every publisher to WebM (in a temporary directory)")
+	flag.BoolVar(&o.record, "record", false, "measure again in a room that is recorded, and report recording's CPU per recorded participant-second")
+	flag.IntVar(&o.recordRounds, "record-rounds", 3, "with -record: pairs of a plain and a recorded room measured in turn")
+	flag.IntVar(&o.joins, "joins", 0, "time this many joins to the first video frame (through each node)")
+	flag.StringVar(&o.nodes, "nodes", "", "base URLs of `cstalk serve` nodes, comma-separated; the first hosts the room (empty: the SFU in a child process)")
+	flag.StringVar(&o.pids, "pids", "", "the nodes' process ids, comma-separated, in -nodes order (their CPU time is read from /proc)")
+	flag.StringVar(&o.admin, "admin", "admin1", "with -nodes: an administrator of company 1, who adds the bench's members")
+	flag.StringVar(&o.password, "password", "demo1234", "with -nodes: the administrator's password, and the bench members'")
 	flag.BoolVar(&o.serve, "serve", false, "internal: run the server side and print its address")
 	flag.Parse()
 
@@ -72,7 +85,7 @@ func main() {
 	defer stop()
 	var err error
 	if o.serve {
-		err = serve(ctx, o.record)
+		err = serveChild(ctx)
 	} else {
 		err = run(ctx, o)
 	}
@@ -82,225 +95,295 @@ func main() {
 	}
 }
 
-// allowAll lets every bench client in.
-type allowAll struct{}
-
-func (allowAll) AuthorizeJoin(_ context.Context, _, userID, communityID, _ string) (video.Identity, error) {
-	return video.Identity{UserID: userID, CommunityID: communityID}, nil
-}
-
-// serve runs the SFU on loopback until stdin closes (the parent is gone);
-// with record, a recorder writes every participant to a temporary
-// directory.
-func serve(ctx context.Context, record bool) error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cfg := video.DefaultConfig()
-	cfg.IncludeLoopback = true
-	cfg.Interfaces = []string{"lo"}
-	cfg.MaxParticipants, cfg.MaxPublishers, cfg.MaxSubscriptions = 1000, 1000, 1000
-	cfg.MessageRate, cfg.MessageBurst = 10000, 100000
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	var rec *recording.Recorder
-	if record {
-		// Set before any join, so before any event.
-		cfg.OnEvent = func(ev video.Event) { rec.HandleEvent(ev) }
+// parseNodes pairs the -nodes URLs with the -pids.
+func parseNodes(urls, pids string) ([]node, error) {
+	us, ps := strings.Split(urls, ","), strings.Split(pids, ",")
+	if pids == "" || len(us) != len(ps) {
+		return nil, fmt.Errorf("-nodes %q wants one process id each in -pids, got %q", urls, pids)
 	}
-	srv, err := video.New(cfg, allowAll{}, reg, log)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	if record {
-		var done func()
-		if rec, done, err = newRecorder(ctx, srv, log); err != nil {
-			return err
+	var out []node
+	for i, u := range us {
+		pid, err := strconv.Atoi(strings.TrimSpace(ps[i]))
+		if err != nil || pid <= 0 {
+			return nil, fmt.Errorf("-pids %q: %q is no process id", pids, ps[i])
 		}
-		defer done()
+		u = strings.TrimRight(strings.TrimSpace(u), "/")
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return nil, fmt.Errorf("-nodes: %q is no http:// URL", u)
+		}
+		out = append(out, node{base: u, pid: pid})
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/signal", srv.Handler())
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	fmt.Printf("ADDR %s\n", ln.Addr())
-	stdinClosed := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		close(stdinClosed)
-	}()
-	select {
-	case <-ctx.Done():
-	case <-stdinClosed:
-	}
-	_ = hs.Close()
-	return nil
-}
-
-// startServer runs this program with -serve and returns its address.
-func startServer(ctx context.Context, procs int, record bool) (addr string, wait func(), err error) {
-	self, err := os.Executable()
-	if err != nil {
-		return "", nil, err
-	}
-	args := []string{"-serve"}
-	if record {
-		args = append(args, "-record")
-	}
-	cmd := exec.CommandContext(ctx, self, args...)
-	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return "", nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "ADDR ") {
-		_ = cmd.Process.Kill()
-		return "", nil, fmt.Errorf("server did not start: %q %v", line, err)
-	}
-	return strings.TrimSpace(strings.TrimPrefix(line, "ADDR ")), func() {
-		_ = stdin.Close()
-		_ = cmd.Wait()
-	}, nil
-}
-
-type sample struct {
-	at        time.Time
-	forwarded float64 // packets
-	fwdBytes  float64
-	cpu       float64 // seconds
-	received  int64   // by the bench's subscribers
+	return out, nil
 }
 
 func run(ctx context.Context, o options) error {
-	if o.publishers < 1 || o.subscribers < 1 {
-		return errors.New("need at least one publisher and one subscriber")
+	if o.publishers < 1 || o.subscribers < 1 || o.fps < 1 || o.recordRounds < 1 {
+		return errors.New("need at least one publisher, one subscriber, one frame per second and one recording round")
 	}
-	addr, wait, err := startServer(ctx, o.procs, o.record)
-	if err != nil {
-		return err
+	var cl *cluster
+	if o.nodes == "" {
+		n, wait, err := startSFU(ctx, o.procs)
+		if err != nil {
+			return err
+		}
+		defer wait()
+		cl = sfuCluster(n)
+		fmt.Printf("SFU alone in process %d (GOMAXPROCS=%d)", n.pid, o.procs)
+	} else {
+		nodes, err := parseNodes(o.nodes, o.pids)
+		if err != nil {
+			return err
+		}
+		if cl, err = cstalkCluster(ctx, nodes, o.admin, o.password); err != nil {
+			return err
+		}
+		fmt.Printf("%d cstalk serve node(s): %v; the room on %s", len(nodes), nodes, nodes[0].base)
 	}
-	defer wait()
-	b := &bench{addr: addr, opts: o}
-	defer b.close()
-	fmt.Printf("server %s (GOMAXPROCS=%d), bench GOMAXPROCS=%d, %d CPUs\n", addr, o.procs, runtime.GOMAXPROCS(0), runtime.NumCPU())
-	fmt.Printf("%d publishers x %d subscribers, %d fps x %d B video%s%s%s\n", o.publishers, o.subscribers, o.fps, o.frameBytes,
+	fmt.Printf("; bench GOMAXPROCS=%d, %d CPUs\n", runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Printf("%d publishers x %d subscribers, %d fps x %d B video%s%s\n", o.publishers, o.subscribers, o.fps, o.frameBytes,
 		map[bool]string{true: " in 3 simulcast layers (1/16, 1/4, all)", false: ""}[o.simulcast],
-		map[bool]string{true: " + Opus 50 pkt/s", false: ""}[o.audio], map[bool]string{true: ", every publisher recorded", false: ""}[o.record])
-	if err := b.setup(ctx); err != nil {
+		map[bool]string{true: " + Opus 50 pkt/s", false: ""}[o.audio])
+
+	// Room names of their own, so a run never meets an earlier run's room.
+	stamp := strconv.FormatInt(time.Now().UnixMilli()%1e9, 36)
+	if err := cl.setRecording(ctx, false); err != nil {
 		return err
 	}
-	select {
-	case <-time.After(o.warmup):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	start, err := b.sample()
+	plain, err := runRoom(ctx, cl, "c-vb"+stamp, o, func(b *bench) error {
+		if o.joins > 0 {
+			return reportJoins(ctx, b, o.joins)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	select {
-	case <-time.After(o.duration):
-	case <-ctx.Done():
+	if !o.record {
+		return nil
 	}
-	end, err := b.sample()
-	if err != nil {
-		return err
+	// The machine's other work moves a run's CPU by more than recording
+	// costs: plain and recorded rooms alternate, each pair a figure.
+	var costs []float64
+	for round := range o.recordRounds {
+		if round > 0 {
+			if err := cl.setRecording(ctx, false); err != nil {
+				return err
+			}
+			fmt.Printf("round %d, plain:\n", round+1)
+			if plain, err = runRoom(ctx, cl, fmt.Sprintf("c-vp%s%d", stamp, round), o, nil); err != nil {
+				return err
+			}
+		}
+		if err := cl.setRecording(ctx, true); err != nil {
+			return err
+		}
+		fmt.Printf("round %d, recorded:\n", round+1)
+		recorded, err := runRoom(ctx, cl, fmt.Sprintf("c-vr%s%d", stamp, round), o, nil)
+		if off := cl.setRecording(context.WithoutCancel(ctx), false); err == nil {
+			err = off
+		}
+		if err != nil {
+			return err
+		}
+		costs = append(costs, recordingCost(plain, recorded, o.publishers))
+		fmt.Printf("recording   %.1f ms CPU per recorded participant-second (%d recorded participants)\n", costs[round], o.publishers)
 	}
-	secs := end.at.Sub(start.at).Seconds()
-	fwd := (end.forwarded - start.forwarded) / secs
-	rcv := float64(end.received-start.received) / secs
-	cores := (end.cpu - start.cpu) / secs
-	mbps := (end.fwdBytes - start.fwdBytes) * 8 / secs / 1e6
-	fmt.Printf("forwarded   %10.0f packets/s  %7.1f Mbit/s\n", fwd, mbps)
-	fmt.Printf("received    %10.0f packets/s  (%.2f%% of forwarded)\n", rcv, 100*rcv/max(fwd, 1))
-	fmt.Printf("server CPU  %10.2f cores\n", cores)
-	if cores > 0 {
-		fmt.Printf("per core    %10.0f forwarded packets/s\n", fwd/cores)
-	}
+	fmt.Printf("recording   %.1f ms CPU per recorded participant-second, mean of %d rounds %s\n", mean(costs), len(costs), fmtList(costs))
 	return nil
 }
 
-// metrics reads the server's forwarded counters and CPU seconds.
-func (b *bench) sample() (sample, error) {
-	s := sample{at: time.Now(), received: b.received()}
-	resp, err := http.Get("http://" + b.addr + "/metrics")
-	if err != nil {
-		return s, err
+func mean(xs []float64) float64 {
+	sum := 0.0
+	for _, x := range xs {
+		sum += x
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		name, value, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") {
-			continue
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			continue
-		}
-		switch {
-		case strings.HasPrefix(name, "cstalk_video_forwarded_packets_total"):
-			s.forwarded += v
-		case strings.HasPrefix(name, "cstalk_video_forwarded_bytes_total"):
-			s.fwdBytes += v
-		case name == "process_cpu_seconds_total":
-			s.cpu = v
-		}
-	}
-	return s, sc.Err()
+	return sum / float64(max(len(xs), 1))
 }
 
-// newRecorder records every room of srv into a temporary directory, with
-// an SQLite store there; done finishes the files and removes it all.
-func newRecorder(ctx context.Context, srv *video.Server, log *slog.Logger) (rec *recording.Recorder, done func(), err error) {
-	dir, err := os.MkdirTemp("", "cstalk-videobench-*")
+func fmtList(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatFloat(x, 'f', 1, 64)
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// recordingCost is the CPU milliseconds one recorded participant costs per
+// second: the recorded room's server CPU over what the plain room's CPU
+// per forwarded packet comes to at the recorded room's packets (a loaded
+// machine does not always send the same), shared by the recorded
+// participants (the publishers).
+func recordingCost(plain, recorded result, participants int) float64 {
+	expected := plain.cores
+	if plain.forwarded > 0 {
+		expected = plain.cores / plain.forwarded * recorded.forwarded
+	}
+	return (recorded.cores - expected) * 1000 / float64(participants)
+}
+
+// result is one measured interval.
+type result struct {
+	forwarded, received, cores, mbps float64
+}
+
+// runRoom fills room with the publishers and subscribers, measures it,
+// runs then (if any) with the room still live, and empties it.
+func runRoom(ctx context.Context, cl *cluster, room string, o options, then func(*bench) error) (result, error) {
+	b, err := newBench(cl, room, o)
 	if err != nil {
-		return nil, nil, err
+		return result{}, err
 	}
-	st, err := store.Open(ctx, "sqlite:"+dir+"/bench.db", log)
-	if err == nil {
-		err = st.Migrate(ctx)
+	defer b.close()
+	if err := b.setup(ctx); err != nil {
+		return result{}, err
 	}
-	if err == nil {
-		rec, err = recording.New(recording.Config{Dir: dir + "/recordings", Limits: recording.DefaultLimits,
-			Records: func(context.Context, video.RoomKey) (bool, error) { return true, nil }}, st, srv, log)
+	if err := pause(ctx, o.warmup); err != nil {
+		return result{}, err
 	}
+	start, err := cl.sample(ctx, b.received())
 	if err != nil {
-		if st != nil {
-			_ = st.Close()
+		return result{}, err
+	}
+	if err := pause(ctx, o.duration); err != nil {
+		return result{}, err
+	}
+	end, err := cl.sample(ctx, b.received())
+	if err != nil {
+		return result{}, err
+	}
+	r := measured(start, end)
+	fmt.Printf("forwarded   %10.0f packets/s  %7.1f Mbit/s\n", r.forwarded, r.mbps)
+	fmt.Printf("received    %10.0f packets/s  (%.2f%% of forwarded)\n", r.received, 100*r.received/max(r.forwarded, 1))
+	fmt.Printf("server CPU  %10.2f cores (all nodes)\n", r.cores)
+	if r.cores > 0 {
+		fmt.Printf("per core    %10.0f forwarded packets/s\n", r.forwarded/r.cores)
+	}
+	fmt.Printf("load        %s\n", loadAverage())
+	if then != nil {
+		if err := then(b); err != nil {
+			return r, err
 		}
-		_ = os.RemoveAll(dir)
-		return nil, nil, err
 	}
-	return rec, func() {
-		// Runs before the server closes: the files are finished here and
-		// the rooms' last events find nothing left to do.
-		rec.Close()
-		files, bytes := 0, int64(0)
-		_ = filepath.WalkDir(dir+"/recordings", func(_ string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
-				if info, err := d.Info(); err == nil {
-					files, bytes = files+1, bytes+info.Size()
-				}
+	return r, nil
+}
+
+func measured(start, end sample) result {
+	secs := end.at.Sub(start.at).Seconds()
+	if secs <= 0 {
+		return result{}
+	}
+	return result{
+		forwarded: (end.forwarded - start.forwarded) / secs,
+		received:  float64(end.received-start.received) / secs,
+		cores:     (end.cpu - start.cpu) / secs,
+		mbps:      (end.fwdBytes - start.fwdBytes) * 8 / secs / 1e6,
+	}
+}
+
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// loadAverage is the machine's load, as uptime shows it.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return "load average " + strings.Join(f[:3], " ")
+}
+
+// reportJoins times joins through the room's node and, with two nodes,
+// through the other, in turn, and prints their percentiles.
+func reportJoins(ctx context.Context, b *bench, joins int) error {
+	paths := []string{"direct"}
+	if len(b.cl.nodes) > 1 {
+		paths = append(paths, "relayed")
+	}
+	firstPacket := make([][]time.Duration, len(paths))
+	firstKey := make([][]time.Duration, len(paths))
+	for i := range joins {
+		for p, path := range paths {
+			pkt, key, err := b.timeJoin(ctx, b.cl.nodes[p], fmt.Sprintf("j%d%s", i, path[:1]), b.pubs[0])
+			if err != nil {
+				return fmt.Errorf("join %d %s: %w", i, path, err)
 			}
-			return nil
-		})
-		fmt.Fprintf(os.Stderr, "recorded %d files, %.1f MB\n", files, float64(bytes)/1e6)
-		_ = st.Close()
-		_ = os.RemoveAll(dir)
-	}, nil
+			firstPacket[p] = append(firstPacket[p], pkt)
+			firstKey[p] = append(firstKey[p], key)
+		}
+	}
+	for p, path := range paths {
+		fmt.Printf("join to first video packet, %-7s (%d joins via %s): %s\n", path, joins, b.cl.nodes[p].base, percentiles(firstPacket[p]))
+		fmt.Printf("join to first keyframe,     %-7s (%d joins via %s): %s\n", path, joins, b.cl.nodes[p].base, percentiles(firstKey[p]))
+	}
+	fmt.Printf("load        %s\n", loadAverage())
+	return nil
+}
+
+// timeJoin joins a fresh participant through via, subscribes to target
+// and returns the time from opening the signaling socket to the first
+// video packet and to the first keyframe packet; it leaves again.
+func (b *bench) timeJoin(ctx context.Context, via node, name, target string) (firstPacket, firstKey time.Duration, err error) {
+	if _, err := b.cl.admit(ctx, name); err != nil { // a login is no part of the join
+		return 0, 0, err
+	}
+	var once sync.Once
+	packet, key := make(chan time.Time, 1), make(chan time.Time, 1)
+	start := time.Now()
+	c, err := b.join(ctx, via, name)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.close()
+	err = b.subscribe(c, target, func(video bool, raw []byte) {
+		if !video {
+			return
+		}
+		now := time.Now()
+		once.Do(func() { packet <- now })
+		var p rtp.Packet
+		if p.Unmarshal(raw) == nil && isVP8Keyframe(p.Payload) {
+			select {
+			case key <- now:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	var at [2]time.Time
+	for i, ch := range []chan time.Time{packet, key} {
+		select {
+		case at[i] = <-ch:
+		case <-time.After(signalWait):
+			return 0, 0, fmt.Errorf("%s: no video from %s in %v", name, target, signalWait)
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		}
+	}
+	return at[0].Sub(start), at[1].Sub(start), nil
+}
+
+// percentiles summarises durations as min, p50, p90 and max in ms.
+func percentiles(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	at := func(q float64) time.Duration { return s[int(q*float64(len(s)-1)+0.5)] }
+	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+	return fmt.Sprintf("min %s  p50 %s  p90 %s  max %s ms", ms(s[0]), ms(at(0.5)), ms(at(0.9)), ms(s[len(s)-1]))
 }
