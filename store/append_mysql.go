@@ -20,13 +20,14 @@ import (
 // batch waiting, not the database. The room and speaker companies are
 // remembered (roomCompanies), and the transaction itself is one statement
 // on a connection of its own: a multi-row INSERT in autocommit, prepared
-// once for each batch size up to maxPreparedRows, whose rows the trigger
-// that Migrate creates bump their rooms for (ensureMessageTrigger). The server parses it
-// once and gets its values in the binary protocol; each batch is one round
-// trip and one commit.
+// once for each batch size up to maxPreparedRows, whose rows bump their
+// rooms through the trigger Migrate creates (ensureMessageTrigger). The
+// server parses it once and gets its values in the binary protocol; each
+// batch is one round trip and one commit.
 //
-// Until the trigger exists (a database not migrated yet, or a user who may
-// not create it), and for bigger batches, the transaction goes as one text multi-statement instead:
+// A bigger batch (only at saturation) takes a transaction of several such
+// INSERTs. Until the trigger exists (a database not migrated yet, or a user
+// who may not create it), a batch goes as one text multi-statement instead:
 // START TRANSACTION, the multi-row INSERT, the room bump and COMMIT.
 //
 // Only this writer's statements use that connection, and every value in
@@ -70,8 +71,7 @@ func (s *Store) ensureMessageTrigger(db *gorm.DB) error {
 	return nil
 }
 
-// maxPreparedRows is the largest batch with a prepared INSERT: batches that
-// big come only at saturation, where parsing matters less than the commit.
+// maxPreparedRows is the largest prepared INSERT; bigger batches are split.
 const maxPreparedRows = 64
 
 // rollbackTimeout bounds the ROLLBACK that ends a failed one-trip batch.
@@ -228,10 +228,46 @@ type mysqlInserts struct {
 // insertBatch inserts rows, bumping their rooms, in one transaction and one
 // round trip, setting their IDs (see the top of this file).
 func (s *Store) insertBatch(ctx context.Context, rows []messageRow) error {
-	if st := s.preparedInsert(ctx, len(rows)); st != nil {
-		return insertPrepared(ctx, st, rows)
+	if len(rows) <= maxPreparedRows {
+		if st := s.preparedInsert(ctx, len(rows)); st != nil {
+			return insertPrepared(ctx, st, rows)
+		}
+		return s.insertOneTrip(ctx, rows)
 	}
-	return s.insertOneTrip(ctx, rows)
+	full, rest := s.preparedInsert(ctx, maxPreparedRows), (*sql.Stmt)(nil)
+	if n := len(rows) % maxPreparedRows; n > 0 {
+		rest = s.preparedInsert(ctx, n)
+	}
+	if full == nil || (rest == nil && len(rows)%maxPreparedRows > 0) {
+		return s.insertOneTrip(ctx, rows)
+	}
+	return insertChunks(ctx, s.batchDB, full, rest, rows)
+}
+
+// insertChunks inserts a batch bigger than maxPreparedRows with the
+// prepared INSERTs of full and of the rest, in one transaction: a round
+// trip per chunk and two more, still parsed once.
+func insertChunks(ctx context.Context, db *sql.DB, full, rest *sql.Stmt, rows []messageRow) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("insert %d messages: begin: %w", len(rows), err)
+	}
+	for start := 0; start < len(rows); start += maxPreparedRows {
+		chunk, st := rows[start:min(start+maxPreparedRows, len(rows))], full
+		if len(chunk) < maxPreparedRows {
+			st = rest
+		}
+		// The statement is already prepared on the transaction's
+		// connection, the writer's only one.
+		if err := insertPrepared(ctx, tx.StmtContext(ctx, st), chunk); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("insert %d messages: commit: %w", len(rows), err)
+	}
+	return nil
 }
 
 // preparedInsert returns the INSERT of n rows, preparing it on first use;

@@ -11,8 +11,8 @@ import (
 
 // Every batch size the MySQL writer prepares an INSERT for stores its rows
 // with the right IDs and values, and the trigger moves each room to its
-// newest message; one row past the largest shape goes as a multi-statement
-// and is stored alike.
+// newest message; bigger batches, split into several INSERTs, are stored
+// alike.
 func TestPreparedInsertShapes(t *testing.T) {
 	b := backend{name: "mariadb", newDSN: newMariaDBDSN}
 	s, dsn := b.open(t)
@@ -29,7 +29,11 @@ func TestPreparedInsertShapes(t *testing.T) {
 	// Called directly, as the writer does; the writer itself is idle.
 	stored := map[int64][]messageRow{}
 	at := t0.Add(time.Minute)
-	for n := 1; n <= maxPreparedRows+1; n++ {
+	var sizes []int
+	for n := 1; n <= maxPreparedRows; n++ {
+		sizes = append(sizes, n)
+	}
+	for _, n := range append(sizes, maxPreparedRows+1, 2*maxPreparedRows, 2*maxPreparedRows+3) {
 		rows := make([]messageRow, n)
 		for i := range rows {
 			at = at.Add(1234 * time.Microsecond)
