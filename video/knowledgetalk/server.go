@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
@@ -58,7 +59,10 @@ type Server struct {
 	sessions map[*session]struct{}
 	// live counts this node's sessions in each room (by room id), for the
 	// janitor and for deleting a room once it empties.
-	live   map[string]int
+	live map[string]int
+	// gates hold each Engine.IO connection's reads while it joins (by
+	// Engine.IO id; see joinGate).
+	gates  map[string]*joinGate
 	closed bool
 }
 
@@ -79,7 +83,7 @@ func New(cfg Config, rooms Rooms, st Store, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, rooms: rooms, store: st, log: log.With("component", "knowledgetalk"), now: now,
 		licences: newLicences(st, cfg.LicenceCacheTTL, cfg.LicenceCacheSize, now),
-		sessions: map[*session]struct{}{}, live: map[string]int{}}
+		sessions: map[*session]struct{}{}, live: map[string]int{}, gates: map[string]*joinGate{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	opts := socket.DefaultServerOptions()
@@ -102,6 +106,11 @@ func New(cfg Config, rooms Rooms, st Store, log *slog.Logger) (*Server, error) {
 		}
 	})
 	s.handler = s.io.ServeHandler(nil)
+	_ = s.io.Engine().On("connection", func(args ...any) {
+		if conn, ok := args[0].(engine.Socket); ok {
+			s.gate(conn)
+		}
+	})
 	rooms.HandleRelay(video.RoomKnowledgeTalk, s.serveRelay)
 
 	s.wg.Add(1)
@@ -119,6 +128,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // connected starts a session for a socket that joined /SignalServer.
 func (s *Server) connected(sock *socket.Socket) {
+	s.joined(sock.Conn())
 	lang := s.cfg.Language
 	if h := sock.Handshake(); h != nil {
 		lang = handshakeLanguage(h, s.cfg.Language)
