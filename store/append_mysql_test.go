@@ -14,12 +14,8 @@ import (
 // newest message; bigger batches, split into several INSERTs, are stored
 // alike.
 func TestPreparedInsertShapes(t *testing.T) {
-	b := backend{name: "mariadb", newDSN: newMariaDBDSN}
-	s, dsn := b.open(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	e := env{s: s, dsn: dsn, ctx: ctx}
-	f := newFixture(t, e)
+	s, e, f := mariaDBFixture(t)
+	ctx := e.ctx
 	customer2, err := s.EnsureCustomer(ctx, f.company.ID, "1002", "박고객")
 	must(t, err)
 	room2, _, err := s.OpenRoom(ctx, customer2, t0)
@@ -97,4 +93,16 @@ func TestPreparedInsertShapes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// mariaDBFixture opens a migrated MariaDB store with the contract tests'
+// fixture in it.
+func mariaDBFixture(t *testing.T) (*Store, env, fixture) {
+	t.Helper()
+	b := backend{name: "mariadb", newDSN: newMariaDBDSN}
+	s, dsn := b.open(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	e := env{s: s, dsn: dsn, ctx: ctx}
+	return s, e, newFixture(t, e)
 }
