@@ -70,6 +70,11 @@ func (s *Service) handleVideoEvent(ctx context.Context, ev VideoEvent) error {
 			body = fmt.Sprintf(Korean.T("video_left"), pr.Name)
 		}
 	case "roomClosed":
+		if ev.Reason == "shutdown" {
+			// The room's node went away; the call goes on where the
+			// participants rejoin it, and ends there.
+			return nil
+		}
 		if p, err = s.roomCustomerPrincipal(ctx, room); err != nil {
 			return err
 		}

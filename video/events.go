@@ -17,7 +17,9 @@ const (
 	// the grace, a replacement or CloseRoom.
 	EventLeft EventKind = "left"
 	// EventRoomClosed: the last participant left, or CloseRoom. Duration is
-	// how long the room was open.
+	// how long the room was open. Reason "shutdown": the room's node drains
+	// or lost it, and its participants rejoin it on another node (the call
+	// goes on there).
 	EventRoomClosed EventKind = "roomClosed"
 )
 
@@ -29,7 +31,7 @@ type Event struct {
 	User     Identity // empty for room events
 	At       time.Time
 	Duration time.Duration // for EventLeft: time in the room; EventRoomClosed: room lifetime
-	Reason   string        // for EventLeft: "leave", "dropped", "replaced", "closed"
+	Reason   string        // for EventLeft: "leave", "dropped", "replaced", "closed", "shutdown"; EventRoomClosed: "shutdown" or none
 }
 
 // eventQueueSize bounds events waiting for OnEvent; joins and leaves are

@@ -520,6 +520,12 @@ func (r *room) closeAll(code string) int {
 	var toClose []*peer
 	var sessions []signaler
 	now := s.now()
+	// A room closed for shutdown moves with its participants' rejoins:
+	// the events say so, so the call is not taken for ended.
+	reason, closedReason := "closed", ""
+	if code == CodeShutdown {
+		reason, closedReason = CodeShutdown, CodeShutdown
+	}
 	parts := r.othersLocked(nil)
 	for _, p := range parts {
 		if p.sess != nil {
@@ -527,9 +533,9 @@ func (r *room) closeAll(code string) int {
 			p.sess.detach(p)
 		}
 		toClose = append(toClose, r.removeLocked(p)...)
-		s.events.emit(Event{Kind: EventLeft, Room: r.key, User: p.ident, At: now, Duration: now.Sub(p.joinedAt), Reason: "closed"})
+		s.events.emit(Event{Kind: EventLeft, Room: r.key, User: p.ident, At: now, Duration: now.Sub(p.joinedAt), Reason: reason})
 	}
-	s.events.emit(Event{Kind: EventRoomClosed, Room: r.key, At: now, Duration: now.Sub(r.openedAt)})
+	s.events.emit(Event{Kind: EventRoomClosed, Room: r.key, At: now, Duration: now.Sub(r.openedAt), Reason: closedReason})
 	r.mu.Unlock()
 	s.mu.Unlock()
 	for _, sess := range sessions {
