@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -28,13 +27,7 @@ const deployedKeyPrefix = "E2E_"
 // Company 1 gets its legacy key prefix and a contracts endpoint of this test
 // with `cstalk company set` while the servers run.
 func TestDeployedConsolePages(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test; run without -short")
-	}
-	requireTools(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	bin := buildServer(ctx, t, t.TempDir())
+	ctx, bin := newBrowserBinary(t, 5*time.Minute, t.TempDir())
 	contracts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("key") != "e2e" || r.URL.Query().Get("companyId") != "1" {
 			http.Error(w, "forbidden", http.StatusForbidden)

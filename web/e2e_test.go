@@ -28,19 +28,33 @@ const chromiumPath = "/usr/bin/chromium"
 func TestPagesEndToEnd(t *testing.T) {
 	e := newBrowserEnv(t)
 	ctx, dir, bin, srv, addr := e.ctx, e.dir, e.bin, e.srv, e.addr
-
 	imgPath := filepath.Join(dir, "photo.png")
 	writeTestImage(t, imgPath)
-	artifacts := e.artifacts
-	specCtx, specCancel := context.WithTimeout(ctx, 150*time.Second)
-	defer specCancel()
-	spec := exec.CommandContext(specCtx, "node", filepath.Join("e2e", "pages.spec.cjs"))
-	spec.Env = append(os.Environ(),
-		"CSTALK_URL=http://"+addr,
-		"CSTALK_ARTIFACTS="+artifacts,
-		"CSTALK_CHROMIUM="+chromiumPath,
-		"CSTALK_TEST_IMAGE="+imgPath,
-	)
+	// The spec asks for the server to go away and come back (on the same
+	// address) to check that the pages show it and reconnect.
+	runControlledSpec(ctx, t, "pages.spec.cjs", 150*time.Second, func(command string) string {
+		switch command {
+		case "stop-server":
+			srv.stop()
+			return "stopped"
+		case "start-server":
+			srv, _ = startServer(ctx, t, bin, dir, addr)
+			return "started"
+		}
+		t.Errorf("pages.spec.cjs asked for %q", command)
+		return "unknown"
+	}, "CSTALK_URL=http://"+addr, "CSTALK_ARTIFACTS="+e.artifacts, "CSTALK_TEST_IMAGE="+imgPath)
+}
+
+// runControlledSpec runs e2e/name with Chromium and env, answering each
+// `@@command` line the spec prints with control's answer (harness.cjs's
+// control), and fails the test if the spec fails.
+func runControlledSpec(ctx context.Context, t *testing.T, name string, timeout time.Duration, control func(command string) string, env ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	spec := exec.CommandContext(ctx, "node", filepath.Join("e2e", name))
+	spec.Env = append(append(os.Environ(), "CSTALK_CHROMIUM="+chromiumPath), env...)
 	var out, errOut bytes.Buffer
 	spec.Stderr = &errOut
 	stdout, err := spec.StdoutPipe()
@@ -52,28 +66,21 @@ func TestPagesEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := spec.Start(); err != nil {
-		t.Fatalf("node pages.spec.cjs: %v", err)
+		t.Fatalf("node %s: %v", name, err)
 	}
-	// The spec asks for the server to go away and come back (on the same
-	// address) to check that the pages show it and reconnect.
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		line := sc.Text()
-		switch line {
-		case "@@stop-server":
-			srv.stop()
-			io.WriteString(stdin, "stopped\n")
-		case "@@start-server":
-			srv, _ = startServer(ctx, t, bin, dir, addr)
-			io.WriteString(stdin, "started\n")
-		default:
-			out.WriteString(line + "\n")
+		if command, ok := strings.CutPrefix(line, "@@"); ok {
+			io.WriteString(stdin, control(command)+"\n")
+			continue
 		}
+		out.WriteString(line + "\n")
 	}
 	err = spec.Wait()
-	t.Logf("pages.spec.cjs:\n%s%s", out.String(), errOut.String())
+	t.Logf("%s:\n%s%s", name, out.String(), errOut.String())
 	if err != nil {
-		t.Fatalf("pages.spec.cjs failed: %v", err)
+		t.Fatalf("%s failed: %v", name, err)
 	}
 }
 
@@ -92,18 +99,25 @@ type browserEnv struct {
 // own settings, such as short guide times).
 func newBrowserEnv(t *testing.T, serveArgs ...string) *browserEnv {
 	t.Helper()
+	e := &browserEnv{dir: t.TempDir()}
+	e.ctx, e.bin = newBrowserBinary(t, 4*time.Minute, e.dir)
+	e.srv, e.addr = startServer(e.ctx, t, e.bin, e.dir, "127.0.0.1:0", serveArgs...)
+	e.artifacts = artifactsDir(t)
+	return e
+}
+
+// newBrowserBinary skips under -short, fails without Chromium or Node, and
+// builds the binary into dir; the context ends with the test, or after
+// limit.
+func newBrowserBinary(t *testing.T, limit time.Duration, dir string) (context.Context, string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("browser test; run without -short")
 	}
 	requireTools(t)
-	e := &browserEnv{dir: t.TempDir()}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	t.Cleanup(cancel)
-	e.ctx = ctx
-	e.bin = buildServer(ctx, t, e.dir)
-	e.srv, e.addr = startServer(ctx, t, e.bin, e.dir, "127.0.0.1:0", serveArgs...)
-	e.artifacts = artifactsDir(t)
-	return e
+	return ctx, buildServer(ctx, t, dir)
 }
 
 // buildServer builds cmd/cstalk from this tree into dir.
@@ -227,6 +241,12 @@ func startServer(ctx context.Context, t *testing.T, bin, dir, addr string, extra
 		t.Fatal("cstalk did not start listening within a minute")
 	}
 	return nil, ""
+}
+
+// kill ends the server at once (SIGKILL), as a crash would.
+func (s *server) kill() {
+	s.cmd.Process.Kill()
+	<-s.exited
 }
 
 // stop drains the server with SIGTERM, as an operator would; idempotent.

@@ -8,7 +8,6 @@
 //   CSTALK_TEST_IMAGE a PNG to upload
 // It exits non-zero on the first failed check.
 const assert = require('node:assert/strict');
-const readline = require('node:readline');
 const harness = require('./harness.cjs');
 
 const base = process.env.CSTALK_URL;
@@ -19,14 +18,7 @@ const XSS_SCRIPT = '<script>window.__xss=2;alert(2)</script>';
 
 const { step, watch, shot, run } = harness.spec({ timeout: 10000, failureName: 'failure' });
 
-// control asks the Go test to act on the server (one line on stdout) and
-// waits for its answer (one line on stdin).
-const answers = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-async function control(command, answer) {
-  console.log(`@@${command}`);
-  const { value } = await answers.next();
-  assert.equal(value, answer);
-}
+const { control } = harness;
 
 async function login(page, url, loginName) {
   await page.goto(base + url);

@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const harness = require('./harness.cjs');
 
 const base = process.env.CSTALK_URL;
-const { step, watch, shot, awaitDecodedFrames, run } = harness.spec({
+const { step, watch, shot, awaitDecodedFrames, counsel, run } = harness.spec({
   timeout: 20000, failureName: 'recording-failure', media: true,
 });
 
@@ -26,7 +26,6 @@ run(async (browser) => {
   const adminCtx = await browser.newContext({ viewport: { width: 1360, height: 1000 }, locale: 'ko-KR' });
   const agentCtx = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: 'ko-KR' });
   const custCtx = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'ko-KR', isMobile: true, hasTouch: true });
-  const number = String(600000000 + (Date.now() % 1e8));
 
   step('the administrator switches call recording on');
   const admin = await adminCtx.newPage();
@@ -42,21 +41,9 @@ run(async (browser) => {
   await admin.locator('#recordings-state', { hasText: '녹화가 없습니다.' }).waitFor();
 
   step('a customer writes; the counselor opens the room and calls');
-  const cust = await custCtx.newPage();
-  watch(cust, 'customer');
-  await cust.goto(`${base}/customer?companyId=1&gasappMemberNumber=${number}&name=${encodeURIComponent('녹화고객')}`);
-  await cust.locator('#conn[data-state="connected"]').waitFor();
-  await cust.waitForFunction(() => Number(document.body.dataset.roomId) > 0);
-  const roomId = Number(await cust.evaluate(() => document.body.dataset.roomId));
-  await cust.locator('.compose-text').fill('영상으로 계량기를 보여 드릴게요.');
-  await cust.locator('.compose-text').press('Enter');
-  const agent = await agentCtx.newPage();
-  watch(agent, 'console');
-  await login(agent, '/', 'agent2');
-  await agent.locator(`.room-item[data-room-id="${roomId}"]`).click();
-  const paneSel = `.room-pane[data-room-id="${roomId}"]`;
-  const pane = agent.locator(paneSel);
-  await pane.locator('.status-badge[data-status="IN_PROGRESS"]').waitFor();
+  const { cust, agent, roomId, pane, paneSel } = await counsel({
+    custCtx, agentCtx, customerBase: base, consoleBase: base, name: '녹화고객', text: '영상으로 계량기를 보여 드릴게요.',
+  });
   await pane.locator('.video-call-start').click();
 
   step('both sides are told the call is recorded, before and during it');

@@ -12,36 +12,18 @@ const assert = require('node:assert/strict');
 const harness = require('./harness.cjs');
 
 const base = process.env.CSTALK_URL;
-const { step, watch, shot, awaitDecodedFrames, run } = harness.spec({
+const { step, shot, awaitDecodedFrames, metric, counsel, run } = harness.spec({
   timeout: 15000, failureName: 'video-failure', media: true,
 });
 
 run(async (browser) => {
   const agentCtx = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: 'ko-KR' });
   const custCtx = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'ko-KR', isMobile: true, hasTouch: true });
-  const number = String(500000000 + (Date.now() % 1e8));
 
   step('a customer writes; the counselor opens the room');
-  const cust = await custCtx.newPage();
-  watch(cust, 'customer');
-  await cust.goto(`${base}/customer?companyId=1&gasappMemberNumber=${number}&name=${encodeURIComponent('영상고객')}`);
-  await cust.locator('#conn[data-state="connected"]').waitFor();
-  await cust.waitForFunction(() => Number(document.body.dataset.roomId) > 0);
-  const roomId = Number(await cust.evaluate(() => document.body.dataset.roomId));
-  await cust.locator('.compose-text').fill('가스레인지 점검을 영상으로 받을 수 있나요?');
-  await cust.locator('.compose-text').press('Enter');
-
-  const agent = await agentCtx.newPage();
-  watch(agent, 'console');
-  await agent.goto(base + '/');
-  await agent.locator('#login-name').fill('agent2');
-  await agent.locator('#login-password').fill('demo1234');
-  await agent.locator('#login-submit').click();
-  await agent.locator('#conn[data-state="connected"]').waitFor();
-  await agent.locator(`.room-item[data-room-id="${roomId}"]`).click();
-  const pane = agent.locator(`.room-pane[data-room-id="${roomId}"]`);
-  await pane.locator('.status-badge[data-status="IN_PROGRESS"]').waitFor();
-  const paneSel = `.room-pane[data-room-id="${roomId}"]`;
+  const { cust, agent, pane, paneSel } = await counsel({
+    custCtx, agentCtx, customerBase: base, consoleBase: base, name: '영상고객', text: '가스레인지 점검을 영상으로 받을 수 있나요?',
+  });
 
   step('the counselor starts a video call; the invitation shows in both chats');
   const start = Date.now();
@@ -63,6 +45,20 @@ run(async (browser) => {
   await cust.locator('.msg.system', { hasText: '상담사2님이 영상 상담에 참여했습니다.' }).waitFor();
   await shot(agent, 'video-console-call');
   await shot(cust, 'video-customer-call');
+
+  step('each page publishes its camera in three simulcast layers; the server receives all of them');
+  await cust.locator('.video-call[data-layers="3"]').waitFor({ state: 'attached' });
+  await pane.locator('.video-call[data-layers="3"]').waitFor({ state: 'attached' });
+  // Two pages, each a microphone and three camera layers; a layer counts
+  // once its first packet arrived (the full one after the bandwidth
+  // estimate rose), so this waits for them.
+  let tracks = 0;
+  for (const until = Date.now() + 30000; Date.now() < until; await new Promise((r) => setTimeout(r, 500))) {
+    tracks = await metric(base, 'cstalk_video_published_tracks');
+    if (tracks >= 8) break;
+  }
+  console.log(`  published tracks: ${tracks}`);
+  assert.equal(tracks, 8, 'two microphones and six camera layers');
 
   step('the counselor turns the camera off; the customer is told');
   await pane.locator('.call-camera').click();

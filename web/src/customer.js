@@ -63,6 +63,8 @@ const call = new VideoCall({
   onAccept: (invited) => send(invited ? 'VIDEO_ACCEPT' : 'VIDEO_TOKEN', {}),
   onDecline: () => send('VIDEO_DECLINE', {}),
   onHangUp: () => send('VIDEO_END', {}),
+  // A rejoin after the token's ten minutes asks for a fresh one too.
+  onTokenExpired: () => send('VIDEO_TOKEN', {}),
 });
 
 // offerRejoin asks to rejoin when the history's last call step says a call

@@ -1,6 +1,26 @@
 import { h } from './dom.js';
 import { t, lang } from './i18n.js';
 
+// REJOIN_DELAYS are the pauses (ms) before each rejoin of a call whose
+// signaling went away; past the last the call has failed. Together they
+// outlast a dead node's room lease (10 s by default), after which the
+// room opens on a node that is alive.
+const REJOIN_DELAYS = [300, 1000, 2000, 3000, 5000, 5000, 5000, 5000, 5000, 5000];
+// DISCONNECTED_GRACE is how long a disconnected peer connection may come
+// back by itself before ICE is restarted; RESTART_RETRY how long a restart
+// has to connect before the next; MAX_ICE_RESTARTS how many in a row
+// before the call is joined again from scratch.
+const DISCONNECTED_GRACE = 3000;
+const RESTART_RETRY = 10000;
+const MAX_ICE_RESTARTS = 3;
+// SIMULCAST_LAYERS are the camera's encodings, smallest first, as the
+// server takes them (any rids; it ranks layers by width).
+const SIMULCAST_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4 },
+  { rid: 'h', scaleResolutionDownBy: 2 },
+  { rid: 'f', scaleResolutionDownBy: 1 },
+];
+
 // VideoCall is the call panel of a chat room: the invitation prompt, the
 // local and remote videos, camera and microphone switches, hang-up and the
 // call's state. It speaks seed 002's signaling protocol over a plain
@@ -13,8 +33,25 @@ import { t, lang } from './i18n.js';
 // tells, once per participant, that its video shows (the guide page
 // begins the guide on it), and onAppSignal hands over the app signals
 // (G0001…) other participants relay through the room.
+//
+// The call survives what a network and a cluster do to it: a signaling
+// socket that drops, or a server that says shutdown (it drains, or the
+// room's node died), is joined again by itself, with pauses that grow
+// (REJOIN_DELAYS) and a notice, wherever the room is then; a peer
+// connection that fails while the socket is up restarts ICE on the same
+// connection (restartIce), and the server's own restart offers
+// (iceRestartOffer) are answered. onTokenExpired, when given, is asked for
+// a fresh token (the page calls join with it) when a rejoin's token ran
+// out; without it the call ends. The camera is published in three
+// simulcast layers (SIMULCAST_LAYERS) where the browser can.
 export class VideoCall {
-  constructor({ onAccept, onDecline, onHangUp, onPhase = () => {}, onRemoteVideo = () => {}, onAppSignal = () => {} }) {
+  constructor({ onAccept, onDecline, onHangUp, onPhase = () => {}, onRemoteVideo = () => {}, onAppSignal = () => {}, onTokenExpired = null }) {
+    this.onTokenExpired = onTokenExpired;
+    this.attempts = 0; // rejoins since the last that worked
+    this.retryTimer = null;
+    this.rejoining = false;
+    this.peerConnections = 0; // made so far: a restart makes none
+    this.iceRestarts = 0;
     this.onPhase = onPhase;
     this.onRemoteVideo = onRemoteVideo;
     this.onAppSignal = onAppSignal;
@@ -93,7 +130,7 @@ export class VideoCall {
   // invited shows VIDEO_INVITE: the side that called joins at once and
   // waits; the other is asked.
   invited(creds, mine) {
-    if (this.ws) return;
+    if (this.ws || this.local) return;
     this.creds = creds;
     this.recorded = Boolean(creds.recorded);
     if (mine) this.join(creds, 'callWaiting');
@@ -133,10 +170,12 @@ export class VideoCall {
   ended(stateKey = 'callEnded', extra = '') {
     if (this.ws) {
       try { this.ws.send(JSON.stringify({ id: 'leaveRoom' })); } catch { /* closing anyway */ }
-      this.ws.onclose = null;
-      this.ws.close();
-      this.ws = null;
     }
+    this.closeSocket();
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.attempts = 0;
+    this.rejoining = false;
     for (const userId of [...this.peers.keys()]) this.dropPeer(userId);
     if (this.local) for (const track of this.local.getTracks()) track.stop();
     this.local = null;
@@ -148,38 +187,90 @@ export class VideoCall {
   }
 
   // join opens the signaling socket and joins creds.videoRoomId as
-  // creds.userId with creds.token.
+  // creds.userId with creds.token. A call already under way (a rejoin
+  // with a fresh token) keeps its camera and switches.
   async join(creds, stateKey) {
     this.creds = creds;
     this.me = String(creds.userId);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.local) {
+      this.connect();
+      return;
+    }
     this.videoOn = true;
     this.audioOn = true;
+    this.attempts = 0;
+    this.rejoining = false;
     this.setPhase(stateKey === 'callWaiting' ? 'waiting' : 'connecting', stateKey);
+    let local;
     try {
-      this.local = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360 }, audio: true });
+      local = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360 }, audio: true });
     } catch (err) {
       this.ended('mediaFailed', err.message);
       return;
     }
-    if (!this.creds) { // put away while the camera was opening
-      for (const track of this.local.getTracks()) track.stop();
-      this.local = null;
+    if (!this.creds || this.local) { // put away (or opened twice) while the camera was opening
+      for (const track of local.getTracks()) track.stop();
       return;
     }
-    this.localVideo.srcObject = this.local;
+    this.local = local;
+    this.localVideo.srcObject = local;
+    this.connect();
+  }
+
+  // connect opens a signaling socket and joins the room with it. The
+  // socket's messages are handled one at a time, in order: a candidate
+  // must not overtake the offer or answer it belongs to.
+  connect() {
+    this.closeSocket();
+    const creds = this.creds;
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(`${scheme}//${location.host}/signal?lang=${lang()}`);
     this.ws = ws;
+    let queue = Promise.resolve();
     ws.onopen = () => this.signal({
       id: 'joinRoom', token: creds.token, userId: this.me, communityId: creds.communityId,
-      roomId: creds.videoRoomId, video: true, audio: true,
+      roomId: creds.videoRoomId, video: this.videoOn, audio: this.audioOn,
     });
     ws.onmessage = (e) => {
       let msg;
       try { msg = JSON.parse(e.data); } catch { return; }
-      this.onSignal(msg).catch((err) => this.ended('callFailed', err.message));
+      queue = queue.then(() => (this.ws === ws ? this.onSignal(msg) : null))
+        .catch((err) => { if (this.ws === ws) this.ended('callFailed', err.message); });
     };
-    ws.onclose = () => { if (this.ws === ws) this.ended('callFailed', t('callLost')); };
+    ws.onclose = () => { if (this.ws === ws) this.lost(); };
+  }
+
+  closeSocket() {
+    const ws = this.ws;
+    this.ws = null;
+    if (!ws) return;
+    ws.onclose = null;
+    ws.onmessage = null;
+    ws.close();
+  }
+
+  // lost handles a signaling socket that dropped, or a server that went
+  // away (shutdown: it drains, or the room's node died): the call is
+  // joined again on a new socket, after a growing pause, with new peer
+  // connections, wherever the room is now. The camera stays on.
+  lost() {
+    this.closeSocket();
+    for (const userId of [...this.peers.keys()]) this.dropPeer(userId);
+    if (!this.creds || !this.local) return;
+    if (this.attempts >= REJOIN_DELAYS.length) {
+      this.ended('callFailed', t('callLost'));
+      return;
+    }
+    const delay = REJOIN_DELAYS[this.attempts++];
+    this.rejoining = true;
+    this.setPhase('connecting', 'callReconnecting');
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.creds && this.local && !this.ws) this.connect();
+    }, delay);
   }
 
   signal(msg) {
@@ -190,31 +281,42 @@ export class VideoCall {
     switch (msg.id) {
       case 'existingParticipants':
         this.iceServers = msg.iceServers || [];
+        this.attempts = 0;
         await this.publish();
+        // A rejoin tells the others the switches it kept.
+        if (!this.videoOn) this.signal({ id: 'videoStateFrom', userId: this.me, video: false });
+        if (!this.audioOn) this.signal({ id: 'audioStateFrom', userId: this.me, audio: false });
         for (const m of msg.members || []) await this.receive(String(m.userId), m.video !== false);
-        if ((msg.members || []).length > 0) this.setPhase('connecting', 'callConnecting');
+        if ((msg.members || []).length > 0) this.setPhase('connecting', this.rejoining ? 'callReconnecting' : 'callConnecting');
+        else if (this.rejoining) this.setPhase('waiting', 'callReconnecting');
         break;
       case 'newParticipantArrived':
         if (msg.member) {
-          this.setPhase('connecting', 'callConnecting');
+          this.setPhase('connecting', this.rejoining ? 'callReconnecting' : 'callConnecting');
           await this.receive(String(msg.member.userId), msg.member.video !== false);
         }
         break;
       case 'receiveVideoAnswer': {
         const p = this.peers.get(String(msg.userId));
-        if (!p) break;
+        // An answer is for the offer under way; none is (it was given up
+        // for the server's crossing restart offer): nothing to apply.
+        if (!p || msg.usage === 'screen' || p.pc.signalingState !== 'have-local-offer') break;
         await p.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdpAnswer });
         p.answered = true;
-        for (const c of p.pending.splice(0)) await p.pc.addIceCandidate(c);
+        for (const c of p.pending.splice(0)) await this.addCandidate(p, c);
+        if (String(msg.userId) === this.me) this.countLayers(p);
         break;
       }
       case 'iceCandidate': {
         const p = this.peers.get(String(msg.userId));
-        if (!p || !msg.candidate) break;
-        if (p.answered) await p.pc.addIceCandidate(msg.candidate);
+        if (!p || !msg.candidate || msg.usage === 'screen') break;
+        if (p.answered) await this.addCandidate(p, msg.candidate);
         else p.pending.push(msg.candidate);
         break;
       }
+      case 'iceRestartOffer':
+        await this.answerRestart(msg);
+        break;
       case 'participantLeft':
         this.dropPeer(String(msg.userId));
         if (this.peers.size <= 1) this.setPhase('waiting', 'callPeerLeft');
@@ -223,7 +325,13 @@ export class VideoCall {
         if (String(msg.userId) !== this.me) this.showRemoteVideo(String(msg.userId), msg.video !== false);
         break;
       case 'error':
-        if (['unauthorized', 'forbidden', 'roomClosed', 'replaced', 'shutdown', 'joinTimeout'].includes(msg.code)) {
+        if (msg.code === 'shutdown') this.lost();
+        else if (msg.code === 'unauthorized' && this.rejoining && this.onTokenExpired) {
+          // The token ran out while the call went on: the page fetches a
+          // fresh one and calls join with it.
+          this.closeSocket();
+          this.onTokenExpired();
+        } else if (['unauthorized', 'forbidden', 'roomClosed', 'replaced', 'joinTimeout'].includes(msg.code)) {
           this.ended(msg.code === 'roomClosed' ? 'callEnded' : 'callFailed', msg.code === 'roomClosed' ? '' : msg.message);
         }
         break;
@@ -232,10 +340,20 @@ export class VideoCall {
     }
   }
 
+  // addCandidate adds a candidate of the server's; one of an ICE
+  // generation the connection has left behind is refused and does no harm.
+  async addCandidate(p, candidate) {
+    try {
+      await p.pc.addIceCandidate(candidate);
+    } catch { /* a stale generation's candidate */ }
+  }
+
   newPeer(userId) {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
-    const p = { pc, pending: [], answered: false };
+    const p = { pc, pending: [], answered: false, restarts: 0, restartTimer: null };
     this.peers.set(userId, p);
+    this.peerConnections++;
+    this.el.dataset.peerConnections = String(this.peerConnections);
     pc.onicecandidate = (e) => {
       if (!e.candidate) return;
       this.signal({
@@ -243,20 +361,108 @@ export class VideoCall {
         candidate: { candidate: e.candidate.candidate, sdpMid: e.candidate.sdpMid, sdpMLineIndex: e.candidate.sdpMLineIndex },
       });
     };
+    pc.onconnectionstatechange = () => this.watchConnection(userId, p);
+    pc.oniceconnectionstatechange = () => this.watchConnection(userId, p);
     return p;
   }
 
-  async offer(userId, p) {
-    const offer = await p.pc.createOffer();
+  // watchConnection restarts ICE on a connection that failed, or stayed
+  // disconnected for a while, while the signaling socket is up (a new
+  // network, a path that broke); the socket's own loss rejoins instead.
+  watchConnection(userId, p) {
+    if (this.peers.get(userId) !== p) return;
+    const state = p.pc.connectionState || p.pc.iceConnectionState;
+    if (state === 'connected') {
+      clearTimeout(p.restartTimer);
+      p.restartTimer = null;
+      p.restarts = 0;
+      if (userId !== this.me) {
+        this.rejoining = false;
+        this.setPhase('connected', 'callConnected');
+      }
+    } else if (state === 'failed') {
+      this.restartIce(userId, p);
+    } else if (state === 'disconnected' && !p.restartTimer) {
+      p.restartTimer = setTimeout(() => {
+        p.restartTimer = null;
+        if (['disconnected', 'failed'].includes(p.pc.connectionState)) this.restartIce(userId, p);
+      }, DISCONNECTED_GRACE);
+    }
+  }
+
+  // restartIce sends a new offer with new ICE credentials from the same
+  // peer connection; the server answers on its same connection, so the
+  // tracks stay. One that does not connect again is restarted again, and
+  // after a few tries the call is joined again from scratch.
+  async restartIce(userId, p) {
+    if (this.peers.get(userId) !== p || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    if (p.pc.signalingState !== 'stable') return; // an offer is under way (ours or the server's)
+    if (p.restarts >= MAX_ICE_RESTARTS) {
+      this.lost();
+      return;
+    }
+    p.restarts++;
+    this.countRestart();
+    clearTimeout(p.restartTimer);
+    p.restartTimer = setTimeout(() => {
+      p.restartTimer = null;
+      if (p.pc.connectionState !== 'connected') this.restartIce(userId, p);
+    }, RESTART_RETRY);
+    p.pc.restartIce();
+    await this.offer(userId, p, { iceRestart: true });
+  }
+
+  // answerRestart applies the server's ICE restart offer (its side of a
+  // connection failed) on the same peer connection. An offer of ours
+  // crossing it wins: the server rolls back and answers ours.
+  async answerRestart(msg) {
+    const p = this.peers.get(String(msg.userId));
+    if (!p || msg.usage === 'screen' || p.pc.signalingState !== 'stable') return;
+    this.countRestart();
+    await p.pc.setRemoteDescription({ type: 'offer', sdp: msg.sdpOffer });
+    const answer = await p.pc.createAnswer();
+    await p.pc.setLocalDescription(answer);
+    this.signal({ id: 'iceRestartAnswer', userId: msg.userId, sdpAnswer: answer.sdp });
+  }
+
+  countRestart() {
+    this.iceRestarts++;
+    this.el.dataset.iceRestarts = String(this.iceRestarts);
+  }
+
+  async offer(userId, p, options) {
+    const offer = await p.pc.createOffer(options);
     await p.pc.setLocalDescription(offer);
     this.signal({ id: 'receiveVideoFrom', userId, sdpOffer: offer.sdp });
   }
 
-  // publish sends this side's camera and microphone into the room.
+  // publish sends this side's camera and microphone into the room, the
+  // camera in three simulcast layers where the browser can: the server
+  // forwards each other participant the layer its layout and bandwidth
+  // allow. A browser that cannot publishes one encoding.
   async publish() {
     const p = this.newPeer(this.me);
-    for (const track of this.local.getTracks()) p.pc.addTransceiver(track, { direction: 'sendonly', streams: [this.local] });
+    for (const track of this.local.getTracks()) {
+      const init = { direction: 'sendonly', streams: [this.local] };
+      if (track.kind !== 'video') {
+        p.pc.addTransceiver(track, init);
+        continue;
+      }
+      try {
+        p.pc.addTransceiver(track, { ...init, sendEncodings: SIMULCAST_LAYERS.map((l) => ({ ...l })) });
+      } catch {
+        p.pc.addTransceiver(track, init);
+      }
+    }
     await this.offer(this.me, p);
+  }
+
+  // countLayers shows how many encodings the camera is sent in, once the
+  // server's answer settled them (one when it took no simulcast).
+  countLayers(p) {
+    const sender = p.pc.getSenders().find((s) => s.track && s.track.kind === 'video');
+    const encodings = sender ? (sender.getParameters().encodings || []) : [];
+    this.el.dataset.layers = String(Math.max(encodings.length, 1));
   }
 
   // receive subscribes to another participant's media.
@@ -272,9 +478,6 @@ export class VideoCall {
     p.pc.ontrack = (e) => {
       stream.addTrack(e.track);
       video.play().catch(() => { /* autoplay waits for the first frame */ });
-    };
-    p.pc.onconnectionstatechange = () => {
-      if (p.pc.connectionState === 'connected') this.setPhase('connected', 'callConnected');
     };
     // 'resize' comes with the first decoded frame; 'playing' may come
     // earlier, on audio alone, so the width decides.
@@ -300,6 +503,7 @@ export class VideoCall {
     const p = this.peers.get(userId);
     if (!p) return;
     this.peers.delete(userId);
+    clearTimeout(p.restartTimer);
     p.pc.close();
     if (p.video) p.video.remove();
   }
