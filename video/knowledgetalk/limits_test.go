@@ -21,10 +21,12 @@ func TestLimits(t *testing.T) {
 		c.MessageRate, c.MessageBurst, c.HeavyCost = 1, 10, 5
 		c.LicenceCacheTTL = 200 * time.Millisecond
 	})
+	// Both bots are running before a's idle clock starts: starting a bot
+	// process can take longer than the idle timeout on a busy machine.
 	a := h.bot("a", "v2", lic1)
+	b := h.bot("b", "v4", lic1)
 	id := a.CreateRoom()
 	a.Join(id)
-	b := h.bot("b", "v4", lic1)
 	b.Join(id)
 	a.Await("StartSession")
 	// b keeps talking, a goes silent: a is closed and b hears it left.
