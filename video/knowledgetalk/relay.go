@@ -1,6 +1,7 @@
 package knowledgetalk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -107,7 +108,9 @@ func (s *Server) serveRelay(ws *websocket.Conn, key video.RoomKey, r *http.Reque
 	if !s.start(sess) {
 		return
 	}
-	ws.SetReadLimit(int64(s.cfg.MaxMessageBytes))
+	// A client message as the relaying node re-encoded it: about its size
+	// (numbers may grow a little).
+	ws.SetReadLimit(2 * int64(s.cfg.MaxMessageBytes))
 	idle := 3 * s.cfg.PingInterval
 	_ = ws.SetReadDeadline(time.Now().Add(idle))
 	ws.SetPingHandler(func(data string) error {
@@ -165,13 +168,17 @@ func (l *link) abort() {
 
 // forward passes a client message to the room's node.
 func (l *link) forward(sess *session, raw map[string]any) {
-	b, err := json.Marshal(raw)
-	if err != nil {
+	// Unescaped, so the message stays about the size the client sent (the
+	// room's node reads at most twice MaxMessageBytes).
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(raw); err != nil {
 		return
 	}
 	l.wmu.Lock()
 	_ = l.ws.SetWriteDeadline(time.Now().Add(sess.srv.cfg.WriteTimeout))
-	err = l.ws.WriteMessage(websocket.TextMessage, b)
+	err := l.ws.WriteMessage(websocket.TextMessage, buf.Bytes())
 	l.wmu.Unlock()
 	if err != nil {
 		_ = l.ws.Close() // pump sees the link die and tells the client

@@ -178,7 +178,9 @@ func roomKey(company int64, id string) video.RoomKey {
 
 // entered and exited count this node's sessions in room id; exited
 // deletes the room once nobody is left in it anywhere (the real server
-// deletes a room when its last member goes).
+// deletes a room when its last member goes), unless the members went
+// because this node is stopping: the room moves to another node with the
+// next RoomJoin.
 func (s *Server) entered(id string) {
 	s.mu.Lock()
 	s.live[id]++
@@ -192,7 +194,11 @@ func (s *Server) exited(company int64, id string) {
 	if last {
 		delete(s.live, id)
 	}
+	stopping := s.closed
 	s.mu.Unlock()
+	if stopping {
+		return
+	}
 	if !last || len(s.rooms.Participants(roomKey(company, id))) > 0 {
 		return
 	}
