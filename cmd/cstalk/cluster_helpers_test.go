@@ -262,6 +262,20 @@ func startClusterNode(t *testing.T, name string, cfg serveConfig) *clusterNode {
 	return n
 }
 
+// awaitDrained waits until n, stopped, has drained without an error.
+func (n *clusterNode) awaitDrained(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-n.ran:
+		if err != nil {
+			t.Fatalf("drain: %v", err)
+		}
+	case <-time.After(clusterWait):
+		t.Fatal("the node did not drain")
+	}
+	n.ran <- nil // the cleanup awaits it too
+}
+
 func (n *clusterNode) wsURL() string {
 	return "ws" + strings.TrimPrefix(n.base, "http") + "/ws/websocket"
 }

@@ -215,15 +215,7 @@ func TestClusterVideoEndAndDrain(t *testing.T) {
 	a.stop()
 	custSig.Await(clusterWait, "error", "code", "shutdown")
 	agentSig.Await(clusterWait, "error", "code", "shutdown")
-	select {
-	case err := <-a.ran:
-		if err != nil {
-			t.Fatalf("node a's drain: %v", err)
-		}
-	case <-time.After(clusterWait):
-		t.Fatal("node a did not drain")
-	}
-	a.ran <- nil // the cleanup awaits it too
+	a.awaitDrained(t)
 	custSig.Close()
 	agentSig.Close()
 	joinChatCall(t, b, agentM, roomID)
