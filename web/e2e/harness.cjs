@@ -87,7 +87,7 @@ function spec({ timeout, failureName, media = false, consoleErrors = false }) {
     await page.waitForFunction(([s, n]) => {
       const v = document.querySelector(s);
       return v && v.videoWidth > 0 && v.getVideoPlaybackQuality().totalVideoFrames >= n;
-    }, [sel, before + more], { timeout: wait });
+    }, [sel, before + more], { timeout: wait, polling: 250 });
   }
 
   // counsel has a customer write from its page on customerBase and the
