@@ -131,12 +131,22 @@ func (s *Store) runWriter(ctx context.Context) {
 		}
 		s.closeInserts()
 	}()
+	// The writer's own database calls do not wait for its room bumps.
+	ctx = context.WithValue(ctx, writerCall{}, true)
 	batch := make([]*appendRequest, 0, maxBatch)
 	var lastStart time.Time
 	spacing := time.NewTimer(time.Hour)
 	spacing.Stop()
+	var bumpsDue <-chan time.Time // the room bumps' timer, on SQLite files
+	if s.bumps != nil {
+		bumpsDue = s.bumps.timer.C
+	}
 	for {
 		select {
+		case done := <-s.bumpFlushes():
+			s.writeRoomBumps(ctx, append(batch[:0], s.fill(nil)...), done)
+		case <-bumpsDue:
+			s.writeRoomBumps(ctx, s.fill(batch[:0]), nil)
 		case req := <-s.appends:
 			// The first request of a burst wakes the writer at once; let
 			// the other runnable callers queue theirs before the batch is
@@ -150,12 +160,69 @@ func (s *Store) runWriter(ctx context.Context) {
 			for {
 				batch = s.fill(batch[:0])
 				if len(batch) == 0 {
+					s.writeRoomBumps(ctx, nil, nil)
 					return
 				}
 				s.commitBatch(ctx, batch)
 			}
 		}
 	}
+}
+
+// bumpFlushes is where readers ask for the room bumps; nil (never ready)
+// without them.
+func (s *Store) bumpFlushes() chan chan struct{} {
+	if s.bumps == nil {
+		return nil
+	}
+	return s.bumps.flushes
+}
+
+// writeRoomBumps writes the pending room bumps, with batch when it is not
+// empty, then tells done and every other reader waiting.
+func (s *Store) writeRoomBumps(ctx context.Context, batch []*appendRequest, done chan struct{}) {
+	if s.bumps == nil {
+		return
+	}
+	waiting := []chan struct{}{}
+	if done != nil {
+		waiting = append(waiting, done)
+	}
+	for more := true; more; {
+		select {
+		case d := <-s.bumps.flushes:
+			waiting = append(waiting, d)
+		default:
+			more = false
+		}
+	}
+	s.bumps.wanted = true
+	if len(batch) > 0 {
+		s.commitBatch(ctx, batch)
+	}
+	if len(s.bumps.rooms) > 0 {
+		s.writeBumpsAlone()
+	}
+	s.bumps.wanted = false
+	for _, d := range waiting {
+		close(d)
+	}
+}
+
+// writeBumpsAlone writes the pending room bumps in a transaction of their
+// own. On failure they stay pending: a later batch or Migrate after a
+// restart writes them.
+func (s *Store) writeBumpsAlone() {
+	w := s.sqliteBatchWriter()
+	if w == nil {
+		return
+	}
+	if err := s.storeSQLite(w, nil, true); err != nil {
+		s.log.Warn("room bumps not written", "rooms", len(s.bumps.rooms), "err", err)
+		return
+	}
+	s.metrics.syncs.Inc()
+	s.notifyCommit()
 }
 
 // While messages keep coming, batches start at most commitSpacing apart:
@@ -282,11 +349,16 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*appendRequest, precheck 
 	if w := s.sqliteBatchWriter(); !precheck && w != nil {
 		// SQLite: prepared statements on the writer's own connection.
 		return s.storeBatchDirect(ctx, reqs, func(rows []messageRow) error {
-			if err := w.store(rows); err != nil {
+			if err := s.storeSQLite(w, rows, s.bumps.wanted); err != nil {
 				return fmt.Errorf("insert %d messages: %w", len(rows), err)
 			}
 			return nil
 		})
+	}
+	if s.bumps != nil && len(s.bumps.rooms) > 0 {
+		// The bumps go before this batch's own: a room's last message
+		// is then never newer than a message whose bump is pending.
+		s.writeBumpsAlone()
 	}
 	var plan *batchPlan
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,13 +11,13 @@ import (
 
 // On SQLite the writer stores a batch through a connection of its own whose
 // statements are prepared once (sqlite_conn.go): BEGIN IMMEDIATE, one
-// INSERT per message, COMMIT. The room's last message and update date
-// follow from a trigger on messages (migration 202612040001), so a batch
-// runs no second statement for them. Checkpoints are the checkpointer's
-// (below), never a commit's.
+// INSERT per message, the rooms' pending bumps when they are due
+// (room_bumps.go), COMMIT. Checkpoints are the checkpointer's (below),
+// never a commit's.
 
 // messageTriggerName is the trigger that keeps rooms.last_message_id and
-// rooms.update_date current as messages are inserted (on MySQL too).
+// rooms.update_date current as messages are inserted on MySQL; on SQLite
+// it did until migration 202612080001.
 const messageTriggerName = "messages_bump_room"
 
 // sqlitePragmas set up every connection to the file alike: the pool's
@@ -52,8 +51,8 @@ func syncDataOnly() {
 
 // sqliteWriter is the writer goroutine's connection with its statements.
 type sqliteWriter struct {
-	conn                            *sqliteConn
-	begin, insert, commit, rollback *sqliteStmt
+	conn                                  *sqliteConn
+	begin, insert, bump, commit, rollback *sqliteStmt
 }
 
 func openSQLiteWriter(path string) (*sqliteWriter, error) {
@@ -62,31 +61,16 @@ func openSQLiteWriter(path string) (*sqliteWriter, error) {
 		return nil, err
 	}
 	w := &sqliteWriter{conn: c}
-	// The trigger comes with the migrations; without it the writer would
-	// leave rooms behind, so it waits for them.
-	found, err := c.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = '"+messageTriggerName+"'", false)
-	if err != nil {
-		w.close()
-		return nil, err
-	}
-	row, err := found.step()
-	ok := row && found.int64Column(0) == 1
-	found.reset()
-	found.finalize()
-	switch {
-	case err != nil:
-		w.close()
-		return nil, err
-	case !ok:
-		w.close()
-		return nil, errors.New("the room trigger is missing (not migrated yet)")
-	}
 	for _, st := range []struct {
 		stmt **sqliteStmt
 		sql  string
 	}{
 		{&w.begin, "BEGIN IMMEDIATE"},
 		{&w.insert, "INSERT INTO messages (" + messageColumns + ") VALUES " + messagePlaceholders},
+		// A room keeps a higher last message, or later update date, that
+		// it already has.
+		{&w.bump, "UPDATE rooms SET last_message_id = CASE WHEN last_message_id < ?1 THEN ?1 ELSE last_message_id END, " +
+			"update_date = CASE WHEN update_date < ?2 THEN ?2 ELSE update_date END WHERE id = ?3"},
 		{&w.commit, "COMMIT"},
 		{&w.rollback, "ROLLBACK"},
 	} {
@@ -99,7 +83,7 @@ func openSQLiteWriter(path string) (*sqliteWriter, error) {
 }
 
 func (w *sqliteWriter) close() {
-	for _, st := range []*sqliteStmt{w.begin, w.insert, w.commit, w.rollback} {
+	for _, st := range []*sqliteStmt{w.begin, w.insert, w.bump, w.commit, w.rollback} {
 		if st != nil {
 			st.finalize()
 		}
@@ -107,9 +91,10 @@ func (w *sqliteWriter) close() {
 	w.conn.close()
 }
 
-// store inserts rows in one transaction, setting their IDs; an error
-// leaves nothing stored.
-func (w *sqliteWriter) store(rows []messageRow) error {
+// store inserts rows in one transaction, setting their IDs; with bumps
+// it also bumps the rooms of rows and those of bumps. An error leaves
+// nothing stored.
+func (w *sqliteWriter) store(rows []messageRow, bumps map[int64]roomBump) error {
 	if err := w.begin.run(); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -120,12 +105,44 @@ func (w *sqliteWriter) store(rows []messageRow) error {
 		}
 		rows[i].ID = w.conn.lastInsertID()
 	}
+	if bumps != nil {
+		for id, b := range bumps {
+			if err := w.bump.run(b.last, b.date, id); err != nil {
+				_ = w.rollback.run()
+				return fmt.Errorf("bump room %d: %w", id, err)
+			}
+		}
+		for i := range rows {
+			if err := w.bump.run(rows[i].ID, rows[i].CreateDate, rows[i].RoomID); err != nil {
+				_ = w.rollback.run()
+				return fmt.Errorf("bump room %d: %w", rows[i].RoomID, err)
+			}
+		}
+	}
 	if err := w.commit.run(); err != nil {
 		// A failed COMMIT leaves the transaction open (SQLITE_BUSY) or
 		// already rolled back; either way nothing is stored.
 		_ = w.rollback.run()
 		return fmt.Errorf("commit: %w", err)
 	}
+	return nil
+}
+
+// storeSQLite stores rows through w. The rooms' bumps, the rows' own
+// included, go with them when due or wanted (flush); else the rows' wait
+// in s.bumps.
+func (s *Store) storeSQLite(w *sqliteWriter, rows []messageRow, flush bool) error {
+	if !flush && !s.bumps.due() {
+		if err := w.store(rows, nil); err != nil {
+			return err
+		}
+		s.bumps.add(rows)
+		return nil
+	}
+	if err := w.store(rows, s.bumps.rooms); err != nil {
+		return err
+	}
+	s.bumps.written()
 	return nil
 }
 

@@ -17,11 +17,8 @@ import (
 // anything else, rooms follow through the trigger, and a duplicate client
 // message id still comes back as the earlier message.
 func TestSQLiteWriterOwnConnection(t *testing.T) {
-	s, dsn := backend{newDSN: newSQLiteDSN}.open(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	e := env{s: s, dsn: dsn, ctx: ctx}
-	f := newFixture(t, e)
+	s, e, f := onSQLiteFile(t)
+	ctx := e.ctx
 	m := f.msg(f.customerSp, "안녕하세요 👋")
 	m.ClientMessageID = "c-1"
 	m.CreateDate = t0.Add(time.Minute)

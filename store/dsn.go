@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -145,6 +146,15 @@ func (t target) open(ctx context.Context, log logger.Interface) (*gorm.DB, error
 			}
 		}
 		dialector = sqlite.Open(t.driverDSN)
+		if t.path != "" {
+			// A file's pool has the message writer write its room bumps
+			// before each use (room_bumps.go).
+			pool, err := sql.Open(sqlite.DriverName, t.driverDSN)
+			if err != nil {
+				return nil, fmt.Errorf("store: open %s: %w", t.redacted, err)
+			}
+			dialector = &sqlite.Dialector{DSN: t.driverDSN, Conn: &flushingPool{db: pool}}
+		}
 	case dialectMySQL:
 		dialector = mysql.New(mysql.Config{DSN: t.driverDSN})
 	}

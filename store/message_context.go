@@ -111,15 +111,20 @@ func (s *Store) cacheAppended(rows []messageRow) {
 		if !ok {
 			continue
 		}
-		if r.CreateDate.After(rc.room.UpdateDate) {
-			rc.room.UpdateDate = r.CreateDate
-		}
-		if r.ID > rc.room.LastMessageID {
-			rc.room.LastMessageID = r.ID
-			rc.lastID = sql.NullInt64{Int64: r.ID, Valid: true}
-			rc.lastAdminType = sql.NullInt64{Int64: int64(r.AdminType), Valid: true}
-			rc.lastIsCustomer = sql.NullBool{Bool: r.IsCustomer, Valid: true}
-		}
+		rc.moveTo(roomBump{last: r.ID, date: r.CreateDate, adminType: r.AdminType, isCustomer: r.IsCustomer})
+	}
+}
+
+// moveTo moves the room forward to the message of b.
+func (rc *roomContext) moveTo(b roomBump) {
+	if b.date.After(rc.room.UpdateDate) {
+		rc.room.UpdateDate = b.date
+	}
+	if b.last > rc.room.LastMessageID {
+		rc.room.LastMessageID = b.last
+		rc.lastID = sql.NullInt64{Int64: b.last, Valid: true}
+		rc.lastAdminType = sql.NullInt64{Int64: int64(b.adminType), Valid: true}
+		rc.lastIsCustomer = sql.NullBool{Bool: b.isCustomer, Valid: true}
 	}
 }
 
@@ -234,7 +239,20 @@ func (s *Store) readContexts(ctx context.Context, batch []*contextRequest) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 	}
+	// On a SQLite file the rooms' newest bumps may still be the writer's:
+	// those taken before the query are applied to what it reads; those
+	// committed later reach the cache after this fill (cacheAppended).
+	var pending map[int64]roomBump
+	if s.bumps != nil {
+		pending = s.bumps.of(ids)
+		ctx = context.WithValue(ctx, writerCall{}, true)
+	}
 	found, err := s.readRoomContexts(ctx, ids)
+	for id, b := range pending {
+		if rc, ok := found[id]; ok {
+			rc.moveTo(b)
+		}
+	}
 	if c := s.roomCache; c != nil && err == nil {
 		if len(c.rooms)+len(found) > maxCachedRooms {
 			clear(c.rooms)

@@ -269,6 +269,11 @@ var messagePathSQLiteRollback = []string{
 	`CREATE UNIQUE INDEX IF NOT EXISTS uq_messages_client ON messages (room_id, speaker_id, client_message_id)`,
 }
 
+// roomBumpsSQLite leaves the rooms' last message and update date to the
+// message writer, which bumps them in bulk (room_bumps.go): the trigger
+// rewrote a room's row and index entries in every commit.
+var roomBumpsSQLite = []string{"DROP TRIGGER IF EXISTS " + messageTriggerName}
+
 // initialTables lists the tables of the first migration, parents last, for
 // its rollback.
 var initialTables = []string{"read_positions", "messages", "rooms", "speakers", "customers", "members", "companies"}
@@ -280,7 +285,9 @@ func (s *Store) migrations() []*gormigrate.Migration {
 	}
 	guide, guideChecked, kt, contractsURL := guideSQLite, guideCheckedSQLite, ktSQLite, contractsURLSQLite
 	messagePath, messagePathRollback := messagePathSQLite, messagePathSQLiteRollback
+	roomBumps, roomBumpsRollback := roomBumpsSQLite, messagePathSQLite[:1]
 	if s.dialect == dialectMySQL {
+		roomBumps, roomBumpsRollback = nil, nil
 		guide, guideChecked, kt, contractsURL = guideMySQL, guideCheckedMySQL, ktMySQL, contractsURLMySQL
 		// MySQL's one-trip batch bumps its rooms in the same round trip,
 		// and it has no partial indexes.
@@ -318,6 +325,10 @@ func (s *Store) migrations() []*gormigrate.Migration {
 		ID:       "202612070001_recordings",
 		Migrate:  s.migrateRecording,
 		Rollback: s.rollbackRecording,
+	}, {
+		ID:       "202612080001_room_bumps_by_writer",
+		Migrate:  execAll(roomBumps),
+		Rollback: gormigrate.RollbackFunc(execAll(roomBumpsRollback)),
 	}}
 }
 
@@ -387,7 +398,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	db := s.db.WithContext(ctx)
 	if s.dialect != dialectMySQL {
 		// SQLite serializes writers itself and runs the DDL atomically.
-		return db.Transaction(run)
+		return db.Transaction(func(tx *gorm.DB) error {
+			if err := run(tx); err != nil {
+				return err
+			}
+			return s.repairRooms(tx)
+		})
 	}
 	// GET_LOCK belongs to a connection, so pin one for lock, work and release.
 	return db.Connection(func(pinned *gorm.DB) error {

@@ -64,6 +64,7 @@ type Store struct {
 	// (append_sqlite.go). sqliteW and sqliteRetryAt belong to the writer.
 	sqlitePath         string
 	sqliteW            *sqliteWriter
+	bumps              *roomBumps // on a SQLite file (room_bumps.go)
 	sqliteRetryAt      time.Time
 	commits            chan struct{} // a commit grew the WAL: for the checkpointer
 	checkpointerEnd    chan struct{} // closed when the checkpointer has exited
@@ -155,6 +156,10 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	if target.dialect == dialectSQLite && !target.memory {
 		s.sqlitePath = target.path
 		syncDataOnly()
+		s.bumps = newRoomBumps()
+		if pool, ok := db.ConnPool.(*flushingPool); ok {
+			pool.before = s.flushRoomBumps
+		}
 	}
 	if target.dialect == dialectSQLite {
 		s.roomCache = &roomCache{rooms: map[int64]*roomContext{}}
