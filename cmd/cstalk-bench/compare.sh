@@ -242,14 +242,14 @@ chatrow() { # name, result file
 	jq -r --arg r "$1" '[$r, (.published_per_sec|floor), (.delivered_per_sec|floor), .p50_us, .p99_us, .p999_us,
 		.lost, .errors, ((.server_cpu_pct // 0)|floor), ((.db_cpu_pct // 0)|floor), ((.delivered_per_server_cpu_sec // 0)|floor),
 		((.delivered_per_total_cpu_sec // 0)|floor), ((.cpu_us_per_message // 0)|floor), ((.batch_mean // 0)*10|floor/10),
-		((.fsyncs_per_message // 0)*100|floor/100)] | @tsv' "$2" |
-		awk -F'\t' '{printf "%-20s %8s %8s %7s %7s %7s %5s %6s %5s %5s %10s %10s %7s %6s %7s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15}'
+		((.fsyncs_per_message // 0)*100|floor/100), ((.rss_kib_per_conn // 0)|floor)] | @tsv' "$2" |
+		awk -F'\t' '{printf "%-20s %8s %8s %7s %7s %7s %5s %6s %5s %5s %10s %10s %7s %6s %7s %8s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16}'
 }
 if [ "$WHAT" != broker ]; then
 	echo
 	echo "chat: $CHAT_CUSTOMERS rooms, a customer and a counselor connection each; every message delivered to both (RabbitMQ: plain pub/sub, nothing stored)"
 	echo "servers (and mysqld) on core 0, generator on core 1, duration=$DURATION warm-up=$WARMUP"
-	printf '%-20s %8s %8s %7s %7s %7s %5s %6s %5s %5s %10s %10s %7s %6s %7s\n' run msg/s deliv/s p50us p99us p999us lost errors cpu% db% deliv/cpu-s +db/cpu-s us/msg batch fsync/m
+	printf '%-20s %8s %8s %7s %7s %7s %5s %6s %5s %5s %10s %10s %7s %6s %7s %8s\n' run msg/s deliv/s p50us p99us p999us lost errors cpu% db% deliv/cpu-s +db/cpu-s us/msg batch fsync/m rssKiB/c
 	for r in "$OUT"/chat-sqlite-*.json "$OUT"/chat-rabbit-*.json "$OUT"/chat-mariadb-*.json; do
 		[ -e "$r" ] || continue
 		chatrow "$(basename "$r" .json)" "$r"
