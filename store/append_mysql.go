@@ -115,21 +115,22 @@ func appendMessageValues(args []driver.NamedValue, r *messageRow) []driver.Named
 	return args
 }
 
-// openBatchDB opens the writer's own connection, which may carry several
-// statements in one round trip.
-func (t target) openBatchDB() (*sql.DB, error) {
+// openOwnDB opens connections of the store's own (the writer's, the
+// context readers'): at most conns, multi carrying several statements in
+// one round trip.
+func (t target) openOwnDB(conns int, multi bool) (*sql.DB, error) {
 	cfg, err := mysqldriver.ParseDSN(t.driverDSN)
 	if err != nil {
-		return nil, fmt.Errorf("store: batch connection to %s: %w", t.redacted, err)
+		return nil, fmt.Errorf("store: own connection to %s: %w", t.redacted, err)
 	}
-	cfg.MultiStatements = true
+	cfg.MultiStatements = multi
 	connector, err := mysqldriver.NewConnector(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("store: batch connection to %s: %w", t.redacted, err)
+		return nil, fmt.Errorf("store: own connection to %s: %w", t.redacted, err)
 	}
 	db := sql.OpenDB(connector)
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	db.SetConnMaxLifetime(30 * time.Minute)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	return db, nil

@@ -59,6 +59,10 @@ type Store struct {
 	batchDB *sql.DB
 	// mysqlInserts are batchDB's prepared statements; the writer's.
 	mysqlInserts mysqlInserts
+	// readDB, on MySQL, holds the context readers' connections, each in
+	// contextConns with its prepared queries (message_context_mysql.go).
+	readDB       *sql.DB
+	contextConns chan *contextConn
 	// sqlitePath is the SQLite file (empty in memory and on MySQL): the
 	// writer and the checkpointer open connections of their own to it
 	// (append_sqlite.go). sqliteW and sqliteRetryAt belong to the writer.
@@ -170,10 +174,18 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 			return nil, err
 		}
 		if s.multiRowInsert {
-			if s.batchDB, err = target.openBatchDB(); err != nil {
+			if s.batchDB, err = target.openOwnDB(1, true); err != nil {
 				s.closeDB()
 				return nil, err
 			}
+		}
+		if s.readDB, err = target.openOwnDB(contextReaders, false); err != nil {
+			s.closeDB()
+			return nil, err
+		}
+		s.contextConns = make(chan *contextConn, contextReaders)
+		for range contextReaders {
+			s.contextConns <- &contextConn{}
 		}
 	}
 	// The writer outlives Open's ctx; Close ends it.
@@ -252,6 +264,7 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeDB() error {
+	s.closeContextConns()
 	var batchErr error
 	if s.batchDB != nil {
 		if err := s.batchDB.Close(); err != nil {
