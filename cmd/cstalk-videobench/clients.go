@@ -68,6 +68,14 @@ func newBench(cl *cluster, room string, o options) (*bench, error) {
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// The server's connectivity checks reach this (controlling) agent before
+	// its trickled candidates do, so the server is first a peer-reflexive
+	// candidate; pion then matches the responses to that one rather than to
+	// the host candidate arriving later, and by default waits a second
+	// before it nominates a peer-reflexive pair: that second was the slow
+	// half of the joins, spent here, not in the server. A browser nominates
+	// such a pair without waiting, so the bench does too.
+	se.SetPrflxAcceptanceMinWait(0)
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 	return &bench{cl: cl, room: room, opts: o, api: api}, nil
 }
