@@ -33,9 +33,11 @@ type Conn struct {
 	try    trySender // t, when it can write without blocking; else nil
 	id     string
 	remote string
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{} // closed when teardown has finished
+	ctx    *connContext
+	// stopParent stops the transport's context from cancelling ctx; nil
+	// when the transport has none.
+	stopParent func() bool
+	done       chan struct{} // closed when teardown has finished
 
 	// Owned by the reader goroutine.
 	in      inputBuffer
@@ -633,9 +635,17 @@ func (c *Conn) teardown() {
 	if connected {
 		c.safely("Disconnected", func() { c.srv.app.Disconnected(c.ctx, c) })
 	}
-	c.cancel()
+	c.endContext()
 	c.srv.removeConn(c)
 	close(c.done)
+}
+
+// endContext ends the connection's context.
+func (c *Conn) endContext() {
+	if c.stopParent != nil {
+		c.stopParent()
+	}
+	c.ctx.cancel(nil)
 }
 
 // safely runs an Application hook of the teardown, where a panic must not

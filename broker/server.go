@@ -306,12 +306,13 @@ func (s *Server) boundPostBody(w http.ResponseWriter, r *http.Request) bool {
 
 // newConn registers a connection, or returns nil during shutdown.
 func (s *Server) newConn(t transport, remote string) *Conn {
+	c := &Conn{srv: s, t: t, id: newSessionID(), remote: remote, done: make(chan struct{})}
 	parent := t.Context()
 	if parent == nil {
 		parent = context.Background()
 	}
-	ctx, cancel := context.WithCancel(parent)
-	c := &Conn{srv: s, t: t, id: newSessionID(), remote: remote, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	c.ctx = newConnContext(parent)
+	c.stopParent = c.ctx.watchParent()
 	if ts, ok := t.(trySender); ok {
 		c.try = ts
 	}
@@ -321,7 +322,7 @@ func (s *Server) newConn(t transport, remote string) *Conn {
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
-		cancel()
+		c.endContext()
 		return nil
 	}
 	s.conns[c.id] = c
