@@ -15,16 +15,12 @@ const (
 // handleMessage stores a message, then delivers it: conversation messages to
 // the room destination, internal notes privately to the members in the room.
 func (s *Service) handleMessage(ctx context.Context, r *request) error {
-	var d struct {
-		MessageType      flexInt `json:"messageType"`
-		Message          *string `json:"message"`
-		MessageDetail    *string `json:"messageDetail"`
-		Thumbnail        *string `json:"thumbnail"`
-		ClientMessageID  *string `json:"clientMessageId"`
-		MessageAdminType flexInt `json:"messageAdminType"`
-	}
-	if err := r.decode(&d); err != nil {
-		return err
+	d := r.message
+	if d == nil {
+		d = new(messageFields)
+		if err := r.decode(d); err != nil {
+			return err
+		}
 	}
 	m := &Message{Type: int(d.MessageType.v), AdminType: int(d.MessageAdminType.v)}
 	if m.AdminType != 0 && m.AdminType != 1 {

@@ -149,7 +149,8 @@ type request struct {
 	event     string
 	bodyRoom  flexInt // top-level or data.roomId
 	data      json.RawMessage
-	room      *Room // resolved target room
+	message   *messageFields // a MESSAGE's data, when dispatch has read it
+	room      *Room          // resolved target room
 }
 
 // inbound is the SEND body.
@@ -209,9 +210,11 @@ func (s *Service) dispatch(ctx context.Context, req *request, destination string
 	if !utf8.Valid(body) {
 		return reason("invalid_utf8")
 	}
-	var in inbound
-	if err := json.Unmarshal(body, &in); err != nil {
-		return reason("malformed_json")
+	in, scanned := scanMessageEvent(body)
+	if !scanned {
+		if err := json.Unmarshal(body, &in.inbound); err != nil {
+			return reason("malformed_json")
+		}
 	}
 	if in.EventName == "" {
 		return reason("missing_field", "eventName")
@@ -224,22 +227,25 @@ func (s *Service) dispatch(ctx context.Context, req *request, destination string
 	if in.EventName != EventTyping && req.p.events != nil && !req.p.events.Allow() {
 		return errRateLimited
 	}
-	data := bytes.TrimSpace(in.Data)
-	if len(data) == 0 || bytes.Equal(data, []byte("null")) {
-		data = []byte("{}")
+	if !scanned {
+		data := bytes.TrimSpace(in.Data)
+		if len(data) == 0 || bytes.Equal(data, []byte("null")) {
+			data = []byte("{}")
+		}
+		if data[0] != '{' {
+			return reason("invalid_field", "data")
+		}
+		var inData struct {
+			RoomID flexInt `json:"roomId"`
+		}
+		if err := json.Unmarshal(data, &inData); err != nil {
+			return fieldError(err)
+		}
+		in.Data, in.dataRoom = data, inData.RoomID
 	}
-	if data[0] != '{' {
-		return reason("invalid_field", "data")
-	}
-	var inData struct {
-		RoomID flexInt `json:"roomId"`
-	}
-	if err := json.Unmarshal(data, &inData); err != nil {
-		return fieldError(err)
-	}
-	req.event, req.data, req.bodyRoom = in.EventName, data, in.RoomID
-	if inData.RoomID.set {
-		req.bodyRoom = inData.RoomID
+	req.event, req.data, req.bodyRoom, req.message = in.EventName, in.Data, in.RoomID, in.message
+	if in.dataRoom.set {
+		req.bodyRoom = in.dataRoom
 	}
 	return h(ctx, req)
 }
