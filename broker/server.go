@@ -441,16 +441,21 @@ func (s *Server) Shutdown(ctx context.Context, reason string) error {
 	for _, c := range conns {
 		c.fail(&protocolError{kind: "shutdown", message: reason, detail: reason}, "")
 	}
-	var err error
+	// An ended context is checked first: select picks at random among
+	// ready cases, and a caller that gave no time must always be told so.
+	err := ctx.Err()
 	for _, c := range conns {
-		select {
-		case <-c.done:
-		case <-ctx.Done():
-			err = fmt.Errorf("broker: shutdown: %w", ctx.Err())
-		}
 		if err != nil {
 			break
 		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("broker: shutdown: %w", err)
 	}
 	if err != nil {
 		for _, c := range conns {
