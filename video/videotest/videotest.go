@@ -82,6 +82,11 @@ func ClientAPIOn(t testing.TB, allInterfaces bool, n transport.Net) *webrtc.API 
 	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// The server's checks arrive before its trickled candidates, so it is
+	// first a peer-reflexive candidate; a browser nominates such a pair at
+	// once, where pion by default waits a second (cstalk-videobench does
+	// the same for the same reason).
+	se.SetPrflxAcceptanceMinWait(0)
 	if n != nil {
 		se.SetNet(n)
 	}
