@@ -44,9 +44,10 @@ const (
 )
 
 type appendRequest struct {
-	ctx  context.Context
-	row  messageRow
-	done chan appendResult // buffered: the writer never blocks on a caller
+	ctx    context.Context
+	row    messageRow
+	done   chan appendResult // buffered: the writer never blocks on a caller
+	queued time.Time
 }
 
 type appendResult struct {
@@ -85,7 +86,7 @@ func (s *Store) AppendMessage(ctx context.Context, m *chat.Message) (*chat.Messa
 	if err != nil {
 		return nil, false, invalid(what, err)
 	}
-	req := &appendRequest{ctx: ctx, row: row, done: make(chan appendResult, 1)}
+	req := &appendRequest{ctx: ctx, row: row, done: make(chan appendResult, 1), queued: time.Now()}
 	select {
 	case <-s.stop:
 		return nil, false, fmt.Errorf("%s: %w", what, errClosed)
@@ -111,6 +112,7 @@ func (s *Store) AppendMessage(ctx context.Context, m *chat.Message) (*chat.Messa
 			return nil, false, fmt.Errorf("%s: %w", what, errClosed)
 		}
 	}
+	s.metrics.appendSeconds.Observe(time.Since(req.queued).Seconds())
 	if res.err != nil {
 		return nil, false, res.err
 	}
@@ -293,6 +295,8 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest) {
 	if precheck {
 		s.precheckBatches--
 	}
+	start := time.Now()
+	defer func() { s.metrics.commitSeconds.Observe(time.Since(start).Seconds()) }()
 	results, err := s.storeBatch(ctx, live, precheck)
 	if err != nil && !precheck && s.isDuplicate(err) {
 		s.precheckBatches = precheckAfterDuplicate

@@ -211,7 +211,9 @@ func (s *Store) runCheckpointer(ctx context.Context) {
 				continue
 			}
 		}
+		start := time.Now()
 		row, err := stmt.step()
+		s.metrics.checkpointSec.Observe(time.Since(start).Seconds())
 		if err != nil || !row {
 			s.log.Warn("checkpoint failed", "err", err)
 			continue

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"modernc.org/libc"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -73,11 +75,29 @@ func TestCheckpointsOffTheCommitPath(t *testing.T) {
 	if after := testutil.ToFloat64(s.metrics.syncs); after < syncsBefore+2 {
 		t.Fatalf("syncs %v after the checkpoint, want at least %v", after, syncsBefore+2)
 	}
+	// Every append and batch was timed, and the checkpoint too.
+	if n := samples(t, s.metrics.appendSeconds); n < 20 {
+		t.Fatalf("%d appends timed, want at least 20", n)
+	}
+	if n, batches := samples(t, s.metrics.commitSeconds), samples(t, s.metrics.batchMessages); n != batches || n == 0 {
+		t.Fatalf("%d batches timed, %d committed", n, batches)
+	}
+	if n := samples(t, s.metrics.checkpointSec); n == 0 {
+		t.Fatal("the checkpoint was not timed")
+	}
 	var busy, log, copied int
 	must(t, s.db.Raw("PRAGMA wal_checkpoint(PASSIVE)").Row().Scan(&busy, &log, &copied))
 	if log != copied {
 		t.Fatalf("WAL holds %d frames, %d copied back", log, copied)
 	}
+}
+
+// samples is how many observations histogram h holds.
+func samples(t *testing.T, h prometheus.Histogram) uint64 {
+	t.Helper()
+	var m dto.Metric
+	must(t, h.Write(&m))
+	return m.GetHistogram().GetSampleCount()
 }
 
 // The partial client message id key still serves the duplicate lookup.
