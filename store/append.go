@@ -81,35 +81,34 @@ func keyOf(r *messageRow) (clientKey, bool) {
 func (s *Store) AppendMessage(ctx context.Context, m *chat.Message) (*chat.Message, bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	what := fmt.Sprintf("append message to room %d", m.RoomID)
 	row, err := newMessageRow(m, s.now())
 	if err != nil {
-		return nil, false, invalid(what, err)
+		return nil, false, invalid(appendWhat(m.RoomID), err)
 	}
 	req := &appendRequest{ctx: ctx, row: row, done: make(chan appendResult, 1), queued: time.Now()}
 	select {
 	case <-s.stop:
-		return nil, false, fmt.Errorf("%s: %w", what, errClosed)
+		return nil, false, fmt.Errorf("%s: %w", appendWhat(m.RoomID), errClosed)
 	default:
 	}
 	select {
 	case s.appends <- req:
 	case <-s.stop:
-		return nil, false, fmt.Errorf("%s: %w", what, errClosed)
+		return nil, false, fmt.Errorf("%s: %w", appendWhat(m.RoomID), errClosed)
 	case <-ctx.Done():
-		return nil, false, fmt.Errorf("store: %s: not queued: %w", what, ctx.Err())
+		return nil, false, fmt.Errorf("store: %s: not queued: %w", appendWhat(m.RoomID), ctx.Err())
 	}
 	var res appendResult
 	select {
 	case res = <-req.done:
 	case <-ctx.Done():
-		return nil, false, fmt.Errorf("store: %s: gave up waiting for the commit (retry with the same client message id): %w", what, ctx.Err())
+		return nil, false, fmt.Errorf("store: %s: gave up waiting for the commit (retry with the same client message id): %w", appendWhat(m.RoomID), ctx.Err())
 	case <-s.writerEnd:
 		select {
 		case res = <-req.done:
 		default:
 			// Queued after the writer's last drain: never stored.
-			return nil, false, fmt.Errorf("%s: %w", what, errClosed)
+			return nil, false, fmt.Errorf("%s: %w", appendWhat(m.RoomID), errClosed)
 		}
 	}
 	s.metrics.appendSeconds.Observe(time.Since(req.queued).Seconds())
@@ -121,6 +120,11 @@ func (s *Store) AppendMessage(ctx context.Context, m *chat.Message) (*chat.Messa
 		m.CreateDate, m.UpdateDate = res.msg.CreateDate, res.msg.UpdateDate
 	}
 	return res.msg, res.duplicate, nil
+}
+
+// appendWhat names an append in its errors; only a failed one pays for it.
+func appendWhat(roomID int64) string {
+	return fmt.Sprintf("append message to room %d", roomID)
 }
 
 // runWriter is the writer goroutine: it owns the batches and exits after

@@ -145,14 +145,16 @@ func (s *Store) cacheRead(roomID, speakerID, lastID int64) {
 // roomID; an unknown room wraps chat.ErrNotFound. Concurrent calls share
 // one query (see contextReaders); each caller gets its own copy.
 func (s *Store) MessageContext(ctx context.Context, roomID int64) (*chat.MessageContext, error) {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	what := fmt.Sprintf("message context of room %d", roomID)
+	// A cached context waits for nothing: it needs neither the call's
+	// deadline (a timer) nor the text of errors it cannot have.
 	if c := s.roomCache; c != nil {
 		if mc, ok := c.get(roomID); ok {
 			return mc, nil
 		}
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	what := fmt.Sprintf("message context of room %d", roomID)
 	req := &contextRequest{ctx: ctx, roomID: roomID, done: make(chan contextResult, 1)}
 	select {
 	case <-s.stop:
