@@ -162,6 +162,7 @@ func (s *Store) runWriter(ctx context.Context) {
 			batch = s.gather(s.fill(append(batch[:0], req)), lastStart, spacing)
 			lastStart = time.Now()
 			s.commitBatch(ctx, batch)
+			s.restartWAL()
 		case <-s.stop:
 			for {
 				batch = s.fill(batch[:0])

@@ -51,8 +51,8 @@ func syncDataOnly() {
 
 // sqliteWriter is the writer goroutine's connection with its statements.
 type sqliteWriter struct {
-	conn                                  *sqliteConn
-	begin, insert, bump, commit, rollback *sqliteStmt
+	conn                                              *sqliteConn
+	begin, insert, bump, commit, rollback, checkpoint *sqliteStmt
 }
 
 func openSQLiteWriter(path string) (*sqliteWriter, error) {
@@ -73,6 +73,7 @@ func openSQLiteWriter(path string) (*sqliteWriter, error) {
 			"update_date = CASE WHEN update_date < ?2 THEN ?2 ELSE update_date END WHERE id = ?3"},
 		{&w.commit, "COMMIT"},
 		{&w.rollback, "ROLLBACK"},
+		{&w.checkpoint, "PRAGMA wal_checkpoint(PASSIVE)"},
 	} {
 		if *st.stmt, err = c.prepare(st.sql, true); err != nil {
 			w.close()
@@ -83,7 +84,7 @@ func openSQLiteWriter(path string) (*sqliteWriter, error) {
 }
 
 func (w *sqliteWriter) close() {
-	for _, st := range []*sqliteStmt{w.begin, w.insert, w.bump, w.commit, w.rollback} {
+	for _, st := range []*sqliteStmt{w.begin, w.insert, w.bump, w.commit, w.rollback, w.checkpoint} {
 		if st != nil {
 			st.finalize()
 		}
@@ -220,6 +221,9 @@ func (s *Store) runCheckpointer(ctx context.Context) {
 		}
 		walFrames, copied := stmt.int64Column(1), stmt.int64Column(2)
 		stmt.reset()
+		if walFrames >= s.walRestartFrames.Load() {
+			s.walRestartAt.CompareAndSwap(0, time.Now().UnixNano())
+		}
 		// Pages were copied (a sync of the WAL, then one of the database)
 		// when more frames are done than last time, or any in a new WAL.
 		if copied > 0 && (copied > lastDone || walFrames < lastLog) {
@@ -227,6 +231,53 @@ func (s *Store) runCheckpointer(ctx context.Context) {
 			s.metrics.syncs.Add(2)
 		}
 		lastLog, lastDone = walFrames, copied
+	}
+}
+
+// A WAL that grows makes every commit's fdatasync write the file's inode
+// too (its size changed): one more synchronous write, which also waits for
+// any writeback of the inode's block, before the disk's cache flush. Under
+// load that made most of the slow commits. Once SQLite starts a WAL over it
+// overwrites the same blocks, and a commit syncs only its frames. SQLite
+// does that at the start of a write transaction that finds the whole WAL
+// copied back, which a checkpointer running beside the writer hardly ever
+// leaves behind: the writer appends while it copies. So once the WAL holds
+// walRestartFrames, the checkpointer asks, and the writer copies back the
+// little committed since the checkpointer's pass itself, between two
+// batches: its next transaction then starts the WAL over, and the file
+// keeps the size it has.
+const (
+	walRestartFrames = 4096 // about 16 MiB of 4 KiB pages
+	// walRestartPatience is how long the writer waits for a moment with
+	// nothing queued before it copies back anyway.
+	walRestartPatience = 100 * time.Millisecond
+)
+
+// restartWAL copies the WAL back on the writer's connection when the
+// checkpointer asked for it and nothing is queued (or it asked a while
+// ago), so that the writer's next transaction starts the WAL over.
+func (s *Store) restartWAL() {
+	at := s.walRestartAt.Load()
+	if at == 0 || s.sqliteW == nil || (len(s.appends) > 0 && time.Since(time.Unix(0, at)) < walRestartPatience) {
+		return
+	}
+	stmt := s.sqliteW.checkpoint
+	start := time.Now()
+	row, err := stmt.step()
+	s.metrics.checkpointSec.Observe(time.Since(start).Seconds())
+	if err != nil || !row {
+		s.log.Warn("checkpoint before a WAL restart failed", "err", err)
+		return // the checkpointer asks again
+	}
+	walFrames, copied := stmt.int64Column(1), stmt.int64Column(2)
+	stmt.reset()
+	s.walRestartAt.Store(0)
+	if copied > 0 {
+		s.metrics.checkpoints.Inc()
+		s.metrics.syncs.Add(2)
+	}
+	if copied < walFrames {
+		s.log.Debug("WAL not restarted: readers hold frames", "frames", walFrames, "copied", copied)
 	}
 }
 

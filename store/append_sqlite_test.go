@@ -2,8 +2,12 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,6 +93,62 @@ func TestCheckpointsOffTheCommitPath(t *testing.T) {
 	must(t, s.db.Raw("PRAGMA wal_checkpoint(PASSIVE)").Row().Scan(&busy, &log, &copied))
 	if log != copied {
 		t.Fatalf("WAL holds %d frames, %d copied back", log, copied)
+	}
+}
+
+// Once the WAL holds walRestartFrames the writer lets it start over between
+// two batches, even while messages keep coming, so the file stops growing
+// (a growing WAL makes every commit's sync write the file's inode too).
+func TestWALStartsOverInPlace(t *testing.T) {
+	s, e, f := onSQLiteFile(t)
+	const frames = 64
+	s.walRestartFrames.Store(frames)
+	wal := strings.TrimPrefix(e.dsn, "sqlite:") + "-wal"
+	// Appenders that never pause keep the writer committing, so the
+	// checkpointer alone never finds the WAL copied back to its end.
+	stop := make(chan struct{})
+	var appenders sync.WaitGroup
+	for i := range 8 {
+		appenders.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, _, err := s.AppendMessage(e.ctx, f.msg(f.customerSp, fmt.Sprintf("문의 %d-%d", i, n))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	defer func() {
+		close(stop)
+		appenders.Wait()
+	}()
+	// The WAL header counts the times the WAL started over.
+	var hdr [16]byte
+	for restarts := uint32(0); restarts < 3; restarts = binary.BigEndian.Uint32(hdr[12:]) {
+		select {
+		case <-e.ctx.Done():
+			t.Fatalf("the WAL started over %d times in 30 s", restarts)
+		case <-time.After(20 * time.Millisecond): // polling a file
+		}
+		fh, err := os.Open(wal)
+		must(t, err)
+		_, err = io.ReadFull(fh, hdr[:])
+		fh.Close()
+		must(t, err)
+	}
+	// Each start over happened within a checkpointer's period of the
+	// request, so the file holds the frames of about that long.
+	info, err := os.Stat(wal)
+	must(t, err)
+	var stored int64
+	must(t, s.db.Raw("SELECT count(*) FROM messages").Scan(&stored).Error)
+	if frameSize := int64(4096 + 24); info.Size() >= stored*frameSize/2 {
+		t.Fatalf("WAL of %d bytes after %d messages: it grew instead of starting over", info.Size(), stored)
 	}
 }
 

@@ -73,6 +73,10 @@ type Store struct {
 	commits            chan struct{} // a commit grew the WAL: for the checkpointer
 	checkpointerEnd    chan struct{} // closed when the checkpointer has exited
 	cancelCheckpointer context.CancelFunc
+	// walRestartAt is when the checkpointer asked the writer to let the
+	// WAL start over (unix nanoseconds; 0: not asked); walRestartFrames
+	// is the WAL's size in frames that makes it ask (append_sqlite.go).
+	walRestartAt, walRestartFrames atomic.Int64
 
 	// The message writer (append.go).
 	appends      chan *appendRequest
@@ -157,6 +161,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		commits:         make(chan struct{}, 1),
 		checkpointerEnd: make(chan struct{}),
 	}
+	s.walRestartFrames.Store(walRestartFrames)
 	if target.dialect == dialectSQLite && !target.memory {
 		s.sqlitePath = target.path
 		syncDataOnly()
