@@ -58,61 +58,206 @@ type contextResult struct {
 	err error
 }
 
-// On SQLite one process owns the database (several nodes need MySQL), and
-// every change to what a context holds goes through this Store: so the
-// contexts it has read stay in memory and its own writes keep them current
-// (roomCache), and a MESSAGE costs no query. Whoever changes a room, its
-// read positions or its messages updates or forgets its entry after the
-// change is committed; a read that fills the cache holds the cache's lock
-// across its query, so a change it may have missed is applied after it.
-// MySQL is shared by several nodes, whose writes this one never sees: there
-// every context is read.
+// The contexts a Store has read stay in memory (roomCache), kept current by
+// the changes committed to them, so a MESSAGE to a known room costs no
+// query. Whoever changes a room, its read positions or its messages, through
+// this Store, updates or forgets its entry once the change is committed.
+//
+// On SQLite one process owns the database, so that is every change. On MySQL
+// several nodes may share the database: then each tells the others what it
+// committed through a RoomFeed (room_feed.go) and applies what they tell it,
+// and an entry lives at most roomCacheTTL, as the safety net for changes made
+// outside any node (a CLI command, a hand-written UPDATE) or whose news was
+// lost (a node dying between its commit and its publish). Without a feed
+// (CacheRoomContexts) a MySQL Store reads every context.
+//
+// Why that is correct: a node commits a change, then publishes it, and every
+// other node applies it when it arrives. A MESSAGE that another node handles
+// in between sees the room as it was before the change, exactly as it would
+// have had it read the database just before the commit, which the uncached
+// path allowed too: its read and its own commit were never one transaction,
+// so a message could always be stored right after a change it did not see.
+// What must never happen is a node missing a change for good, and that is
+// what the rules below rule out:
+//   - A fill (the query that puts a room in the cache) registers before it
+//     queries; a change applied while it runs taints its room, which is then
+//     answered but not cached. A change whose news arrived before the fill
+//     registered was committed before it, so the query sees it.
+//   - News is only ever applied forward (a newer last message, a higher read
+//     position) or by forgetting, so news arriving late or twice is harmless.
+//   - While the feed cannot deliver, nothing is cached or served from the
+//     cache; when it may have missed something (its connection was replaced)
+//     every entry is dropped.
 type roomCache struct {
 	mu    sync.RWMutex
 	rooms map[int64]*roomContext
+	// ttl bounds an entry's life from its fill (0: for ever, on SQLite).
+	ttl time.Duration
+	// fills are the fills in flight.
+	fills []*cacheFill
+	// feed, when set, brings other nodes' changes; gen is its continuity
+	// when the entries were read.
+	feed RoomFeed
+	gen  uint64
 }
+
+// roomCacheTTL bounds how long a MySQL node trusts what it read of a room
+// without hearing of every change to it: the staleness of a change made
+// outside any node, or whose news was lost.
+const roomCacheTTL = 5 * time.Second
 
 // maxCachedRooms bounds the cache; a full cache starts over.
 const maxCachedRooms = 1 << 16
 
+// cacheFill is a fill in flight: the rooms it reads, those changed since it
+// registered (tainted), and the feed's continuity when it did.
+type cacheFill struct {
+	ids     []int64 // sorted
+	tainted map[int64]bool
+	reset   bool // every room may have changed unseen
+	gen     uint64
+	at      time.Time
+}
+
+// live reports whether entries may be served and filled now, dropping them
+// all when the feed may have missed news since they were read. c.mu is held.
+func (c *roomCache) live() bool {
+	if c.feed == nil {
+		return true
+	}
+	gen, ok := c.feed.Continuity()
+	if gen != c.gen {
+		clear(c.rooms)
+		c.gen = gen
+	}
+	return ok
+}
+
 func (c *roomCache) get(roomID int64) (*chat.MessageContext, bool) {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
 	rc, ok := c.rooms[roomID]
-	if !ok {
-		return nil, false
+	fresh := ok && (c.ttl == 0 || time.Since(rc.filled) < c.ttl)
+	if fresh && c.feed != nil {
+		gen, up := c.feed.Continuity()
+		fresh = up && gen == c.gen
 	}
-	return rc.forCaller(), true
+	if fresh {
+		defer c.mu.RUnlock()
+		return rc.forCaller(), true
+	}
+	c.mu.RUnlock()
+	if ok && c.feed != nil {
+		c.mu.Lock()
+		c.live() // drops everything if the feed lost news
+		c.mu.Unlock()
+	}
+	return nil, false
+}
+
+// startFill registers a fill of ids (sorted, distinct); nil when nothing may
+// be cached now.
+func (c *roomCache) startFill(ids []int64) *cacheFill {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.live() {
+		return nil
+	}
+	f := &cacheFill{ids: ids, gen: c.gen, at: time.Now()}
+	c.fills = append(c.fills, f)
+	return f
+}
+
+// endFill unregisters f and caches what it found, but for its tainted
+// rooms, unless the feed lost news meanwhile.
+func (c *roomCache) endFill(f *cacheFill, found map[int64]*roomContext, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fills = slices.DeleteFunc(c.fills, func(g *cacheFill) bool { return g == f })
+	if err != nil || f.reset || !c.live() || c.gen != f.gen {
+		return
+	}
+	if len(c.rooms)+len(found) > maxCachedRooms {
+		clear(c.rooms)
+	}
+	for id, rc := range found {
+		if !f.tainted[id] {
+			rc.filled = f.at
+			c.rooms[id] = rc
+		}
+	}
+}
+
+// touch taints roomID in the fills in flight; c.mu is held.
+func (c *roomCache) touch(roomID int64) {
+	for _, f := range c.fills {
+		if _, ok := slices.BinarySearch(f.ids, roomID); ok {
+			if f.tainted == nil {
+				f.tainted = map[int64]bool{}
+			}
+			f.tainted[roomID] = true
+		}
+	}
+}
+
+// forget drops roomID; c.mu is held.
+func (c *roomCache) forget(roomID int64) {
+	c.touch(roomID)
+	delete(c.rooms, roomID)
+}
+
+// forgetAll drops every room; c.mu is held.
+func (c *roomCache) forgetAll() {
+	for _, f := range c.fills {
+		f.reset = true
+	}
+	clear(c.rooms)
+}
+
+// appended moves roomID forward to the message of b; c.mu is held.
+func (c *roomCache) appended(roomID int64, b roomBump) {
+	c.touch(roomID)
+	if rc, ok := c.rooms[roomID]; ok {
+		rc.moveTo(b)
+	}
+}
+
+// read moves speakerID's position in roomID forward to lastID; c.mu is held.
+func (c *roomCache) read(roomID, speakerID, lastID int64) {
+	c.touch(roomID)
+	if rc, ok := c.rooms[roomID]; ok && rc.positions[speakerID] < lastID {
+		rc.positions[speakerID] = lastID
+	}
 }
 
 // forgetRoom drops a room whose row changed (status, assignee, review):
 // AssignRoom, AutoAssignRoom, TransferRoom, EndRoom and SetReview call it
-// once their change is committed.
-func (s *Store) forgetRoom(roomID int64) {
-	if c := s.roomCache; c != nil {
-		c.mu.Lock()
-		delete(c.rooms, roomID)
-		c.mu.Unlock()
+// once their change is committed, and the other nodes hear of it before
+// it returns.
+func (s *Store) forgetRoom(ctx context.Context, roomID int64) {
+	c := s.roomCache
+	if c == nil {
+		return
 	}
+	c.mu.Lock()
+	c.forget(roomID)
+	c.mu.Unlock()
+	s.tellRoom(ctx, feedForget, roomID, 0, 0)
 }
 
 // cacheAppended moves the rooms of rows, just committed, to their newest
-// message, as the database did.
+// message, as the database did, and tells the other nodes.
 func (s *Store) cacheAppended(rows []messageRow) {
 	c := s.roomCache
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for i := range rows {
 		r := &rows[i]
-		rc, ok := c.rooms[r.RoomID]
-		if !ok {
-			continue
-		}
-		rc.moveTo(roomBump{last: r.ID, date: r.CreateDate, adminType: r.AdminType, isCustomer: r.IsCustomer})
+		c.appended(r.RoomID, roomBump{last: r.ID, date: r.CreateDate, adminType: r.AdminType, isCustomer: r.IsCustomer})
 	}
+	c.mu.Unlock()
+	s.tellAppended(rows)
 }
 
 // moveTo moves the room forward to the message of b.
@@ -128,17 +273,17 @@ func (rc *roomContext) moveTo(b roomBump) {
 	}
 }
 
-// cacheRead moves a cached read position forward to lastID.
-func (s *Store) cacheRead(roomID, speakerID, lastID int64) {
+// cacheRead moves a cached read position forward to lastID, and tells the
+// other nodes before it returns.
+func (s *Store) cacheRead(ctx context.Context, roomID, speakerID, lastID int64) {
 	c := s.roomCache
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if rc, ok := c.rooms[roomID]; ok && rc.positions[speakerID] < lastID {
-		rc.positions[speakerID] = lastID
-	}
+	c.read(roomID, speakerID, lastID)
+	c.mu.Unlock()
+	s.tellRoom(ctx, feedRead, roomID, speakerID, lastID)
 }
 
 // MessageContext returns what chat needs to store and render a MESSAGE to
@@ -237,13 +382,14 @@ func (s *Store) readContexts(ctx context.Context, batch []*contextRequest) {
 	ids = slices.Compact(ids)
 	ctx, cancel := context.WithTimeout(ctx, contextReadTimeout)
 	defer cancel()
+	// Registered before anything is read: see roomCache.
+	var fill *cacheFill
 	if c := s.roomCache; c != nil {
-		c.mu.Lock()
-		defer c.mu.Unlock()
+		fill = c.startFill(ids)
 	}
 	// On a SQLite file the rooms' newest bumps may still be the writer's:
 	// those taken before the query are applied to what it reads; those
-	// committed later reach the cache after this fill (cacheAppended).
+	// committed later taint the fill.
 	var pending map[int64]roomBump
 	if s.bumps != nil {
 		pending = s.bumps.of(ids)
@@ -255,26 +401,26 @@ func (s *Store) readContexts(ctx context.Context, batch []*contextRequest) {
 			rc.moveTo(b)
 		}
 	}
-	if c := s.roomCache; c != nil && err == nil {
-		if len(c.rooms)+len(found) > maxCachedRooms {
-			clear(c.rooms)
-		}
-		for id, rc := range found {
-			c.rooms[id] = rc
-		}
-	}
-	for _, req := range batch {
+	// Each caller gets its copy before the cache shares found.
+	results := make([]contextResult, len(batch))
+	for i, req := range batch {
 		what := fmt.Sprintf("message context of room %d", req.roomID)
 		switch c, ok := found[req.roomID]; {
 		case req.ctx.Err() != nil:
-			req.done <- contextResult{err: fmt.Errorf("store: %s: %w", what, req.ctx.Err())}
+			results[i].err = fmt.Errorf("store: %s: %w", what, req.ctx.Err())
 		case err != nil:
-			req.done <- contextResult{err: s.fail(what, err)}
+			results[i].err = s.fail(what, err)
 		case !ok:
-			req.done <- contextResult{err: s.fail(what, gorm.ErrRecordNotFound)}
+			results[i].err = s.fail(what, gorm.ErrRecordNotFound)
 		default:
-			req.done <- contextResult{mc: c.forCaller()}
+			results[i].mc = c.forCaller()
 		}
+	}
+	if fill != nil {
+		s.roomCache.endFill(fill, found, err)
+	}
+	for i, req := range batch {
+		req.done <- results[i]
 	}
 }
 
@@ -285,6 +431,8 @@ type roomContext struct {
 	lastAdminType      sql.NullInt64
 	lastIsCustomer     sql.NullBool
 	positions          map[int64]int64
+	// filled is when the fill that cached it registered.
+	filled time.Time
 }
 
 // forCaller builds a MessageContext sharing nothing with c or with another

@@ -14,7 +14,7 @@ import (
 	mysqldriver "github.com/go-sql-driver/mysql"
 )
 
-// On MySQL every MESSAGE reads its context (roomCache is SQLite's), and
+// On MySQL a MESSAGE reads its context unless it is cached (roomCache), and
 // database/sql starts a goroutine for every query whose context can end, to
 // close its rows: about one goroutine per message, with reflection for
 // every column scanned, and the server parsing the query each time. So each

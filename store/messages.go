@@ -153,7 +153,7 @@ func (s *Store) MarkRead(ctx context.Context, roomID, speakerID, lastID int64) (
 			return false, s.fail(what, res.Error)
 		}
 		if res.RowsAffected > 0 {
-			s.cacheRead(roomID, speakerID, lastID)
+			s.cacheRead(ctx, roomID, speakerID, lastID)
 			return true, nil
 		}
 		var current readPositionRow
@@ -168,7 +168,7 @@ func (s *Store) MarkRead(ctx context.Context, roomID, speakerID, lastID int64) (
 		}
 		err = db.Create(&readPositionRow{RoomID: roomID, SpeakerID: speakerID, LastReadID: lastID}).Error
 		if err == nil {
-			s.cacheRead(roomID, speakerID, lastID)
+			s.cacheRead(ctx, roomID, speakerID, lastID)
 			return true, nil
 		}
 		if !s.isDuplicate(err) {

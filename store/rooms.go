@@ -157,7 +157,7 @@ func (s *Store) AssignRoom(ctx context.Context, roomID, memberID int64, now time
 	if res.Error != nil {
 		return nil, false, s.fail(what, res.Error)
 	}
-	s.forgetRoom(roomID)
+	s.forgetRoom(ctx, roomID)
 	r, err := s.room(db, roomID)
 	if err != nil {
 		return nil, false, err
@@ -209,7 +209,7 @@ func (s *Store) EndRoom(ctx context.Context, roomID int64, now time.Time) (*chat
 	if res.Error != nil {
 		return nil, false, s.fail(what, res.Error)
 	}
-	s.forgetRoom(roomID)
+	s.forgetRoom(ctx, roomID)
 	r, err := s.room(db, roomID)
 	if err != nil {
 		return nil, false, err
@@ -231,7 +231,7 @@ func (s *Store) SetReview(ctx context.Context, roomID int64, score int, now time
 	if res.Error != nil {
 		return s.fail(what, res.Error)
 	}
-	s.forgetRoom(roomID)
+	s.forgetRoom(ctx, roomID)
 	if res.RowsAffected == 0 {
 		return fmt.Errorf("store: %s: %w", what, chat.ErrNotFound)
 	}

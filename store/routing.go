@@ -171,7 +171,7 @@ func (s *Store) AutoAssignRoom(ctx context.Context, roomID int64, speakerIDs []i
 		err = db.Transaction(func(tx *gorm.DB) error {
 			return s.giveRoom(tx, roomID, candidates[i].ID, t)
 		}, s.routingTx())
-		s.forgetRoom(roomID)
+		s.forgetRoom(ctx, roomID)
 		switch {
 		case err == nil:
 			return s.Room(ctx, roomID)
@@ -311,7 +311,7 @@ func (s *Store) TransferRoom(ctx context.Context, roomID int64, from *int64, to 
 	if res.Error != nil {
 		return nil, s.fail(what, res.Error)
 	}
-	s.forgetRoom(roomID)
+	s.forgetRoom(ctx, roomID)
 	r, err := s.room(db, roomID)
 	if err != nil {
 		return nil, err

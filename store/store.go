@@ -100,8 +100,14 @@ type Store struct {
 	// the writer.
 	contexts   chan *contextRequest
 	readersEnd chan struct{} // closed when every reader has exited
-	// roomCache keeps the contexts read on SQLite (nil on MySQL).
+	// roomCache keeps the contexts read (on MySQL only after
+	// CacheRoomContexts); feedOut publishes the changes to them for the
+	// other nodes sharing a MySQL database (room_feed.go).
 	roomCache *roomCache
+	feedOut   *feedOut
+	// afterFeed, when set (by tests only, before CacheRoomContexts), runs
+	// after each payload of other nodes' changes is applied.
+	afterFeed func()
 
 	// callTimeout bounds every call of the store's API (SetCallTimeout);
 	// 0: only the caller's context does.
@@ -261,6 +267,7 @@ func (s *Store) Close() error {
 		s.cancelWriter()
 		<-s.writerEnd
 		<-s.readersEnd
+		s.stopFeed()
 		s.cancelCheckpointer()
 		<-s.checkpointerEnd
 		s.closeErr = s.closeDB()

@@ -72,7 +72,11 @@ type Bus struct {
 
 	client *redis.Client
 	pub    redis.Cmdable // client, or its autopipeliner
-	ps     *redis.PubSub
+	// subClient holds the pub/sub connection alone, so that every
+	// connection it makes is a (re)subscription: conns counts them.
+	subClient *redis.Client
+	ps        *redis.PubSub
+	conns     atomic.Uint64
 
 	// topics is the set the hub holds. Run delivers only these, so once
 	// Unsubscribe returns nothing more is delivered on the topic, not even
@@ -143,7 +147,16 @@ func New(ctx context.Context, opts Options) (*Bus, error) {
 	}
 	b.barriers.pending = make(map[string]chan error)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.ps = b.client.Subscribe(b.ctx)
+	subOpts := *ropts
+	subOpts.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+		b.conns.Add(1)
+		if ropts.OnConnect != nil {
+			return ropts.OnConnect(ctx, cn)
+		}
+		return nil
+	}
+	b.subClient = redis.NewClient(&subOpts)
+	b.ps = b.subClient.Subscribe(b.ctx)
 	b.pub = b.client
 	if !opts.DisableBatching {
 		// go-redis marks autopipelining experimental; it is pinned, and its
@@ -296,6 +309,16 @@ func (b *Bus) Ready(ctx context.Context) error {
 	return nil
 }
 
+// Continuity tells a subscriber that keeps state from what it receives
+// whether it may have missed something: gen changes each time the pub/sub
+// connection is replaced (Redis keeps nothing for a connection that is
+// gone, so whatever was published in between is lost), and ok is false
+// while the connection is known to be down. A half-open connection is
+// only found out within three HealthIntervals.
+func (b *Bus) Continuity() (gen uint64, ok bool) {
+	return b.conns.Load(), b.healthy.Load()
+}
+
 // Close stops Run and the background goroutines and closes the connections.
 // Calling it again does nothing.
 func (b *Bus) Close() error {
@@ -305,7 +328,7 @@ func (b *Bus) Close() error {
 		psErr := b.ps.Close()
 		b.wg.Wait()
 		b.barriers.failAll(ErrClosed)
-		err = errors.Join(psErr, b.client.Close())
+		err = errors.Join(psErr, b.subClient.Close(), b.client.Close())
 		if err != nil {
 			err = fmt.Errorf("redisbus: close: %w", err)
 		}

@@ -65,8 +65,11 @@ type server struct {
 	// nil on one node.
 	guideRelay *guide.Relay
 	guideBus   broker.Bus
-	http       *http.Server
-	ln         net.Listener
+	// roomBus carries the store's room changes between nodes sharing a
+	// MySQL database (with --redis).
+	roomBus *redisbus.Bus
+	http    *http.Server
+	ln      net.Listener
 	// metricsHTTP serves /metrics on metricsLn with --metrics-addr; nil
 	// while /metrics is served on ln.
 	metricsHTTP *http.Server
@@ -127,6 +130,20 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	s.store.SetCallTimeout(cfg.StoreTimeout)
+	if strings.HasPrefix(cfg.DB, "mysql:") {
+		// The message contexts stay in memory, kept current by this node's
+		// writes and, with --redis, by the other nodes' on a bus of their own.
+		var feed store.RoomFeed
+		if cfg.Redis != "" {
+			if s.roomBus, err = redisbus.New(ctx, redisbus.Options{URL: cfg.Redis, Prefix: "cstalk:store:", Log: log}); err != nil {
+				return nil, fmt.Errorf("room feed bus: %w", err)
+			}
+			feed = s.roomBus
+		}
+		if err = s.store.CacheRoomContexts(ctx, feed); err != nil {
+			return nil, err
+		}
+	}
 	secret, err := jwtSecret(cfg)
 	if err != nil {
 		return nil, err
@@ -514,6 +531,10 @@ func (s *server) Close() error {
 	}
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
+	}
+	// After the store, which publishes its last changes on it.
+	if s.roomBus != nil {
+		errs = append(errs, s.roomBus.Close())
 	}
 	return errors.Join(errs...)
 }
