@@ -293,11 +293,16 @@ func (rp *roomPeople) noReadCount(m *Message) int {
 }
 
 func (s *Service) messagePayload(r *Room, rp *roomPeople, m *Message) MessagePayload {
+	created := FormatDate(m.CreateDate, s.cfg.Zone)
+	updated := created // a new message's dates are one
+	if !m.UpdateDate.Equal(m.CreateDate) {
+		updated = FormatDate(m.UpdateDate, s.cfg.Zone)
+	}
 	p := MessagePayload{
 		ID:               m.ID,
 		JoinMessageID:    m.JoinMessageID,
-		CreateDate:       FormatDate(m.CreateDate, s.cfg.Zone),
-		UpdateDate:       FormatDate(m.UpdateDate, s.cfg.Zone),
+		CreateDate:       created,
+		UpdateDate:       updated,
 		SpeakerID:        m.SpeakerID,
 		SpeakerName:      m.SpeakerName,
 		RoomID:           m.RoomID,
@@ -472,6 +477,9 @@ func (s *Service) profile(p *principal, sessionID string, roomID int64) Profile 
 // --- sending ---------------------------------------------------------------
 
 func (s *Service) marshal(env *Envelope) ([]byte, error) {
+	if d, ok := env.Data.(*messageData); ok {
+		return appendMessageEvent(make([]byte, 0, messageEventSize(env, &d.Message)), env, d), nil
+	}
 	body, err := json.Marshal(env)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", env.EventName, err)

@@ -74,7 +74,7 @@ func (s *Service) handleMessage(ctx context.Context, r *request) error {
 	}
 	env := &Envelope{
 		EventName: EventMessage, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
-		Data: map[string]any{"message": s.messagePayload(room, rp, stored)}, SessionID: r.sessionID,
+		Data: newMessageData(s.messagePayload(room, rp, stored)), SessionID: r.sessionID,
 	}
 	if duplicate {
 		// The client retried: it gets the stored message back, the room

@@ -70,7 +70,7 @@ func (s *Service) assigned(ctx context.Context, sessionID string, p *principal, 
 func (s *Service) afterAssign(ctx context.Context, sessionID string, p *principal, room *Room, rp *roomPeople, sys *Message, detail *RoomDetail) error {
 	if err := s.deliver(ctx, sessionID, room, sys, &Envelope{
 		EventName: EventMessage, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
-		Data: map[string]any{"message": s.messagePayload(room, rp, sys)}, SessionID: sessionID,
+		Data: newMessageData(s.messagePayload(room, rp, sys)), SessionID: sessionID,
 	}); err != nil {
 		return err
 	}
@@ -296,7 +296,7 @@ func (s *Service) handleStartMessage(ctx context.Context, r *request) error {
 	}
 	if err := s.deliver(ctx, r.sessionID, room, stored, &Envelope{
 		EventName: EventMessage, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
-		Data: map[string]any{"message": s.messagePayload(room, rp, stored)}, SessionID: r.sessionID,
+		Data: newMessageData(s.messagePayload(room, rp, stored)), SessionID: r.sessionID,
 	}); err != nil {
 		return err
 	}
@@ -460,7 +460,7 @@ func (s *Service) handleSaveHistory(ctx context.Context, r *request) error {
 		for _, m := range stored {
 			if err := s.deliver(ctx, r.sessionID, room, m, &Envelope{
 				EventName: EventMessage, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
-				Data: map[string]any{"message": s.messagePayload(room, rp, m)}, SessionID: r.sessionID,
+				Data: newMessageData(s.messagePayload(room, rp, m)), SessionID: r.sessionID,
 			}); err != nil {
 				return err
 			}

@@ -248,6 +248,6 @@ func (s *Service) storeVideoMessage(ctx context.Context, p *principal, room *Roo
 func (s *Service) deliverVideoMessage(ctx context.Context, sessionID string, room *Room, rp *roomPeople, stored *Message) error {
 	return s.deliver(ctx, sessionID, room, stored, &Envelope{
 		EventName: EventMessage, CompanyID: idString(room.CompanyID), RoomID: idPtr(room.ID),
-		Data: map[string]any{"message": s.messagePayload(room, rp, stored)}, SessionID: sessionID,
+		Data: newMessageData(s.messagePayload(room, rp, stored)), SessionID: sessionID,
 	})
 }
