@@ -75,8 +75,9 @@ type Store struct {
 	cancelCheckpointer context.CancelFunc
 	// walRestartAt is when the checkpointer asked the writer to let the
 	// WAL start over (unix nanoseconds; 0: not asked); walRestartFrames
-	// is the WAL's size in frames that makes it ask (append_sqlite.go).
-	walRestartAt, walRestartFrames atomic.Int64
+	// is the WAL's size in frames that makes it ask, and walGrown counts
+	// the pages the writer wrote to the WAL (append_sqlite.go).
+	walRestartAt, walRestartFrames, walGrown atomic.Int64
 
 	// The message writer (append.go).
 	appends      chan *appendRequest
