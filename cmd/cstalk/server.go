@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -85,26 +84,12 @@ func serve(ctx context.Context, cfg serveConfig, logOut io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	atLeastTwoPs(log)
 	srv, err := newServer(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
 	return srv.Run(ctx)
-}
-
-// atLeastTwoPs gives the Go scheduler a second P on a node limited to one
-// CPU (by affinity or quota). Every commit of the SQLite writer blocks its
-// thread in fsync for a millisecond or more; with a single P the runtime
-// must hand that P to another thread each time, its monitor polling every
-// 20 µs meanwhile, which cost about a twentieth of the CPU per message. With
-// a second P the others run at once. GOMAXPROCS in the environment wins.
-func atLeastTwoPs(log *slog.Logger) {
-	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < 2 {
-		runtime.GOMAXPROCS(2)
-		log.Debug("GOMAXPROCS raised to 2", "cpus", runtime.NumCPU())
-	}
 }
 
 // newServer builds a node and binds its listener, so the caller knows the
