@@ -167,54 +167,74 @@ func TestMessageContextCancelAndClose(t *testing.T) {
 	}
 }
 
-// A context read once (on SQLite kept in memory) follows every later change
-// of its room: a review, the end, and a message after a retry.
+// A context read once (kept in memory on SQLite, and on MySQL once cached)
+// follows every later change of its room: a review, a transfer, a message
+// after a retry, a read position, the end.
 func TestMessageContextFollowsRoomChanges(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			s, dsn := b.open(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			e := env{s: s, dsn: dsn, ctx: ctx}
-			f := newFixture(t, e)
-			same := func(what string) *chat.MessageContext {
-				t.Helper()
-				mc, err := e.s.MessageContext(e.ctx, f.room.ID)
-				must(t, err)
-				room, err := e.s.Room(e.ctx, f.room.ID)
-				must(t, err)
-				if !reflect.DeepEqual(mc.Room, *room) {
-					t.Fatalf("%s: context room %+v, Room %+v", what, mc.Room, *room)
-				}
-				return mc
-			}
-			same("fresh")
-			must(t, e.s.SetReview(e.ctx, f.room.ID, 4, t0))
-			if mc := same("after a review"); mc.Room.ReviewScore == nil || *mc.Room.ReviewScore != 4 {
-				t.Fatalf("review score %v, want 4", mc.Room.ReviewScore)
-			}
-			_, err := e.s.TransferRoom(e.ctx, f.room.ID, nil, f.agent.ID, t0)
-			must(t, err)
-			if mc := same("after a transfer"); mc.Room.MemberID == nil || *mc.Room.MemberID != f.agent.ID {
-				t.Fatalf("assignee %v after the transfer, want %d", mc.Room.MemberID, f.agent.ID)
-			}
-			m := f.msg(f.customerSp, "처음")
-			m.ClientMessageID = "again"
-			first := appendOK(t, e, m)
-			retry := f.msg(f.customerSp, "처음")
-			retry.ClientMessageID = "again"
-			if _, dup, err := e.s.AppendMessage(e.ctx, retry); err != nil || !dup {
-				t.Fatalf("retry: duplicate %v, %v", dup, err)
-			}
-			if mc := same("after a retry"); mc.Room.LastMessageID != first.ID {
-				t.Fatalf("last message %d, want %d", mc.Room.LastMessageID, first.ID)
-			}
-			_, _, err = e.s.EndRoom(e.ctx, f.room.ID, t0.Add(time.Hour))
-			must(t, err)
-			if mc := same("after the end"); mc.Room.Status != chat.StatusEnded {
-				t.Fatalf("status %s after EndRoom", mc.Room.Status)
-			}
+			testContextFollowsRoomChanges(t, s, dsn)
 		})
+	}
+	// A MySQL node alone on its database keeps its contexts current through
+	// its own writes: entries live for the test, so a stale one would show.
+	t.Run("mariadb-cached", func(t *testing.T) {
+		t.Parallel()
+		s, dsn := backend{name: "mariadb", newDSN: newMariaDBDSN}.open(t)
+		must(t, s.CacheRoomContexts(context.Background(), nil))
+		s.roomCache.ttl = time.Hour
+		testContextFollowsRoomChanges(t, s, dsn)
+	})
+}
+
+func testContextFollowsRoomChanges(t *testing.T, s *Store, dsn string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := env{s: s, dsn: dsn, ctx: ctx}
+	f := newFixture(t, e)
+	same := func(what string) *chat.MessageContext {
+		t.Helper()
+		mc, err := e.s.MessageContext(e.ctx, f.room.ID)
+		must(t, err)
+		room, err := e.s.Room(e.ctx, f.room.ID)
+		must(t, err)
+		if !reflect.DeepEqual(mc.Room, *room) {
+			t.Fatalf("%s: context room %+v, Room %+v", what, mc.Room, *room)
+		}
+		return mc
+	}
+	same("fresh")
+	must(t, e.s.SetReview(e.ctx, f.room.ID, 4, t0))
+	if mc := same("after a review"); mc.Room.ReviewScore == nil || *mc.Room.ReviewScore != 4 {
+		t.Fatalf("review score %v, want 4", mc.Room.ReviewScore)
+	}
+	_, err := e.s.TransferRoom(e.ctx, f.room.ID, nil, f.agent.ID, t0)
+	must(t, err)
+	if mc := same("after a transfer"); mc.Room.MemberID == nil || *mc.Room.MemberID != f.agent.ID {
+		t.Fatalf("assignee %v after the transfer, want %d", mc.Room.MemberID, f.agent.ID)
+	}
+	m := f.msg(f.customerSp, "처음")
+	m.ClientMessageID = "again"
+	first := appendOK(t, e, m)
+	retry := f.msg(f.customerSp, "처음")
+	retry.ClientMessageID = "again"
+	if _, dup, err := e.s.AppendMessage(e.ctx, retry); err != nil || !dup {
+		t.Fatalf("retry: duplicate %v, %v", dup, err)
+	}
+	if mc := same("after a retry"); mc.Room.LastMessageID != first.ID {
+		t.Fatalf("last message %d, want %d", mc.Room.LastMessageID, first.ID)
+	}
+	if changed, err := e.s.MarkRead(e.ctx, f.room.ID, f.agentSp.ID, first.ID); err != nil || !changed {
+		t.Fatalf("MarkRead: %v, %v", changed, err)
+	}
+	if mc := same("after a read"); mc.Positions[f.agentSp.ID] != first.ID {
+		t.Fatalf("positions %v after MarkRead, want %d read", mc.Positions, first.ID)
+	}
+	_, _, err = e.s.EndRoom(e.ctx, f.room.ID, t0.Add(time.Hour))
+	must(t, err)
+	if mc := same("after the end"); mc.Room.Status != chat.StatusEnded {
+		t.Fatalf("status %s after EndRoom", mc.Room.Status)
 	}
 }
