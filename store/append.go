@@ -408,6 +408,9 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*appendRequest, precheck 
 		return nil
 	})
 	if err != nil {
+		if plan != nil {
+			s.forgetAppended(plan.rows)
+		}
 		return nil, err
 	}
 	s.committed(plan.rows)
@@ -447,6 +450,7 @@ func (s *Store) storeBatchDirect(ctx context.Context, reqs []*appendRequest, ins
 		s.beforeInsert()
 	}
 	if err := insert(plan.rows); err != nil {
+		s.forgetAppended(plan.rows)
 		return nil, err
 	}
 	s.committed(plan.rows)

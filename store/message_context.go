@@ -260,6 +260,22 @@ func (s *Store) cacheAppended(rows []messageRow) {
 	s.tellAppended(rows)
 }
 
+// forgetAppended drops the rooms of rows after a batch that may or may not
+// have been committed (its commit unconfirmed, or its IDs unknown), and
+// tells the other nodes without waiting: the writer must not wait for them.
+func (s *Store) forgetAppended(rows []messageRow) {
+	c := s.roomCache
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	for i := range rows {
+		c.forget(rows[i].RoomID)
+	}
+	c.mu.Unlock()
+	s.tellForgotten(rows)
+}
+
 // moveTo moves the room forward to the message of b.
 func (rc *roomContext) moveTo(b roomBump) {
 	if b.date.After(rc.room.UpdateDate) {

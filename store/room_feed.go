@@ -57,6 +57,7 @@ type feedOut struct {
 	buf     []byte
 	waiters []chan struct{} // closed once buf is published or given up
 	lost    bool            // records were lost: the next payload starts with a reset
+	stopped bool            // the publisher has taken its last payload
 	wake    chan struct{}
 	cancel  context.CancelFunc
 	done    sync.WaitGroup
@@ -133,6 +134,23 @@ func (s *Store) tellAppended(rows []messageRow) {
 	o.signal()
 }
 
+// tellForgotten queues the forgetting of the rooms of rows for the other
+// nodes, without waiting.
+func (s *Store) tellForgotten(rows []messageRow) {
+	o := s.feedOut
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	for i := range rows {
+		o.buf = append(o.buf, feedForget)
+		o.buf = binary.AppendVarint(o.buf, rows[i].RoomID)
+	}
+	o.checkSize()
+	o.mu.Unlock()
+	o.signal()
+}
+
 // tellRoom publishes a room change (feedRead, feedForget) and waits until
 // it is on its way, the publish gave up, or ctx ends.
 func (s *Store) tellRoom(ctx context.Context, kind byte, roomID, speakerID, lastID int64) {
@@ -142,6 +160,10 @@ func (s *Store) tellRoom(ctx context.Context, kind byte, roomID, speakerID, last
 	}
 	published := make(chan struct{})
 	o.mu.Lock()
+	if o.stopped { // closing: nobody publishes any more
+		o.mu.Unlock()
+		return
+	}
 	o.buf = append(o.buf, kind)
 	o.buf = binary.AppendVarint(o.buf, roomID)
 	if kind == feedRead {
@@ -196,7 +218,7 @@ func (o *feedOut) publish(ctx context.Context, s *Store) {
 		}
 		o.mu.Lock()
 		payload, waiters, lost := o.buf, o.waiters, o.lost
-		o.buf, o.waiters, o.lost = spare[:0], nil, false
+		o.buf, o.waiters, o.lost, o.stopped = spare[:0], nil, false, stopping
 		o.mu.Unlock()
 		if lost {
 			payload = append([]byte{feedReset}, payload...)
