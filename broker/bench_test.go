@@ -75,12 +75,12 @@ func BenchmarkReadFrame(b *testing.B) {
 // discardTransport accepts every write; it isolates the broker's own cost.
 type discardTransport struct{ closed chan struct{} }
 
-func (d *discardTransport) Name() string                   { return "discard" }
-func (d *discardTransport) NextReader() (io.Reader, error) { <-d.closed; return nil, io.EOF }
-func (d *discardTransport) Send(p []byte) error            { return nil }
-func (d *discardTransport) Close()                         {}
-func (d *discardTransport) Abort()                         {}
-func (d *discardTransport) Context() context.Context       { return nil }
+func (d *discardTransport) Name() string             { return "discard" }
+func (d *discardTransport) Receive(*Conn) error      { <-d.closed; return io.EOF }
+func (d *discardTransport) Send(p []byte) error      { return nil }
+func (d *discardTransport) Close()                   {}
+func (d *discardTransport) Abort()                   {}
+func (d *discardTransport) Context() context.Context { return nil }
 
 // BenchmarkDeliver measures hub fan-out, queueing and MESSAGE encoding to
 // 100 subscribers, without a network: allocations are per publish.

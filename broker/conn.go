@@ -144,31 +144,27 @@ func (c *Conn) HasSubscription(dest string) bool {
 // closes, then tears the connection down.
 func (c *Conn) serve() {
 	defer c.teardown()
-	for {
-		r, err := c.t.NextReader()
-		if errors.Is(err, errMessageTooLarge) {
-			c.fail(limitError("frame too large", "a transport message exceeds the limit"), "")
-			continue
-		}
-		if err != nil {
-			return
-		}
-		if err := c.readMessage(r); err != nil {
-			return
-		}
+	for c.t.Receive(c) == nil {
 	}
 }
 
+// received handles inbound bytes. Reader goroutine only.
+func (c *Conn) received(data []byte) {
+	c.lastRead.Store(time.Now().UnixNano())
+	if !c.isClosing() {
+		c.consume(data)
+	}
+}
+
+// readMessage hands the bytes of one transport message to received, a
+// pooled chunk at a time.
 func (c *Conn) readMessage(r io.Reader) error {
 	chunk := c.srv.chunks.Get().(*[]byte)
 	defer c.srv.chunks.Put(chunk)
 	for {
 		n, err := r.Read(*chunk)
 		if n > 0 {
-			c.lastRead.Store(time.Now().UnixNano())
-			if !c.isClosing() {
-				c.consume((*chunk)[:n])
-			}
+			c.received((*chunk)[:n])
 		}
 		if errors.Is(err, io.EOF) {
 			return nil

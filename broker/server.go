@@ -103,10 +103,9 @@ func New(cfg Config, app Application, bus Bus, reg prometheus.Registerer, log *s
 		checkOrigin = func(*http.Request) bool { return true }
 	}
 	s.upgrader = websocket.Upgrader{
-		// Small read buffer and pooled write buffers keep an idle
-		// connection cheap; the read loop copies into pooled chunks.
-		ReadBufferSize:  512,
-		WriteBufferSize: 4096,
+		// gorilla only answers the handshake (wsTransport reads and
+		// writes the frames): with no buffer sizes of its own it reuses
+		// the hijacked ones instead of allocating any.
 		WriteBufferPool: &sync.Pool{},
 		Subprotocols:    []string{"v12.stomp", "v11.stomp", "v10.stomp"},
 		CheckOrigin:     checkOrigin,
@@ -246,16 +245,15 @@ func (s *Server) serveRaw(w http.ResponseWriter, r *http.Request) {
 	t := s.newWSTransport(ws)
 	c := s.newConn(t, r.RemoteAddr)
 	if c == nil {
-		_ = ws.Close()
+		t.Abort()
 		return
 	}
 	// The reader runs on a goroutine of its own so that this handler returns
 	// and net/http frees its per-connection buffers, request and response:
-	// an idle WebSocket then costs little more than its reader's stack.
-	go func() {
-		c.serve()
-		_ = ws.Close()
-	}()
+	// an idle WebSocket then costs little more than its reader's stack. It
+	// holds the transport, not gorilla's connection, which keeps the
+	// hijacked read buffer; teardown closes the socket.
+	go c.serve()
 }
 
 func (s *Server) serveSockJS(sess sockjs.Session) {

@@ -22,7 +22,7 @@ import (
 // heart-beats, a["..."] for messages both ways, c[code,"reason"] on close.
 // sockjs-go still serves /info, the iframe page and the HTTP transports.
 
-// errMessageTooLarge is returned by NextReader for an inbound transport
+// errMessageTooLarge is returned by nextReader for an inbound transport
 // message over the limit; the connection answers with an ERROR frame.
 var errMessageTooLarge = errors.New("broker: transport message too large")
 
@@ -84,7 +84,20 @@ type sockjsWSTransport struct {
 func (t *sockjsWSTransport) Name() string             { return "websocket" }
 func (t *sockjsWSTransport) Context() context.Context { return nil }
 
-func (t *sockjsWSTransport) NextReader() (io.Reader, error) {
+func (t *sockjsWSTransport) Receive(c *Conn) error {
+	r, err := t.nextReader()
+	if errors.Is(err, errMessageTooLarge) {
+		c.fail(limitError("frame too large", "a transport message exceeds the limit"), "")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return c.readMessage(r)
+}
+
+// nextReader returns the next decoded SockJS message.
+func (t *sockjsWSTransport) nextReader() (io.Reader, error) {
 	for len(t.pending) == 0 {
 		kind, r, err := t.ws.NextReader()
 		if err != nil {
@@ -98,7 +111,7 @@ func (t *sockjsWSTransport) NextReader() (io.Reader, error) {
 			return nil, err
 		}
 		if int64(len(data)) > t.maxMessage {
-			return nil, errMessageTooLarge // the rest is skipped by the next NextReader
+			return nil, errMessageTooLarge // the rest is skipped by the next nextReader
 		}
 		if len(data) == 0 {
 			continue

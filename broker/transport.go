@@ -2,14 +2,14 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
-	"github.com/gorilla/websocket"
 	"github.com/igm/sockjs-go/v3/sockjs"
 )
 
@@ -19,9 +19,10 @@ type transport interface {
 	// Name is the transport's metrics label: "raw-websocket", "websocket",
 	// "xhr-streaming", ...
 	Name() string
-	// NextReader blocks until the next inbound message and returns its bytes.
-	// STOMP frames may span messages or share one.
-	NextReader() (io.Reader, error)
+	// Receive blocks until inbound bytes arrive and hands them to
+	// c.received; STOMP frames may span transport messages or share one.
+	// An error ends the connection.
+	Receive(c *Conn) error
 	// Send writes one outbound message; only one goroutine sends at a time.
 	Send(p []byte) error
 	// Close starts an orderly close that lets the peer read what was sent;
@@ -35,20 +36,35 @@ type transport interface {
 }
 
 // wsTransport is the raw WebSocket at {Path}/websocket: one or more plain
-// STOMP frames per text message.
+// STOMP frames per text message. gorilla answers the handshake; the frames
+// are then read and written on the socket here (ws_frames.go), so that an
+// idle connection holds no read buffer and no WebSocket state beyond a few
+// fields: a read takes a pooled chunk only once the socket has bytes.
 type wsTransport struct {
-	ws           *websocket.Conn
+	nc           net.Conn
 	writeTimeout time.Duration
 	closeOnce    sync.Once
+	chunks       *sync.Pool // *[]byte read buffers, shared by the server's readers
+	in           wsReader   // reader goroutine only
+
+	// The read Receive hands raw.Read, bound once, with its buffer and
+	// results; reader goroutine only. The buffer is taken when the socket
+	// has bytes, not while waiting for them.
+	readFn  func(fd uintptr) bool
+	readBuf *[]byte
+	readN   int
+	readErr error
 
 	// Writing at once (write_now.go): raw is the socket (nil when the
-	// connection offers none); wmu orders every write, gorilla's control
-	// frames included; rest is what a TrySend left for Flush; frames
-	// lends the buffer a frame is built in.
-	raw    syscall.RawConn
-	wmu    sync.Mutex
-	rest   []byte
-	frames *sync.Pool
+	// connection offers none); wmu orders every write, control frames
+	// included; rest is what a TrySend left for Flush; frames lends the
+	// buffer a frame is built in; closeSent is set once the close frame is
+	// written, after which nothing else may be.
+	raw       syscall.RawConn
+	wmu       sync.Mutex
+	rest      []byte
+	frames    *sync.Pool
+	closeSent bool
 
 	// The write TrySend hands raw.Write, bound once (a closure made for
 	// each write would be allocated for each write), with its frame and
@@ -63,21 +79,68 @@ type wsTransport struct {
 // frame, so the peer reads the ERROR frame before the TCP connection goes.
 const closeGrace = 2 * time.Second
 
+// errCloseSent refuses a write after the close frame.
+var errCloseSent = errors.New("broker: websocket close frame already sent")
+
 func (t *wsTransport) Name() string { return "raw-websocket" }
 
 // Context is nil: the connection's own context is the only one needed.
 func (t *wsTransport) Context() context.Context { return nil }
 
-func (t *wsTransport) NextReader() (io.Reader, error) {
-	for {
-		kind, r, err := t.ws.NextReader()
-		if err != nil {
-			return nil, err
+// Receive reads what the socket has, once it has something, and hands the
+// messages' payload bytes to c; control frames are answered here.
+func (t *wsTransport) Receive(c *Conn) error {
+	var n int
+	var err error
+	if t.raw != nil {
+		if err = t.raw.Read(t.readFn); err == nil {
+			n, err = t.readN, t.readErr
 		}
-		if kind == websocket.TextMessage || kind == websocket.BinaryMessage {
-			return r, nil
+	} else {
+		t.readBuf = t.chunks.Get().(*[]byte)
+		n, err = t.nc.Read(*t.readBuf)
+	}
+	bufp := t.readBuf
+	t.readBuf, t.readN, t.readErr = nil, 0, nil
+	if bufp != nil {
+		defer t.chunks.Put(bufp)
+	}
+	if n > 0 {
+		data, derr := t.decode((*bufp)[:n])
+		if len(data) > 0 {
+			c.received(data)
+		}
+		if derr != nil {
+			return derr
 		}
 	}
+	if err == nil && n == 0 {
+		err = io.EOF
+	}
+	return err
+}
+
+// readOnce is Receive's read: it takes a chunk only when the socket has
+// bytes for it; false (EAGAIN) has raw.Read wait for them.
+func (t *wsTransport) readOnce(fd uintptr) bool {
+	if t.readBuf == nil {
+		t.readBuf = t.chunks.Get().(*[]byte)
+	}
+	for {
+		t.readN, t.readErr = syscall.Read(int(fd), *t.readBuf)
+		if t.readErr != syscall.EINTR {
+			break
+		}
+	}
+	if t.readErr == syscall.EAGAIN {
+		t.chunks.Put(t.readBuf)
+		t.readBuf, t.readN, t.readErr = nil, 0, nil
+		return false
+	}
+	if t.readN < 0 {
+		t.readN = 0
+	}
+	return true
 }
 
 func (t *wsTransport) Send(p []byte) error {
@@ -86,39 +149,57 @@ func (t *wsTransport) Send(p []byte) error {
 	if err := t.flushLocked(); err != nil {
 		return err
 	}
-	if err := t.ws.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
+	if t.closeSent {
+		return errCloseSent
+	}
+	if err := t.nc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
 		return err
 	}
-	// A text message must be valid UTF-8 or browsers drop the connection;
-	// a body that is not goes out as a binary message, which STOMP clients
-	// read the same way.
-	kind := websocket.TextMessage
-	if !utf8.Valid(p) {
-		kind = websocket.BinaryMessage
+	bufp := t.frames.Get().(*[]byte)
+	defer t.frames.Put(bufp)
+	f := appendFrame((*bufp)[:0], p)
+	*bufp = f[:0]
+	_, err := t.nc.Write(f)
+	return err
+}
+
+// writeControlLocked writes a control frame (RFC 6455 5.5) within
+// deadline; a close frame is the last thing written.
+func (t *wsTransport) writeControlLocked(opcode byte, payload []byte, deadline time.Time) error {
+	if err := t.flushLocked(); err != nil {
+		return err
 	}
-	return t.ws.WriteMessage(kind, p)
+	if t.closeSent {
+		return errCloseSent
+	}
+	if err := t.nc.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	var b [2 + maxControlPayload]byte
+	b[0] = 0x80 | opcode
+	b[1] = byte(copy(b[2:], payload))
+	if opcode == opClose {
+		t.closeSent = true
+	}
+	_, err := t.nc.Write(b[:2+int(b[1])])
+	return err
 }
 
 func (t *wsTransport) Close() {
 	t.closeOnce.Do(func() {
 		t.wmu.Lock()
 		defer t.wmu.Unlock()
-		if err := t.flushLocked(); err != nil {
-			_ = t.ws.Close()
-			return
-		}
 		deadline := time.Now().Add(closeGrace)
-		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
-		if err := t.ws.WriteControl(websocket.CloseMessage, msg, deadline); err != nil {
-			_ = t.ws.Close()
+		if err := t.writeControlLocked(opClose, closePayload(closeNormal), deadline); err != nil {
+			_ = t.nc.Close()
 			return
 		}
 		// The reader sees the peer's close frame, or this deadline.
-		_ = t.ws.SetReadDeadline(deadline)
+		_ = t.nc.SetReadDeadline(deadline)
 	})
 }
 
-func (t *wsTransport) Abort() { _ = t.ws.Close() }
+func (t *wsTransport) Abort() { _ = t.nc.Close() }
 
 // sockjsTransport adapts a sockjs-go session (websocket, xhr-streaming,
 // xhr-polling, eventsource, htmlfile, jsonp).
@@ -156,12 +237,12 @@ func receiverName(r sockjs.ReceiverType) string {
 func (t *sockjsTransport) Name() string             { return t.name }
 func (t *sockjsTransport) Context() context.Context { return t.s.Context() }
 
-func (t *sockjsTransport) NextReader() (io.Reader, error) {
+func (t *sockjsTransport) Receive(c *Conn) error {
 	msg, err := t.s.RecvCtx(t.s.Context())
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return strings.NewReader(msg), nil
+	return c.readMessage(strings.NewReader(msg))
 }
 
 func (t *sockjsTransport) Send(p []byte) error { return t.s.Send(string(p)) }

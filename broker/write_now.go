@@ -3,7 +3,6 @@ package broker
 import (
 	"encoding/binary"
 	"errors"
-	"net"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -31,45 +30,19 @@ type trySender interface {
 	Flush() error
 }
 
-// newWSTransport wraps ws; it writes at once when its socket allows.
+// newWSTransport takes over ws's socket after the handshake; gorilla's
+// connection, with its buffers, is not used again. It writes at once when
+// its socket allows.
 func (s *Server) newWSTransport(ws *websocket.Conn) *wsTransport {
-	t := &wsTransport{ws: ws, writeTimeout: s.cfg.WriteTimeout, frames: &s.buffers}
-	if sc, ok := ws.NetConn().(syscall.Conn); ok {
+	t := &wsTransport{nc: ws.NetConn(), writeTimeout: s.cfg.WriteTimeout, chunks: &s.chunks, frames: &s.buffers}
+	if sc, ok := t.nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			t.raw = raw
 			t.writeFn = t.writeOnce
+			t.readFn = t.readOnce
 		}
 	}
-	// gorilla answers pings and closes from the reader goroutine; those
-	// control frames go out under the transport's write lock too, so they
-	// never land inside a message written beside gorilla.
-	ws.SetPingHandler(func(data string) error {
-		t.wmu.Lock()
-		defer t.wmu.Unlock()
-		if err := t.flushLocked(); err != nil {
-			return nil // the writer meets the error too
-		}
-		return controlError(ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second)))
-	})
-	ws.SetCloseHandler(func(code int, _ string) error {
-		t.wmu.Lock()
-		defer t.wmu.Unlock()
-		if err := t.flushLocked(); err == nil {
-			_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(time.Second))
-		}
-		return nil
-	})
 	return t
-}
-
-// controlError is gorilla's default ping handler's view: a pong that cannot
-// be written to a closing or timed-out connection is not the reader's error.
-func controlError(err error) error {
-	var ne net.Error
-	if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
-		return nil
-	}
-	return err
 }
 
 func (t *wsTransport) TrySend(p []byte) (sent, pending bool, err error) {
@@ -77,7 +50,7 @@ func (t *wsTransport) TrySend(p []byte) (sent, pending bool, err error) {
 		return false, false, nil
 	}
 	defer t.wmu.Unlock()
-	if len(t.rest) > 0 {
+	if len(t.rest) > 0 || t.closeSent {
 		return false, false, nil // the writer has bytes to finish first
 	}
 	bufp := t.frames.Get().(*[]byte)
@@ -86,7 +59,7 @@ func (t *wsTransport) TrySend(p []byte) (sent, pending bool, err error) {
 	*bufp = f[:0]
 	// A deadline left by an earlier write may have passed; this write
 	// never waits, so it needs none.
-	if err := t.ws.NetConn().SetWriteDeadline(time.Time{}); err != nil {
+	if err := t.nc.SetWriteDeadline(time.Time{}); err != nil {
 		return false, false, err
 	}
 	t.writeBuf = f
@@ -125,11 +98,10 @@ func (t *wsTransport) flushLocked() error {
 	if len(t.rest) == 0 {
 		return nil
 	}
-	nc := t.ws.NetConn()
-	if err := nc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
+	if err := t.nc.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
 		return err
 	}
-	_, err := nc.Write(t.rest)
+	_, err := t.nc.Write(t.rest)
 	t.rest = nil
 	return err
 }
