@@ -278,17 +278,19 @@ func (s *Store) restartWAL() {
 	if at == 0 || s.sqliteW == nil || (len(s.appends) > 0 && time.Since(time.Unix(0, at)) < walRestartPatience) {
 		return
 	}
+	// Asked once: on any failure the checkpointer asks again after its
+	// next pass, rather than every batch trying.
+	s.walRestartAt.Store(0)
 	stmt := s.sqliteW.checkpoint
 	start := time.Now()
 	row, err := stmt.step()
 	s.metrics.checkpointSec.Observe(time.Since(start).Seconds())
 	if err != nil || !row {
 		s.log.Warn("checkpoint before a WAL restart failed", "err", err)
-		return // the checkpointer asks again
+		return
 	}
 	walFrames, copied := stmt.int64Column(1), stmt.int64Column(2)
 	stmt.reset()
-	s.walRestartAt.Store(0)
 	if copied > 0 {
 		s.metrics.checkpoints.Inc()
 		s.metrics.syncs.Add(2)
