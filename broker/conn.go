@@ -60,9 +60,9 @@ type Conn struct {
 	queue     []outItem
 	spare     []outItem
 	writing   bool
-	closing   bool // the final frames are queued; the writer closes after them
-	closed    bool // torn down: nothing more is queued
-	timer     *time.Timer
+	closing   bool          // the final frames are queued; the writer closes after them
+	closed    bool          // torn down: nothing more is queued
+	timer     *time.Timer   // nil while not armed
 	timerDue  time.Time     // when timer fires; zero while it is stopped
 	hbSend    time.Duration // how often the server must send something
 	hbRecv    time.Duration // how often the client promised to send something
@@ -237,14 +237,23 @@ func (c *Conn) releasePending() {
 	c.frameStart.Store(0)
 }
 
+// resetTimerLocked arms the timer; a connection holds one only while it
+// is armed, so an idle connection without heart-beats keeps none.
 func (c *Conn) resetTimerLocked(d time.Duration) {
 	c.timerDue = time.Now().Add(d)
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.onTimer)
+		return
+	}
 	c.timer.Reset(d)
 }
 
 func (c *Conn) stopTimerLocked() {
 	c.timerDue = time.Time{}
-	c.timer.Stop()
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
 }
 
 // handleSafely handles f; a panic in the broker or an Application hook
@@ -596,14 +605,17 @@ func (c *Conn) onTimer() {
 			next = wait
 		}
 	}
-	if next >= 0 {
-		c.mu.Lock()
+	c.mu.Lock()
+	switch {
+	case next >= 0:
 		// The reader may have armed the timer for a new frame meanwhile.
 		if !c.closing && (c.timerDue.IsZero() || time.Until(c.timerDue) > next) {
 			c.resetTimerLocked(next)
 		}
-		c.mu.Unlock()
+	case c.timerDue.IsZero():
+		c.timer = nil // fired, and nothing to wait for
 	}
+	c.mu.Unlock()
 }
 
 // teardown runs once, on the reader goroutine, after the transport is done.
@@ -614,9 +626,7 @@ func (c *Conn) teardown() {
 	c.queue = nil
 	c.spare = nil
 	c.unacked = nil
-	if c.timer != nil {
-		c.stopTimerLocked()
-	}
+	c.stopTimerLocked()
 	subs := c.subs
 	c.subs = nil
 	connected := c.connected

@@ -328,8 +328,7 @@ func (s *Server) newConn(t transport, remote string) *Conn {
 	s.metrics.connections.WithLabelValues(t.Name()).Inc()
 	s.log.Debug("connection opened", "session", c.id, "transport", t.Name(), "remote", remote)
 	c.mu.Lock()
-	c.timer = time.AfterFunc(s.cfg.ConnectTimeout, c.onTimer)
-	c.timerDue = time.Now().Add(s.cfg.ConnectTimeout)
+	c.resetTimerLocked(s.cfg.ConnectTimeout)
 	c.mu.Unlock()
 	return c
 }
