@@ -44,10 +44,29 @@ const (
 )
 
 type appendRequest struct {
-	ctx    context.Context
-	row    messageRow
-	done   chan appendResult // buffered: the writer never blocks on a caller
-	queued time.Time
+	ctx      context.Context
+	row      messageRow
+	done     chan appendResult // buffered: the writer never blocks on a caller
+	queued   time.Time
+	deadline time.Time // the call's own (SetCallTimeout); zero for none
+}
+
+// expired tells whether the call has outlived its own deadline at now.
+func (r *appendRequest) expired(now time.Time) bool {
+	return !r.deadline.IsZero() && !now.Before(r.deadline)
+}
+
+// gone is why the writer must not store r: its caller has left (its
+// context ended or its deadline passed), and storing it would only surprise
+// a retry. nil while the caller still waits.
+func (r *appendRequest) gone(now time.Time) error {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	if r.expired(now) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 type appendResult struct {
@@ -79,36 +98,60 @@ func keyOf(r *messageRow) (clientKey, bool) {
 // If ctx ends while the message is being committed the caller gets ctx's
 // error, and retrying with the same ClientMessageID is safe.
 func (s *Store) AppendMessage(ctx context.Context, m *chat.Message) (*chat.Message, bool, error) {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
 	row, err := newMessageRow(m, s.now())
 	if err != nil {
 		return nil, false, invalid(appendWhat(m.RoomID), err)
 	}
-	req := &appendRequest{ctx: ctx, row: row, done: make(chan appendResult, 1), queued: time.Now()}
+	queued := time.Now()
+	req := &appendRequest{ctx: ctx, row: row, done: make(chan appendResult, 1), queued: queued}
+	// The call's own deadline (SetCallTimeout) is kept by the writer, which
+	// drops a request past it, and by the shared deadlineClock while
+	// waiting, instead of a context.WithTimeout per message.
+	var expired <-chan struct{} // nil (never ready) without a deadline
+	if d := time.Duration(s.callTimeout.Load()); d > 0 {
+		req.deadline = queued.Add(d)
+		expired = s.deadlines.at(req.deadline)
+	}
 	select {
 	case <-s.stop:
 		return nil, false, fmt.Errorf("%s: %w", appendWhat(m.RoomID), errClosed)
 	default:
 	}
-	select {
-	case s.appends <- req:
-	case <-s.stop:
-		return nil, false, fmt.Errorf("%s: %w", appendWhat(m.RoomID), errClosed)
-	case <-ctx.Done():
-		return nil, false, fmt.Errorf("store: %s: not queued: %w", appendWhat(m.RoomID), ctx.Err())
+	for queuing := true; queuing; {
+		select {
+		case s.appends <- req:
+			queuing = false
+		case <-s.stop:
+			return nil, false, fmt.Errorf("%s: %w", appendWhat(m.RoomID), errClosed)
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("store: %s: not queued: %w", appendWhat(m.RoomID), ctx.Err())
+		case <-expired:
+			if req.expired(time.Now()) {
+				return nil, false, fmt.Errorf("store: %s: not queued: %w", appendWhat(m.RoomID), context.DeadlineExceeded)
+			}
+			expired = s.deadlines.at(req.deadline)
+		}
 	}
 	var res appendResult
-	select {
-	case res = <-req.done:
-	case <-ctx.Done():
-		return nil, false, fmt.Errorf("store: %s: gave up waiting for the commit (retry with the same client message id): %w", appendWhat(m.RoomID), ctx.Err())
-	case <-s.writerEnd:
+	for waiting := true; waiting; {
 		select {
 		case res = <-req.done:
-		default:
-			// Queued after the writer's last drain: never stored.
-			return nil, false, fmt.Errorf("%s: %w", appendWhat(m.RoomID), errClosed)
+			waiting = false
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("store: %s: gave up waiting for the commit (retry with the same client message id): %w", appendWhat(m.RoomID), ctx.Err())
+		case <-expired:
+			if req.expired(time.Now()) {
+				return nil, false, fmt.Errorf("store: %s: gave up waiting for the commit (retry with the same client message id): %w", appendWhat(m.RoomID), context.DeadlineExceeded)
+			}
+			expired = s.deadlines.at(req.deadline)
+		case <-s.writerEnd:
+			select {
+			case res = <-req.done:
+				waiting = false
+			default:
+				// Queued after the writer's last drain: never stored.
+				return nil, false, fmt.Errorf("%s: %w", appendWhat(m.RoomID), errClosed)
+			}
 		}
 	}
 	s.metrics.appendSeconds.Observe(time.Since(req.queued).Seconds())
@@ -131,6 +174,16 @@ func appendWhat(roomID int64) string {
 // Close, once it has stored everything queued before Close.
 func (s *Store) runWriter(ctx context.Context) {
 	defer close(s.writerEnd)
+	// The deadline clock serves callers until the writer stops answering.
+	clockStop, clockEnd := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(clockEnd)
+		s.deadlines.run(clockStop)
+	}()
+	defer func() {
+		close(clockStop)
+		<-clockEnd
+	}()
 	defer func() {
 		if s.sqliteW != nil {
 			s.sqliteW.close()
@@ -281,9 +334,9 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest) {
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
 	live := make([]*appendRequest, 0, len(batch))
+	now := time.Now()
 	for _, req := range batch {
-		if err := req.ctx.Err(); err != nil {
-			// Its caller has left; storing it would only surprise a retry.
+		if err := req.gone(now); err != nil {
 			req.done <- appendResult{err: fmt.Errorf("store: append message to room %d: not stored: %w", req.row.RoomID, err)}
 			continue
 		}

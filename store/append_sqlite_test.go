@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -189,5 +190,51 @@ func TestSQLiteSyncsDataOnly(t *testing.T) {
 	defer tls.Close()
 	if got := sqlite3.Xmodernc_fdatasync(tls, -1); got != 1 {
 		t.Fatalf("fdatasync switch = %d, want 1", got)
+	}
+}
+
+// TestAppendCallTimeout: callers wait for a stuck writer no longer than the
+// store's call timeout, and a message whose caller gave up while it was
+// still queued is not stored afterwards (a retry would not expect it).
+func TestAppendCallTimeout(t *testing.T) {
+	s, e, f := onSQLiteFile(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	// Runs on the writer goroutine: the first batch waits for release.
+	s.beforeInsert = func() {
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	}
+	const timeout = 300 * time.Millisecond
+	s.SetCallTimeout(timeout)
+	stuck := make(chan error, 1)
+	go func() {
+		_, _, err := s.AppendMessage(e.ctx, f.msg(f.agentSp, "막힌 배치"))
+		stuck <- err
+	}()
+	<-entered
+	start := time.Now()
+	_, _, err := s.AppendMessage(e.ctx, f.msg(f.customerSp, "늦은 메시지"))
+	waited := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("queued behind a stuck writer: err %v, want the call's deadline", err)
+	}
+	if waited < timeout || waited > timeout+2*time.Second {
+		t.Fatalf("waited %v for a call timeout of %v", waited, timeout)
+	}
+	if err := <-stuck; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("caller of the stuck batch: err %v, want the call's deadline", err)
+	}
+	close(release)
+	s.SetCallTimeout(0)
+	// The writer takes this one after the late message: once it is stored,
+	// the late one has been dropped or stored.
+	appendOK(t, e, f.msg(f.customerSp, "다음 메시지"))
+	var late int64
+	must(t, s.db.WithContext(e.ctx).Model(&messageRow{}).Where("body = ?", "늦은 메시지").Count(&late).Error)
+	if late != 0 {
+		t.Fatal("a message was stored after its caller had given up on it")
 	}
 }

@@ -81,8 +81,9 @@ type Store struct {
 
 	// The message writer (append.go).
 	appends      chan *appendRequest
-	stop         chan struct{} // closed by Close: the writer drains and exits
-	writerEnd    chan struct{} // closed when the writer has exited
+	stop         chan struct{}  // closed by Close: the writer drains and exits
+	writerEnd    chan struct{}  // closed when the writer has exited
+	deadlines    *deadlineClock // wakes appends waiting past their deadline
 	cancelWriter context.CancelFunc
 
 	// precheckBatches (owned by the writer goroutine) counts down the
@@ -161,6 +162,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		appends:         make(chan *appendRequest, appendQueueSize),
 		stop:            make(chan struct{}),
 		writerEnd:       make(chan struct{}),
+		deadlines:       newDeadlineClock(),
 		roomCompany:     map[int64]int64{},
 		speakerCompany:  map[int64]int64{},
 		contexts:        make(chan *contextRequest, contextQueueSize),
