@@ -53,6 +53,7 @@ func syncDataOnly() {
 type sqliteWriter struct {
 	conn                                              *sqliteConn
 	begin, insert, bump, commit, rollback, checkpoint *sqliteStmt
+	args                                              []any // one insert's, reused
 }
 
 func openSQLiteWriter(path string) (*sqliteWriter, error) {
@@ -99,8 +100,10 @@ func (w *sqliteWriter) store(rows []messageRow, bumps map[int64]roomBump) error 
 	if err := w.begin.run(); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	defer clear(w.args) // hold no message past its batch
 	for i := range rows {
-		if err := w.insert.run(messageValues(&rows[i])...); err != nil {
+		w.args = appendMessageArgs(w.args[:0], &rows[i])
+		if err := w.insert.run(w.args...); err != nil {
 			_ = w.rollback.run()
 			return fmt.Errorf("insert message: %w", err)
 		}

@@ -26,6 +26,7 @@ type sqliteConn struct {
 	out     uintptr // 8 bytes of C memory for out-parameters
 	text    uintptr // C copies of the text parameters of one execution
 	textCap int
+	times   []byte // the text of the time parameters of one execution
 }
 
 // cmem is the address p of C memory (allocated by modernc.org/libc, outside
@@ -211,17 +212,25 @@ func (s *sqliteStmt) bind(args []any) error {
 	// Texts are copied into the connection's text area, which stays put
 	// until the statement has run (SQLITE_STATIC: SQLite copies nothing).
 	size := 0
+	times := s.c.times[:0]
 	for i, a := range args {
 		switch v := a.(type) {
 		case string:
 			texts[i] = v
 		case time.Time:
-			texts[i] = v.Format(sqliteTimeFormat)
+			// Formatted into the connection's reused buffer, not a new
+			// string per time: the text is copied below before the buffer
+			// is written again (a buffer that grows leaves the earlier
+			// texts in the old one).
+			start := len(times)
+			times = v.AppendFormat(times, sqliteTimeFormat)
+			texts[i] = unsafe.String(unsafe.SliceData(times[start:]), len(times)-start)
 		default:
 			continue
 		}
 		size += len(texts[i]) + 1
 	}
+	s.c.times = times
 	area, err := s.c.textArea(size)
 	if err != nil {
 		return err
