@@ -154,6 +154,11 @@ type Service struct {
 	companyMu sync.Mutex
 	companies map[int64]*Company
 
+	// members and memberSpeakers hold one copy of each member row and its
+	// speaker while connections hold it (sharedRows).
+	members        sharedRows[Member]
+	memberSpeakers sharedRows[Speaker]
+
 	// decodes is shared by every handler of the service: the bound on
 	// decoded pixels is the node's.
 	decodes *decodeGate

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +144,49 @@ func TestSharedCompany(t *testing.T) {
 	}
 	if *first.WaitingText != "기다려 주세요" {
 		t.Fatal("a shared copy was modified")
+	}
+}
+
+func TestSharedMembers(t *testing.T) {
+	var rows sharedRows[Member]
+	first := &Member{ID: 7, CompanyID: 1, LoginName: "kim", Name: "김상담"}
+	if got := rows.share(7, first); got != first {
+		t.Fatalf("first read: %p, want %p", got, first)
+	}
+	if got := rows.share(7, &Member{ID: 7, CompanyID: 1, LoginName: "kim", Name: "김상담"}); got != first {
+		t.Fatalf("an equal read is not shared: %p, want %p", got, first)
+	}
+	// A connection made after the member was renamed holds the new name;
+	// one made before keeps what it read.
+	renamed := &Member{ID: 7, CompanyID: 1, LoginName: "kim", Name: "김선임"}
+	if got := rows.share(7, renamed); got != renamed {
+		t.Fatalf("a renamed member reads %+v", got)
+	}
+	if got := rows.share(7, &Member{ID: 7, CompanyID: 1, LoginName: "kim", Name: "김선임"}); got != renamed {
+		t.Fatalf("the renamed row is not shared: %+v", got)
+	}
+	if first.Name != "김상담" {
+		t.Fatal("a shared copy was modified")
+	}
+	if got := rows.share(8, &Member{ID: 8, CompanyID: 1, LoginName: "kim", Name: "김선임"}); got == renamed || got.ID != 8 {
+		t.Fatalf("another member shares the first's copy: %+v", got)
+	}
+	runtime.KeepAlive(renamed)
+	// Once no connection holds a row, its entry goes: the cleanup runs
+	// on the runtime's own goroutine after a collection finds the row gone.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		rows.mu.Lock()
+		n := len(rows.rows)
+		rows.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d entries kept after their rows were dropped", n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
