@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -113,11 +114,22 @@ func encodeMessageSuffix(contentType string, body []byte) []byte {
 }
 
 // encodeSubscriptionPrefix encodes the MESSAGE headers fixed for one
-// subscription: the destination as the subscriber spelled it and its id.
-func encodeSubscriptionPrefix(v version, destination, id string) []byte {
-	b := make([]byte, 0, 40+len(destination)+len(id))
-	b = append(b, "MESSAGE\n"...)
+// subscription: the destination as the subscriber spelled it and its id. It
+// is a string of its exact length, so the subscription's id and destination
+// can be kept as parts of it (substringOf) rather than copies of their own.
+func encodeSubscriptionPrefix(v version, destination, id string) string {
+	var buf [128]byte
+	b := append(buf[:0], "MESSAGE\n"...)
 	b = appendHeader(b, v, "destination", destination)
 	b = appendHeader(b, v, "subscription", id)
-	return b
+	return string(b)
+}
+
+// substringOf returns v as a part of s when s holds it, else a copy of v
+// (a header value shares one string with the frame's whole header block).
+func substringOf(s, v string) string {
+	if i := strings.Index(s, v); i >= 0 {
+		return s[i : i+len(v)]
+	}
+	return strings.Clone(v)
 }

@@ -235,7 +235,10 @@ func (c *Conn) onSubscribe(f *frame.Frame) *protocolError {
 	default:
 		return malformed("invalid ack mode", "ack must be auto, client or client-individual")
 	}
-	norm := strings.Clone(normalizeDestination(dest)) // see the subscription below
+	// The frame's header values share one string with the whole header
+	// block; what the subscription keeps is part of its prefix instead.
+	prefix := encodeSubscriptionPrefix(c.version, dest, id)
+	norm := substringOf(prefix, normalizeDestination(dest))
 	topicName := norm
 	servable := true
 	switch c.srv.classify(norm) {
@@ -265,10 +268,8 @@ func (c *Conn) onSubscribe(f *frame.Frame) *protocolError {
 		return &protocolError{kind: "refused", message: "unknown destination",
 			detail: "cannot subscribe to " + dest}
 	}
-	// The frame's header values share one string with the whole header
-	// block; what the subscription keeps is copied out of it.
-	s := &subscription{conn: c, id: strings.Clone(id), dest: norm, topic: topicName, ack: ack,
-		prefix: encodeSubscriptionPrefix(c.version, dest, id)}
+	s := &subscription{conn: c, id: substringOf(prefix, id), dest: norm, topic: topicName, ack: ack,
+		prefix: prefix}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

@@ -17,7 +17,7 @@ type subscription struct {
 	dest   string // normalized, as hooks see it
 	topic  string // hub topic: dest, or the connection's private topic
 	ack    ackMode
-	prefix []byte // MESSAGE headers fixed for this subscription
+	prefix string // MESSAGE headers fixed for this subscription
 	active atomic.Bool
 }
 
