@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -250,15 +251,11 @@ func (s *Store) runCheckpointer(ctx context.Context) {
 				continue
 			}
 		}
-		start := time.Now()
-		row, err := stmt.step()
-		s.metrics.checkpointSec.Observe(time.Since(start).Seconds())
-		if err != nil || !row {
+		walFrames, copied, err := s.checkpointOnce(stmt)
+		if err != nil {
 			s.log.Warn("checkpoint failed", "err", err)
 			continue
 		}
-		walFrames, copied := stmt.int64Column(1), stmt.int64Column(2)
-		stmt.reset()
 		lastGrown, pending = grown, false
 		if walFrames >= s.walRestartFrames.Load() {
 			s.walRestartAt.CompareAndSwap(0, time.Now().UnixNano())
@@ -273,6 +270,23 @@ func (s *Store) runCheckpointer(ctx context.Context) {
 	}
 }
 
+// checkpointOnce runs a prepared PASSIVE checkpoint, timing it, and returns
+// the WAL's frames and how many of them are copied back.
+func (s *Store) checkpointOnce(stmt *sqliteStmt) (walFrames, copied int64, err error) {
+	start := time.Now()
+	row, err := stmt.step()
+	s.metrics.checkpointSec.Observe(time.Since(start).Seconds())
+	if err != nil {
+		return 0, 0, err
+	}
+	if !row {
+		return 0, 0, errors.New("store: wal_checkpoint returned no row")
+	}
+	walFrames, copied = stmt.int64Column(1), stmt.int64Column(2)
+	stmt.reset()
+	return walFrames, copied, nil
+}
+
 // restartWAL copies the WAL back on the writer's connection when the
 // checkpointer asked for it and nothing is queued (or it asked a while
 // ago), so that the writer's next transaction starts the WAL over.
@@ -284,16 +298,11 @@ func (s *Store) restartWAL() {
 	// Asked once: on any failure the checkpointer asks again after its
 	// next pass, rather than every batch trying.
 	s.walRestartAt.Store(0)
-	stmt := s.sqliteW.checkpoint
-	start := time.Now()
-	row, err := stmt.step()
-	s.metrics.checkpointSec.Observe(time.Since(start).Seconds())
-	if err != nil || !row {
+	walFrames, copied, err := s.checkpointOnce(s.sqliteW.checkpoint)
+	if err != nil {
 		s.log.Warn("checkpoint before a WAL restart failed", "err", err)
 		return
 	}
-	walFrames, copied := stmt.int64Column(1), stmt.int64Column(2)
-	stmt.reset()
 	if copied > 0 {
 		s.metrics.checkpoints.Inc()
 		s.metrics.syncs.Add(2)
