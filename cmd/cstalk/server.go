@@ -456,7 +456,10 @@ func (s *server) Run(ctx context.Context) error {
 	}
 	// The rooms' last events are in: the files are finished.
 	s.recorder.Close()
-	if err := s.http.Shutdown(drainCtx); err != nil {
+	// Shutdown closes the listeners Serve still tracks and returns that
+	// error after draining; s.ln was closed above, so a Serve that has not
+	// yet returned reports net.ErrClosed, which is no failure.
+	if err := s.http.Shutdown(drainCtx); err != nil && !errors.Is(err, net.ErrClosed) {
 		errs = append(errs, fmt.Errorf("drain http: %w", err))
 	}
 	if s.metricsHTTP != nil {
