@@ -127,7 +127,7 @@ func (t *wsTransport) readOnce(fd uintptr) bool {
 		t.readBuf = t.chunks.Get().(*[]byte)
 	}
 	for {
-		t.readN, t.readErr = syscall.Read(int(fd), *t.readBuf)
+		t.readN, t.readErr = socketRead(int(fd), *t.readBuf)
 		if t.readErr != syscall.EINTR {
 			break
 		}

@@ -84,7 +84,7 @@ func (t *wsTransport) TrySend(p []byte) (sent, pending bool, err error) {
 // writeOnce is TrySend's write: never wait for the socket, that is the
 // writer goroutine's job.
 func (t *wsTransport) writeOnce(fd uintptr) bool {
-	t.written, t.writeErr = syscall.Write(int(fd), t.writeBuf)
+	t.written, t.writeErr = socketWrite(int(fd), t.writeBuf)
 	return true
 }
 
