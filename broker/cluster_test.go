@@ -176,14 +176,7 @@ func TestSlowConsumerIsCut(t *testing.T) {
 
 func TestShutdown(t *testing.T) {
 	s := startServer(t, DefaultConfig(), nil)
-	var clients []*rawClient
-	for i := range 3 {
-		c := newRawClient(t, s.wsURL("/ws/websocket"))
-		c.connect(fmt.Sprintf("login:u%d", i))
-		c.write("SUBSCRIBE\nid:1\ndestination:/sub/all\nreceipt:r\n\n\x00")
-		c.expect("RECEIPT")
-		clients = append(clients, c)
-	}
+	clients := subscribedClients(t, s, 3, "/sub/all")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.Shutdown(ctx, "server restarting"); err != nil {

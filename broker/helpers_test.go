@@ -321,6 +321,21 @@ func (c *rawClient) connect(extra string) *frame.Frame {
 	return c.expect("CONNECTED")
 }
 
+// subscribedClients connects n raw WebSocket clients, logged in as u0,
+// u1, ..., each subscribed to dest with its receipt read.
+func subscribedClients(t testing.TB, s *testServer, n int, dest string) []*rawClient {
+	t.Helper()
+	clients := make([]*rawClient, n)
+	for i := range clients {
+		c := newRawClient(t, s.wsURL("/ws/websocket"))
+		c.connect(fmt.Sprintf("login:u%d", i))
+		c.write("SUBSCRIBE\nid:1\ndestination:" + dest + "\nreceipt:r\n\n\x00")
+		c.expect("RECEIPT")
+		clients[i] = c
+	}
+	return clients
+}
+
 func headerString(h *frame.Header) string {
 	var b bytes.Buffer
 	for i := 0; i < h.Len(); i++ {

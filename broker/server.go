@@ -52,6 +52,8 @@ type Server struct {
 	pendingBytes atomic.Int64
 
 	mu          sync.Mutex
+	poller      *readPoller // the raw WebSockets' (poller_linux.go); nil until the first, or without epoll
+	pollerErr   error       // why there is none: each raw WebSocket then keeps a reader goroutine
 	conns       map[string]*Conn
 	sockjsConns map[string]*Conn // by SockJS session id (HTTP transports)
 	shutdown    bool
@@ -248,12 +250,41 @@ func (s *Server) serveRaw(w http.ResponseWriter, r *http.Request) {
 		t.Abort()
 		return
 	}
-	// The reader runs on a goroutine of its own so that this handler returns
-	// and net/http frees its per-connection buffers, request and response:
-	// an idle WebSocket then costs little more than its reader's stack. It
-	// holds the transport, not gorilla's connection, which keeps the
-	// hijacked read buffer; teardown closes the socket.
+	// This handler returns, so that net/http frees its per-connection
+	// buffers, request and response; the reader holds the transport, not
+	// gorilla's connection, which keeps the hijacked read buffer; teardown
+	// closes the socket. With the node's poller no goroutine waits for the
+	// socket's bytes; without it the reader runs on a goroutine of its own.
+	t.conn.Store(c)
+	t.rstate.Store(readRunning) // until the socket is registered
+	if p := s.readPoller(); p != nil {
+		err := p.add(t)
+		if err == nil {
+			t.readFn = t.readNow
+			if !t.releaseReader() { // bytes, or the end, came meanwhile
+				p.read(t)
+			}
+			return
+		}
+		s.log.Warn("raw websocket not polled; it keeps a reader goroutine", "session", c.id, "err", err)
+	}
 	go c.serve()
+}
+
+// readPoller returns the node's poller, started with the first raw
+// WebSocket; nil when epoll is not to be had (logged once) or during
+// shutdown.
+func (s *Server) readPoller() *readPoller {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.poller != nil || s.pollerErr != nil || s.shutdown {
+		return s.poller
+	}
+	s.poller, s.pollerErr = newReadPoller()
+	if s.pollerErr != nil {
+		s.log.Warn("raw websockets keep a reader goroutine each", "err", s.pollerErr)
+	}
+	return s.poller
 }
 
 func (s *Server) serveSockJS(sess sockjs.Session) {
@@ -458,6 +489,12 @@ func (s *Server) Shutdown(ctx context.Context, reason string) error {
 		for _, c := range conns {
 			c.t.Abort()
 		}
+	}
+	s.mu.Lock()
+	p := s.poller
+	s.mu.Unlock()
+	if p != nil {
+		p.stop()
 	}
 	s.runCancel()
 	s.coalesce.close()

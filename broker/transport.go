@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -73,7 +74,26 @@ type wsTransport struct {
 	writeBuf []byte
 	written  int
 	writeErr error
+
+	// With the node's readPoller (poller_linux.go) no goroutine waits for
+	// the socket's bytes: readable starts readReady when they come, and
+	// rstate says whether a reader runs. conn is set before the socket is
+	// registered; poller and pollID are set once it is.
+	conn   atomic.Pointer[Conn]
+	rstate atomic.Int32
+	poller *readPoller
+	pollID uint64
 }
+
+// A polled raw WebSocket's reader states.
+const (
+	readIdle    int32 = iota // no reader: the socket had no bytes left
+	readRunning              // a reader runs (or the connection is being set up, or it has ended)
+	readAgain                // a reader runs, and bytes came since it last found none
+)
+
+// errWouldBlock is a polled Receive's answer when the socket has no bytes.
+var errWouldBlock = errors.New("broker: the socket has no bytes yet")
 
 // closeGrace is how long a closing raw WebSocket waits for the peer's close
 // frame, so the peer reads the ERROR frame before the TCP connection goes.
@@ -118,6 +138,66 @@ func (t *wsTransport) Receive(c *Conn) error {
 		err = io.EOF
 	}
 	return err
+}
+
+// readNow is a polled Receive's read: it never waits for the socket.
+func (t *wsTransport) readNow(fd uintptr) bool {
+	if !t.readOnce(fd) {
+		t.readErr = errWouldBlock
+	}
+	return true
+}
+
+// readable says the socket has bytes (or has ended): it starts a reader
+// unless one runs, which is then told to read again before it ends.
+func (t *wsTransport) readable() {
+	for {
+		switch t.rstate.Load() {
+		case readIdle:
+			if t.rstate.CompareAndSwap(readIdle, readRunning) {
+				t.poller.read(t)
+				return
+			}
+		case readRunning:
+			if t.rstate.CompareAndSwap(readRunning, readAgain) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// readReady is a polled connection's turn on one of the poller's readers:
+// it reads until the socket has no bytes left; when the connection ends it
+// tears it down, as serve does, and keeps the reader's role for good.
+func (t *wsTransport) readReady() {
+	c := t.conn.Load()
+	for {
+		err := t.Receive(c)
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, errWouldBlock) {
+			if t.releaseReader() {
+				return
+			}
+			continue
+		}
+		t.poller.remove(t)
+		c.teardown()
+		return
+	}
+}
+
+// releaseReader ends the reader's turn, false when bytes came since the
+// socket was last found empty and it must read again.
+func (t *wsTransport) releaseReader() bool {
+	if t.rstate.CompareAndSwap(readRunning, readIdle) {
+		return true
+	}
+	t.rstate.Store(readRunning)
+	return false
 }
 
 // readOnce is Receive's read: it takes a chunk only when the socket has
@@ -191,15 +271,26 @@ func (t *wsTransport) Close() {
 		defer t.wmu.Unlock()
 		deadline := time.Now().Add(closeGrace)
 		if err := t.writeControlLocked(opClose, closePayload(closeNormal), deadline); err != nil {
-			_ = t.nc.Close()
+			t.Abort() // which a polled reader must hear of
 			return
 		}
-		// The reader sees the peer's close frame, or this deadline.
+		// The reader sees the peer's close frame, or this deadline; a
+		// polled one waits for no deadline, so the socket is closed then.
 		_ = t.nc.SetReadDeadline(deadline)
+		if t.conn.Load() != nil {
+			time.AfterFunc(closeGrace, t.Abort)
+		}
 	})
 }
 
-func (t *wsTransport) Abort() { _ = t.nc.Close() }
+func (t *wsTransport) Abort() {
+	_ = t.nc.Close()
+	if t.conn.Load() != nil {
+		// Closing takes the socket out of the epoll set without a word:
+		// the reader learns here that it has ended.
+		t.readable()
+	}
+}
 
 // sockjsTransport adapts a sockjs-go session (websocket, xhr-streaming,
 // xhr-polling, eventsource, htmlfile, jsonp).
