@@ -337,7 +337,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest) {
 	now := time.Now()
 	for _, req := range batch {
 		if err := req.gone(now); err != nil {
-			req.done <- appendResult{err: fmt.Errorf("store: append message to room %d: not stored: %w", req.row.RoomID, err)}
+			req.done <- appendResult{err: fmt.Errorf("store: %s: not stored: %w", appendWhat(req.row.RoomID), err)}
 			continue
 		}
 		live = append(live, req)
@@ -380,7 +380,7 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest) {
 // storeOne stores a single message in its own transaction, resolving a
 // duplicate client message id that the pre-check could not see.
 func (s *Store) storeOne(ctx context.Context, req *appendRequest) appendResult {
-	what := fmt.Sprintf("append message to room %d", req.row.RoomID)
+	what := appendWhat(req.row.RoomID)
 	results, err := s.storeBatch(ctx, []*appendRequest{req}, true)
 	if err == nil {
 		return results[0]
@@ -526,10 +526,9 @@ func planBatch(reqs []*appendRequest, rooms, speakers map[int64]int64, existing 
 	firstInBatch := map[clientKey]int{} // key -> request storing it
 	for i, req := range reqs {
 		row := req.row
-		what := fmt.Sprintf("append message to room %d", row.RoomID)
 		companyID, ok := rooms[row.RoomID]
 		if !ok {
-			p.results[i].err = fmt.Errorf("store: %s: room: %w", what, chat.ErrNotFound)
+			p.results[i].err = fmt.Errorf("store: %s: room: %w", appendWhat(row.RoomID), chat.ErrNotFound)
 			continue
 		}
 		if row.CompanyID == 0 {
@@ -538,13 +537,13 @@ func planBatch(reqs []*appendRequest, rooms, speakers map[int64]int64, existing 
 		speakerCompany, ok := speakers[row.SpeakerID]
 		switch {
 		case row.CompanyID != companyID:
-			p.results[i].err = invalid(what, fmt.Errorf("message of company %d in a room of company %d", row.CompanyID, companyID))
+			p.results[i].err = invalid(appendWhat(row.RoomID), fmt.Errorf("message of company %d in a room of company %d", row.CompanyID, companyID))
 			continue
 		case !ok:
-			p.results[i].err = fmt.Errorf("store: %s: speaker %d: %w", what, row.SpeakerID, chat.ErrNotFound)
+			p.results[i].err = fmt.Errorf("store: %s: speaker %d: %w", appendWhat(row.RoomID), row.SpeakerID, chat.ErrNotFound)
 			continue
 		case speakerCompany != companyID:
-			p.results[i].err = invalid(what, fmt.Errorf("speaker %d of company %d in a room of company %d", row.SpeakerID, speakerCompany, companyID))
+			p.results[i].err = invalid(appendWhat(row.RoomID), fmt.Errorf("speaker %d of company %d in a room of company %d", row.SpeakerID, speakerCompany, companyID))
 			continue
 		}
 		if key, ok := keyOf(&row); ok {
