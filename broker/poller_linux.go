@@ -177,8 +177,9 @@ func epollWaitNow(epfd int, events []syscall.EpollEvent) (int, error) {
 	return int(n), nil
 }
 
-// stop ends run and the waiting readers; again, it does nothing. Connections still registered keep working without it
-// only as far as ending goes: Abort wakes a reader itself.
+// stop ends run and the waiting readers; a second call does nothing.
+// Connections still registered can then only end: Abort wakes a reader
+// for them itself.
 func (p *readPoller) stop() {
 	_ = p.ep.Close()
 	<-p.done
