@@ -478,7 +478,7 @@ func (s *Store) committed(rows []messageRow) {
 	s.cacheAppended(rows)
 	s.metrics.batchMessages.Observe(float64(len(rows)))
 	if s.sqlitePath != "" {
-		s.metrics.syncs.Inc() // synchronous=FULL syncs the WAL at each commit
+		s.metrics.syncs.Inc() // the writer syncs the WAL after each commit (append_sqlite.go)
 		s.notifyCommit()
 	}
 }

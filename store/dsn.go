@@ -148,12 +148,16 @@ func (t target) open(ctx context.Context, log logger.Interface) (*gorm.DB, error
 		dialector = sqlite.Open(t.driverDSN)
 		if t.path != "" {
 			// A file's pool has the message writer write its room bumps
-			// before each use (room_bumps.go).
-			pool, err := sql.Open(sqlite.DriverName, t.driverDSN)
+			// before each use (room_bumps.go), and reads no batch the
+			// writer has not synced yet (publish_gate.go).
+			registered, err := sql.Open(sqlite.DriverName, t.driverDSN)
 			if err != nil {
 				return nil, fmt.Errorf("store: open %s: %w", t.redacted, err)
 			}
-			dialector = &sqlite.Dialector{DSN: t.driverDSN, Conn: &flushingPool{db: pool}}
+			gate := &publishGate{}
+			pool := sql.OpenDB(&gatedConnector{driver: registered.Driver(), dsn: t.driverDSN, gate: gate})
+			_ = registered.Close() // it opened no connection
+			dialector = &sqlite.Dialector{DSN: t.driverDSN, Conn: &flushingPool{db: pool, gate: gate}}
 		}
 	case dialectMySQL:
 		dialector = mysql.New(mysql.Config{DSN: t.driverDSN})

@@ -137,6 +137,7 @@ type writerCall struct{}
 // has the writer write its pending room bumps.
 type flushingPool struct {
 	db     *sql.DB
+	gate   *publishGate // the writer's, between a commit and its sync
 	before func(context.Context)
 }
 

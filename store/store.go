@@ -68,7 +68,8 @@ type Store struct {
 	// (append_sqlite.go). sqliteW and sqliteRetryAt belong to the writer.
 	sqlitePath         string
 	sqliteW            *sqliteWriter
-	bumps              *roomBumps // on a SQLite file (room_bumps.go)
+	gate               *publishGate // the pool's; the writer closes it around a batch
+	bumps              *roomBumps   // on a SQLite file (room_bumps.go)
 	sqliteRetryAt      time.Time
 	commits            chan struct{} // a commit grew the WAL: for the checkpointer
 	checkpointerEnd    chan struct{} // closed when the checkpointer has exited
@@ -97,6 +98,9 @@ type Store struct {
 	// transaction, or before its one-trip statement is sent): the moment
 	// another node's commit can slip past the duplicate check.
 	beforeInsert func()
+	// afterCommit, when set (by tests only, before the first append), runs
+	// on the SQLite writer between a batch's COMMIT and its sync.
+	afterCommit func()
 
 	// The message context readers (message_context.go); they stop with
 	// the writer.
@@ -177,6 +181,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		s.bumps = newRoomBumps()
 		if pool, ok := db.ConnPool.(*flushingPool); ok {
 			pool.before = s.flushRoomBumps
+			s.gate = pool.gate
 		}
 	}
 	if target.dialect == dialectSQLite {

@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"os"
+	"sync"
+	"testing"
+)
+
+// On a SQLite file the writer syncs a batch after its COMMIT. A pool read
+// that comes in between waits for the sync, so nobody reads a message
+// before it is durable, and reads it once it is.
+func TestPoolReadWaitsForTheWritersSync(t *testing.T) {
+	s, e, f := onSQLiteFile(t)
+	// The read skips the room bumps' flush, which would wait for the
+	// writer itself.
+	ctx := context.WithValue(e.ctx, writerCall{}, true)
+	const body = "동기화 전 메시지"
+	waiting := make(chan struct{}, 1)
+	s.gate.onWait = func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}
+	counted := make(chan int64, 1)
+	var once sync.Once
+	s.afterCommit = func() { // on the writer, between COMMIT and the sync
+		once.Do(func() {
+			go func() {
+				var n int64
+				if err := s.db.WithContext(ctx).Model(&messageRow{}).Where("body = ?", body).Count(&n).Error; err != nil {
+					t.Errorf("count: %v", err)
+				}
+				counted <- n
+			}()
+			select {
+			case <-waiting:
+			case n := <-counted:
+				counted <- n
+				t.Errorf("a pool read ran between a commit and its sync (it counted %d)", n)
+			case <-ctx.Done():
+				t.Error("the pool read neither waited nor returned")
+			}
+		})
+	}
+	appendOK(t, e, f.msg(f.customerSp, body))
+	if n := <-counted; n != 1 {
+		t.Fatalf("the read after the sync counted %d messages, want 1", n)
+	}
+}
+
+// A transaction's statements do not wait for the gate (its BEGIN IMMEDIATE
+// holds the write lock, so no batch commits meanwhile), and a pool
+// transaction running beside the writer neither deadlocks nor fails.
+func TestPoolTransactionsBesideTheWriter(t *testing.T) {
+	s, e, f := onSQLiteFile(t)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 50; i++ {
+			appendOK(t, e, f.msg(f.customerSp, "writer"))
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 50; i++ {
+			if _, err := s.MarkRead(e.ctx, f.room.ID, f.agentSp.ID, int64(i)); err != nil {
+				t.Errorf("mark read beside the writer: %v", err)
+				return
+			}
+			if _, err := s.Messages(e.ctx, f.room.ID, 0, 10, true); err != nil {
+				t.Errorf("read beside the writer: %v", err)
+				return
+			}
+		}
+	}()
+	wg.Wait()
+}
+
+// The writer's descriptor is the WAL SQLite writes.
+func TestWriterSyncsTheWAL(t *testing.T) {
+	s, e, f := onSQLiteFile(t)
+	// The answer comes from the writer, after it opened its connection.
+	appendOK(t, e, f.msg(f.customerSp, "첫 메시지"))
+	if s.sqliteW == nil {
+		t.Fatal("the writer did not open its own connection")
+	}
+	synced, err := s.sqliteW.wal.Stat()
+	must(t, err)
+	onDisk, err := os.Stat(s.sqlitePath + "-wal")
+	must(t, err)
+	if !os.SameFile(synced, onDisk) {
+		t.Fatal("the writer syncs a file other than the WAL")
+	}
+}
