@@ -366,6 +366,16 @@ func (s *Store) commitBatch(ctx context.Context, batch []*appendRequest) {
 		}
 		return
 	}
+	if errors.Is(err, errWALSync) {
+		// Committed, so storing the messages one by one would store them
+		// twice; unsynced, so none is acknowledged. Their senders see an
+		// error, as after a failed commit.
+		s.log.Error("the disk did not sync a committed batch; its messages were refused but may be stored", "messages", len(live), "err", err)
+		for _, req := range live {
+			req.done <- appendResult{err: fmt.Errorf("store: %s: %w", appendWhat(req.row.RoomID), err)}
+		}
+		return
+	}
 	// A unique violation despite the lookup comes from a message another
 	// node committed meanwhile. Store one by one so only the culprit is
 	// affected.

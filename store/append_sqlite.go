@@ -162,10 +162,15 @@ func (w *sqliteWriter) store(rows []messageRow, bumps map[int64]roomBump) error 
 		w.afterCommit()
 	}
 	if err := syncData(w.wal); err != nil {
-		return fmt.Errorf("sync the WAL after commit: %w", err)
+		return fmt.Errorf("%w: %w", errWALSync, err)
 	}
 	return nil
 }
+
+// errWALSync is a batch committed whose sync failed: its rows are in the
+// database, perhaps not on the disk. Nobody was answered yet, and nobody
+// may store them again (commitBatch).
+var errWALSync = errors.New("sync the WAL after commit")
 
 // checkpointSynced runs the writer's checkpoint under synchronous=FULL:
 // a checkpoint syncs the database file before it lets the WAL start over,

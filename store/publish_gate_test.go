@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 	"testing"
@@ -94,4 +95,33 @@ func TestWriterSyncsTheWAL(t *testing.T) {
 	if !os.SameFile(synced, onDisk) {
 		t.Fatal("the writer syncs a file other than the WAL")
 	}
+}
+
+// A batch whose sync fails is refused to its senders and not stored again
+// one by one, though its COMMIT went through.
+func TestFailedWALSyncRefusesWithoutStoringTwice(t *testing.T) {
+	s, e, f := onSQLiteFile(t)
+	// The answer comes from the writer, after it opened its connection.
+	appendOK(t, e, f.msg(f.customerSp, "첫 메시지"))
+	w := s.sqliteW
+	// fdatasync fails on a pipe (EINVAL), as it would on a failing disk.
+	r, pw, err := os.Pipe()
+	must(t, err)
+	defer pw.Close()
+	wal := w.wal
+	w.wal = r
+	const body = "동기화에 실패한 메시지"
+	m := f.msg(f.customerSp, body)
+	m.ClientMessageID = "" // no unique key to stop a second insert
+	if _, _, err := s.AppendMessage(e.ctx, m); !errors.Is(err, errWALSync) {
+		t.Fatalf("append whose sync failed: err %v, want errWALSync", err)
+	}
+	w.wal = wal // the writer is idle again: its answer came first
+	_ = r.Close()
+	var n int64
+	must(t, s.db.WithContext(e.ctx).Model(&messageRow{}).Where("body = ?", body).Count(&n).Error)
+	if n > 1 {
+		t.Fatalf("a batch whose sync failed was stored %d times", n)
+	}
+	appendOK(t, e, f.msg(f.customerSp, "다음 메시지"))
 }
