@@ -102,7 +102,7 @@ func BenchmarkDeliver(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		_ = s.publish(context.Background(), "sub/bench", s.cfg.ContentType, body)
+		_ = s.publish(context.Background(), "sub/bench", s.cfg.ContentType, body, false)
 	}
 	waitFor(b, "queues drained", func() bool {
 		s.mu.Lock()

@@ -273,7 +273,8 @@ func (c *Conn) handleSafely(f *frame.Frame) {
 // would.
 type inputBuffer struct {
 	pending []byte
-	held    int // cap(pending) as counted in the node's pendingBytes
+	held    int  // cap(pending) as counted in the node's pendingBytes
+	more    bool // while a frame is handled: bytes of another frame follow it
 }
 
 // feed scans data, appended to the pending bytes, and calls handle with
@@ -299,6 +300,7 @@ func (in *inputBuffer) feed(data []byte, l limits, v *version, handle func(raw [
 		raw := buf[:n]
 		buf = buf[n:]
 		handled++
+		in.more = len(buf) > 0
 		if !handle(raw) {
 			in.pending = nil
 			return handled, nil
@@ -335,7 +337,7 @@ func (c *Conn) deliver(sub *subscription, m *message) {
 		c.mu.Unlock()
 		return
 	}
-	if !c.writing && len(c.queue) == 0 && c.try != nil && sub.ack == ackAuto {
+	if !m.burst && !c.writing && len(c.queue) == 0 && c.try != nil && sub.ack == ackAuto {
 		// Nothing waits before this frame: write it here if the socket
 		// takes it at once (write_now.go), as the writer for now.
 		c.writing = true

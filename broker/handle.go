@@ -334,7 +334,7 @@ func (c *Conn) onSend(f *frame.Frame) *protocolError {
 			return refusal(err)
 		}
 		ct := safeContentType(f.Header.Get(frame.ContentType), c.srv.cfg.ContentType)
-		c.srv.publish(c.ctx, norm, ct, f.Body)
+		c.srv.publish(c.ctx, norm, ct, f.Body, c.in.more)
 		return nil
 	default:
 		return &protocolError{kind: "refused", message: "unknown destination",

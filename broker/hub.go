@@ -33,6 +33,11 @@ const (
 type message struct {
 	suffix    []byte // content-type, content-length, blank line, body, NUL
 	published int64  // unix nanos at the publishing node, for the latency histogram
+	// burst: its publisher sent more frames in the same read, so more
+	// deliveries are likely coming to the same subscribers. Each then waits
+	// for its subscriber's writer, which writes all that queued meanwhile
+	// at once, instead of being written alone at once (write_now.go).
+	burst bool
 }
 
 // hub fans messages out to local subscriptions and keeps exactly one bus

@@ -412,12 +412,14 @@ func (s *Server) parse(raw []byte, v version) (*frame.Frame, *protocolError) {
 
 // Publish delivers body to every subscriber of destination on every node.
 func (s *Server) Publish(ctx context.Context, destination string, body []byte) error {
-	return s.publish(ctx, normalizeDestination(destination), s.cfg.ContentType, body)
+	return s.publish(ctx, normalizeDestination(destination), s.cfg.ContentType, body, false)
 }
 
-func (s *Server) publish(ctx context.Context, topicName, contentType string, body []byte) error {
+// publish delivers body to topicName's subscribers on every node; burst is
+// message.burst.
+func (s *Server) publish(ctx context.Context, topicName, contentType string, body []byte, burst bool) error {
 	now := time.Now().UnixNano()
-	s.hub.publishLocal(topicName, &message{suffix: encodeMessageSuffix(contentType, body), published: now})
+	s.hub.publishLocal(topicName, &message{suffix: encodeMessageSuffix(contentType, body), published: now, burst: burst})
 	if contentType == s.cfg.ContentType {
 		contentType = ""
 	}

@@ -17,7 +17,10 @@ import (
 // WebSocket the publisher now writes the frame itself when the socket takes
 // it at once (one non-blocking write); a socket that cannot take it leaves
 // the delivery to the writer goroutine as before, so a slow reader never
-// holds up a publisher.
+// holds up a publisher. A delivery of a burst (message.burst: its publisher
+// sent more frames in the same read) goes to the writer too, which then
+// writes what queued meanwhile at once: written one at a time, a busy
+// subscriber's deliveries took about four times the CPU.
 
 // trySender is a transport that can write a message without blocking.
 type trySender interface {

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	rtmetrics "runtime/metrics"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/go-stomp/stomp/v3"
+	"github.com/go-stomp/stomp/v3/frame"
 	"github.com/gorilla/websocket"
 )
 
@@ -95,5 +97,67 @@ func TestTrySendAllocatesNothing(t *testing.T) {
 		if _, p, err := client.ReadMessage(); err != nil || !bytes.Equal(p, frame) {
 			t.Fatalf("read %q, %v", p, err)
 		}
+	}
+}
+
+// Frames read together mark each but the last as followed by more (a
+// frame's beginning counts): their deliveries are a burst.
+func TestFeedMarksFramesFollowedByMore(t *testing.T) {
+	var in inputBuffer
+	v := v12
+	l := limits{maxFrame: 512, maxHeaders: 8, maxLine: 128}
+	frames := "SEND\ndestination:/sub/a\n\nx\x00SEND\ndestination:/sub/a\n\ny\x00SEND\ndestination:/sub/a\n\nz"
+	var more []bool
+	if _, perr := in.feed([]byte(frames), l, &v, func([]byte) bool {
+		more = append(more, in.more)
+		return true
+	}); perr != nil {
+		t.Fatal(perr)
+	}
+	if _, perr := in.feed([]byte("\x00"), l, &v, func([]byte) bool {
+		more = append(more, in.more)
+		return true
+	}); perr != nil {
+		t.Fatal(perr)
+	}
+	if fmt.Sprint(more) != "[true true false]" {
+		t.Fatalf("followed by more: %v, want [true true false]", more)
+	}
+}
+
+// A burst of SENDs in one WebSocket message reaches a subscriber whole and
+// in order through its writer, which writes what queued meanwhile at once.
+func TestBurstDeliveredInOrder(t *testing.T) {
+	s := startServer(t, DefaultConfig(), nil)
+	c := stompClient(t, s, stomp.ConnOpt.Login("reader", ""))
+	sub, err := c.Subscribe("/sub/burst", stomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the subscription", func() bool { return s.Stats().Subscriptions == 1 })
+	pub := dialWS(t, s.wsURL("/ws/websocket"))
+	if _, err := pub.Write([]byte("CONNECT\naccept-version:1.2\nhost:/\nlogin:writer\npasscode:\n\n\x00")); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := frame.NewReader(pub).Read(); err != nil || f.Command != frame.CONNECTED {
+		t.Fatalf("CONNECT: %v %v", f, err)
+	}
+	const n = 200
+	var burst bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&burst, "SEND\ndestination:/sub/burst\ncontent-type:text/plain\n\n%d\x00", i)
+	}
+	before := goroutinesCreated()
+	if _, err := pub.Write(burst.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if m := recvMessage(t, sub); string(m.Body) != fmt.Sprint(i) {
+			t.Fatalf("message %d of the burst: %q", i, m.Body)
+		}
+	}
+	// Written at once, one by one, the burst would have started none.
+	if goroutinesCreated() == before {
+		t.Fatal("the burst's deliveries did not go through the subscriber's writer")
 	}
 }
