@@ -25,8 +25,8 @@ import (
 // which cost about a sixth of the server's CPU per message. On one P the
 // writer syncs without giving the P up (wal_sync_linux.go); the node then
 // waits for the disk with it, as its messages do. Until the sync returns the
-// pool cannot read the batch (publish_gate.go), so nobody sees a message
-// before it is durable, as under FULL.
+// pool hands out nothing that holds the batch (publish_gate.go), so nobody
+// sees a message before it is durable, as under FULL.
 
 // messageTriggerName is the trigger that keeps rooms.last_message_id and
 // rooms.update_date current as messages are inserted on MySQL; on SQLite
@@ -124,8 +124,6 @@ func (w *sqliteWriter) close() {
 // it also bumps the rooms of rows and those of bumps. An error leaves
 // nothing stored, or (a failed sync) nothing acknowledged.
 func (w *sqliteWriter) store(rows []messageRow, bumps map[int64]roomBump) error {
-	w.gate.close()
-	defer w.gate.open()
 	if err := w.begin.run(); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -152,6 +150,8 @@ func (w *sqliteWriter) store(rows []messageRow, bumps map[int64]roomBump) error 
 			}
 		}
 	}
+	w.gate.close()
+	defer w.gate.open()
 	if err := w.commit.run(); err != nil {
 		// A failed COMMIT leaves the transaction open (SQLITE_BUSY) or
 		// already rolled back; either way nothing is stored.

@@ -10,83 +10,61 @@ import (
 	"sync"
 )
 
-// publishGate keeps the pool of a SQLite file from reading a batch that the
-// writer committed and has not yet synced. The writer's connection commits
-// with synchronous=OFF and syncs the WAL itself right after (append_sqlite.go),
-// so between the two a commit is visible in the WAL index, not yet durable.
-// The writer closes the gate before it begins a batch and opens it once the
-// batch is synced; in between, a pool statement outside a transaction or a
-// transaction's BEGIN waits to start, and the writer waits for those already
-// started to take their snapshot (a statement's first step: a query's first
-// row, an exec's end, a BEGIN IMMEDIATE's lock). A transaction's own
-// statements pass: its BEGIN took the write lock while the gate was open,
-// and nobody commits until it ends.
+// publishGate keeps the pool of a SQLite file from handing out a batch that
+// the writer committed and has not yet synced. The writer's connection
+// commits with synchronous=OFF and syncs the WAL itself right after
+// (append_sqlite.go), so between the two a commit is visible in the WAL
+// index, not yet durable. The writer closes the gate just before COMMIT and
+// opens it once the sync returns. A pool query, once its first step has
+// taken its snapshot, and a pool transaction, once its BEGIN IMMEDIATE has,
+// wait while the gate is closed before they hand anything out: a commit
+// their snapshot holds was published after the gate closed, so it is synced
+// once the gate opens. The writer never waits for readers. A transaction's
+// own statements read its BEGIN's snapshot; an Exec outside one hands out
+// no rows, and one that writes commits under FULL, which syncs the whole
+// WAL, the writer's batch included.
 type publishGate struct {
-	mu      sync.Mutex
-	active  int           // statements between their start and their snapshot
-	closed  chan struct{} // non-nil while closed; closed when the gate opens
-	drained chan struct{} // the closing writer's, closed when active reaches 0
-	onWait  func()        // when set (by tests only), runs as a statement starts waiting
+	mu     sync.Mutex
+	closed chan struct{} // non-nil while closed; closed when the gate opens
+	onWait func()        // when set (by tests only), runs as a statement starts waiting
 }
 
-// enter waits until the gate is open and counts a statement in.
-func (g *publishGate) enter(ctx context.Context) error {
-	g.mu.Lock()
-	for g.closed != nil {
-		wait := g.closed
-		g.mu.Unlock()
-		if g.onWait != nil {
-			g.onWait()
-		}
-		var err error
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			err = fmt.Errorf("wait for the message writer's sync: %w", ctx.Err())
-		}
-		g.mu.Lock()
-		if err != nil {
-			g.mu.Unlock()
-			return err
-		}
-	}
-	g.active++
-	g.mu.Unlock()
-	return nil
-}
-
-// leave counts a statement out once it holds its snapshot (or failed).
-func (g *publishGate) leave() {
-	g.mu.Lock()
-	g.active--
-	if g.active == 0 && g.drained != nil {
-		close(g.drained)
-		g.drained = nil
-	}
-	g.mu.Unlock()
-}
-
-// close stops new statements and waits for the started ones' snapshots.
-// Only the writer goroutine closes and opens the gate.
+// close marks a commit published and not yet synced. The writer alone
+// closes and opens the gate.
 func (g *publishGate) close() {
 	g.mu.Lock()
 	g.closed = make(chan struct{})
-	if g.active == 0 {
-		g.mu.Unlock()
-		return
-	}
-	drained := make(chan struct{})
-	g.drained = drained
 	g.mu.Unlock()
-	<-drained
 }
 
-// open lets the waiting statements start.
+// open marks the commit synced and lets the waiting statements go on.
 func (g *publishGate) open() {
 	g.mu.Lock()
-	close(g.closed)
-	g.closed = nil
+	if g.closed != nil {
+		close(g.closed)
+		g.closed = nil
+	}
 	g.mu.Unlock()
+}
+
+// pass returns once no commit is published and unsynced; a statement calls
+// it after taking its snapshot.
+func (g *publishGate) pass(ctx context.Context) error {
+	g.mu.Lock()
+	wait := g.closed
+	g.mu.Unlock()
+	if wait == nil {
+		return nil
+	}
+	if g.onWait != nil {
+		g.onWait()
+	}
+	select {
+	case <-wait:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the message writer's sync: %w", ctx.Err())
+	}
 }
 
 // gatedConnector opens the pool's connections to a SQLite file through g.
@@ -152,12 +130,12 @@ func (c *gatedConn) Begin() (driver.Tx, error) {
 }
 
 func (c *gatedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	if err := c.gate.enter(ctx); err != nil {
+	tx, err := c.inner.BeginTx(ctx, opts)
+	if err != nil {
 		return nil, err
 	}
-	tx, err := c.inner.BeginTx(ctx, opts)
-	c.gate.leave()
-	if err != nil {
+	if err := c.gate.pass(ctx); err != nil {
+		_ = tx.Rollback()
 		return nil, err
 	}
 	c.inTx = true
@@ -166,45 +144,22 @@ func (c *gatedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.
 
 func (c *gatedConn) Ping(ctx context.Context) error { return c.inner.Ping(ctx) }
 
-// run enters the gate for a statement outside a transaction.
-func (c *gatedConn) run(ctx context.Context) (gated bool, err error) {
-	if c.inTx {
-		return false, nil
-	}
-	return true, c.gate.enter(ctx)
-}
-
 func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	gated, err := c.run(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res, err := c.inner.ExecContext(ctx, query, args)
-	if gated {
-		c.gate.leave()
-	}
-	return res, err
+	return c.inner.ExecContext(ctx, query, args)
 }
 
 func (c *gatedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	gated, err := c.run(ctx)
-	if err != nil {
-		return nil, err
-	}
 	rows, err := c.inner.QueryContext(ctx, query, args)
-	return c.gateRows(gated, rows, err)
+	return c.gateRows(ctx, rows, err)
 }
 
-// gateRows keeps a query counted in until its first row is read: the
-// driver runs a query's last statement's first step there.
-func (c *gatedConn) gateRows(gated bool, rows driver.Rows, err error) (driver.Rows, error) {
-	if err != nil || !gated {
-		if gated {
-			c.gate.leave()
-		}
+// gateRows has a query outside a transaction pass the gate after its first
+// row is read: the driver runs a query's last statement's first step there.
+func (c *gatedConn) gateRows(ctx context.Context, rows driver.Rows, err error) (driver.Rows, error) {
+	if err != nil || c.inTx {
 		return rows, err
 	}
-	return &gatedRows{Rows: rows, gate: c.gate, counted: true}, nil
+	return &gatedRows{Rows: rows, ctx: ctx, gate: c.gate}, nil
 }
 
 type gatedTx struct {
@@ -245,49 +200,31 @@ func (s *gatedStmt) Query([]driver.Value) (driver.Rows, error) {
 }
 
 func (s *gatedStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	gated, err := s.conn.run(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res, err := s.inner.ExecContext(ctx, args)
-	if gated {
-		s.conn.gate.leave()
-	}
-	return res, err
+	return s.inner.ExecContext(ctx, args)
 }
 
 func (s *gatedStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	gated, err := s.conn.run(ctx)
-	if err != nil {
-		return nil, err
-	}
 	rows, err := s.inner.QueryContext(ctx, args)
-	return s.conn.gateRows(gated, rows, err)
+	return s.conn.gateRows(ctx, rows, err)
 }
 
-// gatedRows counts its query out after the first row (or the end).
+// gatedRows passes the gate once, after its first row (or the end).
 type gatedRows struct {
 	driver.Rows
-	gate    *publishGate
-	counted bool
-}
-
-func (r *gatedRows) release() {
-	if r.counted {
-		r.counted = false
-		r.gate.leave()
-	}
+	ctx    context.Context
+	gate   *publishGate
+	passed bool
 }
 
 func (r *gatedRows) Next(dest []driver.Value) error {
 	err := r.Rows.Next(dest)
-	r.release()
+	if !r.passed {
+		r.passed = true
+		if gerr := r.gate.pass(r.ctx); gerr != nil {
+			return gerr
+		}
+	}
 	return err
-}
-
-func (r *gatedRows) Close() error {
-	r.release()
-	return r.Rows.Close()
 }
 
 // The driver's column type information passes through for GORM's migrator.

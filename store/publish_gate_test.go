@@ -51,9 +51,9 @@ func TestPoolReadWaitsForTheWritersSync(t *testing.T) {
 	}
 }
 
-// A transaction's statements do not wait for the gate (its BEGIN IMMEDIATE
-// holds the write lock, so no batch commits meanwhile), and a pool
-// transaction running beside the writer neither deadlocks nor fails.
+// A transaction passes the gate once, after its BEGIN IMMEDIATE (its
+// statements read that snapshot), and a pool transaction running beside
+// the writer neither deadlocks nor fails.
 func TestPoolTransactionsBesideTheWriter(t *testing.T) {
 	s, e, f := onSQLiteFile(t)
 	var wg sync.WaitGroup
@@ -78,6 +78,20 @@ func TestPoolTransactionsBesideTheWriter(t *testing.T) {
 		}
 	}()
 	wg.Wait()
+}
+
+// The writer never waits for a reader: a query opened and not yet read
+// holds no batch up.
+func TestWriterDoesNotWaitForReaders(t *testing.T) {
+	s, e, f := onSQLiteFile(t)
+	ctx := context.WithValue(e.ctx, writerCall{}, true)
+	rows, err := s.db.WithContext(ctx).Raw("SELECT id FROM messages").Rows()
+	must(t, err)
+	defer rows.Close()
+	appendOK(t, e, f.msg(f.customerSp, "읽기 중에 저장"))
+	for rows.Next() {
+	}
+	must(t, rows.Err())
 }
 
 // The writer's descriptor is the WAL SQLite writes.
