@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/go-stomp/stomp/v3"
-	"github.com/go-stomp/stomp/v3/frame"
 	"github.com/gorilla/websocket"
 )
 
@@ -135,22 +134,15 @@ func TestBurstDeliveredInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the subscription", func() bool { return s.Stats().Subscriptions == 1 })
-	pub := dialWS(t, s.wsURL("/ws/websocket"))
-	if _, err := pub.Write([]byte("CONNECT\naccept-version:1.2\nhost:/\nlogin:writer\npasscode:\n\n\x00")); err != nil {
-		t.Fatal(err)
-	}
-	if f, err := frame.NewReader(pub).Read(); err != nil || f.Command != frame.CONNECTED {
-		t.Fatalf("CONNECT: %v %v", f, err)
-	}
+	pub := newRawClient(t, s.wsURL("/ws/websocket"))
+	pub.connect("login:writer")
 	const n = 200
 	var burst bytes.Buffer
 	for i := range n {
 		fmt.Fprintf(&burst, "SEND\ndestination:/sub/burst\ncontent-type:text/plain\n\n%d\x00", i)
 	}
 	before := goroutinesCreated()
-	if _, err := pub.Write(burst.Bytes()); err != nil {
-		t.Fatal(err)
-	}
+	pub.write(burst.String())
 	for i := range n {
 		if m := recvMessage(t, sub); string(m.Body) != fmt.Sprint(i) {
 			t.Fatalf("message %d of the burst: %q", i, m.Body)
