@@ -5,7 +5,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"sync"
 )
@@ -268,5 +267,4 @@ var (
 	_ driver.Connector = (*gatedConnector)(nil)
 	_ gatedInner       = (*gatedConn)(nil)
 	_ gatedInnerStmt   = (*gatedStmt)(nil)
-	_ io.Closer        = (*gatedRows)(nil)
 )

@@ -68,7 +68,7 @@ type Store struct {
 	// (append_sqlite.go). sqliteW and sqliteRetryAt belong to the writer.
 	sqlitePath         string
 	sqliteW            *sqliteWriter
-	gate               *publishGate // the pool's; the writer closes it around a batch
+	gate               *publishGate // the pool's; the writer closes it from a COMMIT to its sync
 	bumps              *roomBumps   // on a SQLite file (room_bumps.go)
 	sqliteRetryAt      time.Time
 	commits            chan struct{} // a commit grew the WAL: for the checkpointer
