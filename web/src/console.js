@@ -113,7 +113,10 @@ async function refreshLobby() {
     state.lists.WAITING = waiting.rooms;
     state.lists.IN_PROGRESS = progress.rooms;
     state.lobbyError = '';
-    for (const r of progress.rooms) if (isMine(r)) state.knownMine.add(r.id);
+    // Only the first listing says which rooms were already ours: a room
+    // assigned since is adopted by its RELOAD_READY, which may arrive after
+    // a listing that already shows it.
+    if (!state.listed) for (const r of progress.rooms) if (isMine(r)) state.knownMine.add(r.id);
     state.listed = true;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return logout(t('sessionExpired'));
