@@ -67,6 +67,7 @@ type Store struct {
 	// writer and the checkpointer open connections of their own to it
 	// (append_sqlite.go). sqliteW and sqliteRetryAt belong to the writer.
 	sqlitePath         string
+	commitSpacing      time.Duration // between batch starts under load (append.go)
 	sqliteW            *sqliteWriter
 	gate               *publishGate // the pool's; the writer closes it from a COMMIT to its sync
 	bumps              *roomBumps   // on a SQLite file (room_bumps.go)
@@ -163,6 +164,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		metrics:         newMetrics(),
 		now:             time.Now,
 		multiRowInsert:  true,
+		commitSpacing:   mysqlCommitSpacing,
 		appends:         make(chan *appendRequest, appendQueueSize),
 		stop:            make(chan struct{}),
 		writerEnd:       make(chan struct{}),
@@ -177,6 +179,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	s.walRestartFrames.Store(walRestartFrames)
 	if target.dialect == dialectSQLite && !target.memory {
 		s.sqlitePath = target.path
+		s.commitSpacing = sqliteCommitSpacing
 		syncDataOnly()
 		s.bumps = newRoomBumps()
 		if pool, ok := db.ConnPool.(*flushingPool); ok {
