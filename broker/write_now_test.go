@@ -20,19 +20,26 @@ func goroutinesCreated() uint64 {
 	return s[0].Value.Uint64()
 }
 
+// subscribedReader starts a server with one STOMP client subscribed to
+// destination, and returns once the server counts the subscription.
+func subscribedReader(t *testing.T, destination string) (*testServer, *stomp.Subscription) {
+	s := startServer(t, DefaultConfig(), nil)
+	c := stompClient(t, s, stomp.ConnOpt.Login("reader", ""))
+	sub, err := c.Subscribe(destination, stomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the subscription", func() bool { return s.Stats().Subscriptions == 1 })
+	return s, sub
+}
+
 // A delivery to a raw WebSocket that is waiting for nothing is written by
 // the publisher at once: publishing one message at a time to an idle
 // subscriber starts no writer goroutine per delivery. Bodies of every
 // WebSocket length class arrive intact and in order (one that is not UTF-8
 // with U+FFFD in place of its invalid bytes, as always).
 func TestDeliveryWrittenAtOnce(t *testing.T) {
-	s := startServer(t, DefaultConfig(), nil)
-	c := stompClient(t, s, stomp.ConnOpt.Login("reader", ""))
-	sub, err := c.Subscribe("/sub/now", stomp.AckAuto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the subscription", func() bool { return s.Stats().Subscriptions == 1 })
+	s, sub := subscribedReader(t, "/sub/now")
 	bodies := [][]byte{
 		[]byte("짧은 메시지"),
 		bytes.Repeat([]byte("a"), 125-len("content-type:text/plain\ncontent-length:125\n\n")),
@@ -127,13 +134,7 @@ func TestFeedMarksFramesFollowedByMore(t *testing.T) {
 // A burst of SENDs in one WebSocket message reaches a subscriber whole and
 // in order through its writer, which writes what queued meanwhile at once.
 func TestBurstDeliveredInOrder(t *testing.T) {
-	s := startServer(t, DefaultConfig(), nil)
-	c := stompClient(t, s, stomp.ConnOpt.Login("reader", ""))
-	sub, err := c.Subscribe("/sub/burst", stomp.AckAuto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the subscription", func() bool { return s.Stats().Subscriptions == 1 })
+	s, sub := subscribedReader(t, "/sub/burst")
 	pub := newRawClient(t, s.wsURL("/ws/websocket"))
 	pub.connect("login:writer")
 	const n = 200
