@@ -297,7 +297,7 @@ func (s *Store) writeBumpsAlone() {
 //     and the median from 3.0 – 3.2 to 2.2 – 2.3 ms, for 83 – 87 instead of
 //     71 – 79 µs of CPU per message (3 messages a batch instead of 5.5).
 //   - On MySQL a commit also costs the database server a transaction and a
-//     round trip: 1 ms took cstalk + mysqld from 141 – 145 to 184 – 192 µs
+//     round trip: 1 ms took cstalk + mysqld from 141 – 145 to 184 – 185 µs
 //     per message, so it keeps 2 ms.
 //
 // The runtime's timers wake an idle process in whole milliseconds (its
