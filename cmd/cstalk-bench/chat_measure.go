@@ -130,10 +130,7 @@ func measureChat(ctx context.Context, c chatConfig, w *chatWorkload, res *loadRe
 	}
 	win.to.Store(sendEnd.UnixNano())
 	expected := 2 * n.Load()
-	drainUntil := time.Now().Add(c.drain)
-	for delivered.Load() < expected && time.Now().Before(drainUntil) && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond) // polling a counter; nothing to await
-	}
+	awaitDeliveries(ctx, &delivered, expected, c.drain, c.drainMax)
 	stopping.Store(true)
 	w.close()
 	readers.Wait()
