@@ -46,7 +46,7 @@ func runLoad(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long publishers send")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "initial part of --duration left out of the figures")
 	fs.DurationVar(&c.drain, "drain", 5*time.Second, "after publishing stops, how long to wait for the next delivery before counting what has not come as lost")
-	fs.DurationVar(&c.drainMax, "drain-max", 60*time.Second, "after publishing stops, how long to wait for deliveries at most (a server working through a backlog keeps delivering)")
+	fs.DurationVar(&c.drainMax, "drain-max", 20*time.Second, "after publishing stops, how long to wait for deliveries at most (a server working through a backlog keeps delivering)")
 	fs.Int64Var(&c.maxMessages, "max-messages", 50_000_000, "stop publishing after this many messages")
 	fs.IntVar(&c.size, "size", 64, "message body bytes")
 	fs.IntVar(&c.inflight, "inflight", 0, "with --rate 0: published messages not yet delivered, at most (closed loop; 0: 200 per destination, at most 2000)")
