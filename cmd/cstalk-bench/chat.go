@@ -25,8 +25,7 @@ type chatConfig struct {
 	rate        float64
 	duration    time.Duration
 	warmup      time.Duration
-	drain       time.Duration
-	drainMax    time.Duration
+	drain       drainWait
 	settle      time.Duration
 	maxMessages int64
 	parallel    int
@@ -60,8 +59,7 @@ func runChat(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.Float64Var(&c.rate, "rate", 2000, "MESSAGE events per second over all customers (stored messages: the store bounds this)")
 	fs.DurationVar(&c.duration, "duration", 15*time.Second, "how long customers send")
 	fs.DurationVar(&c.warmup, "warmup", 3*time.Second, "initial part of --duration left out of the figures")
-	fs.DurationVar(&c.drain, "drain", 5*time.Second, "after sending stops, how long to wait for the next delivery before counting what has not come as lost")
-	fs.DurationVar(&c.drainMax, "drain-max", 20*time.Second, "after sending stops, how long to wait for deliveries at most (a server working through a backlog keeps delivering)")
+	c.drain.flags(fs)
 	fs.DurationVar(&c.settle, "settle", 3*time.Second, "wait after the last connection before reading the server's memory")
 	fs.Int64Var(&c.maxMessages, "max-messages", 1_000_000, "stop sending after this many messages")
 	fs.IntVar(&c.parallel, "connect-parallel", 8, "connections opened at a time")

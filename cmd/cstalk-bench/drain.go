@@ -2,9 +2,20 @@ package main
 
 import (
 	"context"
+	"flag"
 	"sync/atomic"
 	"time"
 )
+
+// drainWait is how long a run waits for deliveries after sending stops
+// (awaitDeliveries): idle without any, max in all.
+type drainWait struct{ idle, max time.Duration }
+
+// flags registers --drain and --drain-max on fs.
+func (d *drainWait) flags(fs *flag.FlagSet) {
+	fs.DurationVar(&d.idle, "drain", 5*time.Second, "after sending stops, how long to wait for the next delivery before counting what has not come as lost")
+	fs.DurationVar(&d.max, "drain-max", 20*time.Second, "after sending stops, how long to wait for deliveries at most (a server working through a backlog keeps delivering)")
+}
 
 // drainPoll is how often awaitDeliveries looks at the counter.
 const drainPoll = 10 * time.Millisecond

@@ -21,8 +21,7 @@ type loadConfig struct {
 	subs, pubs, dests int
 	rate              float64 // published messages per second, all publishers together; 0 = as fast as the window allows
 	duration, warmup  time.Duration
-	drain             time.Duration
-	drainMax          time.Duration
+	drain             drainWait
 	maxMessages       int64
 	size              int
 	inflight          int
@@ -45,8 +44,7 @@ func runLoad(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.Float64Var(&c.rate, "rate", 0, "published messages/s over all publishers (0: as fast as --inflight allows)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long publishers send")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "initial part of --duration left out of the figures")
-	fs.DurationVar(&c.drain, "drain", 5*time.Second, "after publishing stops, how long to wait for the next delivery before counting what has not come as lost")
-	fs.DurationVar(&c.drainMax, "drain-max", 20*time.Second, "after publishing stops, how long to wait for deliveries at most (a server working through a backlog keeps delivering)")
+	c.drain.flags(fs)
 	fs.Int64Var(&c.maxMessages, "max-messages", 50_000_000, "stop publishing after this many messages")
 	fs.IntVar(&c.size, "size", 64, "message body bytes")
 	fs.IntVar(&c.inflight, "inflight", 0, "with --rate 0: published messages not yet delivered, at most (closed loop; 0: 200 per destination, at most 2000)")
@@ -320,7 +318,7 @@ func load(ctx context.Context, t *target, c loadConfig, log *slog.Logger) (loadR
 	for d := range perDest {
 		expected += perDest[d].Load() * fanout[d]
 	}
-	awaitDeliveries(ctx, &delivered, expected, c.drain, c.drainMax)
+	awaitDeliveries(ctx, &delivered, expected, c.drain.idle, c.drain.max)
 	stopping.Store(true)
 	closeAll(subClients)
 	readers.Wait()

@@ -40,7 +40,7 @@ func TestLoadAgainstBroker(t *testing.T) {
 	for _, rate := range []float64{0, 2000} {
 		res, err := load(context.Background(), tg, loadConfig{
 			subs: 6, pubs: 2, dests: 3, rate: rate, duration: 600 * time.Millisecond, warmup: 100 * time.Millisecond,
-			drain: 5 * time.Second, drainMax: time.Minute, maxMessages: 1_000_000, size: 64, inflight: 100, parallel: 4,
+			drain: drainWait{idle: 5 * time.Second, max: time.Minute}, maxMessages: 1_000_000, size: 64, inflight: 100, parallel: 4,
 		}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatalf("rate %v: %v", rate, err)
