@@ -124,6 +124,7 @@ func (t target) openOwnDB(conns int, multi bool) (*sql.DB, error) {
 		return nil, fmt.Errorf("store: own connection to %s: %w", t.redacted, err)
 	}
 	cfg.MultiStatements = multi
+	useRawTCP(cfg)
 	connector, err := mysqldriver.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: own connection to %s: %w", t.redacted, err)

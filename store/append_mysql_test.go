@@ -106,3 +106,41 @@ func mariaDBFixture(t *testing.T) (*Store, env, fixture) {
 	e := env{s: s, dsn: dsn, ctx: ctx}
 	return s, e, newFixture(t, e)
 }
+
+// The store's own connections (the writer's, the context readers') notice
+// a connection the server has closed while it sat idle (its idle timeout, a
+// restart) before they send anything on it, so database/sql dials anew and
+// the caller sees no error, as the driver's own liveness check would do.
+func TestOwnConnectionClosedByServer(t *testing.T) {
+	s, e, _ := mariaDBFixture(t)
+	tg, err := parseDSN(e.dsn)
+	must(t, err)
+	db, err := tg.openOwnDB(1, false)
+	must(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+
+	var first int64
+	must(t, db.QueryRowContext(e.ctx, "SELECT CONNECTION_ID()").Scan(&first))
+	must(t, s.db.WithContext(e.ctx).Exec(fmt.Sprintf("KILL CONNECTION %d", first)).Error)
+	// KILL only marks the connection; wait until the server has closed it.
+	for {
+		var left int64
+		must(t, s.db.WithContext(e.ctx).Raw("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?", first).Row().Scan(&left))
+		if left == 0 {
+			break
+		}
+		select {
+		case <-e.ctx.Done():
+			t.Fatalf("killed connection %d still open", first)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+
+	var second int64
+	if err := db.QueryRowContext(e.ctx, "SELECT CONNECTION_ID()").Scan(&second); err != nil {
+		t.Fatalf("first query after the server closed the idle connection: %v", err)
+	}
+	if second == first {
+		t.Fatalf("still on connection %d, which the server closed", first)
+	}
+}
