@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"syscall"
-	"time"
 	"unsafe"
 
 	mysqldriver "github.com/go-sql-driver/mysql"
@@ -23,31 +22,30 @@ import (
 // rawTCPNet is the network name under which the driver dials rawTCPConns.
 const rawTCPNet = "cstalk-rawtcp"
 
-// rawTCPDialer dials the server's TCP address as a rawTCPConn; it holds
-// nothing, so registering it again is harmless.
-func rawTCPDialer(timeout time.Duration) mysqldriver.DialContextFunc {
-	return func(ctx context.Context, addr string) (net.Conn, error) {
-		d := net.Dialer{Timeout: timeout} // keep-alive on by default
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		tcp := c.(*net.TCPConn)
-		raw, err := tcp.SyscallConn()
-		if err != nil {
-			_ = tcp.Close()
-			return nil, fmt.Errorf("dial %s: %w", addr, err)
-		}
-		return &rawTCPConn{Conn: tcp, raw: raw}, nil
+// dialRawTCP dials the server's TCP address as a rawTCPConn. The driver
+// bounds ctx with the DSN's dial timeout; the function holds nothing, so
+// registering it again, for every store, is harmless.
+func dialRawTCP(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer // keep-alive on by default
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
 	}
+	tcp := c.(*net.TCPConn)
+	raw, err := tcp.SyscallConn()
+	if err != nil {
+		_ = tcp.Close()
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return &rawTCPConn{Conn: tcp, raw: raw}, nil
 }
 
-// useRawTCP makes cfg dial its TCP address with rawTCPDialer.
+// useRawTCP makes cfg dial its TCP address with dialRawTCP.
 func useRawTCP(cfg *mysqldriver.Config) {
 	if cfg.Net != "tcp" {
 		return
 	}
-	mysqldriver.RegisterDialContext(rawTCPNet, rawTCPDialer(cfg.Timeout))
+	mysqldriver.RegisterDialContext(rawTCPNet, dialRawTCP)
 	cfg.Net = rawTCPNet
 }
 

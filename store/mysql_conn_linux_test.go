@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// rawPair dials a loopback listener with rawTCPDialer and returns both
+// rawPair dials a loopback listener with dialRawTCP and returns both
 // ends.
 func rawPair(t *testing.T) (client net.Conn, server net.Conn) {
 	t.Helper()
@@ -31,7 +31,7 @@ func rawPair(t *testing.T) (client net.Conn, server net.Conn) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, err = rawTCPDialer(5*time.Second)(ctx, ln.Addr().String())
+	client, err = dialRawTCP(ctx, ln.Addr().String())
 	must(t, err)
 	server, ok := <-accepted
 	if !ok {
