@@ -98,7 +98,8 @@ func (c *rawTCPConn) Write(p []byte) (int, error) {
 		stale   error
 	)
 	err := c.raw.Write(func(fd uintptr) bool {
-		if written == 0 && stale == nil {
+		// Called again only after EAGAIN; check again while nothing is out.
+		if written == 0 {
 			var peek [1]byte
 			switch n, e := rawSocketIO(syscall.SYS_RECVFROM, fd, peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT); {
 			case e == syscall.EAGAIN:

@@ -120,11 +120,9 @@ func TestRawTCPConn(t *testing.T) {
 // read (bytes or the end of the stream), without consuming it.
 func awaitReadable(t *testing.T, c net.Conn) {
 	t.Helper()
-	raw, err := c.(*rawTCPConn).Conn.(*net.TCPConn).SyscallConn()
-	must(t, err)
 	must(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
 	defer func() { _ = c.SetReadDeadline(time.Time{}) }()
-	must(t, raw.Read(func(fd uintptr) bool {
+	must(t, c.(*rawTCPConn).raw.Read(func(fd uintptr) bool {
 		var b [1]byte
 		_, errno := rawSocketIO(syscall.SYS_RECVFROM, fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		return errno != syscall.EAGAIN
