@@ -130,7 +130,7 @@ func measureChat(ctx context.Context, c chatConfig, w *chatWorkload, res *loadRe
 	}
 	win.to.Store(sendEnd.UnixNano())
 	expected := 2 * n.Load()
-	awaitDeliveries(ctx, &delivered, expected, c.drain.idle, c.drain.max)
+	c.drain.await(ctx, &delivered, expected)
 	stopping.Store(true)
 	w.close()
 	readers.Wait()

@@ -318,7 +318,7 @@ func load(ctx context.Context, t *target, c loadConfig, log *slog.Logger) (loadR
 	for d := range perDest {
 		expected += perDest[d].Load() * fanout[d]
 	}
-	awaitDeliveries(ctx, &delivered, expected, c.drain.idle, c.drain.max)
+	c.drain.await(ctx, &delivered, expected)
 	stopping.Store(true)
 	closeAll(subClients)
 	readers.Wait()
