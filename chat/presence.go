@@ -26,6 +26,11 @@ type Presence interface {
 	Leave(ctx context.Context, roomID int64, sessionID string) error
 	// Attendees lists the room's connections ordered by session ID.
 	Attendees(ctx context.Context, roomID int64) ([]Attendee, error)
+	// Present reports whether the speaker has a connection in the room. It
+	// is asked for every message (isOnline), and the writer is nearly
+	// always connected to the node it writes through, so a cluster-wide
+	// implementation answers from its own connections first.
+	Present(ctx context.Context, roomID, speakerID int64) (bool, error)
 }
 
 // MemoryPresence is the in-process Presence of a single node.
@@ -78,6 +83,17 @@ func (p *MemoryPresence) Attendees(_ context.Context, roomID int64) ([]Attendee,
 	out := make([]Attendee, len(room))
 	copy(out, room)
 	return out, nil
+}
+
+func (p *MemoryPresence) Present(_ context.Context, roomID, speakerID int64) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return hasSpeaker(p.rooms[roomID], speakerID), nil
+}
+
+// hasSpeaker reports whether one of attendees is speakerID's.
+func hasSpeaker(attendees []Attendee, speakerID int64) bool {
+	return slices.ContainsFunc(attendees, func(a Attendee) bool { return a.SpeakerID == speakerID })
 }
 
 func bySession(a Attendee, sessionID string) int { return strings.Compare(a.SessionID, sessionID) }

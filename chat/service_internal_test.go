@@ -111,11 +111,22 @@ func TestMemoryPresence(t *testing.T) {
 	if len(got) != 2 || got[0].SessionID != "a" || got[1].SessionID != "b" {
 		t.Fatalf("attendees = %+v", got)
 	}
+	for _, c := range []struct {
+		room, speaker int64
+		want          bool
+	}{{1, 1, true}, {1, 2, true}, {2, 1, true}, {2, 2, false}, {1, 3, false}, {3, 1, false}} {
+		if got, _ := p.Present(ctx, c.room, c.speaker); got != c.want {
+			t.Fatalf("Present(%d, %d) = %v", c.room, c.speaker, got)
+		}
+	}
 	_ = p.Leave(ctx, 1, "a")
 	_ = p.Leave(ctx, 1, "a")
 	_ = p.Leave(ctx, 1, "b")
 	if got, _ := p.Attendees(ctx, 1); len(got) != 0 {
 		t.Fatalf("after leaving: %+v", got)
+	}
+	if got, _ := p.Present(ctx, 1, 1); got {
+		t.Fatal("present after leaving")
 	}
 	if len(p.rooms) != 1 {
 		t.Fatalf("empty rooms are kept: %v", p.rooms)

@@ -360,14 +360,9 @@ func (s *Service) leaveRoom(ctx context.Context, sessionID string, p *principal,
 }
 
 func (s *Service) speakerPresent(ctx context.Context, roomID, speakerID int64) (bool, error) {
-	attendees, err := s.presence.Attendees(ctx, roomID)
+	present, err := s.presence.Present(ctx, roomID, speakerID)
 	if err != nil {
 		return false, fmt.Errorf("presence of room %d: %w", roomID, err)
 	}
-	for _, a := range attendees {
-		if a.SpeakerID == speakerID {
-			return true, nil
-		}
-	}
-	return false, nil
+	return present, nil
 }

@@ -285,35 +285,65 @@ func (p *Presence) Attendees(ctx context.Context, roomID int64) ([]chat.Attendee
 	if p.ctx.Err() != nil {
 		return nil, ErrClosed
 	}
-	var remote []chat.Attendee
-	if p.healthy.Load() {
-		ctx, cancel := p.callContext(ctx)
-		res, err := p.scripts.attendees.Run(ctx, p.client, []string{p.roomKey(roomID)}, p.nodeKeyPrefix(roomID)).StringSlice()
-		cancel()
-		if err != nil {
-			p.failed("attendees", err)
-		} else {
-			for i := 0; i+2 < len(res); i += 3 {
-				if res[i] == p.nodeID {
-					continue
-				}
-				a, err := decodeAttendee(res[i+1], res[i+2])
-				if err != nil {
-					p.log.Warn("unreadable entry", "room", roomID, "from", res[i], "err", err)
-					continue
-				}
-				remote = append(remote, a)
-			}
-		}
-	}
+	out := p.remoteAttendees(ctx, roomID)
 	p.mu.Lock()
-	out := remote
 	for _, a := range p.local[roomID] {
 		out = append(out, a)
 	}
 	p.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].SessionID < out[j].SessionID })
 	return out, nil
+}
+
+// Present reports whether the speaker has a connection in the room on any
+// live node. This node's own connections answer first, without a Redis
+// round trip: a message's writer is nearly always connected here.
+func (p *Presence) Present(ctx context.Context, roomID, speakerID int64) (bool, error) {
+	if p.ctx.Err() != nil {
+		return false, ErrClosed
+	}
+	p.mu.Lock()
+	for _, a := range p.local[roomID] {
+		if a.SpeakerID == speakerID {
+			p.mu.Unlock()
+			return true, nil
+		}
+	}
+	p.mu.Unlock()
+	for _, a := range p.remoteAttendees(ctx, roomID) {
+		if a.SpeakerID == speakerID {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// remoteAttendees lists the room's connections on the other live nodes;
+// none while Redis is unreachable, when the node answers for its own alone.
+func (p *Presence) remoteAttendees(ctx context.Context, roomID int64) []chat.Attendee {
+	if !p.healthy.Load() {
+		return nil
+	}
+	ctx, cancel := p.callContext(ctx)
+	defer cancel()
+	res, err := p.scripts.attendees.Run(ctx, p.client, []string{p.roomKey(roomID)}, p.nodeKeyPrefix(roomID)).StringSlice()
+	if err != nil {
+		p.failed("attendees", err)
+		return nil
+	}
+	var remote []chat.Attendee
+	for i := 0; i+2 < len(res); i += 3 {
+		if res[i] == p.nodeID {
+			continue
+		}
+		a, err := decodeAttendee(res[i+1], res[i+2])
+		if err != nil {
+			p.log.Warn("unreadable entry", "room", roomID, "from", res[i], "err", err)
+			continue
+		}
+		remote = append(remote, a)
+	}
+	return remote
 }
 
 func (p *Presence) callContext(ctx context.Context) (context.Context, context.CancelFunc) {

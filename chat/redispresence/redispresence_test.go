@@ -133,6 +133,68 @@ func TestSharedAcrossNodes(t *testing.T) {
 	}
 }
 
+// commandCounter counts the commands a client sends.
+type commandCounter struct{ n atomic.Int64 }
+
+func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// TestPresent: a speaker connected to this node is present without a Redis
+// round trip (every message asks); one connected elsewhere is found through
+// Redis; anyone else, or any other room, is not.
+func TestPresent(t *testing.T) {
+	prefix := uniquePrefix(t)
+	a := open(t, sharedRedis, prefix, "a", time.Minute)
+	b := open(t, sharedRedis, prefix, "b", time.Minute)
+	mustEnter(t, a, 7, chat.Attendee{SessionID: "s-2", SpeakerID: 20})
+	mustEnter(t, b, 7, chat.Attendee{SessionID: "s-1", SpeakerID: 10, IsMember: true})
+	counter := &commandCounter{}
+	a.client.AddHook(counter)
+
+	present := func(room, speaker int64) bool {
+		t.Helper()
+		ok, err := a.Present(context.Background(), room, speaker)
+		if err != nil {
+			t.Fatalf("Present(%d, %d): %v", room, speaker, err)
+		}
+		return ok
+	}
+	if !present(7, 20) {
+		t.Fatal("a's own connection is not present")
+	}
+	if n := counter.n.Load(); n != 0 {
+		t.Fatalf("a's own connection took %d Redis commands", n)
+	}
+	if !present(7, 10) {
+		t.Fatal("b's connection is not present on a")
+	}
+	if counter.n.Load() == 0 {
+		t.Fatal("b's connection was answered without Redis")
+	}
+	if present(7, 99) || present(8, 20) || present(8, 10) {
+		t.Fatal("a speaker without a connection in the room is present")
+	}
+	mustLeave(t, b, 7, "s-1")
+	if present(7, 10) {
+		t.Fatal("b's connection is still present after leaving")
+	}
+	_ = a.Close()
+	if _, err := a.Present(context.Background(), 7, 20); err != ErrClosed {
+		t.Fatalf("Present after Close: %v", err)
+	}
+}
+
 // halt stops p the way SIGKILL would: no more heartbeats, nothing removed.
 func halt(t *testing.T, p *Presence) {
 	t.Helper()
