@@ -84,6 +84,9 @@ func (s *Store) CacheRoomContexts(ctx context.Context, feed RoomFeed) error {
 		c.gen, _ = feed.Continuity()
 		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		o := &feedOut{feed: feed, wake: make(chan struct{}, 1), cancel: cancel}
+		// Set before the goroutines start: the first change from another
+		// node may come at once.
+		s.roomCache, s.feedOut = c, o
 		o.done.Go(func() { o.publish(runCtx, s) })
 		o.done.Go(func() {
 			err := feed.Run(runCtx, func(_ string, payload []byte) { s.applyFeed(payload) })
@@ -94,7 +97,7 @@ func (s *Store) CacheRoomContexts(ctx context.Context, feed RoomFeed) error {
 				c.mu.Unlock()
 			}
 		})
-		s.feedOut = o
+		return nil
 	}
 	s.roomCache = c
 	return nil
