@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/cstalk/cstalk/broker"
 	"github.com/cstalk/cstalk/broker/bustest"
@@ -82,6 +86,66 @@ func TestRedisRestart(t *testing.T) {
 	}
 	if got := buses[1].Stats().Reconnects; got < 1 {
 		t.Errorf("Stats().Reconnects = %d after a restart", got)
+	}
+}
+
+// TestCommandConnectionClosedByRedis: a command connection Redis closed
+// while it sat idle (its timeout, CLIENT KILL) costs no publish: nothing
+// goes out on it, the publish goes once on a new connection.
+func TestCommandConnectionClosedByRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	buses := newBuses(t, srv.URL(), 2, redisbus.Options{})
+	nodes := bustest.Start(t, []broker.Bus{buses[0], buses[1]})
+	a, b := nodes[0], nodes[1]
+	const topic = "sub/socket/room/1"
+	bustest.MustSubscribe(t, b, topic)
+	bustest.MustSubscribe(t, a, "sub/socket/room/2") // so a's pub/sub connection is one
+	bustest.MustPublish(t, a, topic, []byte("before"))
+	b.WaitFor(t, topic, []byte("before"))
+
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
+	defer admin.Close()
+	ctx := bustest.Context(t)
+	// Every command connection but admin's own; the buses' pub/sub
+	// connections (subscribed to a channel) stay. Redis has closed them
+	// when each answer comes.
+	list, err := admin.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := admin.ClientID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		fields := map[string]string{}
+		for _, f := range strings.Fields(line) {
+			k, v, _ := strings.Cut(f, "=")
+			fields[k] = v
+		}
+		if fields["sub"] != "0" || fields["id"] == strconv.FormatInt(own, 10) {
+			continue
+		}
+		id, _ := strconv.ParseInt(fields["id"], 10, 64)
+		if err := admin.ClientKillByFilter(ctx, "ID", strconv.FormatInt(id, 10)).Err(); err != nil {
+			t.Fatalf("CLIENT KILL ID %d: %v", id, err)
+		}
+		killed++
+	}
+	if killed < 2 {
+		t.Fatalf("killed %d command connections, want one per bus at least:\n%s", killed, list)
+	}
+	if err := a.Bus.Ready(ctx); err != nil {
+		t.Fatalf("Ready after Redis closed the connection: %v", err)
+	}
+	if err := a.Bus.Publish(ctx, topic, []byte("after")); err != nil {
+		t.Fatalf("Publish after Redis closed the connection: %v", err)
+	}
+	b.WaitFor(t, topic, []byte("after"))
+	bustest.Settle(t, nodes)
+	if n := b.Count(topic); n != 2 {
+		t.Fatalf("%d messages delivered, want 2", n)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cstalk/cstalk/broker"
+	"github.com/cstalk/cstalk/broker/rawconn"
 )
 
 var _ broker.Bus = (*Bus)(nil)
@@ -120,6 +122,8 @@ func New(ctx context.Context, opts Options) (*Bus, error) {
 		// dial attempts; receive paces the pub/sub connection's redials.
 		ropts.DialerRetries = 1
 	}
+	subDial := rawDialer(ropts, false)
+	ropts.Dialer = rawDialer(ropts, true)
 	nodeID := opts.NodeID
 	if nodeID == "" {
 		var b [8]byte
@@ -155,6 +159,7 @@ func New(ctx context.Context, opts Options) (*Bus, error) {
 		}
 		return nil
 	}
+	subOpts.Dialer = subDial
 	b.subClient = redis.NewClient(&subOpts)
 	b.ps = b.subClient.Subscribe(b.ctx)
 	b.pub = b.client
@@ -185,6 +190,36 @@ func New(ctx context.Context, opts Options) (*Bus, error) {
 	return b, nil
 }
 
+// rawDialer dials the bus's plain TCP connections with rawconn, checked
+// (for commands) or not (for pub/sub, which receives unasked): a publish
+// through the runtime's syscall path kept waking its monitor thread. A
+// Unix socket or TLS keeps go-redis's own dialer (nil).
+func rawDialer(opts *redis.Options, checked bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if opts.Network != "tcp" || opts.TLSConfig != nil {
+		return nil
+	}
+	timeout := opts.DialTimeout
+	return func(ctx context.Context, _, addr string) (net.Conn, error) {
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		return rawconn.Dial(ctx, addr, checked)
+	}
+}
+
+// onceMoreIfStale calls call again when it failed on a connection Redis
+// had closed (a restart, its idle timeout): nothing was sent on that one,
+// so Redis sees the command once, on a new connection.
+func onceMoreIfStale(call func() error) error {
+	err := call()
+	if errors.Is(err, rawconn.ErrStale) {
+		err = call()
+	}
+	return err
+}
+
 func orDefault[T int | time.Duration](v, def T) T {
 	if v > 0 {
 		return v
@@ -204,7 +239,9 @@ func (b *Bus) Publish(ctx context.Context, topic string, payload []byte) error {
 	if b.ctx.Err() != nil {
 		return ErrClosed
 	}
-	if err := b.pub.Publish(ctx, b.channel(topic), encode(b.nodeID, payload)).Err(); err != nil {
+	if err := onceMoreIfStale(func() error {
+		return b.pub.Publish(ctx, b.channel(topic), encode(b.nodeID, payload)).Err()
+	}); err != nil {
 		b.stats.publishErrors.Add(1)
 		return fmt.Errorf("redisbus: publish on %q: %w", topic, err)
 	}
@@ -303,7 +340,7 @@ func (b *Bus) Ready(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.readyLimit)
 	defer cancel()
-	if err := b.client.Ping(ctx).Err(); err != nil {
+	if err := onceMoreIfStale(func() error { return b.client.Ping(ctx).Err() }); err != nil {
 		return fmt.Errorf("redisbus: ping: %w", err)
 	}
 	return nil

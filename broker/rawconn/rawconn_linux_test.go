@@ -1,4 +1,4 @@
-package store
+package rawconn
 
 import (
 	"bytes"
@@ -13,9 +13,15 @@ import (
 	"time"
 )
 
-// rawPair dials a loopback listener with dialRawTCP and returns both
-// ends.
-func rawPair(t *testing.T) (client net.Conn, server net.Conn) {
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pair dials a loopback listener with Dial and returns both ends.
+func pair(t *testing.T, checked bool) (client net.Conn, server net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
@@ -31,7 +37,7 @@ func rawPair(t *testing.T) (client net.Conn, server net.Conn) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, err = dialRawTCP(ctx, ln.Addr().String())
+	client, err = Dial(ctx, ln.Addr().String(), checked)
 	must(t, err)
 	server, ok := <-accepted
 	if !ok {
@@ -41,9 +47,9 @@ func rawPair(t *testing.T) (client net.Conn, server net.Conn) {
 	return client, server
 }
 
-func TestRawTCPConn(t *testing.T) {
+func TestConn(t *testing.T) {
 	t.Run("a write bigger than the socket buffers arrives whole", func(t *testing.T) {
-		client, server := rawPair(t)
+		client, server := pair(t, true)
 		sent := make([]byte, 16<<20)
 		_, _ = rand.Read(sent)
 		got := make(chan []byte, 1)
@@ -62,7 +68,7 @@ func TestRawTCPConn(t *testing.T) {
 	})
 
 	t.Run("reads what came, then EOF", func(t *testing.T) {
-		client, server := rawPair(t)
+		client, server := pair(t, true)
 		go func() {
 			_, _ = server.Write([]byte("안녕"))
 			_ = server.Close()
@@ -74,7 +80,7 @@ func TestRawTCPConn(t *testing.T) {
 	})
 
 	t.Run("a read waits no longer than its deadline", func(t *testing.T) {
-		client, _ := rawPair(t)
+		client, _ := pair(t, true)
 		must(t, client.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
 		_, err := client.Read(make([]byte, 10))
 		var ne net.Error
@@ -83,9 +89,9 @@ func TestRawTCPConn(t *testing.T) {
 		}
 	})
 
-	t.Run("a write after the peer spoke unasked or closed sends nothing", func(t *testing.T) {
+	t.Run("a request after the peer spoke unasked or closed sends nothing", func(t *testing.T) {
 		for _, peer := range []string{"spoke", "closed"} {
-			client, server := rawPair(t)
+			client, server := pair(t, true)
 			if peer == "spoke" {
 				_, err := server.Write([]byte("x"))
 				must(t, err)
@@ -96,8 +102,8 @@ func TestRawTCPConn(t *testing.T) {
 			// the server's call returns; wait until the client can see it.
 			awaitReadable(t, client)
 			n, err := client.Write([]byte("SELECT 1"))
-			if err == nil || n != 0 {
-				t.Fatalf("peer %s: write returned %d, %v; want an error and nothing written", peer, n, err)
+			if !errors.Is(err, ErrStale) || n != 0 {
+				t.Fatalf("peer %s: write returned %d, %v; want ErrStale and nothing written", peer, n, err)
 			}
 			must(t, client.Close())
 			must(t, server.SetReadDeadline(time.Now().Add(5*time.Second)))
@@ -108,10 +114,45 @@ func TestRawTCPConn(t *testing.T) {
 		}
 	})
 
-	t.Run("the driver's liveness check is left to Write", func(t *testing.T) {
-		client, _ := rawPair(t)
+	t.Run("only a request's first write is checked", func(t *testing.T) {
+		client, server := pair(t, true)
+		_, err := client.Write([]byte("MULTI\r\n")) // a request begins
+		must(t, err)
+		_, err = server.Write([]byte("+OK\r\n"))
+		must(t, err)
+		awaitReadable(t, client)
+		// The answer to its first part is waiting; the rest of the request
+		// goes all the same.
+		if _, err := client.Write([]byte("EXEC\r\n")); err != nil {
+			t.Fatalf("the request's second write: %v", err)
+		}
+		b := make([]byte, 5)
+		_, err = io.ReadFull(client, b)
+		must(t, err)
+		_, err = server.Write([]byte("x"))
+		must(t, err)
+		awaitReadable(t, client)
+		// The answer is read: the next write begins a request, and the
+		// unasked byte makes it stale.
+		if _, err := client.Write([]byte("PING\r\n")); !errors.Is(err, ErrStale) {
+			t.Fatalf("the next request after an unasked byte: %v, want ErrStale", err)
+		}
+	})
+
+	t.Run("an unchecked connection writes whatever came", func(t *testing.T) {
+		client, server := pair(t, false)
+		_, err := server.Write([]byte("message"))
+		must(t, err)
+		awaitReadable(t, client)
+		if n, err := client.Write([]byte("PING\r\n")); err != nil || n != 6 {
+			t.Fatalf("write returned %d, %v", n, err)
+		}
+	})
+
+	t.Run("clients' liveness checks are left to Write", func(t *testing.T) {
+		client, _ := pair(t, true)
 		if _, ok := client.(syscall.Conn); ok {
-			t.Fatal("the connection offers syscall.Conn, so the driver would check it through the runtime's syscall path")
+			t.Fatal("the connection offers syscall.Conn, so a client would check it through the runtime's syscall path")
 		}
 	})
 }
@@ -122,9 +163,9 @@ func awaitReadable(t *testing.T, c net.Conn) {
 	t.Helper()
 	must(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
 	defer func() { _ = c.SetReadDeadline(time.Time{}) }()
-	must(t, c.(*rawTCPConn).raw.Read(func(fd uintptr) bool {
+	must(t, c.(*conn).raw.Read(func(fd uintptr) bool {
 		var b [1]byte
-		_, errno := rawSocketIO(syscall.SYS_RECVFROM, fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		_, errno := socketIO(syscall.SYS_RECVFROM, fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		return errno != syscall.EAGAIN
 	}))
 }
