@@ -30,8 +30,10 @@ type chatConfig struct {
 	maxMessages int64
 	parallel    int
 	pid, dbPID  int
-	jsonOut     bool
-	idleOnly    bool
+	// Two nodes: the counselors' node and the bus's server (redis-server).
+	memberPID, busPID int
+	jsonOut           bool
+	idleOnly          bool
 }
 
 // runChat drives the full chat server as its users do: customers connect
@@ -65,6 +67,8 @@ func runChat(ctx context.Context, args []string, log *slog.Logger) error {
 	fs.IntVar(&c.parallel, "connect-parallel", 8, "connections opened at a time")
 	fs.IntVar(&c.pid, "pid", 0, "server process id (RabbitMQ: beam.smp): report its CPU over the measured window and its memory per connection")
 	fs.IntVar(&c.dbPID, "db-pid", 0, "database server process id (mysqld): its CPU over the same window counts with the server's")
+	fs.IntVar(&c.memberPID, "member-pid", 0, "with --member-http: that node's process id; its CPU over the same window counts with the server's")
+	fs.IntVar(&c.busPID, "bus-pid", 0, "with --member-http: the bus's server process id (redis-server); its CPU over the same window counts with the server's")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as one JSON object")
 	fs.BoolVar(&c.idleOnly, "idle", false, "only connect and report the memory per connection; send nothing")
 	memberBase := fs.String("member-http", "", "counselors use this node instead of --http (another node of a cluster: every message crosses the bus)")

@@ -111,12 +111,14 @@ func measureChat(ctx context.Context, c chatConfig, w *chatWorkload, res *loadRe
 	}
 	var (
 		cpuFrom, dbFrom        cpuSample
+		memberFrom, busFrom    cpuSample
 		storeFrom, storeTo     storeCounters
 		storeErrFrom, storeErr error
 	)
 	select {
 	case <-time.After(time.Until(start.Add(c.warmup))):
 		cpuFrom, dbFrom = sampleCPU(c.pid), sampleCPU(c.dbPID)
+		memberFrom, busFrom = sampleCPU(c.memberPID), sampleCPU(c.busPID)
 		if w.metrics != "" {
 			storeFrom, storeErrFrom = scrapeStore(ctx, w.metrics)
 		}
@@ -125,6 +127,7 @@ func measureChat(ctx context.Context, c chatConfig, w *chatWorkload, res *loadRe
 	sent.Wait()
 	sendEnd := time.Now()
 	cpuTo, dbTo := sampleCPU(c.pid), sampleCPU(c.dbPID)
+	memberTo, busTo := sampleCPU(c.memberPID), sampleCPU(c.busPID)
 	if w.metrics != "" && !cpuFrom.at.IsZero() {
 		storeTo, storeErr = scrapeStore(ctx, w.metrics)
 	}
@@ -154,6 +157,12 @@ func measureChat(ctx context.Context, c chatConfig, w *chatWorkload, res *loadRe
 		res.ServerCPUPct, res.GeneratorCPUPct = cpuTo.since(cpuFrom)
 		if c.dbPID > 0 {
 			res.DBCPUPct, _ = dbTo.since(dbFrom)
+		}
+		if c.memberPID > 0 {
+			res.MemberCPUPct, _ = memberTo.since(memberFrom)
+		}
+		if c.busPID > 0 {
+			res.BusCPUPct, _ = busTo.since(busFrom)
 		}
 		res.perCPU()
 	}

@@ -19,6 +19,11 @@
 #   connections and rate as plain pub/sub, storing nothing. Memory per idle
 #   chat connection is read with CHAT_IDLE_CUSTOMERS rooms on a fresh server
 #   (RabbitMQ: as many as its open-file limit allows, up to that).
+#   With REDIS_URL (redis://127.0.0.1:6379/0) as well as MARIADB_DSN, the
+#   first rate again across two nodes sharing the database and the Redis
+#   bus: customers on one node, counselors on the other, so every delivery
+#   to a counselor crosses the bus; both nodes, mysqld and redis-server on
+#   core 0, all four counted.
 #
 # Needs root (to pin and prioritize RabbitMQ and mysqld), RabbitMQ running locally, jq.
 # Results go to $OUT (default /tmp/cstalk-bench-results) as JSON, and a
@@ -47,6 +52,7 @@ CHAT_CUSTOMERS=${CHAT_CUSTOMERS:-200}
 CHAT_RATES=${CHAT_RATES:-"2000 20000"}
 CHAT_IDLE_CUSTOMERS=${CHAT_IDLE_CUSTOMERS:-1000}
 MARIADB_DSN=${MARIADB_DSN:-}
+REDIS_URL=${REDIS_URL:-}
 CSTALK_URL=ws://127.0.0.1:$PORT/ws/websocket
 RABBIT_URL=ws://127.0.0.1:15674/ws
 
@@ -79,11 +85,14 @@ fi
 RABBIT_SCHEDULERS=$(rabbitmqctl eval 'erlang:system_info(schedulers_online).' 2>/dev/null | tail -n1)
 BROKER_PID=
 CHAT_PID=
+MEMBER_PID=
 MYSQLD_PID=
 MYSQLD_AFFINITY=
+REDIS_PID=
+REDIS_AFFINITY=
 stop_chat() {
-	if [ -n "$CHAT_PID" ]; then kill "$CHAT_PID" 2>/dev/null || true; wait "$CHAT_PID" 2>/dev/null || true; fi
-	CHAT_PID=
+	for pid in $CHAT_PID $MEMBER_PID; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+	CHAT_PID= MEMBER_PID=
 }
 # Every thread of the servers under test, and the generator, runs at nice
 # -20, so that other work on the machine (a build, a test suite) takes
@@ -116,6 +125,7 @@ cleanup() {
 	stop_chat
 	taskset -a -pc "$RABBIT_AFFINITY" "$RABBIT_PID" >/dev/null 2>&1 || true
 	if [ -n "$MYSQLD_PID" ]; then taskset -a -pc "$MYSQLD_AFFINITY" "$MYSQLD_PID" >/dev/null 2>&1 || true; fi
+	if [ -n "$REDIS_PID" ]; then taskset -a -pc "$REDIS_AFFINITY" "$REDIS_PID" >/dev/null 2>&1 || true; fi
 	if [ -n "$BROKER_PID" ]; then kill "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
@@ -188,20 +198,28 @@ wait "$BROKER_PID" 2>/dev/null || true
 BROKER_PID=
 fi
 
-# start_chat DB: cstalk serve --demo on core 0 with a fresh store.
-start_chat() {
-	stop_chat
-	rm -rf "$OUT/chat" && mkdir -p "$OUT/chat"
-	nice -n -20 taskset -c 0 "$OUT/cstalk" serve --demo --addr "127.0.0.1:$CHAT_PORT" --db "$1" \
-		--jwt-secret cstalk-bench-jwt-secret --upload-dir "$OUT/chat/uploads" --log-level warn \
-		--chat-event-rate 0 2>>"$OUT/chat-server.log" &
-	CHAT_PID=$!
+# start_node PORT DB [serve flags]: cstalk serve --demo on core 0; sets NODE_PID.
+start_node() {
+	local port=$1 db=$2
+	shift 2
+	nice -n -20 taskset -c 0 "$OUT/cstalk" serve --demo --addr "127.0.0.1:$port" --db "$db" \
+		--jwt-secret cstalk-bench-jwt-secret --upload-dir "$OUT/chat/uploads-$port" --log-level warn \
+		--chat-event-rate 0 "$@" 2>>"$OUT/chat-server.log" &
+	NODE_PID=$!
 	for _ in $(seq 300); do
-		if curl -fs -o /dev/null "http://127.0.0.1:$CHAT_PORT/healthz"; then return 0; fi
+		if curl -fs -o /dev/null "http://127.0.0.1:$port/healthz"; then return 0; fi
 		sleep 0.1
 	done
 	echo "cstalk did not start; see $OUT/chat-server.log" >&2
 	exit 1
+}
+
+# start_chat DB [serve flags]: one node with a fresh store.
+start_chat() {
+	stop_chat
+	rm -rf "$OUT/chat" && mkdir -p "$OUT/chat"
+	start_node "$CHAT_PORT" "$@"
+	CHAT_PID=$NODE_PID
 }
 
 chat() { # name, then chat flags
@@ -242,8 +260,26 @@ if [ "$WHAT" != broker ]; then
 			chat "chat-mariadb-$rate" $CSTALK_CHAT --pid "$CHAT_PID" --db-pid "$MYSQLD_PID" --rate "$rate"
 		done
 		stop_chat
-		taskset -a -pc "$MYSQLD_AFFINITY" "$MYSQLD_PID" >/dev/null
 		mariadb -h 127.0.0.1 -uroot -e "DROP DATABASE $db"
+
+		if [ -n "$REDIS_URL" ]; then
+			REDIS_PID=$(pgrep -x redis-server | head -n1)
+			REDIS_AFFINITY=$(taskset -pc "$REDIS_PID" | awk -F': ' '{print $2}')
+			taskset -a -pc 0 "$REDIS_PID" >/dev/null
+			boost "$REDIS_PID"
+			db=cstalk_bench_two_$(date +%s)
+			mariadb -h 127.0.0.1 -uroot -e "CREATE DATABASE $db"
+			start_chat "$MARIADB_DSN/$db" --redis "$REDIS_URL"
+			start_node $((CHAT_PORT + 1)) "$MARIADB_DSN/$db" --redis "$REDIS_URL"
+			MEMBER_PID=$NODE_PID
+			rate=${CHAT_RATES%% *}
+			chat "chat-two-nodes-$rate" $CSTALK_CHAT --member-http "http://127.0.0.1:$((CHAT_PORT + 1))" \
+				--pid "$CHAT_PID" --member-pid "$MEMBER_PID" --db-pid "$MYSQLD_PID" --bus-pid "$REDIS_PID" --rate "$rate"
+			stop_chat
+			taskset -a -pc "$REDIS_AFFINITY" "$REDIS_PID" >/dev/null
+			mariadb -h 127.0.0.1 -uroot -e "DROP DATABASE $db"
+		fi
+		taskset -a -pc "$MYSQLD_AFFINITY" "$MYSQLD_PID" >/dev/null
 	fi
 fi
 echo "end: $(uptime)" | tee -a "$OUT/uptime.txt" >&2
@@ -278,9 +314,13 @@ if [ "$WHAT" != broker ]; then
 	echo "chat: $CHAT_CUSTOMERS rooms, a customer and a counselor connection each; every message delivered to both (RabbitMQ: plain pub/sub, nothing stored)"
 	echo "servers (and mysqld) on core 0, generator on core 1, duration=$DURATION warm-up=$WARMUP"
 	printf '%-20s %8s %8s %7s %7s %7s %5s %6s %5s %5s %10s %10s %7s %6s %7s %8s\n' run msg/s deliv/s p50us p99us p999us lost errors cpu% db% deliv/cpu-s +db/cpu-s us/msg batch fsync/m rssKiB/c
-	for r in "$OUT"/chat-sqlite-*.json "$OUT"/chat-rabbit-*.json "$OUT"/chat-mariadb-*.json; do
+	for r in "$OUT"/chat-sqlite-*.json "$OUT"/chat-rabbit-*.json "$OUT"/chat-mariadb-*.json "$OUT"/chat-two-nodes-*.json; do
 		[ -e "$r" ] || continue
 		chatrow "$(basename "$r" .json)" "$r"
+	done
+	for r in "$OUT"/chat-two-nodes-*.json; do
+		[ -e "$r" ] || continue
+		jq -r --arg r "$(basename "$r" .json)" '"\($r): cpu% is node A (customers); node B (counselors) \(.member_cpu_pct|floor)%, redis-server \(.bus_cpu_pct|floor)%, both counted in +db/cpu-s and us/msg"' "$r"
 	done
 	for r in chat-idle-cstalk chat-idle-rabbit; do
 		jq -r --arg r "$r" '"\($r): \(.subs) idle chat connections (private and room subscriptions), \(.rss_kib_per_conn|floor) KiB each"' "$OUT/$r.json"

@@ -112,7 +112,11 @@ type loadResult struct {
 	GeneratorCPUPct    float64 `json:"generator_cpu_pct"`
 	// The chat workload: the database server's CPU (MariaDB) over the same
 	// window, deliveries per CPU-second of both, and their CPU per message.
-	DBCPUPct                float64 `json:"db_cpu_pct,omitempty"`
+	DBCPUPct float64 `json:"db_cpu_pct,omitempty"`
+	// Two nodes: the counselors' node and the bus's server, counted in the
+	// totals too.
+	MemberCPUPct            float64 `json:"member_cpu_pct,omitempty"`
+	BusCPUPct               float64 `json:"bus_cpu_pct,omitempty"`
 	DeliveredPerTotalCPUSec float64 `json:"delivered_per_total_cpu_sec,omitempty"`
 	CPUMicrosPerMessage     float64 `json:"cpu_us_per_message,omitempty"`
 	// RSSKiBPerConn is the server's memory growth per connection, read once
@@ -160,6 +164,9 @@ func (r loadResult) print(asJSON bool) {
 		fmt.Printf("; %.0f deliveries per server CPU-second", r.DeliveredPerCPUSec)
 	}
 	fmt.Println()
+	if r.MemberCPUPct > 0 || r.BusCPUPct > 0 {
+		fmt.Printf("counselors' node cpu %.0f%%, bus server cpu %.0f%% (counted in the totals below)\n", r.MemberCPUPct, r.BusCPUPct)
+	}
 	if r.DBCPUPct > 0 {
 		fmt.Printf("database cpu %.0f%%: %.0f deliveries per CPU-second of server and database together\n", r.DBCPUPct, r.DeliveredPerTotalCPUSec)
 	}
@@ -179,7 +186,7 @@ func (r *loadResult) perCPU() {
 	if r.ServerCPUPct > 0 {
 		r.DeliveredPerCPUSec = r.DeliveredPerSec / (r.ServerCPUPct / 100)
 	}
-	if total := r.ServerCPUPct + r.DBCPUPct; r.Mode == "chat" && total > 0 && r.DeliveredPerSec > 0 {
+	if total := r.ServerCPUPct + r.DBCPUPct + r.MemberCPUPct + r.BusCPUPct; r.Mode == "chat" && total > 0 && r.DeliveredPerSec > 0 {
 		r.DeliveredPerTotalCPUSec = r.DeliveredPerSec / (total / 100)
 		// Two deliveries per message.
 		r.CPUMicrosPerMessage = total / 100 * 1e6 / (r.DeliveredPerSec / r.FanOutPerMessage)
