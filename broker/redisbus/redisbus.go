@@ -58,9 +58,9 @@ type Options struct {
 	// Inbox is how many received messages may wait for Run. Default 4096.
 	Inbox int
 	// DisableBatching sends every PUBLISH on its own round trip. By default
-	// concurrent publishes share pipelined writes (go-redis autopipelining,
-	// one ordered stream), which doubles throughput with many publishers and
-	// costs a lone publisher a little latency.
+	// one goroutine sends them, whatever is queued as one pipeline (one
+	// ordered stream), which saves a round trip for every publish that came
+	// while another was sent and costs a lone publisher a goroutine switch.
 	DisableBatching bool
 }
 
@@ -72,8 +72,8 @@ type Bus struct {
 	health     time.Duration
 	readyLimit time.Duration
 
-	client *redis.Client
-	pub    redis.Cmdable // client, or its autopipeliner
+	client    *redis.Client
+	publishes chan *publishRequest // to runPublisher; nil with DisableBatching
 	// subClient holds the pub/sub connection alone, so that every
 	// connection it makes is a (re)subscription: conns counts them.
 	subClient *redis.Client
@@ -162,18 +162,6 @@ func New(ctx context.Context, opts Options) (*Bus, error) {
 	subOpts.Dialer = subDial
 	b.subClient = redis.NewClient(&subOpts)
 	b.ps = b.subClient.Subscribe(b.ctx)
-	b.pub = b.client
-	if !opts.DisableBatching {
-		// go-redis marks autopipelining experimental; it is pinned, and its
-		// default is one ordered stream, so a publisher's messages keep
-		// their order and each caller still gets its own error.
-		ap, err := b.client.AutoPipeline()
-		if err != nil {
-			_ = b.Close()
-			return nil, fmt.Errorf("redisbus: publish pipeline: %w", err)
-		}
-		b.pub = ap
-	}
 
 	if err := b.client.Ping(ctx).Err(); err != nil {
 		_ = b.Close()
@@ -182,6 +170,11 @@ func New(ctx context.Context, opts Options) (*Bus, error) {
 	b.wg.Add(2)
 	go b.receive()
 	go b.keepAlive()
+	if !opts.DisableBatching {
+		b.publishes = make(chan *publishRequest, publishQueue)
+		b.wg.Add(1)
+		go b.runPublisher()
+	}
 	if err := b.barrier(ctx); err != nil {
 		_ = b.Close()
 		return nil, fmt.Errorf("redisbus: open pub/sub connection to %s: %w", ropts.Addr, err)
@@ -239,14 +232,23 @@ func (b *Bus) Publish(ctx context.Context, topic string, payload []byte) error {
 	if b.ctx.Err() != nil {
 		return ErrClosed
 	}
-	if err := onceMoreIfStale(func() error {
-		return b.pub.Publish(ctx, b.channel(topic), encode(b.nodeID, payload)).Err()
-	}); err != nil {
+	if err := b.publish(ctx, b.channel(topic), encode(b.nodeID, payload)); err != nil {
 		b.stats.publishErrors.Add(1)
 		return fmt.Errorf("redisbus: publish on %q: %w", topic, err)
 	}
 	b.stats.published.Add(1)
 	return nil
+}
+
+func (b *Bus) publish(ctx context.Context, channel string, payload []byte) error {
+	if b.publishes == nil {
+		return onceMoreIfStale(func() error { return b.client.Publish(ctx, channel, payload).Err() })
+	}
+	req, err := b.submit(ctx, channel, payload)
+	if err != nil {
+		return err
+	}
+	return b.await(req)
 }
 
 // Subscribe returns once Redis has confirmed the subscription, so every
@@ -375,17 +377,18 @@ func (b *Bus) Close() error {
 
 // Stats are running totals, for metrics.
 type Stats struct {
-	Published     uint64 // messages handed to Redis
-	PublishErrors uint64
-	Received      uint64 // messages from other nodes read from Redis
-	Delivered     uint64 // messages passed to Run's deliver
-	OwnDropped    uint64 // this node's own messages coming back, dropped
-	Reconnects    uint64 // pub/sub connection recoveries
-	Topics        int    // topics currently subscribed
+	Published        uint64 // messages handed to Redis
+	PublishErrors    uint64
+	PublishPipelines uint64 // round trips that carried the batched publishes
+	Received         uint64 // messages from other nodes read from Redis
+	Delivered        uint64 // messages passed to Run's deliver
+	OwnDropped       uint64 // this node's own messages coming back, dropped
+	Reconnects       uint64 // pub/sub connection recoveries
+	Topics           int    // topics currently subscribed
 }
 
 type counters struct {
-	published, publishErrors, received, delivered, ownDropped, reconnects atomic.Uint64
+	published, publishErrors, publishPipelines, received, delivered, ownDropped, reconnects atomic.Uint64
 }
 
 // Stats returns the running totals.
@@ -394,13 +397,14 @@ func (b *Bus) Stats() Stats {
 	topics := len(b.topics)
 	b.topicsMu.RUnlock()
 	return Stats{
-		Published:     b.stats.published.Load(),
-		PublishErrors: b.stats.publishErrors.Load(),
-		Received:      b.stats.received.Load(),
-		Delivered:     b.stats.delivered.Load(),
-		OwnDropped:    b.stats.ownDropped.Load(),
-		Reconnects:    b.stats.reconnects.Load(),
-		Topics:        topics,
+		Published:        b.stats.published.Load(),
+		PublishErrors:    b.stats.publishErrors.Load(),
+		PublishPipelines: b.stats.publishPipelines.Load(),
+		Received:         b.stats.received.Load(),
+		Delivered:        b.stats.delivered.Load(),
+		OwnDropped:       b.stats.ownDropped.Load(),
+		Reconnects:       b.stats.reconnects.Load(),
+		Topics:           topics,
 	}
 }
 
