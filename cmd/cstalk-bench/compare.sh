@@ -54,7 +54,9 @@ CHAT_IDLE_CUSTOMERS=${CHAT_IDLE_CUSTOMERS:-1000}
 # A saturating rate leaves a backlog the server keeps delivering after the
 # generator stops; what has not come when the drain gives up counts as lost.
 # At 20,000/s for 15 s MariaDB's backlog took more than the bench's 20 s.
-CHAT_DRAIN_MAX=${CHAT_DRAIN_MAX:-60s}
+# Under a minute: RabbitMQ's Web-STOMP closes a WebSocket idle that long
+# (cowboy's idle timeout), and the customers are idle once sending stops.
+CHAT_DRAIN_MAX=${CHAT_DRAIN_MAX:-40s}
 MARIADB_DSN=${MARIADB_DSN:-}
 REDIS_URL=${REDIS_URL:-}
 CSTALK_URL=ws://127.0.0.1:$PORT/ws/websocket
