@@ -167,7 +167,7 @@ func (p *readPoller) reader(t *wsTransport) {
 
 // epollWaitNow is epoll_wait(2) with a zero timeout, which returns at
 // once, so it skips the runtime's bookkeeping for a call that may block
-// (socket_linux.go says what that costs).
+// (rawconn.SocketRead says what that costs).
 func epollWaitNow(epfd int, events []syscall.EpollEvent) (int, error) {
 	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(epfd),
 		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/igm/sockjs-go/v3/sockjs"
+
+	"github.com/cstalk/cstalk/broker/rawconn"
 )
 
 // transport is what a connection needs from whatever carries its bytes:
@@ -207,7 +209,7 @@ func (t *wsTransport) readOnce(fd uintptr) bool {
 		t.readBuf = t.chunks.Get().(*[]byte)
 	}
 	for {
-		t.readN, t.readErr = socketRead(int(fd), *t.readBuf)
+		t.readN, t.readErr = rawconn.SocketRead(int(fd), *t.readBuf)
 		if t.readErr != syscall.EINTR {
 			break
 		}

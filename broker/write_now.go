@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/cstalk/cstalk/broker/rawconn"
 )
 
 // Writing a delivery at once. A connection's writer goroutine starts when
@@ -87,7 +89,7 @@ func (t *wsTransport) TrySend(p []byte) (sent, pending bool, err error) {
 // writeOnce is TrySend's write: never wait for the socket, that is the
 // writer goroutine's job.
 func (t *wsTransport) writeOnce(fd uintptr) bool {
-	t.written, t.writeErr = socketWrite(int(fd), t.writeBuf)
+	t.written, t.writeErr = rawconn.SocketWrite(int(fd), t.writeBuf)
 	return true
 }
 

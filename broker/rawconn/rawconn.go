@@ -1,7 +1,8 @@
-// Package rawconn dials TCP connections for the node's own busiest clients
-// (its MySQL writer, its Redis bus) whose Read and Write wait in the
-// network poller and call read(2) and write(2) directly, as the broker does
-// for its clients' sockets.
+// Package rawconn reads and writes sockets with read(2) and write(2)
+// directly: the broker's clients' sockets (SocketRead, SocketWrite), and
+// the TCP connections it dials for the node's own busiest clients (its
+// MySQL writer, its Redis bus), whose Read and Write wait in the network
+// poller.
 //
 // A call through the runtime's syscall path wakes the runtime's monitor
 // thread whenever it sleeps, which on a node idle between batches is at
