@@ -7,9 +7,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cstalk/cstalk/broker"
 	"github.com/cstalk/cstalk/broker/bustest"
@@ -149,4 +153,44 @@ func TestStats(t *testing.T) {
 	if b.Received < 1 || b.Delivered < 1 || b.Topics != 2 {
 		t.Errorf("receiver stats %+v: want Received, Delivered and 2 topics", b)
 	}
+
+	// The same figures, scraped.
+	for i, want := range []redisbus.Stats{a, b} {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(buses[i].Collector("chat"))
+		got := scrape(t, reg, "chat")
+		wantMetrics := map[string]float64{
+			"cstalk_bus_published_total": float64(want.Published), "cstalk_bus_publish_errors_total": float64(want.PublishErrors),
+			"cstalk_bus_publish_round_trips_total": float64(want.PublishPipelines), "cstalk_bus_received_total": float64(want.Received),
+			"cstalk_bus_delivered_total": float64(want.Delivered), "cstalk_bus_own_dropped_total": float64(want.OwnDropped),
+			"cstalk_bus_reconnects_total": float64(want.Reconnects), "cstalk_bus_topics": float64(want.Topics),
+		}
+		if !maps.Equal(got, wantMetrics) {
+			t.Errorf("bus %d scraped %v, its stats say %v", i, got, wantMetrics)
+		}
+	}
+}
+
+// scrape gathers reg and returns the value of each metric labelled
+// bus=name.
+func scrape(t *testing.T, reg *prometheus.Registry, name string) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) != 1 || m.GetLabel()[0].GetName() != "bus" || m.GetLabel()[0].GetValue() != name {
+				t.Fatalf("%s: labels %v", f.GetName(), m.GetLabel())
+			}
+			v := m.GetCounter().GetValue()
+			if f.GetType() == dto.MetricType_GAUGE {
+				v = m.GetGauge().GetValue()
+			}
+			out[f.GetName()] = v
+		}
+	}
+	return out
 }

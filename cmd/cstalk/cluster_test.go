@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -49,6 +50,18 @@ func TestClusterRedisRestart(t *testing.T) {
 	if m := metricsText(t, a.base); !strings.Contains(m, "cstalk_presence_redis_up 1") || !strings.Contains(m, "cstalk_presence_local_attendees 2") {
 		t.Fatalf("presence metrics:\n%s", grepLines(m, "cstalk_presence_"))
 	}
+	// Node a published the message, node b delivered it; each node's three
+	// buses are scraped apart.
+	busA, busB := metricValues(t, a.base, "cstalk_bus_"), metricValues(t, b.base, "cstalk_bus_")
+	if busA[`cstalk_bus_published_total{bus="chat"}`] < 1 || busB[`cstalk_bus_delivered_total{bus="chat"}`] < 1 ||
+		busA[`cstalk_bus_reconnects_total{bus="chat"}`] != 0 {
+		t.Fatalf("bus metrics: node a %v, node b %v", busA, busB)
+	}
+	for _, bus := range []string{"chat", "rooms", "guide"} {
+		if _, ok := busA[`cstalk_bus_topics{bus="`+bus+`"}`]; !ok {
+			t.Fatalf("no metrics of the %s bus: %v", bus, busA)
+		}
+	}
 	rds.Kill()
 	waitReady(t, a.base, 503)
 	waitReady(t, b.base, 503)
@@ -73,6 +86,9 @@ func TestClusterRedisRestart(t *testing.T) {
 	waitUntil(t, clusterWait, "presence back in line with Redis", func() bool {
 		return strings.Contains(metricsText(t, a.base), "cstalk_presence_redis_up 1")
 	})
+	if n := metricValues(t, a.base, "cstalk_bus_")[`cstalk_bus_reconnects_total{bus="chat"}`]; n < 1 {
+		t.Fatalf("the chat bus counts %v reconnects after Redis came back", n)
+	}
 	// Nobody subscribed again: the nodes did.
 	cust.send("MESSAGE", textMessage("after", "c-after"))
 	got := agent.await(agentRoom, "MESSAGE", nil)
@@ -175,6 +191,25 @@ func metricsText(t *testing.T, base string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// metricValues scrapes base's /metrics and returns the samples whose
+// names start with prefix, by name and labels as written.
+func metricValues(t *testing.T, base, prefix string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for _, line := range strings.Split(grepLines(metricsText(t, base), prefix), "\n") {
+		sample, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		out[sample] = v
+	}
+	return out
 }
 
 func grepLines(text, prefix string) string {

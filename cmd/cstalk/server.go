@@ -183,6 +183,9 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 		collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler),
 	), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(s.store.Collectors()...)
+	if s.roomBus != nil {
+		reg.MustRegister(s.roomBus.Collector("rooms"))
+	}
 	if cfg.Redis == "" {
 		s.bus = broker.NewMemoryBus()
 	} else {
@@ -191,6 +194,7 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 			return nil, fmt.Errorf("redis bus: %w", err)
 		}
 		s.bus = bus
+		reg.MustRegister(bus.Collector("chat"))
 		// Presence shares the bus's node id so both read alike in logs.
 		s.presence, err = redispresence.New(ctx, redispresence.Options{
 			URL: cfg.Redis, Prefix: "cstalk:", NodeID: bus.NodeID(), Log: log, Registerer: reg,
@@ -232,9 +236,12 @@ func newServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *serve
 		guidePush = append(guidePush, s.guidePush)
 	}
 	if cfg.Redis != "" {
-		if s.guideBus, err = redisbus.New(ctx, redisbus.Options{URL: cfg.Redis, Prefix: "cstalk:guide:", Log: log}); err != nil {
+		guideBus, err := redisbus.New(ctx, redisbus.Options{URL: cfg.Redis, Prefix: "cstalk:guide:", Log: log})
+		if err != nil {
 			return nil, fmt.Errorf("guide relay bus: %w", err)
 		}
+		s.guideBus = guideBus
+		reg.MustRegister(guideBus.Collector("guide"))
 		s.guideRelay = guide.NewRelay(s.guideBus, log)
 		guidePush = append(guidePush, s.guideRelay)
 	}
