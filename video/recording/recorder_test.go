@@ -221,21 +221,30 @@ func vp8Frame(key bool, n int) []byte {
 	return f
 }
 
-// sent is what a publisher sent: frames and audio packets, and when the
-// first and last went.
+// The publisher's sample durations, which also advance its RTP clocks.
+const (
+	frameDuration = time.Second / 30
+	voiceDuration = 20 * time.Millisecond
+)
+
+// sent is what a publisher sent: frames and audio packets.
 type sent struct {
 	frames, voices int
-	// The RTP clock of each track: the recorder places blocks by it, and a
-	// busy machine's skipped ticks leave it behind the wall clock.
-	videoTime, audioTime time.Duration
+}
+
+// mediaTime is how far the longer of the two tracks' RTP clocks ran. The
+// recorder places blocks by them, and a busy machine's skipped ticks leave
+// them behind the wall clock.
+func (s sent) mediaTime() time.Duration {
+	return max(time.Duration(s.frames)*frameDuration, time.Duration(s.voices)*voiceDuration)
 }
 
 // send plays d of 30 fps video (a keyframe a second) and 50 packets/s of
 // Opus in real time, as a camera does. A busy machine skips ticks, so
 // what went out is counted, not assumed.
 func (p *publisher) send(d time.Duration, frameBytes int) sent {
-	vt := time.NewTicker(time.Second / 30)
-	at := time.NewTicker(20 * time.Millisecond)
+	vt := time.NewTicker(frameDuration)
+	at := time.NewTicker(voiceDuration)
 	defer vt.Stop()
 	defer at.Stop()
 	end := time.After(d)
@@ -247,14 +256,12 @@ func (p *publisher) send(d time.Duration, frameBytes int) sent {
 			return s
 		case <-vt.C:
 			key := s.frames%30 == 0 || p.pli.Swap(false)
-			if p.video.WriteSample(pionmedia.Sample{Data: vp8Frame(key, frameBytes), Duration: time.Second / 30}) == nil {
+			if p.video.WriteSample(pionmedia.Sample{Data: vp8Frame(key, frameBytes), Duration: frameDuration}) == nil {
 				s.frames++
-				s.videoTime += time.Second / 30
 			}
 		case <-at.C:
-			if p.audio.WriteSample(pionmedia.Sample{Data: voice, Duration: 20 * time.Millisecond}) == nil {
+			if p.audio.WriteSample(pionmedia.Sample{Data: voice, Duration: voiceDuration}) == nil {
 				s.voices++
-				s.audioTime += 20 * time.Millisecond
 			}
 		}
 	}
@@ -398,7 +405,7 @@ func TestRecordsEachParticipant(t *testing.T) {
 		// The file runs from the first frame (a keyframe) to the last, on
 		// the senders' RTP clocks.
 		sn := sends[f.UserID]
-		span := max(sn.videoTime, sn.audioTime)
+		span := sn.mediaTime()
 		if !near(w.duration, span, 500*time.Millisecond) || !near(f.Duration, span, 500*time.Millisecond) {
 			t.Fatalf("duration %s in the file, %s in the store, media sent for %s", w.duration, f.Duration, span)
 		}
