@@ -145,6 +145,14 @@ func TestStats(t *testing.T) {
 	bustest.MustPublish(t, nodes[0], topic, []byte("x"))
 	nodes[1].WaitFor(t, topic, []byte("x"))
 	bustest.Settle(t, nodes)
+	// Settle's own markers may still be on their way back to their
+	// publishers; closing waits for the readers, so the figures hold still
+	// between Stats and the scrape.
+	for _, bus := range buses {
+		if err := bus.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	a, b := buses[0].Stats(), buses[1].Stats()
 	if a.Published < 1 || a.OwnDropped < 1 {
