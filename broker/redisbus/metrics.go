@@ -7,43 +7,45 @@ import "github.com/prometheus/client_golang/prometheus"
 // read at each scrape; nothing is counted twice.
 func (b *Bus) Collector(name string) prometheus.Collector {
 	labels := prometheus.Labels{"bus": name}
-	desc := func(metric, help string) *prometheus.Desc {
-		return prometheus.NewDesc("cstalk_bus_"+metric, help, nil, labels)
+	counter := func(metric, help string, value func(Stats) uint64) statMetric {
+		return statMetric{prometheus.NewDesc("cstalk_bus_"+metric, help, nil, labels), prometheus.CounterValue,
+			func(s Stats) float64 { return float64(value(s)) }}
 	}
-	return &collector{bus: b,
-		published:  desc("published_total", "Messages this node handed to Redis."),
-		errors:     desc("publish_errors_total", "Publishes Redis did not confirm."),
-		roundTrips: desc("publish_round_trips_total", "Round trips to Redis that carried batched publishes."),
-		received:   desc("received_total", "Messages of other nodes read from Redis."),
-		delivered:  desc("delivered_total", "Messages of other nodes passed to this node's subscribers."),
-		own:        desc("own_dropped_total", "This node's own messages back from Redis, dropped (delivered locally already)."),
-		reconnects: desc("reconnects_total", "Recoveries of the pub/sub connection."),
-		topics:     desc("topics", "Topics this node subscribes to in Redis."),
-	}
+	return &collector{bus: b, metrics: []statMetric{
+		counter("published_total", "Messages this node handed to Redis.", func(s Stats) uint64 { return s.Published }),
+		counter("publish_errors_total", "Publishes Redis did not confirm.", func(s Stats) uint64 { return s.PublishErrors }),
+		counter("publish_round_trips_total", "Round trips to Redis that carried batched publishes.", func(s Stats) uint64 { return s.PublishPipelines }),
+		counter("received_total", "Messages of other nodes read from Redis.", func(s Stats) uint64 { return s.Received }),
+		counter("delivered_total", "Messages of other nodes passed to this node's subscribers.", func(s Stats) uint64 { return s.Delivered }),
+		counter("own_dropped_total", "This node's own messages back from Redis, dropped (delivered locally already).", func(s Stats) uint64 { return s.OwnDropped }),
+		counter("reconnects_total", "Recoveries of the pub/sub connection.", func(s Stats) uint64 { return s.Reconnects }),
+		{prometheus.NewDesc("cstalk_bus_topics", "Topics this node subscribes to in Redis.", nil, labels), prometheus.GaugeValue,
+			func(s Stats) float64 { return float64(s.Topics) }},
+	}}
+}
+
+// statMetric is one metric and the figure of Stats it reports.
+type statMetric struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(Stats) float64
 }
 
 type collector struct {
-	bus                                                                 *Bus
-	published, errors, roundTrips, received, delivered, own, reconnects *prometheus.Desc
-	topics                                                              *prometheus.Desc
+	bus     *Bus
+	metrics []statMetric
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.published, c.errors, c.roundTrips, c.received, c.delivered, c.own, c.reconnects, c.topics} {
-		ch <- d
+	for _, m := range c.metrics {
+		ch <- m.desc
 	}
 }
 
+// Collect reads Stats once, so one scrape's figures are one snapshot.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.bus.Stats()
-	for _, m := range []struct {
-		desc  *prometheus.Desc
-		value uint64
-	}{
-		{c.published, s.Published}, {c.errors, s.PublishErrors}, {c.roundTrips, s.PublishPipelines},
-		{c.received, s.Received}, {c.delivered, s.Delivered}, {c.own, s.OwnDropped}, {c.reconnects, s.Reconnects},
-	} {
-		ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(m.value))
+	for _, m := range c.metrics {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(s))
 	}
-	ch <- prometheus.MustNewConstMetric(c.topics, prometheus.GaugeValue, float64(s.Topics))
 }
